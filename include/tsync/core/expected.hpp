@@ -1,0 +1,132 @@
+#pragma once
+/// \file
+/// `tsync::expected<T, E>`: `std::expected` when the standard library has it
+/// (`__cpp_lib_expected >= 202202L`), otherwise a small union-based fallback
+/// with the same spelling for the members tsync uses.
+///
+/// Callers must test `has_value()` (or `operator bool`) before `value()` /
+/// `operator*`; the fallback's `value()` on an error terminates the program
+/// (tsync never throws).
+
+#include <version>
+
+#if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202202L && !defined(TSYNC_NO_STD_EXPECTED)
+#include <expected>
+namespace tsync {
+template <class T, class E> using expected = std::expected<T, E>;
+template <class E> using unexpected = std::unexpected<E>;
+inline constexpr bool uses_std_expected = true;
+}  // namespace tsync
+#else
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace tsync {
+inline constexpr bool uses_std_expected = false;
+
+/// Error wrapper used to construct an `expected` in the error state.
+template <class E> class unexpected {
+ public:
+  constexpr explicit unexpected(const E& e) : e_(e) {}
+  constexpr explicit unexpected(E&& e) : e_(std::move(e)) {}
+  [[nodiscard]] constexpr const E& error() const& noexcept { return e_; }
+  [[nodiscard]] constexpr E& error() & noexcept { return e_; }
+  [[nodiscard]] constexpr E&& error() && noexcept { return std::move(e_); }
+  friend constexpr bool operator==(const unexpected& a, const unexpected& b) { return a.e_ == b.e_; }
+
+ private:
+  E e_;
+};
+template <class E> unexpected(E) -> unexpected<E>;
+
+namespace detail {
+[[noreturn]] inline void bad_expected_access() noexcept {
+  std::fputs("tsync: value() called on an expected holding an error\n", stderr);
+  std::abort();
+}
+}  // namespace detail
+
+/// Either a value of type T or an error of type E.
+template <class T, class E> class expected {
+ public:
+  using value_type = T;
+  using error_type = E;
+  using unexpected_type = unexpected<E>;
+
+  constexpr expected() requires std::is_default_constructible_v<T> : has_(true) { ::new (&v_) T(); }
+  template <class U = T>
+    requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::remove_cvref_t<U>, expected> &&
+             !std::is_same_v<std::remove_cvref_t<U>, unexpected<E>>)
+  constexpr expected(U&& v) : has_(true) {  // NOLINT(google-explicit-constructor)
+    ::new (&v_) T(std::forward<U>(v));
+  }
+  template <class G>
+  constexpr expected(const unexpected<G>& u) : has_(false) {  // NOLINT
+    ::new (&e_) E(u.error());
+  }
+  template <class G>
+  constexpr expected(unexpected<G>&& u) : has_(false) {  // NOLINT
+    ::new (&e_) E(std::move(u).error());
+  }
+  expected(const expected& o) : has_(o.has_) {
+    if (has_) ::new (&v_) T(o.v_); else ::new (&e_) E(o.e_);
+  }
+  expected(expected&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : has_(o.has_) {
+    if (has_) ::new (&v_) T(std::move(o.v_)); else ::new (&e_) E(std::move(o.e_));
+  }
+  expected& operator=(const expected& o) {
+    if (this != &o) { destroy(); has_ = o.has_; if (has_) ::new (&v_) T(o.v_); else ::new (&e_) E(o.e_); }
+    return *this;
+  }
+  expected& operator=(expected&& o) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this != &o) { destroy(); has_ = o.has_; if (has_) ::new (&v_) T(std::move(o.v_)); else ::new (&e_) E(std::move(o.e_)); }
+    return *this;
+  }
+  ~expected() { destroy(); }
+
+  [[nodiscard]] constexpr bool has_value() const noexcept { return has_; }
+  constexpr explicit operator bool() const noexcept { return has_; }
+  [[nodiscard]] constexpr T& value() & { if (!has_) detail::bad_expected_access(); return v_; }
+  [[nodiscard]] constexpr const T& value() const& { if (!has_) detail::bad_expected_access(); return v_; }
+  [[nodiscard]] constexpr T&& value() && { if (!has_) detail::bad_expected_access(); return std::move(v_); }
+  [[nodiscard]] constexpr const E& error() const& noexcept { return e_; }
+  [[nodiscard]] constexpr E& error() & noexcept { return e_; }
+  constexpr T& operator*() & noexcept { return v_; }
+  constexpr const T& operator*() const& noexcept { return v_; }
+  constexpr T&& operator*() && noexcept { return std::move(v_); }
+  constexpr T* operator->() noexcept { return std::addressof(v_); }
+  constexpr const T* operator->() const noexcept { return std::addressof(v_); }
+  template <class U> [[nodiscard]] constexpr T value_or(U&& d) const& {
+    return has_ ? v_ : static_cast<T>(std::forward<U>(d));
+  }
+
+ private:
+  void destroy() noexcept { if (has_) v_.~T(); else e_.~E(); }
+  bool has_;
+  union { T v_; E e_; };
+};
+
+/// `expected<void, E>`: success or an error.
+template <class E> class expected<void, E> {
+ public:
+  using value_type = void;
+  using error_type = E;
+  constexpr expected() noexcept : has_(true), e_() {}
+  template <class G> constexpr expected(const unexpected<G>& u) : has_(false), e_(u.error()) {}  // NOLINT
+  template <class G> constexpr expected(unexpected<G>&& u) : has_(false), e_(std::move(u).error()) {}  // NOLINT
+  [[nodiscard]] constexpr bool has_value() const noexcept { return has_; }
+  constexpr explicit operator bool() const noexcept { return has_; }
+  constexpr void value() const { if (!has_) detail::bad_expected_access(); }
+  constexpr void operator*() const noexcept {}
+  [[nodiscard]] constexpr const E& error() const& noexcept { return e_; }
+
+ private:
+  bool has_;
+  E e_;
+};
+}  // namespace tsync
+#endif

@@ -1,0 +1,5 @@
+#pragma once
+/// \file
+/// Umbrella header: everything in tsync that needs nothing beyond the C++20
+/// standard library and POSIX. (The Eigen-based estimators are included separately.)
+#include "tsync/core.hpp"

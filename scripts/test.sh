@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Build and run every tsync test: the dev preset (debug, warnings as errors,
+# including the package and compile-fail tests), the AddressSanitizer +
+# UndefinedBehaviorSanitizer preset, the ThreadSanitizer preset (threaded
+# tests), and a short libFuzzer run of the wire decoder. Installs missing
+# Debian packages first (scripts/deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+for preset in dev asan tsan; do
+  echo "=== tsync: workflow preset '$preset'"
+  cmake --workflow --preset "$preset"
+done
+if [ -x scripts/fuzz.sh ]; then
+  echo "=== tsync: short fuzz run"
+  ./scripts/fuzz.sh 30
+fi
+echo "=== tsync: all tests passed"
