@@ -3,3 +3,4 @@
 /// Umbrella header: everything in tsync that needs nothing beyond the C++20
 /// standard library and POSIX. (The Eigen-based estimators are included separately.)
 #include "tsync/core.hpp"
+#include "tsync/kvm.hpp"

@@ -50,43 +50,70 @@ namespace detail {
 }
 }  // namespace detail
 
+namespace detail {
+struct empty_init_t {};
+// Storage with a trivial destructor when T and E have one (so that expected is
+// a literal type and math functions returning it can be constexpr).
+template <class T, class E,
+          bool = std::is_trivially_destructible_v<T> && std::is_trivially_destructible_v<E>>
+struct expected_storage {
+  constexpr expected_storage() noexcept : dummy_{}, has_(false) {}
+  union { char dummy_; T v_; E e_; };
+  bool has_;
+};
+template <class T, class E> struct expected_storage<T, E, false> {
+  constexpr expected_storage() noexcept : dummy_{}, has_(false) {}
+  expected_storage(const expected_storage&) = delete;
+  expected_storage& operator=(const expected_storage&) = delete;
+  ~expected_storage() { if (has_) v_.~T(); else e_.~E(); }
+  union { char dummy_; T v_; E e_; };
+  bool has_;
+};
+}  // namespace detail
+
 /// Either a value of type T or an error of type E.
-template <class T, class E> class expected {
+template <class T, class E> class expected : private detail::expected_storage<T, E> {
+  using base = detail::expected_storage<T, E>;
+  using base::v_;
+  using base::e_;
+  using base::has_;
+
  public:
   using value_type = T;
   using error_type = E;
   using unexpected_type = unexpected<E>;
 
-  constexpr expected() requires std::is_default_constructible_v<T> : has_(true) { ::new (&v_) T(); }
+  constexpr expected() requires std::is_default_constructible_v<T> { construct_value(); }
   template <class U = T>
     requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::remove_cvref_t<U>, expected> &&
              !std::is_same_v<std::remove_cvref_t<U>, unexpected<E>>)
-  constexpr expected(U&& v) : has_(true) {  // NOLINT(google-explicit-constructor)
-    ::new (&v_) T(std::forward<U>(v));
+  constexpr expected(U&& v) {  // NOLINT(google-explicit-constructor)
+    construct_value(std::forward<U>(v));
   }
   template <class G>
-  constexpr expected(const unexpected<G>& u) : has_(false) {  // NOLINT
-    ::new (&e_) E(u.error());
+  constexpr expected(const unexpected<G>& u) {  // NOLINT
+    construct_error(u.error());
   }
   template <class G>
-  constexpr expected(unexpected<G>&& u) : has_(false) {  // NOLINT
-    ::new (&e_) E(std::move(u).error());
+  constexpr expected(unexpected<G>&& u) {  // NOLINT
+    construct_error(std::move(u).error());
   }
-  expected(const expected& o) : has_(o.has_) {
-    if (has_) ::new (&v_) T(o.v_); else ::new (&e_) E(o.e_);
+  constexpr expected(const expected& o) {
+    if (o.has_) construct_value(o.v_); else construct_error(o.e_);
   }
-  expected(expected&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : has_(o.has_) {
-    if (has_) ::new (&v_) T(std::move(o.v_)); else ::new (&e_) E(std::move(o.e_));
+  constexpr expected(expected&& o) noexcept(std::is_nothrow_move_constructible_v<T> &&
+                                            std::is_nothrow_move_constructible_v<E>) {
+    if (o.has_) construct_value(std::move(o.v_)); else construct_error(std::move(o.e_));
   }
-  expected& operator=(const expected& o) {
-    if (this != &o) { destroy(); has_ = o.has_; if (has_) ::new (&v_) T(o.v_); else ::new (&e_) E(o.e_); }
+  constexpr expected& operator=(const expected& o) {
+    if (this != &o) { destroy(); if (o.has_) construct_value(o.v_); else construct_error(o.e_); }
     return *this;
   }
-  expected& operator=(expected&& o) noexcept(std::is_nothrow_move_constructible_v<T>) {
-    if (this != &o) { destroy(); has_ = o.has_; if (has_) ::new (&v_) T(std::move(o.v_)); else ::new (&e_) E(std::move(o.e_)); }
+  constexpr expected& operator=(expected&& o) noexcept(std::is_nothrow_move_constructible_v<T> &&
+                                                       std::is_nothrow_move_constructible_v<E>) {
+    if (this != &o) { destroy(); if (o.has_) construct_value(std::move(o.v_)); else construct_error(std::move(o.e_)); }
     return *this;
   }
-  ~expected() { destroy(); }
 
   [[nodiscard]] constexpr bool has_value() const noexcept { return has_; }
   constexpr explicit operator bool() const noexcept { return has_; }
@@ -105,9 +132,17 @@ template <class T, class E> class expected {
   }
 
  private:
-  void destroy() noexcept { if (has_) v_.~T(); else e_.~E(); }
-  bool has_;
-  union { T v_; E e_; };
+  template <class... A> constexpr void construct_value(A&&... a) {
+    std::construct_at(std::addressof(v_), std::forward<A>(a)...);
+    has_ = true;
+  }
+  template <class... A> constexpr void construct_error(A&&... a) {
+    std::construct_at(std::addressof(e_), std::forward<A>(a)...);
+    has_ = false;
+  }
+  constexpr void destroy() noexcept {
+    if (has_) std::destroy_at(std::addressof(v_)); else std::destroy_at(std::addressof(e_));
+  }
 };
 
 /// `expected<void, E>`: success or an error.
