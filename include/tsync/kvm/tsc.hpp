@@ -186,16 +186,47 @@ struct tsc_params {
 // Precomputed exact inverse (no 128-bit division per value).
 // ---------------------------------------------------------------------------
 
+namespace detail {
+// One step of Möller–Granlund division (udiv_qrnnd_preinv) followed by the
+// ceiling: ceil((u1*2^64 + u0) / d) for a normalised d (top bit set),
+// v = floor((2^128 - 1) / d) - 2^64 and u1 < d. Branch-free.
+[[nodiscard]] constexpr std::uint64_t mg_ceil(std::uint64_t u1, std::uint64_t u0, std::uint64_t v,
+                                              std::uint64_t d) noexcept {
+  u128 q = static_cast<u128>(v) * u1;
+  q += (static_cast<u128>(u1) << 64) | u0;
+  std::uint64_t q1 = static_cast<std::uint64_t>(q >> 64) + 1;
+  const std::uint64_t q0 = static_cast<std::uint64_t>(q);
+  std::uint64_t r = u0 - q1 * d;
+  // Masks rather than branches, so that compilers emit conditional moves.
+  const std::uint64_t m1 = 0 - static_cast<std::uint64_t>(r > q0);
+  q1 += m1;  // q1 - 1 when r > q0
+  r += d & m1;
+  const std::uint64_t m2 = 0 - static_cast<std::uint64_t>(r >= d);
+  q1 -= m2;  // q1 + 1 when r >= d
+  r -= d & m2;
+  return q1 + static_cast<std::uint64_t>(r != 0);  // r is the remainder << l: round up
+}
+}  // namespace detail
+
+/// Why a batch conversion stopped.
+struct batch_error {
+  errc code = errc::ok;   ///< `overflow`, `invalid_argument` (span sizes) or a `validate` error
+  std::size_t index = 0;  ///< index of the first value that failed (0 for argument errors)
+  friend constexpr bool operator==(const batch_error&, const batch_error&) = default;
+};
+
 /// A precomputed form of `to_host` for one parameter set.
 ///
 /// `to_host` needs `ceil(N / ratio)` with `N = S * 2^frac_bits` up to 127 bits.
 /// The plan normalises the divisor (`d = ratio << l`, top bit set) and keeps
 /// the reciprocal `v = floor((2^128 − 1) / d) − 2^64`; each conversion is then
-/// one 64×64→128 multiply, one 64×64 low multiply and two correction steps
-/// (Möller and Granlund, "Improved division by invariant integers", 2011),
-/// which yields the exact floor quotient and remainder; the ceiling adds 1
-/// when the remainder is not 0. The result is bit-identical to the scalar
-/// `to_host` for every input (property-tested over the full 64-bit ranges).
+/// one 64×64→128 multiply, one 64×64 low multiply and two branch-free
+/// correction steps (Möller and Granlund, "Improved division by invariant
+/// integers", 2011), which give the exact floor quotient and remainder; the
+/// ceiling adds 1 when the remainder is not 0. Overflow is one comparison of S
+/// with the largest S whose result fits (the map is monotone). The result is
+/// bit-identical to the scalar `to_host` for every input (property-tested over
+/// the full 64-bit ranges and at the edges).
 class inverse_plan {
  public:
   /// Build the plan; fails as `validate(p)` does.
@@ -206,13 +237,15 @@ class inverse_plan {
     k.frac_ = p.frac_bits;
     k.ratio_ = p.ratio;
     k.unscaled_ = p.is_unscaled();
-    const int l = std::countl_zero(p.ratio);
-    k.norm_shift_ = static_cast<unsigned>(l);
+    const unsigned l = static_cast<unsigned>(std::countl_zero(p.ratio));
     k.d_ = p.ratio << l;
     // floor((2^128 - 1) / d) - 2^64  ==  floor((~d * 2^64 + 2^64 - 1) / d)
     const u128 num = (static_cast<u128>(~k.d_) << 64) | ~std::uint64_t{0};
     k.v_ = static_cast<std::uint64_t>(num / k.d_);
-    k.limit_ = (static_cast<u128>(p.ratio) << 64) - p.ratio;
+    k.shift_ = p.frac_bits + l;  // u = S << shift_, at most 126
+    // Largest S with ceil(S * 2^f / r) <= 2^64 - 1: floor((2^64 - 1) * r / 2^f).
+    const u128 smax = (static_cast<u128>(~std::uint64_t{0}) * p.ratio) >> p.frac_bits;
+    k.s_max_ = (smax >> 64) ? ~std::uint64_t{0} : static_cast<std::uint64_t>(smax);
     return k;
   }
 
@@ -220,56 +253,33 @@ class inverse_plan {
   [[nodiscard]] constexpr tsc_params params() const noexcept { return {offset_, ratio_, frac_}; }
   /// True for the unscaled fast path (`host = guest − offset`).
   [[nodiscard]] constexpr bool unscaled() const noexcept { return unscaled_; }
-
-  /// One conversion without a branch on overflow: returns the result and sets
-  /// `overflow` to 1 when the exact result does not fit 64 bits (the value is
-  /// then unspecified). Meant for loops that check the flag once per block.
-  [[nodiscard]] constexpr std::uint64_t apply_unchecked(std::uint64_t guest_tsc, std::uint64_t& overflow) const noexcept {
-    const std::uint64_t s = guest_tsc - offset_;
-    if (unscaled_) return s;
-    return scaled(s, overflow);
-  }
+  /// The largest `S = guest − offset` (mod 2^64) whose host value fits 64 bits.
+  [[nodiscard]] constexpr std::uint64_t max_scaled() const noexcept { return unscaled_ ? ~std::uint64_t{0} : s_max_; }
 
   /// Checked conversion: the same value as `to_host(guest_tsc, params())`.
   [[nodiscard]] constexpr expected<std::uint64_t, errc> operator()(std::uint64_t guest_tsc) const noexcept {
-    std::uint64_t ov = 0;
-    const std::uint64_t r = apply_unchecked(guest_tsc, ov);
-    if (ov != 0) return unexpected(errc::overflow);
-    return r;
+    const std::uint64_t s = guest_tsc - offset_;
+    if (unscaled_) return s;
+    if (s > s_max_) return unexpected(errc::overflow);
+    return scaled(s);
   }
 
-  /// The scaled kernel of the plan, exposed for batch loops that have already
-  /// split off the unscaled case: `ceil((s << frac) / ratio)`.
-  [[nodiscard]] constexpr std::uint64_t scaled(std::uint64_t s, std::uint64_t& overflow) const noexcept {
-    const u128 n = static_cast<u128>(s) << frac_;                 // < 2^127
-    // ceil(n / ratio) > 2^64 - 1  <=>  n > ratio * (2^64 - 1): one 128-bit compare.
-    overflow |= static_cast<std::uint64_t>(n > limit_);
-    const u128 u = n << norm_shift_;                              // exact unless overflow
-    const std::uint64_t u1 = static_cast<std::uint64_t>(u >> 64);
-    const std::uint64_t u0 = static_cast<std::uint64_t>(u);
-    u128 q = static_cast<u128>(v_) * u1;
-    q += (static_cast<u128>(u1) << 64) | u0;
-    std::uint64_t q1 = static_cast<std::uint64_t>(q >> 64) + 1;
-    const std::uint64_t q0 = static_cast<std::uint64_t>(q);
-    std::uint64_t r = u0 - q1 * d_;
-    // Written as masks so that compilers emit conditional moves, not branches.
-    const std::uint64_t m1 = 0 - static_cast<std::uint64_t>(r > q0);
-    q1 += m1;            // q1 - 1 when r > q0
-    r += d_ & m1;
-    const std::uint64_t m2 = 0 - static_cast<std::uint64_t>(r >= d_);
-    q1 -= m2;            // q1 + 1 when r >= d
-    r -= d_ & m2;
-    return q1 + static_cast<std::uint64_t>(r != 0);  // r is the remainder << l: ceil
+  /// `ceil((s << frac) / ratio)` for a scaled plan. Precondition: `s <= max_scaled()`.
+  [[nodiscard]] constexpr std::uint64_t scaled(std::uint64_t s) const noexcept {
+    if (shift_ >= 64) return detail::mg_ceil(s << (shift_ - 64), 0, v_, d_);
+    return detail::mg_ceil((s >> 1) >> (63 - shift_), s << shift_, v_, d_);
   }
 
  private:
+  friend expected<void, batch_error> to_host_batch_impl(const std::uint64_t*, std::uint64_t*, std::size_t,
+                                                               const inverse_plan&) noexcept;
   constexpr inverse_plan() noexcept = default;
   std::uint64_t offset_ = 0;
   std::uint64_t ratio_ = 1;
-  std::uint64_t d_ = 0;   // ratio << norm_shift_
-  std::uint64_t v_ = 0;   // reciprocal of d_
-  u128 limit_ = 0;        // ratio * (2^64 - 1): largest numerator with a 64-bit ceiling
-  unsigned norm_shift_ = 0;
+  std::uint64_t d_ = 0;      // ratio << l (normalised divisor)
+  std::uint64_t v_ = 0;      // reciprocal of d_
+  std::uint64_t s_max_ = 0;  // largest S with a 64-bit result
+  unsigned shift_ = 0;       // frac + l
   std::uint8_t frac_ = 0;
   bool unscaled_ = true;
 };
@@ -278,15 +288,8 @@ class inverse_plan {
 // Batch conversions.
 // ---------------------------------------------------------------------------
 
-/// Why a batch conversion stopped.
-struct batch_error {
-  errc code = errc::ok;   ///< `overflow`, `invalid_argument` (span sizes) or a `validate` error
-  std::size_t index = 0;  ///< index of the first value that failed (0 for argument errors)
-  friend constexpr bool operator==(const batch_error&, const batch_error&) = default;
-};
-
 namespace detail {
-inline constexpr std::size_t kvm_batch_block = 256;
+inline constexpr std::size_t kvm_batch_block = 512;
 
 // out[i] = in[i] + o; in and out may be the same range.
 inline void add_offset(const std::uint64_t* in, std::uint64_t* out, std::size_t n, std::uint64_t o) noexcept {
@@ -296,28 +299,43 @@ inline void scale_add(const std::uint64_t* in, std::uint64_t* out, std::size_t n
                       unsigned f, std::uint64_t o) noexcept {
   for (std::size_t i = 0; i < n; ++i) out[i] = mul_u64_u64_shr(in[i], r, f) + o;
 }
+}  // namespace detail
 
-inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
-                                                 const inverse_plan& plan) noexcept {
-  const std::uint64_t o = plan.params().offset;
-  if (plan.unscaled()) {
-    add_offset(in, out, n, 0 - o);
+/// The batch kernel behind `to_host(span, span, plan)`; `in` and `out` may be equal.
+inline expected<void, batch_error> to_host_batch_impl(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
+                                                      const inverse_plan& plan) noexcept {
+  // Locals: the compiler need not reload them after each store to `out`.
+  const std::uint64_t o = plan.offset_, v = plan.v_, d = plan.d_, smax = plan.s_max_;
+  const unsigned sh = plan.shift_;
+  if (plan.unscaled_) {
+    detail::add_offset(in, out, n, 0 - o);
     return {};
   }
-  constexpr std::size_t none = ~std::size_t{0};
-  for (std::size_t base = 0; base < n; base += kvm_batch_block) {
-    const std::size_t end = std::min(n, base + kvm_batch_block);
-    std::size_t first = none;
-    for (std::size_t i = base; i < end; ++i) {
-      std::uint64_t ov = 0;
-      out[i] = plan.scaled(in[i] - o, ov);   // reads in[i] before writing out[i]: in-place safe
-      first = (ov != 0 && first == none) ? i : first;
+  for (std::size_t base = 0; base < n; base += detail::kvm_batch_block) {
+    const std::size_t end = std::min(n, base + detail::kvm_batch_block);
+    // Overflow pre-check on the untouched inputs (vectorisable), so that the
+    // conversion loop has no checks and the first failing index is exact even in place.
+    std::uint64_t bad = 0;
+    for (std::size_t i = base; i < end; ++i) bad |= static_cast<std::uint64_t>(in[i] - o > smax);
+    std::size_t stop = end;
+    if (bad != 0) {
+      stop = base;
+      while (in[stop] - o <= smax) ++stop;
     }
-    if (first != none) return unexpected(batch_error{errc::overflow, first});
+    if (sh >= 64) {
+      const unsigned a = sh - 64;
+      for (std::size_t i = base; i < stop; ++i) out[i] = detail::mg_ceil((in[i] - o) << a, 0, v, d);
+    } else {
+      const unsigned b = 63 - sh;
+      for (std::size_t i = base; i < stop; ++i) {
+        const std::uint64_t s = in[i] - o;
+        out[i] = detail::mg_ceil((s >> 1) >> b, s << sh, v, d);
+      }
+    }
+    if (stop != end) return unexpected(batch_error{errc::overflow, stop});
   }
   return {};
 }
-}  // namespace detail
 
 /// Host → guest for a whole range: `out[i] = to_guest(in[i], p)`, bit for bit.
 /// Errors: `errc::invalid_argument` (index 0) when `out.size() != in.size()`,
@@ -347,7 +365,7 @@ inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::u
                                                         std::span<std::uint64_t> out,
                                                         const inverse_plan& plan) noexcept {
   if (in.size() != out.size()) return unexpected(batch_error{errc::invalid_argument, 0});
-  return detail::to_host_batch(in.data(), out.data(), in.size(), plan);
+  return to_host_batch_impl(in.data(), out.data(), in.size(), plan);
 }
 
 /// Guest → host for a whole range (builds an `inverse_plan` once).
