@@ -152,14 +152,14 @@ struct scenario {
     sc.clock.wander_ppm = 0.5;
     sc.clock.wander_period_ns = 600 * s;
   } else if (name == "clock_step") {
-    sc.description = "B6 clock step: q ~ Exp(5 us), the guest clock jumps +100 us at 300 s";
-    sc.clock.offset_steps.push_back({300 * s, 100 * us});
+    sc.description = "B6 clock step: q ~ Exp(5 us), the guest clock jumps +100 us at 305 s (between two bursts)";
+    sc.clock.offset_steps.push_back({305 * s, 100 * us});
   } else if (name == "frequency_step") {
-    sc.description = "B6b frequency step: q ~ Exp(5 us), the guest rate changes by +5 ppm at 300 s";
-    sc.clock.frequency_steps.push_back({300 * s, 5.0});
+    sc.description = "B6b frequency step: q ~ Exp(5 us), the guest rate changes by +5 ppm at 305 s (between two bursts)";
+    sc.clock.frequency_steps.push_back({305 * s, 5.0});
   } else if (name == "asymmetry_step") {
-    sc.description = "B7 asymmetry step: q ~ Exp(5 us), the forward minimum delay grows by 10 us at 300 s";
-    sc.link.asymmetry_steps.push_back({300 * s, direction::forward, 10 * us});
+    sc.description = "B7 asymmetry step: q ~ Exp(5 us), the forward minimum delay grows by 10 us at 305 s (between two bursts)";
+    sc.link.asymmetry_steps.push_back({305 * s, direction::forward, 10 * us});
   } else if (name == "stamp_noise") {
     sc.description =
         "B8 stamp noise and glitches: q ~ Exp(5 us), Gaussian noise sigma 200 ns on all stamps, 0.05% of guest "
