@@ -5,3 +5,5 @@
 #include "tsync/core.hpp"
 #include "tsync/kvm.hpp"
 #include "tsync/clock.hpp"
+#include "tsync/transport.hpp"
+#include "tsync/probe.hpp"
