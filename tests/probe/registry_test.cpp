@@ -121,11 +121,11 @@ TEST_CASE("check_kvm_debugfs reads every vCPU of the VM") {
   write(root / "kvm" / "1234-11" / "vcpu0" / "tsc-offset", "-123456789\n");
   write(root / "kvm" / "1234-11" / "vcpu1" / "tsc-offset", "42\n");
   write(root / "kvm" / "999-3" / "vcpu0" / "tsc-offset", "0\n");
-  CHECK(check_kvm_debugfs(root, 1234).has_value());
-  CHECK(check_kvm_debugfs(root, 1234, 11).has_value());
-  CHECK(check_kvm_debugfs(root, 1234, 12).error() == make_error_code(errc::not_found));
-  CHECK(check_kvm_debugfs(root, 123).error() == make_error_code(errc::not_found));  // not a prefix match
-  CHECK(check_kvm_debugfs(root / "nowhere", 1234).error() == make_error_code(errc::not_found));
+  CHECK(check_kvm_debugfs({1234, std::nullopt, (root / "kvm").string()}).has_value());
+  CHECK(check_kvm_debugfs({1234, 11, (root / "kvm").string()}).has_value());
+  CHECK(check_kvm_debugfs({1234, 12, (root / "kvm").string()}).error() == make_error_code(errc::not_found));
+  CHECK(check_kvm_debugfs({123, std::nullopt, (root / "kvm").string()}).error() == make_error_code(errc::not_found));  // not a prefix match
+  CHECK(check_kvm_debugfs({1234, std::nullopt, (root / "nowhere").string()}).error() == make_error_code(errc::not_found));
   std::filesystem::remove_all(root);
 }
 
@@ -135,11 +135,11 @@ TEST_CASE("check_kvm_debugfs reports ambiguity and malformed files") {
   write(root / "kvm" / "77-12" / "vcpu0" / "tsc-offset", "x1\n");
   write(root / "kvm" / "88-1" / "other" / "file", "1\n");
   write(root / "kvm" / "89-1" / "vcpu0" / "tsc-scaling-ratio", "1\n");
-  CHECK(check_kvm_debugfs(root, 77).error() == make_error_code(errc::ambiguous_vm));
-  CHECK(check_kvm_debugfs(root, 77, 10).has_value());
-  CHECK(check_kvm_debugfs(root, 77, 12).error() == make_error_code(errc::malformed_number));
-  CHECK(check_kvm_debugfs(root, 88).error() == make_error_code(errc::not_found));
-  CHECK(check_kvm_debugfs(root, 89).error() == make_error_code(errc::not_found));
+  CHECK(check_kvm_debugfs({77, std::nullopt, (root / "kvm").string()}).error() == make_error_code(errc::ambiguous_vm));
+  CHECK(check_kvm_debugfs({77, 10, (root / "kvm").string()}).has_value());
+  CHECK(check_kvm_debugfs({77, 12, (root / "kvm").string()}).error() == make_error_code(errc::malformed_number));
+  CHECK(check_kvm_debugfs({88, std::nullopt, (root / "kvm").string()}).error() == make_error_code(errc::not_found));
+  CHECK_FALSE(check_kvm_debugfs({89, std::nullopt, (root / "kvm").string()}).has_value());
   std::filesystem::remove_all(root);
 }
 
@@ -149,9 +149,9 @@ TEST_CASE("a real debugfs check plugs into the selection") {
   selection_input in;
   in.host_clock = trace_clock_id::x86_tsc;
   in.guest_clock = trace_clock_id::x86_tsc;
-  in.kvm_check = [&] { return check_kvm_debugfs(root, 5); };
+  in.kvm_check = [&] { return check_kvm_debugfs({5, std::nullopt, (root / "kvm").string()}); };
   CHECK(select_protocol(in).chosen == protocol::kvm);
-  in.kvm_check = [&] { return check_kvm_debugfs(root, 6); };
+  in.kvm_check = [&] { return check_kvm_debugfs({6, std::nullopt, (root / "kvm").string()}); };
   auto s = select_protocol(in);
   CHECK(s.chosen == protocol::probe);
   CHECK(s.decisions[0].reason.find("not found") != std::string::npos);

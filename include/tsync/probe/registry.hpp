@@ -19,8 +19,6 @@
 /// and a user learns why the exact protocol was not used.
 
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <optional>
 #include <string>
@@ -31,6 +29,7 @@
 #include "tsync/clock/trace_clock.hpp"
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/kvm/debugfs.hpp"
 
 namespace tsync::probe {
 
@@ -118,58 +117,16 @@ struct selection_input {
   return out;
 }
 
-/// A readability check of a VM's KVM debugfs directory: `<debugfs>/kvm/<pid>-<fd>`
-/// (the only `<pid>-*` directory when `fd` is empty) must contain at least one
-/// `vcpuN` directory, and every `vcpuN/tsc-offset` must be read and parse as a
-/// signed decimal number. Errors: `errc::not_found` (no kvm directory, no VM for
-/// the pid, no vCPU), `errc::ambiguous_vm` (several VMs for the pid and no fd),
-/// `errc::permission_denied`, `errc::malformed_number`.
-[[nodiscard]] inline expected<void, std::error_code> check_kvm_debugfs(const std::filesystem::path& debugfs_root,
-                                                                       std::int64_t pid,
-                                                                       std::optional<std::int64_t> fd = std::nullopt) {
-  namespace fs = std::filesystem;
-  const fs::path kvm = debugfs_root / "kvm";
-  std::error_code ec;
-  fs::directory_iterator it(kvm, ec);
-  if (ec) {
-    if (ec == std::errc::permission_denied) return unexpected(make_error_code(errc::permission_denied));
-    return unexpected(make_error_code(errc::not_found));
-  }
-  const std::string prefix = std::to_string(pid) + "-";
-  std::optional<fs::path> vm;
-  for (; it != fs::directory_iterator(); it.increment(ec)) {
-    if (ec) return unexpected(make_error_code(errc::io_error));
-    const std::string name = it->path().filename().string();
-    if (name.rfind(prefix, 0) != 0) continue;
-    const std::string rest = name.substr(prefix.size());
-    if (rest.empty() || rest.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (fd && rest != std::to_string(*fd)) continue;
-    if (vm) return unexpected(make_error_code(errc::ambiguous_vm));
-    vm = it->path();
-  }
-  if (!vm) return unexpected(make_error_code(errc::not_found));
-  std::size_t vcpus = 0;
-  fs::directory_iterator vit(*vm, ec);
-  if (ec) return unexpected(make_error_code(ec == std::errc::permission_denied ? errc::permission_denied : errc::io_error));
-  for (; vit != fs::directory_iterator(); vit.increment(ec)) {
-    if (ec) return unexpected(make_error_code(errc::io_error));
-    const std::string name = vit->path().filename().string();
-    if (name.rfind("vcpu", 0) != 0 || name.size() == 4 || name.find_first_not_of("0123456789", 4) != std::string::npos)
-      continue;
-    std::ifstream f(vit->path() / "tsc-offset");
-    if (!f) {
-      const bool exists = fs::exists(vit->path() / "tsc-offset", ec);
-      return unexpected(make_error_code(exists ? errc::permission_denied : errc::not_found));
-    }
-    std::string text;
-    std::getline(f, text);
-    if (text.empty()) return unexpected(make_error_code(errc::malformed_number));
-    std::size_t i = text[0] == '-' ? 1 : 0;
-    if (i == text.size() || text.find_first_not_of("0123456789", i) != std::string::npos)
-      return unexpected(make_error_code(errc::malformed_number));
-    ++vcpus;
-  }
-  if (vcpus == 0) return unexpected(make_error_code(errc::not_found));
+/// A readability check of a VM's KVM debugfs directory, done by really reading
+/// it (`tsync::kvm::read_vm`): every `vcpuN/tsc-offset` (and the scaling files
+/// when present) must be read and parse, and the VM must have at least one vCPU.
+/// `q.root` is the kvm directory (default `/sys/kernel/debug/kvm`). Errors: those
+/// of `read_vm` (`errc::not_found`, `errc::ambiguous_vm`, `errc::permission_denied`,
+/// `errc::malformed_number`, ...), and `errc::not_found` for a VM without vCPUs.
+[[nodiscard]] inline expected<void, std::error_code> check_kvm_debugfs(const kvm::debugfs_query& q) {
+  auto vm = kvm::read_vm(q);
+  if (!vm) return unexpected(vm.error());
+  if (vm->vcpus.empty()) return unexpected(make_error_code(errc::not_found));
   return {};
 }
 

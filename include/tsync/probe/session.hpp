@@ -60,6 +60,9 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/sync_sample.hpp"
+#include "tsync/clock/clock_source.hpp"
+#include "tsync/probe/exchange.hpp"
+#include "tsync/transport/transport.hpp"
 
 namespace tsync::probe {
 
@@ -168,6 +171,35 @@ inline void fill_rtt_stats(std::span<const probe_sample> probes, series_estimate
   if (ec == make_error_code(errc::peer_closed)) return true;
   return ec == std::errc::broken_pipe || ec == std::errc::connection_reset || ec == std::errc::connection_aborted ||
          ec == std::errc::not_connected;
+}
+
+/// A `series_runner` that runs the wire protocol (`run_series`) over transport
+/// `t`, stamping t1 and t2 with `clock`. `base` supplies the timeouts and flags;
+/// its `series_id`, `vcpu` and `probes` are replaced per series. The transport
+/// and clock are captured by reference and must outlive the session; the runner
+/// is called only from its channel's thread, so one transport per channel.
+template <transport::message_transport T, clock::clock_source C>
+[[nodiscard]] series_runner make_series_runner(T& t, C& clock, series_config base = {}) {
+  return [&t, &clock, base](std::uint32_t id, std::uint32_t vcpu, std::uint32_t n) {
+    series_config c = base;
+    c.series_id = id;
+    c.vcpu = vcpu;
+    c.probes = n;
+    series_result r = run_series(t, clock, c);
+    return series_outcome{std::move(r.probes), r.error};
+  };
+}
+
+/// An `on_series_start` callback for `responder_options` that pins the serving
+/// thread to the series' vCPU. A failure to pin never refuses the series: it is
+/// passed to `report` (which may be empty) and the probes run unpinned.
+[[nodiscard]] inline std::function<std::error_code(const start_msg&)> pin_on_series_start(
+    std::function<void(std::uint32_t vcpu, std::error_code)> report = {}) {
+  return [report = std::move(report)](const start_msg& s) -> std::error_code {
+    auto r = pin_current_thread(s.vcpu);
+    if (!r && report) report(s.vcpu, r.error());
+    return {};
+  };
 }
 
 /// One probe path to the peer and the vCPUs it serves (probed in this order).
