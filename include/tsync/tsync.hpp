@@ -7,3 +7,4 @@
 #include "tsync/clock.hpp"
 #include "tsync/transport.hpp"
 #include "tsync/probe.hpp"
+#include "tsync/correct.hpp"
