@@ -438,3 +438,27 @@ TEST_CASE("is_peer_lost separates a gone peer from a failed series") {
   CHECK_FALSE(is_peer_lost(make_error_code(errc::protocol_error)));
   CHECK_FALSE(is_peer_lost({}));
 }
+
+TEST_CASE("max_rounds gives every vCPU the same number of series whatever its speed") {
+  fake_world w;
+  auto fast = [&](std::uint32_t id, std::uint32_t v, std::uint32_t n) { return w.run(id, v, n); };
+  auto slow = [&](std::uint32_t id, std::uint32_t v, std::uint32_t n) {
+    std::this_thread::sleep_for(15ms);
+    return w.run(id, v, n);
+  };
+  session_config cfg;
+  cfg.probes = 5;
+  cfg.interval = 1ms;
+  cfg.max_rounds = 3;
+  auto s = make_session({channel{{0}, fast}, channel{{1}, slow}}, cfg);
+  REQUIRE(s);
+  REQUIRE((*s)->start());
+  REQUIRE((*s)->wait_for_rounds(3, 10s));
+  std::this_thread::sleep_for(30ms);  // the fast channel must not run ahead meanwhile
+  (*s)->stop();
+  for (const auto& r : (*s)->results()) {
+    INFO("vcpu " << r.vcpu);
+    CHECK(r.series.size() == 4);
+    CHECK(r.series.back().final);
+  }
+}

@@ -238,6 +238,11 @@ struct session_config {
   /// Pause between the end of one round and the start of the next; zero means
   /// "only the first series and the last one at stop()".
   std::chrono::nanoseconds interval = std::chrono::seconds(1);
+  /// Rounds each channel runs before it only waits for `stop()` (the first round
+  /// counts; the last series at stop comes on top). 0: no limit. With
+  /// `rounds = N - 1`, every vCPU gets exactly N series when stopped after
+  /// `wait_for_rounds(N - 1)`, even when channels run at different speeds.
+  std::uint32_t max_rounds = 0;
   /// True when the initiator (this side, stamping t1 and t2) is the host and the
   /// responder the guest; false for the reverse. Decides the sign of table offsets.
   bool initiator_is_host = true;
@@ -489,7 +494,8 @@ class session {
       bool stopping = false;
       {
         std::unique_lock lk(mu_);
-        if (cfg_.interval.count() > 0) {
+        const bool capped = cfg_.max_rounds != 0 && round + 1 >= cfg_.max_rounds;
+        if (cfg_.interval.count() > 0 && !capped) {
           cv_stop_.wait_for(lk, cfg_.interval, [&] { return stop_requested_; });
         } else {
           cv_stop_.wait(lk, [&] { return stop_requested_; });
