@@ -4,4 +4,5 @@
 /// standard library and POSIX. (The Eigen-based estimators are included separately.)
 #include "tsync/core.hpp"
 #include "tsync/kvm.hpp"
+#include "tsync/sim.hpp"
 #include "tsync/transport.hpp"
