@@ -5,6 +5,7 @@
 #include "tsync/core.hpp"
 #include "tsync/kvm.hpp"
 #include "tsync/clock.hpp"
+#include "tsync/sim.hpp"
 #include "tsync/transport.hpp"
 #include "tsync/probe.hpp"
 #include "tsync/correct.hpp"

@@ -256,21 +256,30 @@ class stream_transport {
         end_ -= begin_;
         begin_ = 0;
       }
+      // Wait first, read second: a FIFO whose writer has not opened yet reads as
+      // end-of-file, while poll() waits for that writer (and reports a hang-up
+      // only once a writer has come and gone).
+      if (!readable_) {
+        auto rev = detail::wait_fd(rfd_.get(), POLLIN, d);
+        if (!rev) return unexpected(rev.error());
+      }
       const ssize_t r = ::read(rfd_.get(), in_.data() + end_, in_.size() - end_);
+      readable_ = false;
       if (r > 0) {
         end_ += static_cast<std::size_t>(r);
+        // A full buffer may leave more to read without waiting.
+        readable_ = end_ == in_.size();
         continue;
       }
       if (r == 0) {
         eof_ = true;
         continue;
       }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        auto rev = detail::wait_fd(rfd_.get(), POLLIN, d);
-        if (!rev) return unexpected(rev.error());
-        continue;  // readable, hung up or in error: the next read() tells which
+      if (errno == EINTR) {
+        readable_ = true;
+        continue;
       }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) continue;  // spurious wake-up: wait again
       if (errno == ECONNRESET || errno == EIO || errno == ENOTCONN) {
         eof_ = true;
         continue;
@@ -289,6 +298,7 @@ class stream_transport {
   bool socket_ = false;
   bool broken_ = false;
   bool eof_ = false;
+  bool readable_ = false;  // read again without waiting first
   std::vector<std::byte> in_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
