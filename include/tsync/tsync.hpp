@@ -4,3 +4,4 @@
 /// standard library and POSIX. (The Eigen-based estimators are included separately.)
 #include "tsync/core.hpp"
 #include "tsync/kvm.hpp"
+#include "tsync/estimate.hpp"
