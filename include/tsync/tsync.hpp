@@ -9,3 +9,4 @@
 #include "tsync/transport.hpp"
 #include "tsync/probe.hpp"
 #include "tsync/correct.hpp"
+#include "tsync/estimate.hpp"
