@@ -415,9 +415,13 @@ int run_sync(const std::vector<std::string>& args) {
   if (count && *count > 2 && cfg.interval.count() == 0)
     return tsync::cli::usage_error(cmd, "--count above 2 needs a non-zero --interval");
   const std::string est_name = o.get("estimator").value_or("fastest_response");
-  if (est_name != "fastest_response")
-    return tsync::cli::usage_error(cmd, "unknown --estimator '" + est_name + "' (available: fastest_response)");
-  cfg.estimator = pr::fastest_response;
+  auto est = pr::named_estimator(est_name);
+  if (!est) {
+    std::string avail;
+    for (auto n : tsync::estimate::names()) avail += (avail.empty() ? "" : ", ") + std::string(n);
+    return tsync::cli::usage_error(cmd, "unknown --estimator '" + est_name + "' (available: " + avail + ")");
+  }
+  cfg.estimator = *est;
   const std::string clock_name = o.get("clock").value_or("mono_raw");
   auto clock = clk::open_clock(clock_name);
   if (!clock) return tsync::cli::fail("sync: cannot use clock '" + clock_name + "': " + clock.error().message());
@@ -596,7 +600,8 @@ const tsync::cli::command_registrar sync_cmd{{
         "  --interval DUR       pause between series (default 1s; 0: first and last only)\n"
         "  --count N            series per vCPU, first and last included (default 2)\n"
         "  --duration DUR       or: keep sampling this long\n"
-        "  --estimator NAME     fastest_response (default)\n"
+        "  --estimator NAME     fastest_response (default), histogram_peak, median, split_envelope,\n"
+        "                       convex_hull, segmented (and regression with Eigen)\n"
         "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc\n"
         "  --role host|guest    which side this command runs on (default host)\n"
         "  --serial             one connection for all vCPUs (default: one per vCPU)\n"

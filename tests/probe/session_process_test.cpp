@@ -408,3 +408,31 @@ TEST_CASE("vCPUs on separate connections are probed in parallel with the respond
     }
   }
 }
+
+TEST_CASE("an estimator chosen by name at run time keeps the zero offset inside its interval") {
+  for (const char* name : {"split_envelope", "median", "convex_hull"}) {
+    INFO("estimator " << name);
+    peer p;
+    spawn(p, kind::unix_socket, [] { return clock::mono_raw_clock{}; });
+    clock::mono_raw_clock mine;
+    session_config cfg;
+    cfg.interval = 0ms;
+    auto est = named_estimator(name);
+    REQUIRE(est);
+    cfg.estimator = *est;
+    auto s = make_session({channel{{0}, make_series_runner(p.t, mine)}}, cfg);
+    REQUIRE(s);
+    REQUIRE((*s)->start());
+    (*s)->stop();
+    say_bye(p);
+    CHECK(p.wait() == 0);
+    auto r = (*s)->results()[0];
+    REQUIRE(r.series.size() == 2);
+    for (const auto& rec : r.series) {
+      REQUIRE(rec.ok());
+      CHECK(rec.estimate->estimator == name);
+      CHECK(rec.estimate->lo <= 0);
+      CHECK(rec.estimate->hi >= 0);
+    }
+  }
+}

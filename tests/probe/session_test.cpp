@@ -462,3 +462,43 @@ TEST_CASE("max_rounds gives every vCPU the same number of series whatever its sp
     CHECK(r.series.back().final);
   }
 }
+
+TEST_CASE("every registry estimator chosen by name gives an interval that holds the truth") {
+  fake_world w;
+  w.offset = -123'456;
+  for (auto name : tsync::estimate::names()) {
+    INFO("estimator " << name);
+    auto est = named_estimator(std::string(name));
+    REQUIRE(est);
+    for (std::uint32_t seed = 1; seed <= 5; ++seed) {
+      auto out = w.run(seed, 0, 339);
+      auto e = (*est)(out.probes);
+      REQUIRE(e);
+      CHECK(e->estimator == name);
+      CHECK(e->lo <= w.offset);
+      CHECK(w.offset <= e->hi);
+      CHECK(e->lo <= e->offset);
+      CHECK(e->offset <= e->hi);
+      CHECK(e->min_rtt > 0);
+    }
+  }
+  CHECK(named_estimator("no_such_estimator").error() == make_error_code(errc::not_found));
+}
+
+TEST_CASE("the registry fastest_response agrees with the built-in one") {
+  fake_world w;
+  w.offset = 777;
+  auto est = named_estimator("fastest_response");
+  REQUIRE(est);
+  auto out = w.run(42, 0, 100);
+  auto a = (*est)(out.probes);
+  auto b = fastest_response(out.probes);
+  REQUIRE(a);
+  REQUIRE(b);
+  // the registry's model widens its hard bounds by 1 ns for slope rounding
+  CHECK(a->lo <= b->lo);
+  CHECK(b->lo - a->lo <= 1);
+  CHECK(a->hi >= b->hi);
+  CHECK(a->hi - b->hi <= 1);
+  CHECK(std::llabs(a->offset - b->offset) <= 1);  // rounding of the midpoint may differ
+}

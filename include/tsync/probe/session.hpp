@@ -59,8 +59,10 @@
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/clock/clock_source.hpp"
+#include "tsync/estimate/registry.hpp"
 #include "tsync/probe/exchange.hpp"
 #include "tsync/transport/transport.hpp"
 
@@ -146,6 +148,52 @@ inline void fill_rtt_stats(std::span<const probe_sample> probes, series_estimate
   e.estimator = "fastest_response";
   fill_rtt_stats(probes, e);
   return e;
+}
+
+/// An estimator from the `tsync::estimate` registry, chosen by name at run time
+/// (`tsync::estimate::names()` lists them: fastest_response, histogram_peak,
+/// median, split_envelope, convex_hull, segmented, and regression when built
+/// with Eigen). The series' probes are fitted as one burst; the estimate is read
+/// at the model's reference time with its hard interval. Errors:
+/// `errc::not_found` for an unknown name, `errc::invalid_argument` /
+/// `errc::non_finite` for bad options.
+///
+/// Conversion: the registry reads a probe's t1/t2 as the clock the model maps
+/// onto and g as the other, so its offset at responder time `ref` is
+/// initiator − responder; the session's estimate is the negation, at initiator
+/// time `ref + offset`, whichever side is the host.
+[[nodiscard]] inline expected<estimator_fn, std::error_code> named_estimator(std::string name,
+                                                                             estimate::fit_options opt = {}) {
+  bool known = false;
+  for (auto n : estimate::names()) known = known || n == name;
+  if (!known) return unexpected(make_error_code(errc::not_found));
+  if (auto v = estimate::validate(opt); !v) return unexpected(make_error_code(v.error()));
+  return estimator_fn([name = std::move(name), opt](std::span<const probe_sample> probes)
+                          -> expected<series_estimate, std::error_code> {
+    auto m = estimate::fit(name, probes, opt);
+    if (!m) return unexpected(make_error_code(m.error()));
+    if (m->segments.empty()) return unexpected(make_error_code(errc::empty_input));
+    const auto& seg = m->segments.front();
+    const std::int64_t ref = seg.ref;
+    auto off = m->offset_at(ref);          // initiator - responder at responder time ref
+    auto hb = m->hard_bounds(ref);         // initiator times possible at ref
+    if (!off) return unexpected(make_error_code(off.error()));
+    if (!hb) return unexpected(make_error_code(hb.error()));
+    const auto at = checked_add(ref, *off);
+    const auto lo = checked_sub(ref, hb->hi);  // responder - initiator, lower bound
+    const auto hi = checked_sub(ref, hb->lo);
+    if (!at || !lo || !hi) return unexpected(make_error_code(errc::overflow));
+    series_estimate e;
+    e.offset = -*off;
+    e.at = *at;
+    e.lo = std::min(*lo, e.offset);
+    e.hi = std::max(*hi, e.offset);
+    e.used = static_cast<std::size_t>(seg.diag.stats.probes_used);
+    e.rejected = static_cast<std::size_t>(seg.diag.stats.probes_rejected);
+    e.estimator = m->estimator;
+    fill_rtt_stats(probes, e);
+    return e;
+  });
 }
 
 /// Pin the calling thread to `cpu` (what a responder does when a series for
