@@ -1,0 +1,91 @@
+#pragma once
+/// \file
+/// A streaming cursor over a `sync_table` for per-CPU event streams that are
+/// mostly in time order.
+///
+/// The cursor remembers the region (pair of samples) of the previous event and
+/// its precomputed fixed-point kernel. An event in the same region costs one
+/// range check and the kernel (a few multiplications); an event in one of the
+/// next few regions costs a short forward walk; anything else (a backward jump
+/// or a long forward jump) falls back to the table's binary search. Results are
+/// bit-identical to `sync_table::correct` (the kernel is exact, see
+/// `region_kernel`), so the cursor is a pure speed-up.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tsync/core/error.hpp"
+#include "tsync/core/expected.hpp"
+#include "tsync/correct/sync_table.hpp"
+
+namespace tsync::correct {
+
+/// Streaming guest→host correction. Holds a pointer to the table: the table
+/// must outlive the cursor. Not thread-safe (one cursor per stream).
+class cursor {
+ public:
+  /// How many regions the cursor walks forward before it binary-searches.
+  static constexpr std::size_t forward_walk = 4;
+
+  /// A cursor on `table`, not yet placed.
+  explicit cursor(const sync_table& table) noexcept : table_(&table) {}
+
+  /// Guest → host, identical to `table.correct(guest_time)`.
+  [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
+    if (kernel_.contains(guest_time)) return kernel_.apply(guest_time);
+    return correct_slow(guest_time);
+  }
+  /// Same as `correct`.
+  [[nodiscard]] expected<std::int64_t, errc> operator()(std::int64_t guest_time) noexcept {
+    return correct(guest_time);
+  }
+
+  /// The region the cursor is on (meaningful after the first call).
+  [[nodiscard]] std::size_t region() const noexcept { return k_; }
+  /// The fast-path kernel of the current region (empty range before the first call).
+  [[nodiscard]] const region_kernel& kernel() const noexcept { return kernel_; }
+  /// Number of binary searches done so far (a diagnostic; the tests use it to
+  /// check that in-order streams are corrected without searching).
+  [[nodiscard]] std::size_t searches() const noexcept { return searches_; }
+  /// Forget the position (the next event binary-searches).
+  void reset() noexcept {
+    placed_ = false;
+    kernel_ = region_kernel{};
+  }
+
+ private:
+  expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
+    if (!placed_ || t < first_ || t > last_) locate(t);
+    if (kernel_.contains(t)) return kernel_.apply(t);
+    return table_->correct_in_region(k_, t);
+  }
+  void locate(std::int64_t t) noexcept {
+    if (placed_ && t > last_) {
+      // t >= first of the next region, since t > last of this one.
+      for (std::size_t i = 0; i < forward_walk && k_ + 1 < table_->regions(); ++i) {
+        ++k_;
+        load();
+        if (t <= last_) return;
+      }
+    }
+    k_ = table_->region_of(t);
+    ++searches_;
+    load();
+    placed_ = true;
+  }
+  void load() noexcept {
+    first_ = table_->region_first(k_);
+    last_ = table_->region_last(k_);
+    kernel_ = table_->kernel(k_);
+  }
+
+  const sync_table* table_;
+  region_kernel kernel_{};
+  std::size_t k_ = 0;
+  std::int64_t first_ = 0;
+  std::int64_t last_ = -1;
+  std::size_t searches_ = 0;
+  bool placed_ = false;
+};
+
+}  // namespace tsync::correct

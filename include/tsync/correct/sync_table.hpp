@@ -1,0 +1,516 @@
+#pragma once
+/// \file
+/// A per-vCPU sync table and its reference correction (binary search).
+///
+/// A table holds `sync_sample`s `(guest_time, offset, ratio, frac_bits, bounds)`
+/// sorted by guest time, and maps a guest time `t` to a host time in one of two
+/// modes (see docs/correction.md for the full statement of every rule):
+///
+/// * `correction_mode::interpolate` (probe-based sync). Between the samples
+///   `(t0, o0)` and `(t1, o1)` that bracket `t` (`t0 <= t < t1`):
+///
+///       host(t) = t + o0 + floor((o1 − o0) * (t − t0) / (t1 − t0))
+///
+///   computed exactly (no intermediate can wrap; the floor is the exact floor of
+///   the rational number). At a sample time the result is exactly `t + offset`.
+///   Samples must be unscaled (`ratio == 2^frac_bits`): drift lives in the offset.
+/// * `correction_mode::step` (KVM). The sample with the greatest time `<= t`
+///   applies, with the exact KVM inverse including scaling:
+///
+///       host(t) = ceil((t + offset) * 2^frac_bits / ratio)
+///
+///   computed exactly over the integers (it equals `kvm::to_host` whenever
+///   `0 <= t + offset < 2^64`; there is no modulo-2^64 wrap).
+///
+/// Outside the sampled range `[first time, last time]` the `outside_policy`
+/// decides: `extrapolate` (interpolate: continue the nearest segment's line;
+/// step: the nearest sample holds), `clamp` (the nearest sample's offset holds),
+/// or `reject` (`errc::out_of_range`).
+///
+/// Results are signed 64-bit. A host time outside `int64_t` is `errc::overflow`,
+/// never a wrapped value.
+///
+/// Equal guest times: the input must be sorted by guest time (non-decreasing);
+/// of several samples with the same guest time the **last one in input order
+/// wins** (a later measurement supersedes an earlier one).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "tsync/core/error.hpp"
+#include "tsync/core/expected.hpp"
+#include "tsync/core/int128.hpp"
+#include "tsync/core/sync_sample.hpp"
+#include "tsync/correct/exact.hpp"
+
+namespace tsync::correct {
+
+/// How offsets between samples are obtained.
+enum class correction_mode : std::uint8_t {
+  interpolate,  ///< linear interpolation of the offset (probe-based sync)
+  step,         ///< the last sample at or before the event applies (KVM)
+};
+
+/// What happens to an event outside `[first sample time, last sample time]`.
+enum class outside_policy : std::uint8_t {
+  extrapolate,  ///< interpolate: extend the nearest segment's line; step: the nearest sample holds
+  clamp,        ///< the nearest sample's offset holds (same as extrapolate in step mode)
+  reject,       ///< `errc::out_of_range`
+};
+
+/// Options of a table.
+struct table_options {
+  correction_mode mode = correction_mode::interpolate;  ///< interpolate or step
+  outside_policy outside = outside_policy::extrapolate; ///< policy outside the sampled range
+};
+
+/// The first invalid sample of an input and why.
+struct sample_error {
+  std::size_t index = 0;        ///< index into the input sequence
+  errc code = errc::ok;         ///< what is wrong with it
+};
+
+/// Check samples for `sync_table::make`: `errc::empty_input` (index 0) for no
+/// samples; per sample `errc::bad_frac_bits` (frac_bits > 63), `errc::zero_ratio`,
+/// `errc::invalid_argument` (bounds with lo > 0 or hi < 0),
+/// `errc::unsorted_input` (guest time below the previous one), and in
+/// interpolate mode `errc::unsupported` for a scaled sample. Empty when valid.
+[[nodiscard]] inline std::optional<sample_error> check_samples(std::span<const sync_sample> s,
+                                                               correction_mode mode) noexcept {
+  if (s.empty()) return sample_error{0, errc::empty_input};
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto& x = s[i];
+    if (x.frac_bits > 63) return sample_error{i, errc::bad_frac_bits};
+    if (x.ratio == 0) return sample_error{i, errc::zero_ratio};
+    if (x.bounds && (x.bounds->lo > 0 || x.bounds->hi < 0)) return sample_error{i, errc::invalid_argument};
+    if (i > 0 && x.guest_time < s[i - 1].guest_time) return sample_error{i, errc::unsorted_input};
+    if (mode == correction_mode::interpolate && x.ratio != (std::uint64_t{1} << x.frac_bits))
+      return sample_error{i, errc::unsupported};
+  }
+  return std::nullopt;
+}
+
+/// Sort samples by guest time, keeping the input order of equal times (so that
+/// the de-duplication rule "last one wins" keeps meaning "latest measurement").
+inline void sort_samples(std::vector<sync_sample>& s) {
+  std::stable_sort(s.begin(), s.end(),
+                   [](const sync_sample& a, const sync_sample& b) { return a.guest_time < b.guest_time; });
+}
+
+/// Precomputed fast-path parameters of one region of a table (a region is the
+/// guest-time interval between two consecutive samples, or before the first /
+/// after the last). For a guest time `t` in `[lo, hi]`, with all operations
+/// modulo 2^64:
+///
+///     x   = t − anchor
+///     e   = floor(m * x / 2^64)                  // m = floor(r * 2^64 / den)
+///     e  += ((r * x − e * den) >= den)           // exact correction: e = floor(r * x / den)
+///     host = t + base + q * x + e
+///
+/// where the segment's offset slope `d / den` was split as `d = q * den + r`
+/// (`0 <= r < den`). This is exactly `t + base + floor(d * x / den)` (proof in
+/// docs/correction.md: the estimate `e` is at most one below the true floor,
+/// the remainder lies in `[0, 2 den)` with `den <= 2^63`, so it is exact modulo
+/// 2^64, and `[lo, hi]` is chosen so that every true result fits `int64_t`,
+/// which makes the modulo-2^64 sum exact). `lo > hi` means "no fast range".
+struct region_kernel {
+  std::int64_t lo = 1;        ///< first guest time of the fast range
+  std::int64_t hi = 0;        ///< last guest time of the fast range
+  std::uint64_t anchor = 0;   ///< guest time where x = 0 (bits of an int64)
+  std::uint64_t base = 0;     ///< offset at the anchor (bits of an int64)
+  std::uint64_t q = 0;        ///< floor(d / den), modulo 2^64
+  std::uint64_t r = 0;        ///< d − q * den, in [0, den)
+  std::uint64_t den = 1;      ///< segment length in guest time (<= 2^63)
+  std::uint64_t m = 0;        ///< floor(r * 2^64 / den)
+
+  /// True when `t` is in the fast range.
+  [[nodiscard]] constexpr bool contains(std::int64_t t) const noexcept { return t >= lo && t <= hi; }
+  /// The fast formula with a native 128-bit product. Precondition: `contains(t)`.
+  [[nodiscard]] constexpr std::int64_t apply(std::int64_t t) const noexcept {
+    const std::uint64_t ut = static_cast<std::uint64_t>(t);
+    const std::uint64_t x = ut - anchor;
+    std::uint64_t e = mulhi_u64(m, x);
+    e += (r * x - e * den) >= den ? 1u : 0u;
+    return static_cast<std::int64_t>(ut + base + q * x + e);
+  }
+  /// The same formula with 32-bit partial products (vectorisable); identical result.
+  [[nodiscard]] constexpr std::int64_t apply_portable(std::int64_t t) const noexcept {
+    const std::uint64_t ut = static_cast<std::uint64_t>(t);
+    const std::uint64_t x = ut - anchor;
+    std::uint64_t e = mulhi_u64_portable(m, x);
+    e += (r * x - e * den) >= den ? 1u : 0u;
+    return static_cast<std::int64_t>(ut + base + q * x + e);
+  }
+};
+
+/// A validated, de-duplicated per-vCPU sync table. Build with `make`.
+class sync_table {
+ public:
+  static constexpr std::int64_t min_time = std::numeric_limits<std::int64_t>::min();
+  static constexpr std::int64_t max_time = std::numeric_limits<std::int64_t>::max();
+
+  /// Build a table from samples sorted by guest time (see `check_samples` for
+  /// the errors; equal guest times: the last one in input order wins).
+  [[nodiscard]] static expected<sync_table, errc> make(std::vector<sync_sample> samples,
+                                                       table_options opt = {}) {
+    if (auto bad = check_samples(samples, opt.mode)) return unexpected(bad->code);
+    sync_table t;
+    t.opt_ = opt;
+    // De-duplicate: keep the last of each run of equal guest times.
+    std::vector<sync_sample> kept;
+    kept.reserve(samples.size());
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      if (i + 1 < samples.size() && samples[i + 1].guest_time == samples[i].guest_time) continue;
+      kept.push_back(samples[i]);
+    }
+    t.samples_ = std::move(kept);
+    t.times_.reserve(t.samples_.size());
+    for (const auto& s : t.samples_) t.times_.push_back(s.guest_time);
+    t.build_host_index();
+    t.build_kernels();
+    return t;
+  }
+  /// Same, with the mode and policy spelled out.
+  [[nodiscard]] static expected<sync_table, errc> make(std::vector<sync_sample> samples, correction_mode mode,
+                                                       outside_policy outside) {
+    return make(std::move(samples), table_options{mode, outside});
+  }
+
+  /// The de-duplicated samples, sorted by guest time.
+  [[nodiscard]] std::span<const sync_sample> samples() const noexcept { return samples_; }
+  /// Number of (de-duplicated) samples.
+  [[nodiscard]] std::size_t size() const noexcept { return samples_.size(); }
+  /// The table's options.
+  [[nodiscard]] const table_options& options() const noexcept { return opt_; }
+  /// True when host→guest (`to_guest`) is defined: the host time at the samples
+  /// never decreases, so the guest→host map is monotone (non-decreasing).
+  [[nodiscard]] bool invertible() const noexcept { return invertible_; }
+
+  /// Guest → host, the reference: binary search for the region, then the exact
+  /// formula. Errors: `errc::out_of_range` (outside the sampled range under
+  /// `outside_policy::reject`), `errc::overflow` (host time outside int64).
+  [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) const noexcept {
+    return correct_in_region(region_of(guest_time), guest_time);
+  }
+
+  /// The offset (host − guest) that applies at `guest_time` in interpolate
+  /// mode, or `host − guest` of the corrected time in step mode.
+  [[nodiscard]] expected<std::int64_t, errc> offset_at(std::int64_t guest_time) const noexcept {
+    auto h = eval_exact(region_of(guest_time), guest_time);
+    if (!h) return unexpected(h.error());
+    auto o = narrow_i64(*h - guest_time);
+    if (!o) return unexpected(errc::overflow);
+    return *o;
+  }
+
+  /// The uncertainty interval of the offset at `guest_time`, when the samples
+  /// carry one: in interpolate mode between two samples the union of both
+  /// intervals (`{min lo, max hi}`), elsewhere the nearest (step: applying)
+  /// sample's interval. Empty when the relevant samples have none.
+  [[nodiscard]] std::optional<offset_interval> bounds_at(std::int64_t guest_time) const noexcept {
+    const std::size_t k = region_of(guest_time);
+    const std::size_t n = samples_.size();
+    if (k == 0) return samples_[0].bounds;
+    if (k == n || opt_.mode == correction_mode::step) return samples_[k - 1].bounds;
+    const auto& a = samples_[k - 1].bounds;
+    const auto& b = samples_[k].bounds;
+    if (!a || !b) return std::nullopt;
+    return offset_interval{std::min(a->lo, b->lo), std::max(a->hi, b->hi)};
+  }
+
+  /// Host → guest: the smallest guest time `t` with `correct(t) >= host_time`
+  /// (for a host time that some guest time maps to, the first such guest time;
+  /// the map is monotone, so this is its Galois inverse). In step mode: the
+  /// offset in force at `host_time` is that of the last sample whose own host
+  /// time is `<= host_time`, applied forward as KVM does
+  /// (`floor(host * ratio / 2^frac) − offset`).
+  /// Errors: `errc::ambiguous` when `!invertible()`; `errc::out_of_range` when
+  /// no guest time maps at or after `host_time` or (reject policy) the host
+  /// time is outside the sampled host range; `errc::overflow` when the result
+  /// does not fit int64. When every guest time maps at or after `host_time`
+  /// the answer is `INT64_MIN`.
+  [[nodiscard]] expected<std::int64_t, errc> to_guest(std::int64_t host_time) const noexcept {
+    if (!invertible_) return unexpected(errc::ambiguous);
+    return opt_.mode == correction_mode::step ? to_guest_step(host_time) : to_guest_interp(host_time);
+  }
+
+  // ---- region access for the streaming cursor and the batch path ----
+
+  /// Number of regions: `size() + 1` (before the first sample, between each
+  /// pair, after the last).
+  [[nodiscard]] std::size_t regions() const noexcept { return kernels_.size(); }
+  /// Region of a guest time: the number of samples whose time is `<= t`.
+  [[nodiscard]] std::size_t region_of(std::int64_t t) const noexcept {
+    return static_cast<std::size_t>(std::upper_bound(times_.begin(), times_.end(), t) - times_.begin());
+  }
+  /// First guest time of region `k`.
+  [[nodiscard]] std::int64_t region_first(std::size_t k) const noexcept { return k == 0 ? min_time : times_[k - 1]; }
+  /// Last guest time of region `k` (`first > last` for an empty region).
+  [[nodiscard]] std::int64_t region_last(std::size_t k) const noexcept {
+    if (k >= times_.size()) return max_time;
+    // Region 0 is empty when the first sample is at INT64_MIN; region_of never returns it then.
+    return times_[k] == min_time ? min_time : times_[k] - 1;
+  }
+  /// Precomputed fast-path parameters of region `k`.
+  [[nodiscard]] const region_kernel& kernel(std::size_t k) const noexcept { return kernels_[k]; }
+  /// The exact result for `t` in region `k` (precondition: `k == region_of(t)`).
+  [[nodiscard]] expected<std::int64_t, errc> correct_in_region(std::size_t k, std::int64_t t) const noexcept {
+    auto h = eval_exact(k, t);
+    if (!h) return unexpected(h.error());
+    auto v = narrow_i64(*h);
+    if (!v) return unexpected(errc::overflow);
+    return *v;
+  }
+
+ private:
+  sync_table() = default;
+
+  [[nodiscard]] static bool is_unscaled(const sync_sample& s) noexcept {
+    return s.ratio == (std::uint64_t{1} << s.frac_bits);
+  }
+  [[nodiscard]] std::uint64_t seg_len(std::size_t i) const noexcept {
+    return static_cast<std::uint64_t>(times_[i + 1]) - static_cast<std::uint64_t>(times_[i]);
+  }
+  [[nodiscard]] i128 seg_rise(std::size_t i) const noexcept {
+    return static_cast<i128>(samples_[i + 1].offset) - samples_[i].offset;
+  }
+  // Exact host time on the line of segment i (samples i, i+1), any t.
+  [[nodiscard]] expected<i128, errc> line(std::size_t i, std::int64_t t) const noexcept {
+    const auto f = floor_muldiv(seg_rise(i), static_cast<i128>(t) - times_[i], seg_len(i));
+    if (!f) return unexpected(errc::overflow);
+    return static_cast<i128>(t) + samples_[i].offset + *f;
+  }
+  // Exact step (KVM inverse) host time with sample s.
+  [[nodiscard]] i128 step_host(const sync_sample& s, std::int64_t t) const noexcept {
+    const i128 sv = static_cast<i128>(t) + s.offset;
+    if (is_unscaled(s)) return sv;
+    return ceil_div(sv * (static_cast<i128>(1) << s.frac_bits), static_cast<i128>(s.ratio));
+  }
+  // Exact forward (host → guest) with sample s: floor(h * ratio / 2^frac) − offset.
+  [[nodiscard]] static i128 step_guest(const sync_sample& s, std::int64_t h) noexcept {
+    if (s.ratio == (std::uint64_t{1} << s.frac_bits)) return static_cast<i128>(h) - s.offset;
+    return floor_div(static_cast<i128>(h) * static_cast<i128>(s.ratio), static_cast<i128>(1) << s.frac_bits) -
+           s.offset;
+  }
+
+  [[nodiscard]] expected<i128, errc> eval_exact(std::size_t k, std::int64_t t) const noexcept {
+    const std::size_t n = samples_.size();
+    const bool reject = opt_.outside == outside_policy::reject;
+    const bool after_last = k == n && t != times_[n - 1];
+    if ((k == 0 || after_last) && reject) return unexpected(errc::out_of_range);
+    if (opt_.mode == correction_mode::step) return step_host(samples_[k == 0 ? 0 : k - 1], t);
+    if (n == 1) return static_cast<i128>(t) + samples_[0].offset;
+    if (k == 0) {
+      if (opt_.outside == outside_policy::clamp) return static_cast<i128>(t) + samples_[0].offset;
+      return line(0, t);
+    }
+    if (k == n) {
+      if (!after_last || opt_.outside == outside_policy::clamp) return static_cast<i128>(t) + samples_[n - 1].offset;
+      return line(n - 2, t);
+    }
+    return line(k - 1, t);
+  }
+
+  void build_host_index() {
+    const std::size_t n = samples_.size();
+    host_at_.resize(n);
+    invertible_ = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      host_at_[i] = opt_.mode == correction_mode::step ? step_host(samples_[i], times_[i])
+                                                       : static_cast<i128>(times_[i]) + samples_[i].offset;
+      if (i > 0 && host_at_[i] < host_at_[i - 1]) invertible_ = false;
+    }
+  }
+
+  // A constant-offset kernel (host = t + o) over [lo, hi] ∩ {t : t + o fits int64}.
+  static region_kernel const_kernel(std::int64_t o, i128 lo, i128 hi) noexcept {
+    lo = std::max(lo, static_cast<i128>(min_time) - o);
+    hi = std::min(hi, static_cast<i128>(max_time) - o);
+    region_kernel k;
+    if (lo > hi) return k;
+    k.lo = static_cast<std::int64_t>(lo);
+    k.hi = static_cast<std::int64_t>(hi);
+    k.base = static_cast<std::uint64_t>(o);
+    return k;
+  }
+  // The line kernel of segment i over [lo, hi] (caller guarantees that every
+  // exact result in [lo, hi] fits int64 and lo >= times_[i]).
+  region_kernel line_kernel(std::size_t i, std::int64_t lo, std::int64_t hi) const noexcept {
+    region_kernel k;
+    const std::uint64_t den = seg_len(i);
+    if (den > (std::uint64_t{1} << 63) || lo > hi) return k;
+    const i128 d = seg_rise(i);
+    i128 q = d / static_cast<i128>(den);
+    i128 r = d % static_cast<i128>(den);
+    if (r < 0) {
+      r += static_cast<i128>(den);
+      --q;
+    }
+    k.lo = lo;
+    k.hi = hi;
+    k.anchor = static_cast<std::uint64_t>(times_[i]);
+    k.base = static_cast<std::uint64_t>(samples_[i].offset);
+    k.q = static_cast<std::uint64_t>(q);
+    k.r = static_cast<std::uint64_t>(r);
+    k.den = den;
+    k.m = static_cast<std::uint64_t>((static_cast<u128>(k.r) << 64) / den);
+    return k;
+  }
+  [[nodiscard]] static bool fits(i128 v) noexcept { return narrow_i64(v).has_value(); }
+
+  void build_kernels() {
+    const std::size_t n = samples_.size();
+    kernels_.assign(n + 1, region_kernel{});
+    const bool reject = opt_.outside == outside_policy::reject;
+    if (opt_.mode == correction_mode::step) {
+      for (std::size_t k = 0; k <= n; ++k) {
+        const sync_sample& s = samples_[k == 0 ? 0 : k - 1];
+        if (!is_unscaled(s)) continue;  // scaled: exact division on every path
+        i128 lo = region_first(k);
+        i128 hi = region_last(k);
+        if (reject && k == 0) continue;
+        if (reject && k == n) hi = lo;
+        if (k == 0 && times_[0] == min_time) continue;
+        kernels_[k] = const_kernel(s.offset, lo, hi);
+      }
+      return;
+    }
+    // Interpolate mode.
+    if (times_[0] != min_time && !reject) {
+      if (n == 1 || opt_.outside == outside_policy::clamp)
+        kernels_[0] = const_kernel(samples_[0].offset, min_time, static_cast<i128>(times_[0]) - 1);
+      // extrapolating before the first sample: exact path (x would be negative)
+    }
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+      if (fits(host_at_[i]) && fits(host_at_[i + 1]))
+        kernels_[i + 1] = line_kernel(i, times_[i], times_[i + 1] - 1);
+    }
+    const std::int64_t last = times_[n - 1];
+    if (reject) {
+      kernels_[n] = const_kernel(samples_[n - 1].offset, last, last);
+    } else if (n == 1 || opt_.outside == outside_policy::clamp) {
+      kernels_[n] = const_kernel(samples_[n - 1].offset, last, max_time);
+    } else if (fits(host_at_[n - 1])) {
+      // Extrapolate after the last sample along segment n-2. The exact host is
+      // monotone in t along the line, so the times whose host fits int64 form
+      // an interval starting at `last`: find its end by bisection.
+      auto ok = [&](std::int64_t t) {
+        auto h = line(n - 2, t);
+        return h && fits(*h);
+      };
+      std::int64_t good = last;
+      std::int64_t bad = max_time;
+      if (ok(max_time)) {
+        good = max_time;
+      } else {
+        while (static_cast<std::uint64_t>(bad) - static_cast<std::uint64_t>(good) > 1) {
+          const std::int64_t mid = static_cast<std::int64_t>(
+              static_cast<i128>(good) + (static_cast<i128>(bad) - good) / 2);
+          (ok(mid) ? good : bad) = mid;
+        }
+      }
+      kernels_[n] = line_kernel(n - 2, last, good);
+    }
+  }
+
+  // Smallest integer x with floor(s * x / den) >= y (s > 0), as the guest time
+  // anchor + x, clamped below to INT64_MIN; out_of_range when above INT64_MAX.
+  [[nodiscard]] static expected<std::int64_t, errc> solve(i128 s, std::uint64_t den, i128 y,
+                                                         std::int64_t anchor) noexcept {
+    const i128 xmin = static_cast<i128>(min_time) - anchor;
+    const i128 xmax = static_cast<i128>(max_time) - anchor;
+    if (s <= 0) {  // flat line: every x qualifies when y <= 0, none otherwise
+      if (y <= 0) return min_time;
+      return unexpected(errc::out_of_range);
+    }
+    i128 x{};
+    if (s < (static_cast<i128>(1) << 64)) {
+      const auto c = ceil_muldiv(y, static_cast<i128>(den), static_cast<std::uint64_t>(s));
+      if (!c) {
+        if (y > 0) return unexpected(errc::out_of_range);
+        return min_time;
+      }
+      x = *c;
+    } else {
+      auto pred = [&](i128 v) {
+        const auto f = floor_muldiv(s, v, den);
+        if (!f) return v > 0;
+        return *f >= y;
+      };
+      if (!pred(xmax)) return unexpected(errc::out_of_range);
+      if (pred(xmin)) return min_time;
+      i128 lo = xmin;  // pred false
+      i128 hi = xmax;  // pred true
+      while (hi - lo > 1) {
+        const i128 mid = lo + (hi - lo) / 2;
+        (pred(mid) ? hi : lo) = mid;
+      }
+      x = hi;
+    }
+    if (x > xmax) return unexpected(errc::out_of_range);
+    if (x < xmin) return min_time;
+    return static_cast<std::int64_t>(static_cast<i128>(anchor) + x);
+  }
+
+  [[nodiscard]] expected<std::int64_t, errc> to_guest_interp(std::int64_t h) const noexcept {
+    const std::size_t n = samples_.size();
+    const i128 hv = h;
+    const std::size_t k =
+        static_cast<std::size_t>(std::lower_bound(host_at_.begin(), host_at_.end(), hv) - host_at_.begin());
+    const bool reject = opt_.outside == outside_policy::reject;
+    if (k == 0) {  // h <= host at the first sample
+      if (reject) {
+        if (hv == host_at_[0]) return times_[0];
+        return unexpected(errc::out_of_range);
+      }
+      if (n == 1 || opt_.outside == outside_policy::clamp) {
+        const i128 t = hv - samples_[0].offset;
+        if (t < min_time) return min_time;
+        return static_cast<std::int64_t>(t);
+      }
+      // extrapolate along segment 0; the answer is <= times_[0]
+      auto t = solve(host_at_[1] - host_at_[0], seg_len(0), hv - host_at_[0], times_[0]);
+      return t;
+    }
+    if (k == n) {  // h > host at the last sample
+      if (reject) return unexpected(errc::out_of_range);
+      if (n == 1 || opt_.outside == outside_policy::clamp) {
+        const i128 t = hv - samples_[n - 1].offset;
+        if (t > max_time) return unexpected(errc::out_of_range);
+        return static_cast<std::int64_t>(t);
+      }
+      return solve(host_at_[n - 1] - host_at_[n - 2], seg_len(n - 2), hv - host_at_[n - 2], times_[n - 2]);
+    }
+    // host_at_[k-1] < h <= host_at_[k]: inside segment k-1 (a rising segment).
+    return solve(host_at_[k] - host_at_[k - 1], seg_len(k - 1), hv - host_at_[k - 1], times_[k - 1]);
+  }
+
+  [[nodiscard]] expected<std::int64_t, errc> to_guest_step(std::int64_t h) const noexcept {
+    const std::size_t n = samples_.size();
+    const i128 hv = h;
+    const std::size_t k =
+        static_cast<std::size_t>(std::upper_bound(host_at_.begin(), host_at_.end(), hv) - host_at_.begin());
+    const bool reject = opt_.outside == outside_policy::reject;
+    if (k == 0 && reject) return unexpected(errc::out_of_range);
+    const i128 g = step_guest(samples_[k == 0 ? 0 : k - 1], h);
+    if (reject && (g < times_[0] || g > times_[n - 1])) return unexpected(errc::out_of_range);
+    auto v = narrow_i64(g);
+    if (!v) return unexpected(errc::overflow);
+    return *v;
+  }
+
+  table_options opt_{};
+  bool invertible_ = true;
+  std::vector<sync_sample> samples_;
+  std::vector<std::int64_t> times_;
+  std::vector<i128> host_at_;
+  std::vector<region_kernel> kernels_;
+};
+
+}  // namespace tsync::correct

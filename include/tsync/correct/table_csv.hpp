@@ -1,0 +1,133 @@
+#pragma once
+/// \file
+/// A sync table as text: one sample per line, `time,offset[,ratio,frac_bits]`
+/// (decimal integers; time and offset signed 64-bit, ratio unsigned 64-bit,
+/// frac_bits 0..63). Blank lines and lines whose first non-blank character is
+/// `#` are skipped; spaces around fields are allowed. A first data line whose
+/// first field is the word `time` is taken as a header and skipped. Without
+/// ratio and frac_bits a sample is unscaled (ratio 1, frac_bits 0).
+///
+/// Every error names the 1-based line it was found on.
+
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tsync/core/error.hpp"
+#include "tsync/core/expected.hpp"
+#include "tsync/core/sync_sample.hpp"
+#include "tsync/correct/sync_table.hpp"
+
+namespace tsync::correct {
+
+/// A parse or validation error with its line.
+struct csv_error {
+  std::size_t line = 0;   ///< 1-based line number (0: no line, e.g. an empty table)
+  errc code = errc::ok;   ///< what kind of error
+  std::string message;    ///< a human-readable description naming the line
+};
+
+/// Parsed samples with the line each came from.
+struct csv_table {
+  std::vector<sync_sample> samples;  ///< in file order
+  std::vector<std::size_t> lines;    ///< lines[i] is the line of samples[i]
+};
+
+namespace detail {
+inline std::string_view csv_trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+template <class T> errc csv_number(std::string_view s, T& v) noexcept {
+  if (s.empty()) return errc::malformed_number;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
+  if (ec == std::errc::result_out_of_range) return errc::number_out_of_range;
+  if (ec != std::errc{} || p != s.data() + s.size()) return errc::malformed_number;
+  return errc::ok;
+}
+inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) {
+  return {line, code, "line " + std::to_string(line) + ": " + what};
+}
+}  // namespace detail
+
+/// Parse a table from text (see the file comment for the format).
+[[nodiscard]] inline expected<csv_table, csv_error> parse_table_csv(std::istream& in) {
+  csv_table out;
+  std::string raw;
+  std::size_t line = 0;
+  bool seen_data = false;
+  while (std::getline(in, raw)) {
+    ++line;
+    const std::string_view t = detail::csv_trim(raw);
+    if (t.empty() || t.front() == '#') continue;
+    std::vector<std::string_view> f;
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = t.find(',', start);
+      f.push_back(detail::csv_trim(t.substr(start, comma == std::string_view::npos ? std::string_view::npos
+                                                                                   : comma - start)));
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    if (!seen_data && !f.empty() && f[0] == "time") {  // header line
+      seen_data = true;
+      continue;
+    }
+    seen_data = true;
+    if (f.size() != 2 && f.size() != 4)
+      return unexpected(detail::csv_fail(line, errc::invalid_argument,
+                                         "expected 'time,offset' or 'time,offset,ratio,frac_bits', found " +
+                                             std::to_string(f.size()) + " field(s)"));
+    sync_sample s;
+    static constexpr const char* names[] = {"time", "offset", "ratio", "frac_bits"};
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      errc e = errc::ok;
+      unsigned frac = 0;
+      switch (i) {
+        case 0: e = detail::csv_number(f[i], s.guest_time); break;
+        case 1: e = detail::csv_number(f[i], s.offset); break;
+        case 2: e = detail::csv_number(f[i], s.ratio); break;
+        default:
+          e = detail::csv_number(f[i], frac);
+          if (e == errc::ok && frac > 63) e = errc::bad_frac_bits;
+          s.frac_bits = static_cast<std::uint8_t>(frac);
+          break;
+      }
+      if (e != errc::ok)
+        return unexpected(detail::csv_fail(line, e,
+                                           std::string(names[i]) + " '" + std::string(f[i].substr(0, 40)) +
+                                               "': " + to_string(e)));
+    }
+    if (f.size() == 4 && s.ratio == 0)
+      return unexpected(detail::csv_fail(line, errc::zero_ratio, "ratio is zero"));
+    out.samples.push_back(s);
+    out.lines.push_back(line);
+  }
+  if (in.bad()) return unexpected(csv_error{line, errc::io_error, "read error after line " + std::to_string(line)});
+  return out;
+}
+
+/// Parse a table and build a `sync_table`; a validation error (unsorted
+/// times, a scaled sample in interpolate mode, ...) names the sample's line.
+[[nodiscard]] inline expected<sync_table, csv_error> load_table_csv(std::istream& in, table_options opt = {}) {
+  auto parsed = parse_table_csv(in);
+  if (!parsed) return unexpected(parsed.error());
+  if (auto bad = check_samples(parsed->samples, opt.mode)) {
+    if (bad->code == errc::empty_input) return unexpected(csv_error{0, errc::empty_input, "the table has no samples"});
+    std::string why = to_string(bad->code);
+    if (bad->code == errc::unsorted_input) why = "time is below the previous sample's time (the table must be sorted)";
+    if (bad->code == errc::unsupported) why = "a scaled sample (ratio != 2^frac_bits) cannot be interpolated; use step mode";
+    return unexpected(detail::csv_fail(parsed->lines[bad->index], bad->code, why));
+  }
+  auto t = sync_table::make(std::move(parsed->samples), opt);
+  if (!t) return unexpected(csv_error{0, t.error(), to_string(t.error())});
+  return std::move(*t);
+}
+
+}  // namespace tsync::correct

@@ -1,0 +1,226 @@
+// The three ways to correct (binary search, streaming cursor, batch) agree bit
+// for bit, errors included, on random tables and event streams.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <limits>
+#include <vector>
+
+#include "test_util.hpp"
+#include "tsync/correct/batch.hpp"
+#include "tsync/correct/cursor.hpp"
+#include "tsync/correct/exact.hpp"
+#include "tsync/correct/sync_table.hpp"
+
+using tsync::errc;
+using tsync::i128;
+using tsync::sync_sample;
+using namespace tsync::correct;
+
+namespace {
+
+constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+
+struct outcome {
+  bool ok;
+  std::int64_t v;
+  errc e;
+  bool operator==(const outcome&) const = default;
+};
+outcome of(const tsync::expected<std::int64_t, errc>& x) {
+  return x ? outcome{true, *x, errc::ok} : outcome{false, 0, x.error()};
+}
+
+// Check all three ways on one table and stream.
+void check_agree(const sync_table& t, const std::vector<std::int64_t>& ev) {
+  std::vector<outcome> ref;
+  ref.reserve(ev.size());
+  for (auto g : ev) ref.push_back(of(t.correct(g)));
+  cursor c(t);
+  for (std::size_t i = 0; i < ev.size(); ++i) {
+    const outcome got = of(c.correct(ev[i]));
+    if (!(got == ref[i])) {
+      INFO("event " << i << " t=" << ev[i] << " ref ok=" << ref[i].ok << " v=" << ref[i].v << " cursor ok=" << got.ok
+                    << " v=" << got.v);
+      REQUIRE(got == ref[i]);
+    }
+  }
+  // Batch stops at the first error; check its prefix and the error, then resume after it.
+  std::vector<std::int64_t> out(ev.size(), 0);
+  std::vector<std::int64_t> inplace = ev;
+  std::size_t start = 0;
+  while (start < ev.size()) {
+    const std::span<const std::int64_t> in(ev.data() + start, ev.size() - start);
+    const auto st = correct_batch(t, in, std::span<std::int64_t>(out.data() + start, ev.size() - start));
+    const auto st2 = correct_batch(t, std::span<std::int64_t>(inplace.data() + start, ev.size() - start));
+    REQUIRE(st.error == st2.error);
+    REQUIRE(st.index == st2.index);
+    for (std::size_t i = start; i < start + st.index; ++i) {
+      REQUIRE(ref[i].ok);
+      REQUIRE(out[i] == ref[i].v);
+      REQUIRE(inplace[i] == ref[i].v);
+    }
+    if (st.ok()) break;
+    const std::size_t bad = start + st.index;
+    REQUIRE_FALSE(ref[bad].ok);
+    REQUIRE(st.error == ref[bad].e);
+    inplace[bad] = ev[bad];
+    start = bad + 1;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("The portable high product equals the 128-bit high product") {
+  const auto seed = tsync_test::seed_for(2001);
+  INFO("seed " << seed);
+  tsync_test::rng r(seed);
+  for (int i = 0; i < 100000; ++i) {
+    const std::uint64_t a = r.u64() >> (r.u64() % 64);
+    const std::uint64_t b = r.u64() >> (r.u64() % 64);
+    REQUIRE(mulhi_u64_portable(a, b) == mulhi_u64(a, b));
+  }
+  CHECK(mulhi_u64_portable(~0ULL, ~0ULL) == ~0ULL - 1);
+}
+
+TEST_CASE("floor_muldiv equals the floor of the exact rational value") {
+  const auto seed = tsync_test::seed_for(2002);
+  INFO("seed " << seed);
+  tsync_test::rng r(seed);
+  for (int i = 0; i < 100000; ++i) {
+    const i128 a = static_cast<i128>(r.i64() >> (r.u64() % 63));
+    const i128 b = static_cast<i128>(r.i64() >> (r.u64() % 63));
+    const std::uint64_t c = 1 + (r.u64() >> (r.u64() % 64));
+    const auto f = floor_muldiv(a, b, c);
+    REQUIRE(f.has_value());
+    // a*b fits i128 here, so the definition can be used directly
+    const i128 want = tsync::floor_div(a * b, static_cast<i128>(c));
+    REQUIRE(*f == want);
+    REQUIRE(*ceil_muldiv(a, b, c) == tsync::ceil_div(a * b, static_cast<i128>(c)));
+  }
+  // beyond the range of a direct 128-bit product
+  const i128 big = static_cast<i128>(1) << 100;
+  CHECK(*floor_muldiv(big, (static_cast<i128>(1) << 64) - 1, (~0ULL)) == big);
+  CHECK_FALSE(floor_muldiv(big, big, 1).has_value());
+  CHECK_FALSE(floor_muldiv(1, 1, 0).has_value());
+}
+
+TEST_CASE("The region kernel is exact for extreme segment lengths slopes and distances") {
+  const auto seed = tsync_test::seed_for(2003);
+  INFO("seed " << seed);
+  tsync_test::rng r(seed);
+  for (int i = 0; i < 2000; ++i) {
+    // a segment of length up to 2^63 with any rise, sampled at x in [0, len)
+    const std::uint64_t len = 1 + (r.u64() >> (1 + r.u64() % 63));
+    const std::int64_t t0 = r.range(kMin, kMax - static_cast<std::int64_t>(len - 1 > static_cast<std::uint64_t>(kMax) ? kMax : static_cast<std::int64_t>(len - 1)));
+    const i128 t1 = static_cast<i128>(t0) + static_cast<i128>(len);
+    if (t1 > kMax) continue;
+    const std::int64_t o0 = r.i64() >> (r.u64() % 64);
+    const std::int64_t o1 = r.i64() >> (r.u64() % 64);
+    auto t = sync_table::make({sync_sample{t0, o0, 1, 0, std::nullopt},
+                               sync_sample{static_cast<std::int64_t>(t1), o1, 1, 0, std::nullopt}});
+    REQUIRE(t.has_value());
+    const region_kernel& k = t->kernel(1);
+    // random points, and points where r*x is an exact multiple of the length
+    // (the estimate is then most often one below and the correction decides)
+    const std::uint64_t step = k.r == 0 ? 1 : len / std::gcd(k.r, len);
+    std::vector<std::int64_t> ev;
+    for (std::uint64_t j = 0; j < 600; ++j) {
+      const std::uint64_t x = j % 2 ? r.u64() % len : (step * (j / 2)) % len;
+      ev.push_back(static_cast<std::int64_t>(static_cast<i128>(t0) + static_cast<i128>(x)));
+    }
+    std::sort(ev.begin(), ev.end());
+    std::vector<std::int64_t> out(ev.size());
+    const auto st = correct_batch(*t, ev, out);
+    for (std::size_t j = 0; j < ev.size(); ++j) {
+      const auto ref = t->correct(ev[j]);
+      if (k.contains(ev[j])) {
+        REQUIRE(ref.has_value());
+        REQUIRE(k.apply(ev[j]) == *ref);
+        REQUIRE(k.apply_portable(ev[j]) == *ref);
+      }
+      if (j < st.index) REQUIRE(out[j] == *ref);
+    }
+  }
+}
+
+TEST_CASE("Search cursor and batch agree bit for bit on random tables and streams") {
+  const auto seed = tsync_test::seed_for(2004);
+  INFO("seed " << seed);
+  tsync_test::rng r(seed);
+  for (int iter = 0; iter < 240; ++iter) {
+    const auto kind = static_cast<tsync_test::table_kind>(iter % 3);
+    const std::size_t n = iter % 7 == 0 ? 1 : 1 + r.u64() % (iter % 5 == 0 ? 2000 : 40);
+    auto s = tsync_test::random_samples(r, n, kind);
+    const auto mode = iter % 4 == 3 ? correction_mode::step : correction_mode::interpolate;
+    if (mode == correction_mode::step && iter % 8 == 7) {  // some scaled step samples
+      for (auto& x : s) {
+        x.frac_bits = 32;
+        x.ratio = (std::uint64_t{1} << 31) + r.u64() % (std::uint64_t{1} << 33);
+      }
+    }
+    const auto pol = static_cast<outside_policy>((iter / 3) % 3);
+    INFO("iter " << iter << " samples " << s.size());
+    auto t = sync_table::make(s, mode, pol);
+    REQUIRE(t.has_value());
+    const auto ev = tsync_test::random_stream(r, 3000, s.front().guest_time, s.back().guest_time);
+    check_agree(*t, ev);
+  }
+}
+
+TEST_CASE("Agreement holds at sample times and their neighbours") {
+  const auto seed = tsync_test::seed_for(2005);
+  INFO("seed " << seed);
+  tsync_test::rng r(seed);
+  for (int iter = 0; iter < 60; ++iter) {
+    auto s = tsync_test::random_samples(r, 2 + r.u64() % 30, static_cast<tsync_test::table_kind>(iter % 3));
+    std::vector<std::int64_t> ev;
+    for (const auto& x : s)
+      for (std::int64_t d : {-2, -1, 0, 1, 2}) {
+        const i128 v = static_cast<i128>(x.guest_time) + d;
+        if (v >= kMin && v <= kMax) ev.push_back(static_cast<std::int64_t>(v));
+      }
+    ev.push_back(kMin);
+    ev.push_back(kMax);
+    for (auto pol : {outside_policy::extrapolate, outside_policy::clamp, outside_policy::reject})
+      for (auto mode : {correction_mode::interpolate, correction_mode::step}) {
+        auto t = sync_table::make(s, mode, pol);
+        REQUIRE(t.has_value());
+        check_agree(*t, ev);
+      }
+  }
+}
+
+TEST_CASE("The cursor corrects an in-order stream without binary searches after the first") {
+  std::vector<sync_sample> s;
+  for (std::int64_t i = 0; i < 4096; ++i) s.push_back(sync_sample{i * 1'000'000, 1000 + i % 7, 1, 0, std::nullopt});
+  auto t = sync_table::make(s);
+  REQUIRE(t.has_value());
+  cursor c(*t);
+  std::size_t failures = 0;
+  for (std::int64_t g = -5'000'000; g < std::int64_t{4096} * 1'000'000 + 5'000'000; g += 9973)
+    failures += c.correct(g).has_value() ? 0u : 1u;
+  CHECK(failures == 0);
+  CHECK(c.searches() == 1);
+  // a backward jump falls back to one search
+  REQUIRE(*c.correct(123) == *t->correct(123));
+  CHECK(c.searches() == 2);
+}
+
+TEST_CASE("Batch rejects a too short or partly overlapping output span") {
+  auto t = sync_table::make({sync_sample{0, 5, 1, 0, std::nullopt}});
+  REQUIRE(t.has_value());
+  std::vector<std::int64_t> v{1, 2, 3, 4};
+  std::vector<std::int64_t> shortv(3);
+  CHECK(correct_batch(*t, std::span<const std::int64_t>(v), std::span<std::int64_t>(shortv)).error ==
+        errc::invalid_argument);
+  CHECK(correct_batch(*t, std::span<const std::int64_t>(v.data(), 3), std::span<std::int64_t>(v.data() + 1, 3)).error ==
+        errc::invalid_argument);
+  // identical spans are the in-place case
+  const auto st = correct_batch(*t, std::span<const std::int64_t>(v), std::span<std::int64_t>(v));
+  CHECK(st.ok());
+  CHECK(v == std::vector<std::int64_t>{6, 7, 8, 9});
+}
