@@ -447,3 +447,43 @@ TEST_CASE("the hybrid vsock handshake rejects bad answers and bad requests", "[t
   REQUIRE_FALSE(a.has_value());
   CHECK(a.error() == make_error_code(errc::protocol_error));
 }
+
+TEST_CASE("a responder process with a known offset and drift is bracketed by every probe over a Unix socket",
+          "[transport][process]") {
+  temp_dir dir;
+  const auto path = dir / "shift.sock";
+  auto l = unix_listener::listen(path);
+  REQUIRE(l.has_value());
+  const tsync::test::shifted_clock shifted{987'654'321'000LL, -80'000};  // -80 ppm
+  const pid_t child = tsync::test::fork_child([&] {
+    auto t = connect_unix(path, after(5s));
+    if (!t) return 2;
+    auto c = shifted;
+    auto st = tsync::probe::serve(*t, c, tsync::probe::responder_options{}, after(30s));
+    return st.has_value() && st->ended == tsync::probe::serve_end::bye ? 0 : 3;
+  });
+  REQUIRE(child > 0);
+  auto t = l->accept(after(5s));
+  REQUIRE(t.has_value());
+  raw_clock c;
+  tsync::probe::series_config cfg;
+  cfg.probes = 2000;
+  cfg.deadline = after(20s);
+  auto r = tsync::probe::run_series(*t, c, cfg);
+  REQUIRE(r.ok());
+  REQUIRE(r.probes.size() == 2000);
+  std::size_t inside = 0;
+  for (const auto& p : r.probes) {
+    if (shifted.at(p.t1) <= p.g && p.g <= shifted.at(p.t2)) ++inside;
+  }
+  CHECK(inside == r.probes.size());
+  // The hard interval of the whole series contains the offset at its midpoint, up to the drift over the series.
+  const auto h = tsync::test::interval_of(r.probes);
+  const auto mid = (r.probes.front().t1 + r.probes.back().t2) / 2;
+  const auto truth = shifted.at(mid) - mid;
+  const auto drift_span = (r.probes.back().t2 - r.probes.front().t1) * 80 / 1'000'000 + 2;
+  CHECK(h.lo <= truth + drift_span);
+  CHECK(truth - drift_span <= h.hi);
+  CHECK(tsync::probe::send_bye(*t, after(1s)).has_value());
+  CHECK(tsync::test::wait_child(child) == 0);
+}
