@@ -5,6 +5,7 @@
 /// character device) plus the simulated link in virtual time.
 #include "tsync/transport/fd_stream.hpp"
 #include "tsync/transport/fifo.hpp"
+#include "tsync/transport/simulated.hpp"
 #include "tsync/transport/socket.hpp"
 #include "tsync/transport/socketpair.hpp"
 #include "tsync/transport/tcp.hpp"

@@ -45,6 +45,10 @@ void check_same_clock_series(const series_result& r, std::uint32_t n) {
   CHECK(0 <= h.hi);
 }
 
+/// What a responder thread returned (checked after join: Catch2 assertions are not thread-safe).
+using serve_result = tsync::expected<serve_stats, std::error_code>;
+serve_result no_result() { return tsync::unexpected(make_error_code(errc::not_found)); }
+
 series_config cfg(std::uint32_t id, std::uint32_t n = 339) {
   series_config c;
   c.series_id = id;
@@ -60,6 +64,7 @@ series_config cfg(std::uint32_t id, std::uint32_t n = 339) {
 TEST_CASE("a series against a responder thread brackets every responder stamp", "[probe][exchange]") {
   pair_fixture f;
   std::atomic<std::uint32_t> pinned_vcpu{9999};
+  serve_result st = no_result();
   std::thread responder([&] {
     raw_clock c;
     responder_options o;
@@ -67,12 +72,7 @@ TEST_CASE("a series against a responder thread brackets every responder stamp", 
       pinned_vcpu = s.vcpu;
       return std::error_code{};
     };
-    auto st = serve(f.b, c, o, after(20s));
-    REQUIRE(st.has_value());
-    CHECK(st->ended == serve_end::bye);
-    CHECK(st->series_completed == 3);
-    CHECK(st->probes_answered == 3 * 339);
-    CHECK(st->results_received == 1);
+    st = serve(f.b, c, o, after(20s));
   });
   raw_clock c;
   for (std::uint32_t s = 1; s <= 3; ++s) {
@@ -88,16 +88,18 @@ TEST_CASE("a series against a responder thread brackets every responder stamp", 
   CHECK(send_result(f.a, result_msg{3, 1, 0, -10, 10, 20, 339, 0}, after(1s)).has_value());
   CHECK(send_bye(f.a, after(1s)).has_value());
   responder.join();
+  REQUIRE(st.has_value());
+  CHECK(st->ended == serve_end::bye);
+  CHECK(st->series_completed == 3);
+  CHECK(st->probes_answered == 3 * 339);
+  CHECK(st->results_received == 1);
 }
 
 TEST_CASE("a known offset and drift of the responder clock lies inside every probe bracket", "[probe][exchange]") {
   pair_fixture f;
   tsync::test::shifted_clock shifted{-123456789012LL, 250000};  // 250 ppm
-  std::thread responder([&] {
-    responder_options o;
-    auto st = serve(f.b, shifted, o, after(20s));
-    CHECK(st.has_value());
-  });
+  serve_result st = no_result();
+  std::thread responder([&] { st = serve(f.b, shifted, responder_options{}, after(20s)); });
   raw_clock c;
   auto r = run_series(f.a, c, cfg(5));
   REQUIRE(r.ok());
@@ -119,6 +121,7 @@ TEST_CASE("a known offset and drift of the responder clock lies inside every pro
 
 TEST_CASE("deferred stamps arrive in batches after the end and are matched by probe id", "[probe][exchange]") {
   pair_fixture f;
+  serve_result st = no_result();
   std::thread responder([&] {
     raw_clock c;
     responder_options o;
@@ -127,8 +130,7 @@ TEST_CASE("deferred stamps arrive in batches after the end and are matched by pr
       std::reverse(s.begin(), s.end());  // order must not matter
       return std::error_code{};
     };
-    auto st = serve(f.b, c, o, after(20s));
-    CHECK(st.has_value());
+    st = serve(f.b, c, o, after(20s));
   });
   raw_clock c;
   auto r = run_series(f.a, c, cfg(11, 2500));  // more than two batches
@@ -231,6 +233,7 @@ TEST_CASE("a silent responder is detected after the consecutive loss limit", "[p
 
 TEST_CASE("a truncated reply ends the series with truncated and keeps the samples", "[probe][exchange][fault]") {
   pair_fixture f;
+  serve_result st = no_result();
   tsync::test::fault_transport<stream_transport> ft{f.b, {}};
   ft.on_send = [](const message& m, std::span<const std::byte> bytes, auto& self, auto d) {
     if (const auto* r = std::get_if<reply_msg>(&m); r != nullptr && r->probe_id == 30) {
@@ -241,10 +244,7 @@ TEST_CASE("a truncated reply ends the series with truncated and keeps the sample
   };
   std::thread responder([&] {
     raw_clock c;
-    auto st = serve(ft, c, responder_options{}, after(20s));
-    // The initiator reports the bad message back: the responder sees an error message, then bye.
-    CHECK(st.has_value());
-    if (st) CHECK(st->errors_received == 1);
+    st = serve(ft, c, responder_options{}, after(20s));
   });
   raw_clock c;
   auto r = run_series(f.a, c, cfg(1));
@@ -252,6 +252,9 @@ TEST_CASE("a truncated reply ends the series with truncated and keeps the sample
   CHECK(r.probes.size() == 30);
   CHECK(send_bye(f.a, after(1s)).has_value());
   responder.join();
+  // The initiator reported the bad message back: the responder saw an error message, then bye.
+  REQUIRE(st.has_value());
+  CHECK(st->errors_received == 1);
 }
 
 TEST_CASE("an oversized frame or payload length ends the series with oversized", "[probe][exchange][fault]") {
@@ -260,11 +263,12 @@ TEST_CASE("an oversized frame or payload length ends the series with oversized",
     pair_fixture f;
     tsync::test::fault_transport<stream_transport> ft{f.b, {}};
     const int raw_fd = f.b.write_fd();
+    std::atomic<bool> wrote{true};
     ft.on_send = [&](const message& m, std::span<const std::byte> bytes, auto& self, auto d) {
       if (const auto* r = std::get_if<reply_msg>(&m); r != nullptr && r->probe_id == 7) {
         if (frame_level) {
           const unsigned char len[4] = {0xFF, 0xFF, 0xFF, 0x7F};
-          CHECK(::write(raw_fd, len, 4) == 4);
+          wrote = ::write(raw_fd, len, 4) == 4;
         } else {
           std::vector<std::byte> b(bytes.begin(), bytes.end());
           b[10] = std::byte{0x7F};  // payload length field, byte 2
@@ -294,6 +298,7 @@ TEST_CASE("an oversized frame or payload length ends the series with oversized",
     }
     f.a = stream_transport{};  // closing ends the responder
     responder.join();
+    CHECK(wrote.load());
   }
 }
 
@@ -459,16 +464,14 @@ TEST_CASE("deferred stamps beyond what was sent are rejected", "[probe][exchange
 
 TEST_CASE("a responder that refuses a series reports its reason", "[probe][exchange][fault]") {
   pair_fixture f;
+  serve_result st = no_result();
   std::thread responder([&] {
     raw_clock c;
     responder_options o;
     o.on_series_start = [](const start_msg& s) {
       return s.vcpu == 3 ? make_error_code(errc::not_found) : std::error_code{};
     };
-    auto st = serve(f.b, c, o, after(20s));
-    REQUIRE(st.has_value());
-    CHECK(st->series_refused == 1);
-    CHECK(st->series_completed == 1);
+    st = serve(f.b, c, o, after(20s));
   });
   raw_clock c;
   auto conf = cfg(1);
@@ -480,41 +483,42 @@ TEST_CASE("a responder that refuses a series reports its reason", "[probe][excha
   check_same_clock_series(run_series(f.a, c, cfg(2)), 339);  // the session goes on
   CHECK(send_bye(f.a, after(1s)).has_value());
   responder.join();
+  REQUIRE(st.has_value());
+  CHECK(st->series_refused == 1);
+  CHECK(st->series_completed == 1);
 }
 
 TEST_CASE("the responder rejects garbage and a peer lost mid-series with clear errors", "[probe][exchange][fault]") {
   {
     pair_fixture f;
-    std::thread initiator([&] {
-      std::vector<std::byte> junk(16, std::byte{0x33});
-      CHECK(f.a.send(junk, after(1s)).has_value());
-      std::vector<std::byte> buf;
-      auto got = f.a.receive(buf, after(5s));  // the responder says why it stops
-      REQUIRE(got.has_value());
-      auto m = decode(buf);
-      REQUIRE(m.has_value());
-      REQUIRE(std::holds_alternative<error_msg>(*m));
-      CHECK(std::get<error_msg>(*m).code == static_cast<std::uint32_t>(errc::protocol_error));
-    });
+    std::vector<std::byte> junk(16, std::byte{0x33});
+    CHECK(f.a.send(junk, after(1s)).has_value());
     raw_clock c;
     auto st = serve(f.b, c, responder_options{}, after(5s));
     REQUIRE_FALSE(st.has_value());
     CHECK(st.error() == make_error_code(errc::protocol_error));
-    initiator.join();
+    std::vector<std::byte> buf;
+    auto got = f.a.receive(buf, after(5s));  // the responder said why it stopped
+    REQUIRE(got.has_value());
+    auto m = decode(buf);
+    REQUIRE(m.has_value());
+    REQUIRE(std::holds_alternative<error_msg>(*m));
+    CHECK(std::get<error_msg>(*m).code == static_cast<std::uint32_t>(errc::protocol_error));
   }
   {
     pair_fixture f;
+    std::atomic<bool> acked{false};
     std::thread initiator([&] {
       auto s = encode_to_vector(start_msg{4, 0, 10, 0});
-      REQUIRE(s.has_value());
-      CHECK(f.a.send(*s, after(1s)).has_value());
+      if (s) (void)f.a.send(*s, after(1s));
       std::vector<std::byte> buf;
-      CHECK(f.a.receive(buf, after(5s)).has_value());  // start_ack
-      f.a = stream_transport{};                        // vanish mid-series
+      acked = f.a.receive(buf, after(5s)).has_value();  // start_ack
+      f.a = stream_transport{};                         // vanish mid-series
     });
     raw_clock c;
     auto st = serve(f.b, c, responder_options{}, after(5s));
     initiator.join();
+    CHECK(acked.load());
     REQUIRE_FALSE(st.has_value());
     CHECK(st.error() == make_error_code(errc::peer_closed));
   }

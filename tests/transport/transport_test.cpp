@@ -74,10 +74,12 @@ void run_three_series(T& t) {
 void message_roundtrip(stream_transport& a, stream_transport& b) {
   std::vector<std::byte> msg(max_message_size);
   for (std::size_t i = 0; i < msg.size(); ++i) msg[i] = static_cast<std::byte>(i * 7 + 3);
-  std::thread writer([&] { CHECK(a.send(msg, after(5s)).has_value()); });
+  bool sent = false;
+  std::thread writer([&] { sent = a.send(msg, after(5s)).has_value(); });
   std::vector<std::byte> buf;
   auto n = b.receive(buf, after(5s));
   writer.join();
+  CHECK(sent);
   REQUIRE(n.has_value());
   CHECK(*n == max_message_size);
   CHECK(buf == msg);
@@ -400,16 +402,17 @@ TEST_CASE("the hybrid vsock handshake rejects bad answers and bad requests", "[t
   REQUIRE(l.has_value());
   // A fake VMM answering each connection with a scripted line.
   const auto fake_vmm = [&](std::string answer) {
+    std::string request;
     std::thread vmm([&, answer] {
       auto fd = l->accept_fd(after(5s));
-      REQUIRE(fd.has_value());
+      if (!fd) return;
       auto line = tsync::transport::detail::read_line(fd->get(), 64, after(5s));
-      REQUIRE(line.has_value());
-      CHECK(*line == "CONNECT 52");
+      if (line) request = *line;
       if (!answer.empty()) (void)tsync::transport::detail::write_all(fd->get(), answer, after(1s));
     });
     auto c = connect_hybrid_vsock(path, 52, after(2s));
     vmm.join();
+    CHECK(request == "CONNECT 52");
     return c;
   };
   auto c = fake_vmm("OK 1073741824\n");
@@ -431,14 +434,56 @@ TEST_CASE("the hybrid vsock handshake rejects bad answers and bad requests", "[t
   // And the acceptor side refuses a malformed request.
   auto acc = hybrid_vsock_acceptor::listen(dir / "acc.sock");
   REQUIRE(acc.has_value());
+  bool client_wrote = false;
   std::thread client([&] {
     auto t = connect_unix(dir / "acc.sock", after(2s));
-    REQUIRE(t.has_value());
-    CHECK_FALSE(tsync::transport::detail::write_all(t->write_fd(), "CONNECT -1\n", after(1s)));
+    if (!t) return;
+    client_wrote = !tsync::transport::detail::write_all(t->write_fd(), "CONNECT -1\n", after(1s));
     std::this_thread::sleep_for(50ms);
   });
   auto a = acc->accept(after(2s));
   client.join();
+  CHECK(client_wrote);
   REQUIRE_FALSE(a.has_value());
   CHECK(a.error() == make_error_code(errc::protocol_error));
+}
+
+TEST_CASE("a responder process with a known offset and drift is bracketed by every probe over a Unix socket",
+          "[transport][process]") {
+  temp_dir dir;
+  const auto path = dir / "shift.sock";
+  auto l = unix_listener::listen(path);
+  REQUIRE(l.has_value());
+  const tsync::test::shifted_clock shifted{987'654'321'000LL, -80'000};  // -80 ppm
+  const pid_t child = tsync::test::fork_child([&] {
+    auto t = connect_unix(path, after(5s));
+    if (!t) return 2;
+    auto c = shifted;
+    auto st = tsync::probe::serve(*t, c, tsync::probe::responder_options{}, after(30s));
+    return st.has_value() && st->ended == tsync::probe::serve_end::bye ? 0 : 3;
+  });
+  REQUIRE(child > 0);
+  auto t = l->accept(after(5s));
+  REQUIRE(t.has_value());
+  raw_clock c;
+  tsync::probe::series_config cfg;
+  cfg.probes = 2000;
+  cfg.deadline = after(20s);
+  auto r = tsync::probe::run_series(*t, c, cfg);
+  REQUIRE(r.ok());
+  REQUIRE(r.probes.size() == 2000);
+  std::size_t inside = 0;
+  for (const auto& p : r.probes) {
+    if (shifted.at(p.t1) <= p.g && p.g <= shifted.at(p.t2)) ++inside;
+  }
+  CHECK(inside == r.probes.size());
+  // The hard interval of the whole series contains the offset at its midpoint, up to the drift over the series.
+  const auto h = tsync::test::interval_of(r.probes);
+  const auto mid = (r.probes.front().t1 + r.probes.back().t2) / 2;
+  const auto truth = shifted.at(mid) - mid;
+  const auto drift_span = (r.probes.back().t2 - r.probes.front().t1) * 80 / 1'000'000 + 2;
+  CHECK(h.lo <= truth + drift_span);
+  CHECK(truth - drift_span <= h.hi);
+  CHECK(tsync::probe::send_bye(*t, after(1s)).has_value());
+  CHECK(tsync::test::wait_child(child) == 0);
 }
