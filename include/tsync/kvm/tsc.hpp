@@ -394,23 +394,26 @@ template <int MiKind>
   const __m512i zero = _mm512_setzero_si512();
   const __m512i one = _mm512_set1_epi64(1);
   const __m128i fcount = _mm_cvtsi64_si128(static_cast<long long>(k.frac));
+  // The zero-masking forms with a full mask are the plain instructions; they
+  // avoid GCC 12's `_mm512_undefined_epi32` (a -Wmaybe-uninitialized false positive).
+  const __mmask8 all = 0xff;
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m512i s = _mm512_sub_epi64(_mm512_loadu_si512(in + i), vo);
     if (_mm512_cmpgt_epu64_mask(s, vsmax) != 0) break;
     // hi(S * mf) by schoolbook on 32-bit halves; no step can wrap:
     // t = s1*m0 + hi32(s0*m0) < 2^64, u = lo32(t) + s0*m1 < 2^64.
-    const __m512i sh = _mm512_srli_epi64(s, 32);
-    const __m512i p00 = _mm512_mul_epu32(s, vm0);
-    const __m512i p01 = _mm512_mul_epu32(s, vm1);
-    const __m512i p10 = _mm512_mul_epu32(sh, vm0);
-    const __m512i p11 = _mm512_mul_epu32(sh, vm1);
-    const __m512i t = _mm512_add_epi64(p10, _mm512_srli_epi64(p00, 32));
+    const __m512i sh = _mm512_maskz_srli_epi64(all, s, 32);
+    const __m512i p00 = _mm512_maskz_mul_epu32(all, s, vm0);
+    const __m512i p01 = _mm512_maskz_mul_epu32(all, s, vm1);
+    const __m512i p10 = _mm512_maskz_mul_epu32(all, sh, vm0);
+    const __m512i p11 = _mm512_maskz_mul_epu32(all, sh, vm1);
+    const __m512i t = _mm512_add_epi64(p10, _mm512_maskz_srli_epi64(all, p00, 32));
     const __m512i u = _mm512_add_epi64(_mm512_and_si512(t, lo32), p01);
-    __m512i e = _mm512_add_epi64(_mm512_add_epi64(p11, _mm512_srli_epi64(t, 32)), _mm512_srli_epi64(u, 32));
+    __m512i e = _mm512_add_epi64(_mm512_add_epi64(p11, _mm512_maskz_srli_epi64(all, t, 32)), _mm512_maskz_srli_epi64(all, u, 32));
     if constexpr (MiKind == 1) e = _mm512_add_epi64(e, s);
     if constexpr (MiKind == 2) e = _mm512_add_epi64(e, _mm512_mullo_epi64(s, vmi));
-    const __m512i rem = _mm512_sub_epi64(_mm512_sll_epi64(s, fcount), _mm512_mullo_epi64(e, vr));
+    const __m512i rem = _mm512_sub_epi64(_mm512_maskz_sll_epi64(all, s, fcount), _mm512_mullo_epi64(e, vr));
     e = _mm512_mask_add_epi64(e, _mm512_cmpneq_epu64_mask(rem, zero), e, one);
     e = _mm512_mask_add_epi64(e, _mm512_cmpgt_epu64_mask(rem, vr), e, one);
     _mm512_storeu_si512(out + i, e);
