@@ -3,7 +3,10 @@
 // Each benchmark converts 1 Mi 64-bit values (8 MiB in, 8 MiB out). Targets:
 // the scaled batch inverse within 6x of the memcpy time, the unscaled one
 // within 2x. Compare the "real_time" of BM_kvm_to_host/scaled and
-// BM_kvm_to_host/unscaled with BM_memcpy_reference.
+// BM_kvm_to_host/unscaled with BM_memcpy_reference from the same run (on a
+// shared machine take the minimum over --benchmark_repetitions).
+// BM_kvm_to_host/scaled uses the AVX-512 kernel when the CPU has it;
+// BM_kvm_to_host_portable/scaled always runs the portable kernel.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

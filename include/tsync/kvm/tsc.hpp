@@ -331,6 +331,9 @@ template <int MiKind, bool Wide>
 inline void inverse_loop(const std::uint64_t* in, std::uint64_t* out, std::size_t begin, std::size_t end,
                          std::uint64_t o, std::uint64_t mi, std::uint64_t mf, std::uint64_t r,
                          unsigned f) noexcept {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
   for (std::size_t i = begin; i < end; ++i) {
     const std::uint64_t s = in[i] - o;
     std::uint64_t e = static_cast<std::uint64_t>((static_cast<u128>(s) * mf) >> 64);
