@@ -245,9 +245,9 @@ struct inverse_access;
 ///
 /// Overflow is one comparison of S with the largest S whose result fits (the
 /// map is monotone). The batch `to_host` uses an AVX-512 kernel of the same
-/// formula when the CPU has AVX-512F and AVX-512DQ (checked at run time, or at
-/// compile time with `-mavx512f -mavx512dq`) and `r <= 2^63`; otherwise a
-/// portable one. All paths are bit-identical to the scalar `to_host` for every
+/// formula when the CPU has AVX-512F and AVX-512DQ (checked once at run time;
+/// the kernel is compiled for x86-64 with GCC or clang whatever the `-m`
+/// flags) and `r <= 2^63`; otherwise a portable one. All paths are bit-identical to the scalar `to_host` for every
 /// input (property-tested over the full 64-bit ranges and at the edges).
 class inverse_plan {
  public:
@@ -425,14 +425,16 @@ template <int MiKind>
 }
 #endif
 
-/// True when the AVX-512 batch kernel is compiled in and the CPU runs it.
+/// True when the AVX-512 batch kernel is compiled in and the CPU (and OS) run it.
+/// Always a run-time check, even when the build targets AVX-512, so that every
+/// translation unit sees the same definition whatever its `-m` flags.
 inline bool avx512_kernel_usable() noexcept {
 #if TSYNC_KVM_AVX512_KERNEL
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
-  return true;
-#else
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-#endif
+  static const bool usable = [] {
+    __builtin_cpu_init();  // idempotent; makes the check valid even in early static initialisers
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  }();
+  return usable;
 #else
   return false;
 #endif
