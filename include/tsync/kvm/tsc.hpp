@@ -28,6 +28,14 @@
 #include "tsync/core/int128.hpp"
 #include "tsync/core/time.hpp"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/// 1 when the AVX-512 batch inverse is compiled in (selected at run time by CPU).
+#define TSYNC_KVM_AVX512_KERNEL 1
+#else
+#define TSYNC_KVM_AVX512_KERNEL 0
+#endif
+
 namespace tsync::kvm {
 
 /// Vendor fixed-point formats of the TSC scaling ratio.
@@ -186,28 +194,6 @@ struct tsc_params {
 // Precomputed exact inverse (no 128-bit division per value).
 // ---------------------------------------------------------------------------
 
-namespace detail {
-// One step of Möller–Granlund division (udiv_qrnnd_preinv) followed by the
-// ceiling: ceil((u1*2^64 + u0) / d) for a normalised d (top bit set),
-// v = floor((2^128 - 1) / d) - 2^64 and u1 < d. Branch-free.
-[[nodiscard]] constexpr std::uint64_t mg_ceil(std::uint64_t u1, std::uint64_t u0, std::uint64_t v,
-                                              std::uint64_t d) noexcept {
-  u128 q = static_cast<u128>(v) * u1;
-  q += (static_cast<u128>(u1) << 64) | u0;
-  std::uint64_t q1 = static_cast<std::uint64_t>(q >> 64) + 1;
-  const std::uint64_t q0 = static_cast<std::uint64_t>(q);
-  std::uint64_t r = u0 - q1 * d;
-  // Masks rather than branches, so that compilers emit conditional moves.
-  const std::uint64_t m1 = 0 - static_cast<std::uint64_t>(r > q0);
-  q1 += m1;  // q1 - 1 when r > q0
-  r += d & m1;
-  const std::uint64_t m2 = 0 - static_cast<std::uint64_t>(r >= d);
-  q1 -= m2;  // q1 + 1 when r >= d
-  r -= d & m2;
-  return q1 + static_cast<std::uint64_t>(r != 0);  // r is the remainder << l: round up
-}
-}  // namespace detail
-
 /// Why a batch conversion stopped.
 struct batch_error {
   errc code = errc::ok;   ///< `overflow`, `invalid_argument` (span sizes) or a `validate` error
@@ -215,73 +201,107 @@ struct batch_error {
   friend constexpr bool operator==(const batch_error&, const batch_error&) = default;
 };
 
+namespace detail {
+// The constants of an `inverse_plan`, as the batch kernels read them.
+struct inverse_constants {
+  std::uint64_t offset = 0;
+  std::uint64_t ratio = 1;
+  std::uint64_t mi = 0;     // floor(2^f / r): high word of the reciprocal m
+  std::uint64_t mf = 0;     // low word of m = floor(2^(64+f) / r)
+  std::uint64_t s_max = 0;  // largest S with a 64-bit result
+  unsigned frac = 0;
+  bool unscaled = true;
+};
+struct inverse_access;
+}  // namespace detail
+
 /// A precomputed form of `to_host` for one parameter set.
 ///
-/// `to_host` needs `ceil(N / ratio)` with `N = S * 2^frac_bits` up to 127 bits.
-/// The plan normalises the divisor (`d = ratio << l`, top bit set) and keeps
-/// the reciprocal `v = floor((2^128 − 1) / d) − 2^64`; each conversion is then
-/// one 64×64→128 multiply, one 64×64 low multiply and two branch-free
-/// correction steps (Möller and Granlund, "Improved division by invariant
-/// integers", 2011), which give the exact floor quotient and remainder; the
-/// ceiling adds 1 when the remainder is not 0. Overflow is one comparison of S
-/// with the largest S whose result fits (the map is monotone). The result is
-/// bit-identical to the scalar `to_host` for every input (property-tested over
-/// the full 64-bit ranges and at the edges).
+/// `to_host` needs `q = ceil(S * 2^f / r)` for `S = (g − offset) mod 2^64`.
+/// With `c = 2^f / r` the plan keeps the 128-bit reciprocal
+///
+///     m = floor(2^(64+f) / r) = mi * 2^64 + mf        (mi = floor(c), mf < 2^64)
+///
+/// and one conversion is
+///
+///     e = S * mi + floor(S * mf / 2^64)     (= floor(S * m / 2^64), exact)
+///     R = S * 2^f − e * r                    (exact remainder of the estimate)
+///     q = e + [R > 0] + [R > r]
+///
+/// Proof that this is the exact ceiling. Let `q0 = floor(S * c)`. Because
+/// `0 <= 2^(64+f)/r − m < 1`, the estimate satisfies
+/// `S*c − 1 < S*c − S/2^64 < S*m/2^64 <= S*c` (as `S < 2^64`), so
+/// `e = floor(S*m/2^64)` is `q0 − 1` or `q0`. Hence `R = S*2^f − e*r` lies in
+/// `[0, 2r)`: it is `q0`'s remainder (in `[0, r)`) or that plus `r`. The
+/// smallest `q` with `q*r >= S*2^f` is then `e` when `R = 0`, `e + 1` when
+/// `0 < R <= r` and `e + 2` when `r < R < 2r`, which is the formula for `q`.
+/// When `r <= 2^63`, `2r − 1 < 2^64`, so `R` is exactly its low 64 bits
+/// `(S << f) − e*r mod 2^64`: the whole conversion is one 64×64→128 multiply
+/// (plus one low multiply when `mi > 1`), one low multiply, a shift, a
+/// subtraction and two comparisons, all modulo 2^64. For `r > 2^63` (a guest
+/// more than 2^(63−f) times faster than the host) `R` is formed in 128 bits.
+/// Every intermediate stays below 2^64 for a valid `S`, because `e <= q0 <= q`
+/// and `q` fits.
+///
+/// Overflow is one comparison of S with the largest S whose result fits (the
+/// map is monotone). The batch `to_host` uses an AVX-512 kernel of the same
+/// formula when the CPU has AVX-512F and AVX-512DQ (checked once at run time;
+/// the kernel is compiled for x86-64 with GCC or clang whatever the `-m`
+/// flags) and `r <= 2^63`; otherwise a portable one. All paths are bit-identical to the scalar `to_host` for every
+/// input (property-tested over the full 64-bit ranges and at the edges).
 class inverse_plan {
  public:
   /// Build the plan; fails as `validate(p)` does.
   [[nodiscard]] static constexpr expected<inverse_plan, errc> make(const tsc_params& p) noexcept {
     if (auto e = validate(p); e != errc::ok) return unexpected(e);
-    inverse_plan k;
-    k.offset_ = p.offset;
-    k.frac_ = p.frac_bits;
-    k.ratio_ = p.ratio;
-    k.unscaled_ = p.is_unscaled();
-    const unsigned l = static_cast<unsigned>(std::countl_zero(p.ratio));
-    k.d_ = p.ratio << l;
-    // floor((2^128 - 1) / d) - 2^64  ==  floor((~d * 2^64 + 2^64 - 1) / d)
-    const u128 num = (static_cast<u128>(~k.d_) << 64) | ~std::uint64_t{0};
-    k.v_ = static_cast<std::uint64_t>(num / k.d_);
-    k.shift_ = p.frac_bits + l;  // u = S << shift_, at most 126
+    inverse_plan plan;
+    detail::inverse_constants& k = plan.k_;
+    k.offset = p.offset;
+    k.frac = p.frac_bits;
+    k.ratio = p.ratio;
+    k.unscaled = p.is_unscaled();
+    const u128 m = (static_cast<u128>(1) << (64 + p.frac_bits)) / p.ratio;  // 2^(64+f) <= 2^127
+    k.mi = static_cast<std::uint64_t>(m >> 64);
+    k.mf = static_cast<std::uint64_t>(m);
     // Largest S with ceil(S * 2^f / r) <= 2^64 - 1: floor((2^64 - 1) * r / 2^f).
     const u128 smax = (static_cast<u128>(~std::uint64_t{0}) * p.ratio) >> p.frac_bits;
-    k.s_max_ = (smax >> 64) ? ~std::uint64_t{0} : static_cast<std::uint64_t>(smax);
-    return k;
+    k.s_max = (smax >> 64) ? ~std::uint64_t{0} : static_cast<std::uint64_t>(smax);
+    return plan;
   }
 
   /// The parameters this plan inverts.
-  [[nodiscard]] constexpr tsc_params params() const noexcept { return {offset_, ratio_, frac_}; }
+  [[nodiscard]] constexpr tsc_params params() const noexcept {
+    return {k_.offset, k_.ratio, static_cast<std::uint8_t>(k_.frac)};
+  }
   /// True for the unscaled fast path (`host = guest − offset`).
-  [[nodiscard]] constexpr bool unscaled() const noexcept { return unscaled_; }
+  [[nodiscard]] constexpr bool unscaled() const noexcept { return k_.unscaled; }
   /// The largest `S = guest − offset` (mod 2^64) whose host value fits 64 bits.
-  [[nodiscard]] constexpr std::uint64_t max_scaled() const noexcept { return unscaled_ ? ~std::uint64_t{0} : s_max_; }
+  [[nodiscard]] constexpr std::uint64_t max_scaled() const noexcept { return k_.unscaled ? ~std::uint64_t{0} : k_.s_max; }
 
   /// Checked conversion: the same value as `to_host(guest_tsc, params())`.
   [[nodiscard]] constexpr expected<std::uint64_t, errc> operator()(std::uint64_t guest_tsc) const noexcept {
-    const std::uint64_t s = guest_tsc - offset_;
-    if (unscaled_) return s;
-    if (s > s_max_) return unexpected(errc::overflow);
+    const std::uint64_t s = guest_tsc - k_.offset;
+    if (k_.unscaled) return s;
+    if (s > k_.s_max) return unexpected(errc::overflow);
     return scaled(s);
   }
 
   /// `ceil((s << frac) / ratio)` for a scaled plan. Precondition: `s <= max_scaled()`.
   [[nodiscard]] constexpr std::uint64_t scaled(std::uint64_t s) const noexcept {
-    if (shift_ >= 64) return detail::mg_ceil(s << (shift_ - 64), 0, v_, d_);
-    return detail::mg_ceil((s >> 1) >> (63 - shift_), s << shift_, v_, d_);
+    const std::uint64_t r = k_.ratio;
+    const std::uint64_t e = s * k_.mi + static_cast<std::uint64_t>((static_cast<u128>(s) * k_.mf) >> 64);
+    if (r > (std::uint64_t{1} << 63)) {
+      const u128 rem = (static_cast<u128>(s) << k_.frac) - static_cast<u128>(e) * r;
+      return e + static_cast<std::uint64_t>(rem != 0) + static_cast<std::uint64_t>(rem > r);
+    }
+    const std::uint64_t rem = (s << k_.frac) - e * r;
+    return e + static_cast<std::uint64_t>(rem != 0) + static_cast<std::uint64_t>(rem > r);
   }
 
  private:
-  friend expected<void, batch_error> to_host_batch_impl(const std::uint64_t*, std::uint64_t*, std::size_t,
-                                                               const inverse_plan&) noexcept;
+  friend struct detail::inverse_access;
   constexpr inverse_plan() noexcept = default;
-  std::uint64_t offset_ = 0;
-  std::uint64_t ratio_ = 1;
-  std::uint64_t d_ = 0;      // ratio << l (normalised divisor)
-  std::uint64_t v_ = 0;      // reciprocal of d_
-  std::uint64_t s_max_ = 0;  // largest S with a 64-bit result
-  unsigned shift_ = 0;       // frac + l
-  std::uint8_t frac_ = 0;
-  bool unscaled_ = true;
+  detail::inverse_constants k_;
 };
 
 // ---------------------------------------------------------------------------
@@ -291,6 +311,10 @@ class inverse_plan {
 namespace detail {
 inline constexpr std::size_t kvm_batch_block = 512;
 
+struct inverse_access {
+  [[nodiscard]] static constexpr const inverse_constants& get(const inverse_plan& p) noexcept { return p.k_; }
+};
+
 // out[i] = in[i] + o; in and out may be the same range.
 inline void add_offset(const std::uint64_t* in, std::uint64_t* out, std::size_t n, std::uint64_t o) noexcept {
   for (std::size_t i = 0; i < n; ++i) out[i] = in[i] + o;
@@ -299,20 +323,42 @@ inline void scale_add(const std::uint64_t* in, std::uint64_t* out, std::size_t n
                       unsigned f, std::uint64_t o) noexcept {
   for (std::size_t i = 0; i < n; ++i) out[i] = mul_u64_u64_shr(in[i], r, f) + o;
 }
-}  // namespace detail
 
-/// The batch kernel behind `to_host(span, span, plan)`; `in` and `out` may be equal.
-inline expected<void, batch_error> to_host_batch_impl(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
-                                                      const inverse_plan& plan) noexcept {
-  // Locals: the compiler need not reload them after each store to `out`.
-  const std::uint64_t o = plan.offset_, v = plan.v_, d = plan.d_, smax = plan.s_max_;
-  const unsigned sh = plan.shift_;
-  if (plan.unscaled_) {
-    detail::add_offset(in, out, n, 0 - o);
-    return {};
+// The inverse formula of `inverse_plan` over [begin, end), without checks.
+// MiKind: 0 when mi == 0, 1 when mi == 1, 2 otherwise (saves a multiply).
+// Wide: r > 2^63, remainder in 128 bits.
+template <int MiKind, bool Wide>
+inline void inverse_loop(const std::uint64_t* in, std::uint64_t* out, std::size_t begin, std::size_t end,
+                         std::uint64_t o, std::uint64_t mi, std::uint64_t mf, std::uint64_t r,
+                         unsigned f) noexcept {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+  for (std::size_t i = begin; i < end; ++i) {
+    const std::uint64_t s = in[i] - o;
+    std::uint64_t e = static_cast<std::uint64_t>((static_cast<u128>(s) * mf) >> 64);
+    if constexpr (MiKind == 1) e += s;
+    if constexpr (MiKind == 2) e += s * mi;
+    if constexpr (Wide) {
+      const u128 rem = (static_cast<u128>(s) << f) - static_cast<u128>(e) * r;
+      out[i] = e + static_cast<std::uint64_t>(rem != 0) + static_cast<std::uint64_t>(rem > r);
+    } else {
+      const std::uint64_t rem = (s << f) - e * r;
+      out[i] = e + static_cast<std::uint64_t>(rem != 0) + static_cast<std::uint64_t>(rem > r);
+    }
   }
-  for (std::size_t base = 0; base < n; base += detail::kvm_batch_block) {
-    const std::size_t end = std::min(n, base + detail::kvm_batch_block);
+}
+
+/// The portable batch kernel for a scaled plan, over [start, n); in and out may be equal.
+inline expected<void, batch_error> to_host_batch_portable(const std::uint64_t* in, std::uint64_t* out,
+                                                          std::size_t start, std::size_t n,
+                                                          const inverse_constants& k) noexcept {
+  // Locals: the compiler need not reload them after each store to `out`.
+  const std::uint64_t o = k.offset, mi = k.mi, mf = k.mf, r = k.ratio, smax = k.s_max;
+  const unsigned f = k.frac;
+  const bool wide = r > (std::uint64_t{1} << 63);
+  for (std::size_t base = start; base < n; base += kvm_batch_block) {
+    const std::size_t end = std::min(n, base + kvm_batch_block);
     // Overflow pre-check on the untouched inputs (vectorisable), so that the
     // conversion loop has no checks and the first failing index is exact even in place.
     std::uint64_t bad = 0;
@@ -322,19 +368,104 @@ inline expected<void, batch_error> to_host_batch_impl(const std::uint64_t* in, s
       stop = base;
       while (in[stop] - o <= smax) ++stop;
     }
-    if (sh >= 64) {
-      const unsigned a = sh - 64;
-      for (std::size_t i = base; i < stop; ++i) out[i] = detail::mg_ceil((in[i] - o) << a, 0, v, d);
-    } else {
-      const unsigned b = 63 - sh;
-      for (std::size_t i = base; i < stop; ++i) {
-        const std::uint64_t s = in[i] - o;
-        out[i] = detail::mg_ceil((s >> 1) >> b, s << sh, v, d);
-      }
-    }
+    if (wide) inverse_loop<0, true>(in, out, base, stop, o, mi, mf, r, f);  // r > 2^63 implies mi == 0
+    else if (mi == 0) inverse_loop<0, false>(in, out, base, stop, o, mi, mf, r, f);
+    else if (mi == 1) inverse_loop<1, false>(in, out, base, stop, o, mi, mf, r, f);
+    else inverse_loop<2, false>(in, out, base, stop, o, mi, mf, r, f);
     if (stop != end) return unexpected(batch_error{errc::overflow, stop});
   }
   return {};
+}
+
+#if TSYNC_KVM_AVX512_KERNEL
+// The inverse formula on 8 lanes. hi(S * mf) is built from four 32×32→64
+// products (vpmuludq); e * r and S * mi are low products (vpmullq, AVX-512DQ).
+// Converts whole vectors from index 0 while every S is at most s_max and
+// returns how many values it converted (a multiple of 8); the caller finishes
+// [returned, n) with the portable kernel, which also finds the exact first
+// overflow. Precondition: scaled plan with r <= 2^63.
+template <int MiKind>
+[[gnu::target("avx512f,avx512dq")]] inline std::size_t to_host_prefix_avx512_impl(
+    const std::uint64_t* in, std::uint64_t* out, std::size_t n, const inverse_constants& k) noexcept {
+  const __m512i vo = _mm512_set1_epi64(static_cast<long long>(k.offset));
+  const __m512i vsmax = _mm512_set1_epi64(static_cast<long long>(k.s_max));
+  const __m512i vr = _mm512_set1_epi64(static_cast<long long>(k.ratio));
+  const __m512i vmi = _mm512_set1_epi64(static_cast<long long>(k.mi));
+  const __m512i vm0 = _mm512_set1_epi64(static_cast<long long>(k.mf & 0xffffffffU));  // vpmuludq reads bits 0..31
+  const __m512i vm1 = _mm512_set1_epi64(static_cast<long long>(k.mf >> 32));
+  const __m512i lo32 = _mm512_set1_epi64(0xffffffffLL);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m128i fcount = _mm_cvtsi64_si128(static_cast<long long>(k.frac));
+  // The zero-masking forms with a full mask are the plain instructions; they
+  // avoid GCC 12's `_mm512_undefined_epi32` (a -Wmaybe-uninitialized false positive).
+  const __mmask8 all = 0xff;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512i s = _mm512_sub_epi64(_mm512_loadu_si512(in + i), vo);
+    if (_mm512_cmpgt_epu64_mask(s, vsmax) != 0) break;
+    // hi(S * mf) by schoolbook on 32-bit halves; no step can wrap:
+    // t = s1*m0 + hi32(s0*m0) < 2^64, u = lo32(t) + s0*m1 < 2^64.
+    const __m512i sh = _mm512_maskz_srli_epi64(all, s, 32);
+    const __m512i p00 = _mm512_maskz_mul_epu32(all, s, vm0);
+    const __m512i p01 = _mm512_maskz_mul_epu32(all, s, vm1);
+    const __m512i p10 = _mm512_maskz_mul_epu32(all, sh, vm0);
+    const __m512i p11 = _mm512_maskz_mul_epu32(all, sh, vm1);
+    const __m512i t = _mm512_add_epi64(p10, _mm512_maskz_srli_epi64(all, p00, 32));
+    const __m512i u = _mm512_add_epi64(_mm512_and_si512(t, lo32), p01);
+    __m512i e = _mm512_add_epi64(_mm512_add_epi64(p11, _mm512_maskz_srli_epi64(all, t, 32)), _mm512_maskz_srli_epi64(all, u, 32));
+    if constexpr (MiKind == 1) e = _mm512_add_epi64(e, s);
+    if constexpr (MiKind == 2) e = _mm512_add_epi64(e, _mm512_mullo_epi64(s, vmi));
+    const __m512i rem = _mm512_sub_epi64(_mm512_maskz_sll_epi64(all, s, fcount), _mm512_mullo_epi64(e, vr));
+    e = _mm512_mask_add_epi64(e, _mm512_cmpneq_epu64_mask(rem, zero), e, one);
+    e = _mm512_mask_add_epi64(e, _mm512_cmpgt_epu64_mask(rem, vr), e, one);
+    _mm512_storeu_si512(out + i, e);
+  }
+  return i;
+}
+#endif
+
+/// True when the AVX-512 batch kernel is compiled in and the CPU (and OS) run it.
+/// Always a run-time check, even when the build targets AVX-512, so that every
+/// translation unit sees the same definition whatever its `-m` flags.
+inline bool avx512_kernel_usable() noexcept {
+#if TSYNC_KVM_AVX512_KERNEL
+  static const bool usable = [] {
+    __builtin_cpu_init();  // idempotent; makes the check valid even in early static initialisers
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  }();
+  return usable;
+#else
+  return false;
+#endif
+}
+
+/// The AVX-512 prefix kernel (see above), or 0 when it is unavailable or the
+/// plan is outside its range (unscaled, or r > 2^63).
+inline std::size_t to_host_prefix_avx512(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
+                                         const inverse_constants& k) noexcept {
+#if TSYNC_KVM_AVX512_KERNEL
+  if (k.unscaled || k.ratio > (std::uint64_t{1} << 63) || !avx512_kernel_usable()) return 0;
+  if (k.mi == 0) return to_host_prefix_avx512_impl<0>(in, out, n, k);
+  if (k.mi == 1) return to_host_prefix_avx512_impl<1>(in, out, n, k);
+  return to_host_prefix_avx512_impl<2>(in, out, n, k);
+#else
+  (void)in, (void)out, (void)n, (void)k;
+  return 0;
+#endif
+}
+}  // namespace detail
+
+/// The batch kernel behind `to_host(span, span, plan)`; `in` and `out` may be equal.
+inline expected<void, batch_error> to_host_batch_impl(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
+                                                      const inverse_plan& plan) noexcept {
+  const detail::inverse_constants& k = detail::inverse_access::get(plan);
+  if (k.unscaled) {
+    detail::add_offset(in, out, n, 0 - k.offset);
+    return {};
+  }
+  const std::size_t done = detail::to_host_prefix_avx512(in, out, n, k);
+  return detail::to_host_batch_portable(in, out, done, n, k);
 }
 
 /// Host → guest for a whole range: `out[i] = to_guest(in[i], p)`, bit for bit.
