@@ -35,8 +35,13 @@ namespace detail {
 }
 
 /// A hull fit over a range of bursts, as one model segment.
-[[nodiscard]] inline expected<segment, errc> hull_segment(const std::vector<burst_probes>& bursts, std::size_t first,
-                                                         std::size_t last, const fit_options& opt) {
+/// With `shifts` (per burst: ns added to every lower bound t1 − g and to every
+/// upper bound t2 − g), the point estimate is the centroid of the shifted
+/// constraints (asymmetry changes undone) while the hard bounds stay those of
+/// the raw constraints.
+[[nodiscard]] inline expected<segment, errc> hull_segment(
+    const std::vector<burst_probes>& bursts, std::size_t first, std::size_t last, const fit_options& opt,
+    const std::vector<std::pair<std::int64_t, std::int64_t>>* shifts = nullptr) {
   std::vector<probe_sample> all;
   std::uint64_t rejected = 0;
   for (std::size_t k = first; k <= last; ++k) {
@@ -49,6 +54,22 @@ namespace detail {
   const std::int64_t ref = mid_time(g0, g1);
   auto h = fit_hull(all, ref, opt);
   if (!h) return unexpected(h.error());
+  bool shifted = false;
+  if (shifts)
+    for (std::size_t k = first; k <= last; ++k) shifted = shifted || (*shifts)[k] != std::pair<std::int64_t, std::int64_t>{0, 0};
+  if (shifted) {
+    std::vector<probe_sample> moved;
+    moved.reserve(all.size());
+    for (std::size_t k = first; k <= last; ++k)
+      for (auto p : bursts[k].probes) {
+        p.t1 += (*shifts)[k].first;
+        p.t2 += (*shifts)[k].second;
+        moved.push_back(p);
+      }
+    fit_options o2 = opt;
+    o2.max_soft_reject = 0;
+    if (auto hc = fit_hull(moved, ref, o2)) h->centre = hc->centre;
+  }
   segment s;
   s.begin = g0;
   s.end = g1 == std::numeric_limits<std::int64_t>::max() ? g1 : g1 + 1;
@@ -86,11 +107,20 @@ struct burst_summary {
 
 enum class change { none, step, asymmetry, outlier };
 
+/// The classification of the boundary before a burst, with the envelope jumps
+/// (ns) of the lower-bound side (`ja`) and the upper-bound side (`jb`) that
+/// are significant (0 when not).
+struct change_point {
+  change kind = change::none;
+  double ja = 0;
+  double jb = 0;
+};
+
 /// Classify the boundary before each burst k (k >= 1) from the jumps of the
 /// envelopes, compared with the local slope of the neighbours.
-inline std::vector<change> detect_changes(const std::vector<burst_summary>& s, double min_rtt, double gate) {
+inline std::vector<change_point> detect_changes(const std::vector<burst_summary>& s, double min_rtt, double gate) {
   const std::size_t n = s.size();
-  std::vector<change> out(n, change::none);
+  std::vector<change_point> out(n);
   if (n < 3) return out;
   auto jumps = [&](auto get) {
     std::vector<double> local(n, 0.0), j(n, 0.0);
@@ -126,13 +156,14 @@ inline std::vector<change> detect_changes(const std::vector<burst_summary>& s, d
       const bool back_a = !a || (a2 && std::fabs(ja[k] + ja[k + 1]) < ta && ja[k] * ja[k + 1] < 0);
       const bool back_b = !b || (b2 && std::fabs(jb[k] + jb[k + 1]) < tb && jb[k] * jb[k + 1] < 0);
       if (back_a && back_b) {
-        out[k] = change::outlier;
+        out[k].kind = change::outlier;
         ++k;  // the return jump belongs to the same outlier
         continue;
       }
     }
-    if (a && b && ja[k] * jb[k] > 0) out[k] = change::step;
-    else out[k] = change::asymmetry;
+    out[k].kind = a && b && ja[k] * jb[k] > 0 ? change::step : change::asymmetry;
+    out[k].ja = a ? ja[k] : 0.0;
+    out[k].jb = b ? jb[k] : 0.0;
   }
   return out;
 }
@@ -193,10 +224,10 @@ struct segmented_estimator {
     auto changes = detail::detect_changes(sum, min_rtt, jump_gate);
     // Outlier bursts are dropped (their probes counted as rejected).
     std::vector<std::size_t> keep;
-    std::vector<detail::change> cause;
+    std::vector<detail::change_point> cause;
     std::uint64_t dropped = 0;
     for (std::size_t k = 0; k < n; ++k) {
-      if (changes[k] == detail::change::outlier) {
+      if (changes[k].kind == detail::change::outlier) {
         dropped += bursts[k].probes.size() + bursts[k].rejected;
         continue;
       }
@@ -209,6 +240,23 @@ struct segmented_estimator {
     std::vector<detail::burst_summary> ks;
     for (auto k : keep) ks.push_back(sum[k]);
 
+    // Undo detected asymmetry changes for the point estimate: shift later
+    // bursts' constraints back to the level of the first burst of their clock
+    // region (the hard bounds keep the raw constraints).
+    std::vector<std::pair<std::int64_t, std::int64_t>> shifts(kb.size(), {0, 0});
+    {
+      double ca = 0, cb = 0;
+      for (std::size_t k = 0; k < kb.size(); ++k) {
+        if (cause[k].kind == detail::change::step) ca = cb = 0;
+        if (cause[k].kind == detail::change::asymmetry) {
+          ca -= cause[k].ja;
+          cb -= cause[k].jb;
+        }
+        shifts[k] = {static_cast<std::int64_t>(std::llround(ca)), static_cast<std::int64_t>(std::llround(cb))};
+        ks[k].alpha += ca;
+        ks[k].beta += cb;
+      }
+    }
     // Clock regions between steps; asymmetry boundaries are remembered.
     struct piece {
       std::size_t first, last;
@@ -219,14 +267,14 @@ struct segmented_estimator {
     std::size_t start = 0;
     std::vector<std::pair<std::size_t, std::size_t>> regions;
     for (std::size_t i = 1; i <= kb.size(); ++i) {
-      if (i == kb.size() || cause[i] == detail::change::step) {
+      if (i == kb.size() || cause[i].kind == detail::change::step) {
         regions.emplace_back(start, i - 1);
         start = i;
       }
     }
     for (std::size_t r = 0; r < regions.size(); ++r) {
       std::vector<piece> local;
-      if (!fit_region(kb, ks, regions[r].first, regions[r].second, opt, slope, local, 0)) continue;
+      if (!fit_region(kb, ks, shifts, regions[r].first, regions[r].second, opt, slope, local, 0)) continue;
       if (!local.empty()) local.front().cause = r == 0 && pieces.empty() ? boundary_cause::start : boundary_cause::step;
       for (auto& p : local) pieces.push_back(std::move(p));
     }
@@ -240,7 +288,7 @@ struct segmented_estimator {
       // Split at asymmetry changes inside the piece (same lines, own diagnostics).
       std::vector<std::size_t> cuts{p.first};
       for (std::size_t k = p.first + 1; k <= p.last; ++k)
-        if (cause[k] == detail::change::asymmetry) cuts.push_back(k);
+        if (cause[k].kind == detail::change::asymmetry) cuts.push_back(k);
       const bool continuous = i > 0 && p.cause == boundary_cause::nonlinear;
       std::int64_t begin = continuous ? kb[p.first].ref() : kb[p.first].probes.front().g;
       if (i > 0 && p.cause == boundary_cause::step) {
@@ -301,9 +349,10 @@ struct segmented_estimator {
 
  private:
   template <class Piece>
-  bool fit_region(const std::vector<burst_probes>& kb, const std::vector<detail::burst_summary>& ks, std::size_t first,
+  bool fit_region(const std::vector<burst_probes>& kb, const std::vector<detail::burst_summary>& ks,
+                  const std::vector<std::pair<std::int64_t, std::int64_t>>& shifts, std::size_t first,
                   std::size_t last, const fit_options& opt, double rough, std::vector<Piece>& out, int depth) const {
-    auto seg = detail::hull_segment(kb, first, last, opt);
+    auto seg = detail::hull_segment(kb, first, last, opt, &shifts);
     std::size_t split = 0;
     bool need_split = false;
     if (!seg) {
@@ -338,15 +387,15 @@ struct segmented_estimator {
       return true;
     }
     if (last == first + 1) {
-      bool a = fit_region(kb, ks, first, first, opt, rough, out, depth + 1);
+      bool a = fit_region(kb, ks, shifts, first, first, opt, rough, out, depth + 1);
       const std::size_t before = out.size();
-      bool b = fit_region(kb, ks, last, last, opt, rough, out, depth + 1);
+      bool b = fit_region(kb, ks, shifts, last, last, opt, rough, out, depth + 1);
       if (b && out.size() > before) out[before].cause = boundary_cause::nonlinear;
       return a || b;
     }
-    bool a = fit_region(kb, ks, first, split, opt, rough, out, depth + 1);
+    bool a = fit_region(kb, ks, shifts, first, split, opt, rough, out, depth + 1);
     const std::size_t before = out.size();
-    bool b = fit_region(kb, ks, split, last, opt, rough, out, depth + 1);
+    bool b = fit_region(kb, ks, shifts, split, last, opt, rough, out, depth + 1);
     if (b && out.size() > before && a) out[before].cause = boundary_cause::nonlinear;
     return a || b;
   }
