@@ -5,3 +5,4 @@
 #include "tsync/core.hpp"
 #include "tsync/kvm.hpp"
 #include "tsync/estimate.hpp"
+#include "tsync/sim.hpp"
