@@ -9,11 +9,19 @@
 /// points `(x, t2 − g)`; with `|ρ| <= max_drift` the feasible `(θ, ρ)` set is a
 /// convex polygon. All orientation tests and vertex coordinates are exact
 /// (128-bit cross products on re-centred coordinates, exact rationals for the
-/// vertices). The point estimate is the polygon's centroid — the posterior
-/// mean under symmetric exponential queueing, where the likelihood is flat on
-/// the polygon — which is always feasible and is exact when the delays are
-/// constant. The hard interval at any time `t` is the range of `θ + ρ·(t − ref)`
-/// over the polygon's vertices.
+/// vertices). The hard interval at any time `t` is the range of
+/// `θ + ρ·(t − ref)` over the polygon's vertices.
+///
+/// The point estimate assumes what the polygon does not: that the minimum
+/// one-way delays are constant. (The polygon also admits lines that tilt
+/// across the band, explained by an asymmetry that drifts linearly; its
+/// centroid is therefore a poor estimate.) Each envelope then determines the
+/// drift on its own: the slope of the upper hull of the lower bounds, and of
+/// the lower hull of the upper bounds, at the mean guest time — the
+/// linear-programming skew estimate, the maximum-likelihood estimate under
+/// exponential queueing. The two slopes are averaged with weights
+/// 1/(mean gap to the envelope)², clamped to the feasible slope range, and the
+/// offset is the centre of the feasible interval at that slope.
 
 #include <algorithm>
 #include <cmath>
@@ -247,42 +255,55 @@ struct band_solver {
   for (auto it = rhos.rbegin(); it != rhos.rend(); ++it) out.polygon.push_back({sv.g_num(*it), it->n, it->d});
   out.feasible = true;
 
-  // Centroid in the well-conditioned coordinates (y at x_first, y at x_last).
-  const i128 xb = xmin;
-  const i128 xe = xmax > xmin ? xmax : xmin + 1;
-  std::vector<long double> yb, ye;
-  for (const auto& v : out.polygon) {
-    yb.push_back(static_cast<long double>(v.theta_num + v.rho_num * xb) / static_cast<long double>(v.den));
-    ye.push_back(static_cast<long double>(v.theta_num + v.rho_num * xe) / static_cast<long double>(v.den));
-  }
-  const long double ob = yb[0], oe = ye[0];
-  long double area2 = 0, cx = 0, cy = 0;
-  for (std::size_t i = 0; i < yb.size(); ++i) {
-    const std::size_t j = (i + 1) % yb.size();
-    const long double x0 = yb[i] - ob, y0 = ye[i] - oe, x1 = yb[j] - ob, y1 = ye[j] - oe;
-    const long double c = x0 * y1 - x1 * y0;
-    area2 += c;
-    cx += (x0 + x1) * c;
-    cy += (y0 + y1) * c;
-  }
-  long double Yb = 0, Ye = 0;
-  long double scale = 0;
-  for (std::size_t i = 0; i < yb.size(); ++i) scale = std::max(scale, std::fabs(yb[i] - ob) + std::fabs(ye[i] - oe));
-  if (std::fabs(area2) > 1e-9L * (scale * scale + 1e-30L) && std::fabs(area2) > 1e-12L) {
-    Yb = ob + cx / (3 * area2);
-    Ye = oe + cy / (3 * area2);
-  } else {
-    // Degenerate polygon (a segment or a point): the midpoint of its extent.
-    long double bmin = yb[0], bmax = yb[0], emin = ye[0], emax = ye[0];
-    for (std::size_t i = 0; i < yb.size(); ++i) {
-      bmin = std::min(bmin, yb[i]); bmax = std::max(bmax, yb[i]);
-      emin = std::min(emin, ye[i]); emax = std::max(emax, ye[i]);
+  // Point estimate: the envelope tangents (see the file comment).
+  long double sum_x = 0;
+  std::size_t n_alive = 0;
+  for (std::size_t i = 0; i < probes.size(); ++i)
+    if (alive[i]) {
+      sum_x += static_cast<long double>(pa[i].x);
+      ++n_alive;
     }
-    Yb = (bmin + bmax) / 2;
-    Ye = (emin + emax) / 2;
+  const long double xbar = sum_x / static_cast<long double>(n_alive);
+  auto tangent = [&](const std::vector<hpt>& hh) -> std::optional<long double> {
+    if (hh.size() < 2) return std::nullopt;
+    std::size_t j = 0;
+    while (j + 2 < hh.size() && static_cast<long double>(hh[j + 1].x) < xbar) ++j;
+    const rat e = sv.edge(hh, j);
+    return static_cast<long double>(e.n) / static_cast<long double>(e.d);
+  };
+  // Mean gap of each side to its tangent line, as that side's queueing scale.
+  auto mean_gap = [&](const std::vector<hpt>& pts, const std::vector<hpt>& hh, long double slope, bool upper) {
+    std::size_t j = 0;
+    while (j + 2 < hh.size() && static_cast<long double>(hh[j + 1].x) < xbar) ++j;
+    const long double y0 = static_cast<long double>(hh[j].y), x0 = static_cast<long double>(hh[j].x);
+    long double sum = 0;
+    for (std::size_t i = 0; i < pts.size(); ++i) {
+      if (!alive[i]) continue;
+      const long double l = y0 + slope * (static_cast<long double>(pts[i].x) - x0);
+      sum += upper ? l - static_cast<long double>(pts[i].y) : static_cast<long double>(pts[i].y) - l;
+    }
+    return sum / static_cast<long double>(n_alive);
+  };
+  const auto ta = tangent(sv.ua);
+  const auto tb = tangent(sv.lb);
+  long double rho = 0;
+  if (ta && tb) {
+    const long double ga = std::max(mean_gap(pa, sv.ua, *ta, true), 1e-3L);
+    const long double gb = std::max(mean_gap(pb, sv.lb, *tb, false), 1e-3L);
+    const long double wa = 1 / (ga * ga), wb = 1 / (gb * gb);
+    rho = (wa * *ta + wb * *tb) / (wa + wb);
+  } else if (ta) {
+    rho = *ta;
+  } else if (tb) {
+    rho = *tb;
   }
-  const long double rho = (Ye - Yb) / static_cast<long double>(xe - xb);
-  const long double theta = Yb - rho * static_cast<long double>(xb);
+  const long double rlo = static_cast<long double>(rho_lo.n) / static_cast<long double>(rho_lo.d);
+  const long double rhi = static_cast<long double>(rho_hi.n) / static_cast<long double>(rho_hi.d);
+  rho = std::clamp(rho, rlo, rhi);
+  long double fmax = -1e300L, gmin = 1e300L;
+  for (const auto& p : sv.ua) fmax = std::max(fmax, static_cast<long double>(p.y) - rho * static_cast<long double>(p.x));
+  for (const auto& p : sv.lb) gmin = std::min(gmin, static_cast<long double>(p.y) - rho * static_cast<long double>(p.x));
+  const long double theta = (fmax + gmin) / 2;
   out.centre_theta = static_cast<double>(theta);
   out.centre_rho = static_cast<double>(rho);
   auto sq = slope_to_q48(static_cast<double>(rho));

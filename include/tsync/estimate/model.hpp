@@ -204,7 +204,7 @@ class model {
     };
     for (std::size_t i = 0; i < segments.size(); ++i) {
       const auto& s = segments[i];
-      emit(s, s.begin);
+      if (s.begin != std::numeric_limits<std::int64_t>::min()) emit(s, s.begin);
       const std::int64_t last = i + 1 < segments.size() ? segments[i + 1].begin - 1 : std::max(s.begin, s.end - 1);
       if (last > s.begin) emit(s, last);
     }

@@ -43,7 +43,7 @@ struct estimator_info {
       estimator_info{"histogram_peak", "per-burst", "trace-cmd's histogram mode, repaired (signed, data-sized bins, bin centre)"},
       estimator_info{"median", "per-burst", "median midpoint offset with an order-statistic interval"},
       estimator_info{"split_envelope", "per-burst", "per-direction minima: centre of [max(t1-g), min(t2-g)]"},
-      estimator_info{"convex_hull", "whole-trace", "exact feasible (offset, drift) polygon; centroid line"},
+      estimator_info{"convex_hull", "whole-trace", "exact feasible (offset, drift) polygon; envelope-tangent line"},
       estimator_info{"segmented", "whole-trace", "hull segments split at clock steps and non-linearity; asymmetry changes detected"},
 #ifdef TSYNC_ESTIMATE_HAS_REGRESSION
       estimator_info{"regression", "whole-trace", "chrony-style delay-weighted least squares with asymmetry term (Eigen)"},

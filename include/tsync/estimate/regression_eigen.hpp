@@ -41,9 +41,9 @@ struct regression_estimator {
   bool asymmetry_term = true;
 
   [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
-    auto prep = prepare(probes, opt, true);
-    if (!prep) return unexpected(prep.error());
-    auto& bursts = prep->bursts;
+    auto sb = detail::screen_bursts(probes, opt, segmented_jump_gate);
+    if (!sb) return unexpected(sb.error());
+    auto& bursts = sb->bursts;
     // Hard bounds from the hull over the same probes.
     auto seg = detail::hull_segment(bursts, 0, bursts.size() - 1, opt);
     if (!seg) return unexpected(seg.error());
@@ -128,6 +128,7 @@ struct regression_estimator {
       return unexpected(errc::non_finite);
     s.stat = band;
     s.diag.cause = boundary_cause::start;
+    s.diag.stats.probes_rejected += sb->dropped;
     model m;
     m.estimator = std::string(name);
     m.segments.push_back(std::move(s));

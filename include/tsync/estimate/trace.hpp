@@ -35,8 +35,13 @@ namespace detail {
 }
 
 /// A hull fit over a range of bursts, as one model segment.
-[[nodiscard]] inline expected<segment, errc> hull_segment(const std::vector<burst_probes>& bursts, std::size_t first,
-                                                         std::size_t last, const fit_options& opt) {
+/// With `shifts` (per burst: ns added to every lower bound t1 − g and to every
+/// upper bound t2 − g), the point estimate is the centroid of the shifted
+/// constraints (asymmetry changes undone) while the hard bounds stay those of
+/// the raw constraints.
+[[nodiscard]] inline expected<segment, errc> hull_segment(
+    const std::vector<burst_probes>& bursts, std::size_t first, std::size_t last, const fit_options& opt,
+    const std::vector<std::pair<std::int64_t, std::int64_t>>* shifts = nullptr) {
   std::vector<probe_sample> all;
   std::uint64_t rejected = 0;
   for (std::size_t k = first; k <= last; ++k) {
@@ -49,6 +54,22 @@ namespace detail {
   const std::int64_t ref = mid_time(g0, g1);
   auto h = fit_hull(all, ref, opt);
   if (!h) return unexpected(h.error());
+  bool shifted = false;
+  if (shifts)
+    for (std::size_t k = first; k <= last; ++k) shifted = shifted || (*shifts)[k] != std::pair<std::int64_t, std::int64_t>{0, 0};
+  if (shifted) {
+    std::vector<probe_sample> moved;
+    moved.reserve(all.size());
+    for (std::size_t k = first; k <= last; ++k)
+      for (auto p : bursts[k].probes) {
+        p.t1 += (*shifts)[k].first;
+        p.t2 += (*shifts)[k].second;
+        moved.push_back(p);
+      }
+    fit_options o2 = opt;
+    o2.max_soft_reject = 0;
+    if (auto hc = fit_hull(moved, ref, o2)) h->centre = hc->centre;
+  }
   segment s;
   s.begin = g0;
   s.end = g1 == std::numeric_limits<std::int64_t>::max() ? g1 : g1 + 1;
@@ -86,11 +107,20 @@ struct burst_summary {
 
 enum class change { none, step, asymmetry, outlier };
 
+/// The classification of the boundary before a burst, with the envelope jumps
+/// (ns) of the lower-bound side (`ja`) and the upper-bound side (`jb`) that
+/// are significant (0 when not).
+struct change_point {
+  change kind = change::none;
+  double ja = 0;
+  double jb = 0;
+};
+
 /// Classify the boundary before each burst k (k >= 1) from the jumps of the
 /// envelopes, compared with the local slope of the neighbours.
-inline std::vector<change> detect_changes(const std::vector<burst_summary>& s, double min_rtt, double gate) {
+inline std::vector<change_point> detect_changes(const std::vector<burst_summary>& s, double min_rtt, double gate) {
   const std::size_t n = s.size();
-  std::vector<change> out(n, change::none);
+  std::vector<change_point> out(n);
   if (n < 3) return out;
   auto jumps = [&](auto get) {
     std::vector<double> local(n, 0.0), j(n, 0.0);
@@ -126,28 +156,95 @@ inline std::vector<change> detect_changes(const std::vector<burst_summary>& s, d
       const bool back_a = !a || (a2 && std::fabs(ja[k] + ja[k + 1]) < ta && ja[k] * ja[k + 1] < 0);
       const bool back_b = !b || (b2 && std::fabs(jb[k] + jb[k + 1]) < tb && jb[k] * jb[k + 1] < 0);
       if (back_a && back_b) {
-        out[k] = change::outlier;
+        out[k].kind = change::outlier;
         ++k;  // the return jump belongs to the same outlier
         continue;
       }
     }
-    if (a && b && ja[k] * jb[k] > 0) out[k] = change::step;
-    else out[k] = change::asymmetry;
+    out[k].kind = a && b && ja[k] * jb[k] > 0 ? change::step : change::asymmetry;
+    out[k].ja = a ? ja[k] : 0.0;
+    out[k].jb = b ? jb[k] : 0.0;
   }
+  return out;
+}
+
+/// Bursts after screening, with their envelope summaries and the change
+/// classification of the boundary before each.
+struct screened_bursts {
+  std::vector<burst_probes> bursts;
+  std::vector<burst_summary> summary;
+  std::vector<change_point> changes;
+  double slope = 0;          // rough drift used for de-trending
+  double noise = 1;          // typical noise of a burst's envelope centre (ns)
+  std::uint64_t dropped = 0; // probes of outlier bursts (kept bursts count their own rejections)
+};
+
+/// `prepare` (with the outlier gate), burst summaries, change detection, and
+/// removal of outlier bursts (a burst whose envelopes jump away and back).
+[[nodiscard]] inline expected<screened_bursts, errc> screen_bursts(std::span<const probe_sample> probes,
+                                                                  const fit_options& opt, double gate) {
+  auto prep = prepare(probes, opt, true);
+  if (!prep) return unexpected(prep.error());
+  auto& bursts = prep->bursts;
+  screened_bursts out;
+  out.slope = rough_slope(bursts);
+  const double slope = out.slope;
+  const std::size_t n = bursts.size();
+  std::vector<burst_summary> sum(n);
+  std::vector<double> gaps;
+  double min_rtt = 1e300;
+  const std::int64_t x0 = bursts.front().ref();
+  const std::int64_t base = lower_bound_of(bursts.front().probes.front());
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto& b = bursts[k];
+    const std::int64_t ref = b.ref();
+    double a1 = -1e300, a2 = -1e300, u1 = 1e300, u2 = 1e300, r = 1e300;
+    for (const auto& p : b.probes) {
+      const double dx = static_cast<double>(static_cast<i128>(p.g) - ref);
+      const double a = static_cast<double>(lower_bound_of(p) - base) - slope * dx;
+      const double u = static_cast<double>(upper_bound_of(p) - base) - slope * dx;
+      if (a > a1) { a2 = a1; a1 = a; } else if (a > a2) { a2 = a; }
+      if (u < u1) { u2 = u1; u1 = u; } else if (u < u2) { u2 = u; }
+      r = std::min(r, static_cast<double>(rtt_of(p)));
+    }
+    if (b.probes.size() >= 2) gaps.push_back(((a1 - a2) + (u2 - u1)) / 2.0);
+    const double x = static_cast<double>(static_cast<i128>(ref) - x0);
+    sum[k] = {x, a1 - slope * x, u1 - slope * x, r};
+    min_rtt = std::min(min_rtt, r);
+  }
+  // The gap between the two most extreme bounds is about the scale of the
+  // extreme's own fluctuation (exactly so for exponential tails).
+  if (!gaps.empty()) out.noise = std::max(1.0, 1.4427 * median_of(gaps));
+  auto changes = detect_changes(sum, min_rtt, gate);
+  for (std::size_t k = 0; k < n; ++k) {
+    if (changes[k].kind == change::outlier) {
+      out.dropped += bursts[k].probes.size() + bursts[k].rejected;
+      continue;
+    }
+    out.bursts.push_back(std::move(bursts[k]));
+    out.summary.push_back(sum[k]);
+    out.changes.push_back(changes[k]);
+  }
+  if (out.bursts.empty()) return unexpected(errc::all_rejected);
   return out;
 }
 
 }  // namespace detail
 
-/// One affine segment over the whole trace (see the file comment).
+/// Default detection gate of the change detector (robust standard deviations).
+inline constexpr double segmented_jump_gate = 10.0;
+
+/// One affine segment over the whole trace (see the file comment). Bursts the
+/// change detector marks as outliers are dropped first.
 struct convex_hull_estimator {
   static constexpr std::string_view name = "convex_hull";
   [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
-    auto prep = prepare(probes, opt, true);
-    if (!prep) return unexpected(prep.error());
-    auto s = detail::hull_segment(prep->bursts, 0, prep->bursts.size() - 1, opt);
+    auto sb = detail::screen_bursts(probes, opt, segmented_jump_gate);
+    if (!sb) return unexpected(sb.error());
+    auto s = detail::hull_segment(sb->bursts, 0, sb->bursts.size() - 1, opt);
     if (!s) return unexpected(s.error());
     s->diag.cause = boundary_cause::start;
+    s->diag.stats.probes_rejected += sb->dropped;
     model m;
     m.estimator = std::string(name);
     m.segments.push_back(std::move(*s));
@@ -161,54 +258,40 @@ struct segmented_estimator {
 
   /// Detection gate, in robust standard deviations of the burst-to-burst
   /// envelope jumps; shifts below `min_rtt / 200` are never reported.
-  double jump_gate = 10.0;
-  /// Residual gate for the affine-fit test, in robust standard deviations of the
-  /// burst centres around the fit.
-  double residual_gate = 10.0;
+  double jump_gate = segmented_jump_gate;
+  /// Residual gate for the affine-fit test: a burst whose envelope centre is
+  /// more than this many noise units (the typical gap between a burst's two
+  /// most extreme bounds, about 1.7 standard deviations of the centre) from
+  /// the segment's line splits the segment there.
+  double residual_gate = 4.0;
 
   [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
-    auto prep = prepare(probes, opt, true);
-    if (!prep) return unexpected(prep.error());
-    auto& bursts = prep->bursts;
-    const double slope = rough_slope(bursts);
-    const std::size_t n = bursts.size();
-    std::vector<detail::burst_summary> sum(n);
-    double min_rtt = 1e300;
-    const std::int64_t x0 = bursts.front().ref();
-    const std::int64_t base = lower_bound_of(bursts.front().probes.front());
-    for (std::size_t k = 0; k < n; ++k) {
-      const auto& b = bursts[k];
-      const std::int64_t ref = b.ref();
-      double a = -1e300, u = 1e300, r = 1e300;
-      for (const auto& p : b.probes) {
-        const double dx = static_cast<double>(static_cast<i128>(p.g) - ref);
-        a = std::max(a, static_cast<double>(lower_bound_of(p) - base) - slope * dx);
-        u = std::min(u, static_cast<double>(upper_bound_of(p) - base) - slope * dx);
-        r = std::min(r, static_cast<double>(rtt_of(p)));
-      }
-      const double x = static_cast<double>(static_cast<i128>(ref) - x0);
-      sum[k] = {x, a - slope * x, u - slope * x, r};
-      min_rtt = std::min(min_rtt, r);
-    }
-    auto changes = detail::detect_changes(sum, min_rtt, jump_gate);
-    // Outlier bursts are dropped (their probes counted as rejected).
-    std::vector<std::size_t> keep;
-    std::vector<detail::change> cause;
-    std::uint64_t dropped = 0;
-    for (std::size_t k = 0; k < n; ++k) {
-      if (changes[k] == detail::change::outlier) {
-        dropped += bursts[k].probes.size() + bursts[k].rejected;
-        continue;
-      }
-      keep.push_back(k);
-      cause.push_back(changes[k]);
-    }
-    if (keep.empty()) return unexpected(errc::all_rejected);
-    std::vector<burst_probes> kb;
-    for (auto k : keep) kb.push_back(std::move(bursts[k]));
-    std::vector<detail::burst_summary> ks;
-    for (auto k : keep) ks.push_back(sum[k]);
+    auto sb = detail::screen_bursts(probes, opt, jump_gate);
+    if (!sb) return unexpected(sb.error());
+    auto& kb = sb->bursts;
+    auto& ks = sb->summary;
+    auto& cause = sb->changes;
+    const double slope = sb->slope;
+    const std::uint64_t dropped = sb->dropped;
+    const double noise = sb->noise;
 
+    // Undo detected asymmetry changes for the point estimate: shift later
+    // bursts' constraints back to the level of the first burst of their clock
+    // region (the hard bounds keep the raw constraints).
+    std::vector<std::pair<std::int64_t, std::int64_t>> shifts(kb.size(), {0, 0});
+    {
+      double ca = 0, cb = 0;
+      for (std::size_t k = 0; k < kb.size(); ++k) {
+        if (cause[k].kind == detail::change::step) ca = cb = 0;
+        if (cause[k].kind == detail::change::asymmetry) {
+          ca -= cause[k].ja;
+          cb -= cause[k].jb;
+        }
+        shifts[k] = {static_cast<std::int64_t>(std::llround(ca)), static_cast<std::int64_t>(std::llround(cb))};
+        ks[k].alpha += ca;
+        ks[k].beta += cb;
+      }
+    }
     // Clock regions between steps; asymmetry boundaries are remembered.
     struct piece {
       std::size_t first, last;
@@ -219,14 +302,14 @@ struct segmented_estimator {
     std::size_t start = 0;
     std::vector<std::pair<std::size_t, std::size_t>> regions;
     for (std::size_t i = 1; i <= kb.size(); ++i) {
-      if (i == kb.size() || cause[i] == detail::change::step) {
+      if (i == kb.size() || cause[i].kind == detail::change::step) {
         regions.emplace_back(start, i - 1);
         start = i;
       }
     }
     for (std::size_t r = 0; r < regions.size(); ++r) {
       std::vector<piece> local;
-      if (!fit_region(kb, ks, regions[r].first, regions[r].second, opt, slope, local, 0)) continue;
+      if (!fit_region(kb, ks, shifts, regions[r].first, regions[r].second, opt, slope, noise, local, 0)) continue;
       if (!local.empty()) local.front().cause = r == 0 && pieces.empty() ? boundary_cause::start : boundary_cause::step;
       for (auto& p : local) pieces.push_back(std::move(p));
     }
@@ -240,7 +323,7 @@ struct segmented_estimator {
       // Split at asymmetry changes inside the piece (same lines, own diagnostics).
       std::vector<std::size_t> cuts{p.first};
       for (std::size_t k = p.first + 1; k <= p.last; ++k)
-        if (cause[k] == detail::change::asymmetry) cuts.push_back(k);
+        if (cause[k].kind == detail::change::asymmetry) cuts.push_back(k);
       const bool continuous = i > 0 && p.cause == boundary_cause::nonlinear;
       std::int64_t begin = continuous ? kb[p.first].ref() : kb[p.first].probes.front().g;
       if (i > 0 && p.cause == boundary_cause::step) {
@@ -301,35 +384,33 @@ struct segmented_estimator {
 
  private:
   template <class Piece>
-  bool fit_region(const std::vector<burst_probes>& kb, const std::vector<detail::burst_summary>& ks, std::size_t first,
-                  std::size_t last, const fit_options& opt, double rough, std::vector<Piece>& out, int depth) const {
-    auto seg = detail::hull_segment(kb, first, last, opt);
+  bool fit_region(const std::vector<burst_probes>& kb, const std::vector<detail::burst_summary>& ks,
+                  const std::vector<std::pair<std::int64_t, std::int64_t>>& shifts, std::size_t first,
+                  std::size_t last, const fit_options& opt, double rough, double noise, std::vector<Piece>& out,
+                  int depth) const {
+    auto seg = detail::hull_segment(kb, first, last, opt, &shifts);
     std::size_t split = 0;
     bool need_split = false;
     if (!seg) {
       need_split = last > first;
       split = (first + last) / 2;
     } else if (last > first + 1 && depth < 40) {
-      // Residual test: burst envelope centres against the fitted line.
+      // Residual test: burst envelope centres against the fitted line, in
+      // units of the envelope noise measured inside the bursts (so that a
+      // smooth curvature cannot inflate its own yardstick).
       const double rho = q48_to_slope(seg->fit.slope_q48);
       const std::int64_t base = lower_bound_of(kb.front().probes.front());
       const double xref = static_cast<double>(static_cast<i128>(seg->ref) - kb.front().ref());
-            std::vector<double> r2, d;
+      double worst = 0;
       for (std::size_t k = first; k <= last; ++k) {
         const double centre = (ks[k].alpha + ks[k].beta) / 2.0 + rough * ks[k].x;
         const double fit_at = static_cast<double>(seg->fit.offset - base) + rho * (ks[k].x - xref);
-        r2.push_back(centre - fit_at);
-      }
-      for (std::size_t i = 1; i < r2.size(); ++i) d.push_back((r2[i] - r2[i - 1]) / std::sqrt(2.0));
-      const double sc = detail::robust_scale(d);
-      double worst = 0;
-      for (std::size_t i = 0; i < r2.size(); ++i)
-        if (std::fabs(r2[i]) > worst) {
-          worst = std::fabs(r2[i]);
-          split = first + i;
+        if (std::fabs(centre - fit_at) > worst) {
+          worst = std::fabs(centre - fit_at);
+          split = k;
         }
-      const double floor_thr = std::max(1.0, static_cast<double>(seg->diag.stats.min_rtt) / 200.0);
-      if (worst > std::max(residual_gate * sc, floor_thr)) need_split = true;
+      }
+      if (worst > std::max(residual_gate * noise, 1.0)) need_split = true;
       split = std::clamp(split, first + 1, last - 1);
     }
     if (!need_split) {
@@ -338,15 +419,15 @@ struct segmented_estimator {
       return true;
     }
     if (last == first + 1) {
-      bool a = fit_region(kb, ks, first, first, opt, rough, out, depth + 1);
+      bool a = fit_region(kb, ks, shifts, first, first, opt, rough, noise, out, depth + 1);
       const std::size_t before = out.size();
-      bool b = fit_region(kb, ks, last, last, opt, rough, out, depth + 1);
+      bool b = fit_region(kb, ks, shifts, last, last, opt, rough, noise, out, depth + 1);
       if (b && out.size() > before) out[before].cause = boundary_cause::nonlinear;
       return a || b;
     }
-    bool a = fit_region(kb, ks, first, split, opt, rough, out, depth + 1);
+    bool a = fit_region(kb, ks, shifts, first, split, opt, rough, noise, out, depth + 1);
     const std::size_t before = out.size();
-    bool b = fit_region(kb, ks, split, last, opt, rough, out, depth + 1);
+    bool b = fit_region(kb, ks, shifts, split, last, opt, rough, noise, out, depth + 1);
     if (b && out.size() > before && a) out[before].cause = boundary_cause::nonlinear;
     return a || b;
   }
