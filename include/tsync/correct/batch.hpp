@@ -8,7 +8,8 @@
 /// region between two sync samples holds thousands of events), the block goes
 /// through a branch-free loop over the region's fixed-point kernel written with
 /// 32-bit partial products, which the compiler vectorises. Other events go
-/// through the streaming cursor, event by event.
+/// through the region's scalar kernel while they stay in the region, and
+/// through the streaming cursor when they leave it.
 
 #include <algorithm>
 #include <cstddef>
@@ -35,37 +36,32 @@ inline constexpr std::size_t batch_block = 512;
 
 namespace detail {
 
-// True when every p[i] lies in [lo, hi] (a vectorisable min/max reduction).
+// True when every p[i] lies in [lo, hi] (a vectorisable OR reduction).
 inline bool all_within(const std::int64_t* p, std::size_t n, std::int64_t lo, std::int64_t hi) noexcept {
-  std::int64_t mn = p[0];
-  std::int64_t mx = p[0];
-  for (std::size_t i = 0; i < n; ++i) {
-    mn = std::min(mn, p[i]);
-    mx = std::max(mx, p[i]);
-  }
-  return mn >= lo && mx <= hi;
+  unsigned outside = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    outside |= static_cast<unsigned>(p[i] < lo) | static_cast<unsigned>(p[i] > hi);
+  return outside == 0;
 }
 
 // The region kernel over a run (see region_kernel): the inner loop to vectorise.
 inline void kernel_copy(const std::int64_t* __restrict in, std::int64_t* __restrict out, std::size_t n,
                         const region_kernel& k) noexcept {
-  const std::uint64_t anchor = k.anchor, base = k.base, q = k.q, r = k.r, den = k.den, m = k.m;
+  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, r = k.r, den = k.den, m = k.m;
   for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t t = static_cast<std::uint64_t>(in[i]);
-    const std::uint64_t x = t - anchor;
+    const std::uint64_t x = static_cast<std::uint64_t>(in[i]) - anchor;
     std::uint64_t e = mulhi_u64_portable(m, x);
     e += static_cast<std::uint64_t>((r * x - e * den) >= den);
-    out[i] = static_cast<std::int64_t>(t + base + q * x + e);
+    out[i] = static_cast<std::int64_t>(hbase + q * x + e);
   }
 }
 inline void kernel_inplace(std::int64_t* __restrict p, std::size_t n, const region_kernel& k) noexcept {
-  const std::uint64_t anchor = k.anchor, base = k.base, q = k.q, r = k.r, den = k.den, m = k.m;
+  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, r = k.r, den = k.den, m = k.m;
   for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t t = static_cast<std::uint64_t>(p[i]);
-    const std::uint64_t x = t - anchor;
+    const std::uint64_t x = static_cast<std::uint64_t>(p[i]) - anchor;
     std::uint64_t e = mulhi_u64_portable(m, x);
     e += static_cast<std::uint64_t>((r * x - e * den) >= den);
-    p[i] = static_cast<std::int64_t>(t + base + q * x + e);
+    p[i] = static_cast<std::int64_t>(hbase + q * x + e);
   }
 }
 
@@ -82,18 +78,23 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
       ++i;
       continue;
     }
-    std::size_t end = std::min(n, i + batch_block);
-    if (!all_within(in + i, end - i, k.lo, k.hi)) {
-      std::size_t j = i + 1;
-      while (j < end && k.contains(in[j])) ++j;
-      end = j;
+    const std::size_t end = std::min(n, i + batch_block);
+    // Whole block in this region (checked on its last event first, which is
+    // what fails for an in-order stream leaving the region): vector kernel.
+    if (k.contains(in[end - 1]) && all_within(in + i, end - i, k.lo, k.hi)) {
+      if constexpr (InPlace) {
+        kernel_inplace(out + i, end - i, k);
+      } else {
+        kernel_copy(in + i, out + i, end - i, k);
+      }
+      i = end;
+      continue;
     }
-    if constexpr (InPlace) {
-      kernel_inplace(out + i, end - i, k);
-    } else {
-      kernel_copy(in + i, out + i, end - i, k);
-    }
-    i = end;
+    // Otherwise scalar kernel while the events stay in this region.
+    do {
+      out[i] = k.apply(in[i]);
+      ++i;
+    } while (i < end && k.contains(in[i]));
   }
   return {errc::ok, n};
 }

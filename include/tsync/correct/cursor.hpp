@@ -16,6 +16,7 @@
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/int128.hpp"
 #include "tsync/correct/sync_table.hpp"
 
 namespace tsync::correct {
@@ -32,7 +33,18 @@ class cursor {
 
   /// Guest → host, identical to `table.correct(guest_time)`.
   [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
-    if (kernel_.contains(guest_time)) return kernel_.apply(guest_time);
+    if (guest_time >= lo_ && guest_time <= hi_) {
+      // region_kernel::apply for a slope S = q * den + r with q in {0, 1}
+      // (host and guest clocks within 100 % of each other): q * x is a mask,
+      // leaving one multiplication per event.
+      const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - kernel_.anchor;
+      const u128 p = static_cast<u128>(kernel_.m) * x;
+      std::uint64_t e = static_cast<std::uint64_t>(p >> 64);
+      const std::uint64_t low = static_cast<std::uint64_t>(p);
+      if (low + x < low) [[unlikely]]
+        e += (kernel_.r * x - e * kernel_.den) >= kernel_.den ? 1u : 0u;
+      return static_cast<std::int64_t>(kernel_.hbase + (x & qmask_) + e);
+    }
     return correct_slow(guest_time);
   }
   /// Same as `correct`.
@@ -51,10 +63,13 @@ class cursor {
   void reset() noexcept {
     placed_ = false;
     kernel_ = region_kernel{};
+    lo_ = 1;
+    hi_ = 0;
   }
 
  private:
-  expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
+  // Out of line: keeps the hot loop of the caller small (few live registers).
+  [[gnu::noinline]] expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
     if (!placed_ || t < first_ || t > last_) locate(t);
     if (kernel_.contains(t)) return kernel_.apply(t);
     return table_->correct_in_region(k_, t);
@@ -77,9 +92,16 @@ class cursor {
     first_ = table_->region_first(k_);
     last_ = table_->region_last(k_);
     kernel_ = table_->kernel(k_);
+    const bool small_q = kernel_.q <= 1;
+    lo_ = small_q ? kernel_.lo : 1;
+    hi_ = small_q ? kernel_.hi : 0;
+    qmask_ = 0u - kernel_.q;
   }
 
   const sync_table* table_;
+  std::int64_t lo_ = 1;            // fast range of the one-multiplication path (empty: lo_ > hi_)
+  std::int64_t hi_ = 0;
+  std::uint64_t qmask_ = 0;        // q * x as a mask when q is 0 or 1
   region_kernel kernel_{};
   std::size_t k_ = 0;
   std::int64_t first_ = 0;
