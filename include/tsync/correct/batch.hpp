@@ -8,8 +8,7 @@
 /// region between two sync samples holds thousands of events), the block goes
 /// through a branch-free loop over the region's fixed-point kernel written with
 /// 32-bit partial products, which the compiler vectorises. Other events go
-/// through the region's scalar kernel while they stay in the region, and
-/// through the streaming cursor when they leave it.
+/// through the streaming cursor one by one until it moves to another region.
 
 #include <algorithm>
 #include <cstddef>
@@ -90,11 +89,14 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
       i = end;
       continue;
     }
-    // Otherwise scalar kernel while the events stay in this region.
+    // Otherwise event by event through the cursor until it changes region.
+    const std::size_t region = c.region();
     do {
-      out[i] = k.apply(in[i]);
+      const auto r = c.correct(in[i]);
+      if (!r) return {r.error(), i};
+      out[i] = *r;
       ++i;
-    } while (i < end && k.contains(in[i]));
+    } while (i < end && c.region() == region);
   }
   return {errc::ok, n};
 }
