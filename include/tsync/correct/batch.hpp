@@ -43,7 +43,23 @@ inline bool all_within(const std::int64_t* p, std::size_t n, std::int64_t lo, st
   return outside == 0;
 }
 
-// The region kernel over a run (see region_kernel): the inner loop to vectorise.
+// The region kernel over a run (see region_kernel): the inner loops to vectorise.
+// Short form: one high product, no correction.
+inline void kernel_short_copy(const std::int64_t* __restrict in, std::int64_t* __restrict out, std::size_t n,
+                              const region_kernel& k) noexcept {
+  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, mc = k.mc;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t x = static_cast<std::uint64_t>(in[i]) - anchor;
+    out[i] = static_cast<std::int64_t>(hbase + q * x + mulhi_u64_portable(mc, x));
+  }
+}
+inline void kernel_short_inplace(std::int64_t* __restrict p, std::size_t n, const region_kernel& k) noexcept {
+  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, mc = k.mc;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t x = static_cast<std::uint64_t>(p[i]) - anchor;
+    p[i] = static_cast<std::int64_t>(hbase + q * x + mulhi_u64_portable(mc, x));
+  }
+}
 inline void kernel_copy(const std::int64_t* __restrict in, std::int64_t* __restrict out, std::size_t n,
                         const region_kernel& k) noexcept {
   const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, r = k.r, den = k.den, m = k.m;
@@ -82,9 +98,11 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
     // what fails for an in-order stream leaving the region): vector kernel.
     if (k.contains(in[end - 1]) && all_within(in + i, end - i, k.lo, k.hi)) {
       if constexpr (InPlace) {
-        kernel_inplace(out + i, end - i, k);
+        if (k.short_form) kernel_short_inplace(out + i, end - i, k);
+        else kernel_inplace(out + i, end - i, k);
       } else {
-        kernel_copy(in + i, out + i, end - i, k);
+        if (k.short_form) kernel_short_copy(in + i, out + i, end - i, k);
+        else kernel_copy(in + i, out + i, end - i, k);
       }
       i = end;
       continue;

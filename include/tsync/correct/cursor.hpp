@@ -34,9 +34,14 @@ class cursor {
   /// Guest → host, identical to `table.correct(guest_time)`.
   [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
     if (guest_time >= lo_ && guest_time <= hi_) {
-      // region_kernel::apply for a slope S = q * den + r with q in {0, 1}
+      // region_kernel::apply_short for a slope S = q * den + r with q in {0, 1}
       // (host and guest clocks within 100 % of each other): q * x is a mask,
-      // leaving one multiplication per event.
+      // leaving one multiplication per event and no correction.
+      const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - kernel_.anchor;
+      return static_cast<std::int64_t>(kernel_.hbase + (x & qmask_) + mulhi_u64(kernel_.mc, x));
+    }
+    if (guest_time >= long_lo_ && guest_time <= long_hi_) {
+      // region_kernel::apply, same q, for a long region (with the exact correction)
       const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - kernel_.anchor;
       const u128 p = static_cast<u128>(kernel_.m) * x;
       std::uint64_t e = static_cast<std::uint64_t>(p >> 64);
@@ -63,15 +68,15 @@ class cursor {
   void reset() noexcept {
     placed_ = false;
     kernel_ = region_kernel{};
-    lo_ = 1;
-    hi_ = 0;
+    lo_ = long_lo_ = 1;
+    hi_ = long_hi_ = 0;
   }
 
  private:
   // Out of line: keeps the hot loop of the caller small (few live registers).
   [[gnu::noinline]] expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
     if (!placed_ || t < first_ || t > last_) locate(t);
-    if (kernel_.contains(t)) return kernel_.apply(t);
+    if (kernel_.contains(t)) return kernel_.short_form ? kernel_.apply_short(t) : kernel_.apply(t);
     return table_->correct_in_region(k_, t);
   }
   void locate(std::int64_t t) noexcept {
@@ -93,14 +98,20 @@ class cursor {
     last_ = table_->region_last(k_);
     kernel_ = table_->kernel(k_);
     const bool small_q = kernel_.q <= 1;
-    lo_ = small_q ? kernel_.lo : 1;
-    hi_ = small_q ? kernel_.hi : 0;
+    const bool short_form = small_q && kernel_.short_form;
+    const bool long_form = small_q && !kernel_.short_form;
+    lo_ = short_form ? kernel_.lo : 1;
+    hi_ = short_form ? kernel_.hi : 0;
+    long_lo_ = long_form ? kernel_.lo : 1;
+    long_hi_ = long_form ? kernel_.hi : 0;
     qmask_ = 0u - kernel_.q;
   }
 
   const sync_table* table_;
-  std::int64_t lo_ = 1;            // fast range of the one-multiplication path (empty: lo_ > hi_)
+  std::int64_t lo_ = 1;            // fast range of the short form (empty: lo_ > hi_)
   std::int64_t hi_ = 0;
+  std::int64_t long_lo_ = 1;       // fast range of the long form
+  std::int64_t long_hi_ = 0;
   std::uint64_t qmask_ = 0;        // q * x as a mask when q is 0 or 1
   region_kernel kernel_{};
   std::size_t k_ = 0;

@@ -121,6 +121,10 @@ inline void sort_samples(std::vector<sync_sample>& s) {
 /// every true result fits `int64_t`, which makes the modulo-2^64 sum exact).
 /// The scalar form skips the correction when the low half of `m * x` plus `x`
 /// does not carry, since only then can `e` be one below the floor.
+///
+/// Short form: when `(hi − anchor) * den < 2^64` (segments up to about 4 s in
+/// ns), `e = floor(mc * x / 2^64)` with the rounded-up `mc = ceil(r * 2^64 / den)`
+/// is exact with no correction at all (`short_form`; proof in docs/correction.md).
 /// `lo > hi` means "no fast range".
 struct region_kernel {
   std::int64_t lo = 1;        ///< first guest time of the fast range
@@ -131,6 +135,8 @@ struct region_kernel {
   std::uint64_t r = 0;        ///< S − q * den, in [0, den)
   std::uint64_t den = 1;      ///< segment length in guest time (<= 2^63)
   std::uint64_t m = 0;        ///< floor(r * 2^64 / den)
+  std::uint64_t mc = 0;       ///< ceil(r * 2^64 / den) (short form)
+  bool short_form = true;     ///< (hi − anchor) * den < 2^64: `apply_short` is exact
 
   /// True when `t` is in the fast range.
   [[nodiscard]] constexpr bool contains(std::int64_t t) const noexcept { return t >= lo && t <= hi; }
@@ -145,6 +151,11 @@ struct region_kernel {
       e += (r * x - e * den) >= den ? 1u : 0u;
     const std::uint64_t qx = q == 1 ? x : q * x;
     return static_cast<std::int64_t>(hbase + qx + e);
+  }
+  /// The short form (precondition: `contains(t) && short_form`): one product, no correction.
+  [[nodiscard]] constexpr std::int64_t apply_short(std::int64_t t) const noexcept {
+    const std::uint64_t x = static_cast<std::uint64_t>(t) - anchor;
+    return static_cast<std::int64_t>(hbase + q * x + mulhi_u64(mc, x));
   }
   /// The same formula with 32-bit partial products and an unconditional
   /// correction (branch-free, vectorisable); identical result.
@@ -367,6 +378,9 @@ class sync_table {
     k.r = static_cast<std::uint64_t>(r);
     k.den = den;
     k.m = static_cast<std::uint64_t>((static_cast<u128>(k.r) << 64) / den);
+    k.mc = k.r == 0 ? 0 : static_cast<std::uint64_t>(((static_cast<u128>(k.r) << 64) + (den - 1)) / den);
+    const std::uint64_t xmax = static_cast<std::uint64_t>(hi) - k.anchor;
+    k.short_form = (static_cast<u128>(xmax) * den) >> 64 == 0;
     return k;
   }
   [[nodiscard]] static bool fits(i128 v) noexcept { return narrow_i64(v).has_value(); }
