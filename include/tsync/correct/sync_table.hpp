@@ -354,7 +354,8 @@ class sync_table {
     if (lo > hi) return k;
     k.lo = static_cast<std::int64_t>(lo);
     k.hi = static_cast<std::int64_t>(hi);
-    k.hbase = static_cast<std::uint64_t>(o);  // anchor 0, slope 1: host = o + t
+    k.anchor = static_cast<std::uint64_t>(k.lo);  // slope 1: host = (lo + o) + (t − lo)
+    k.hbase = static_cast<std::uint64_t>(k.lo) + static_cast<std::uint64_t>(o);
     return k;
   }
   // The line kernel of segment i over [lo, hi] (caller guarantees that every
