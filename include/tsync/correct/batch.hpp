@@ -7,8 +7,8 @@
 /// in the fast range of one region (the common case for a per-CPU stream: a
 /// region between two sync samples holds thousands of events), the block goes
 /// through a branch-free loop over the region's fixed-point kernel written with
-/// 32-bit partial products, which the compiler vectorises. Other events go
-/// through the streaming cursor one by one until it moves to another region.
+/// 32-bit partial products, which the compiler vectorises. A block that spans
+/// several regions goes through the streaming cursor, event by event.
 
 #include <algorithm>
 #include <cstddef>
@@ -85,7 +85,7 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
   cursor c(table);
   std::size_t i = 0;
   while (i < n) {
-    const region_kernel k = c.kernel();
+    const region_kernel& k = c.kernel();
     if (!k.contains(in[i])) {
       auto r = c.correct(in[i]);
       if (!r) return {r.error(), i};
@@ -107,14 +107,12 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
       i = end;
       continue;
     }
-    // Otherwise event by event through the cursor until it changes region.
-    const std::size_t region = c.region();
-    do {
+    // Otherwise the block goes event by event through the cursor.
+    for (; i < end; ++i) {
       const auto r = c.correct(in[i]);
       if (!r) return {r.error(), i};
       out[i] = *r;
-      ++i;
-    } while (i < end && c.region() == region);
+    }
   }
   return {errc::ok, n};
 }
