@@ -4,4 +4,9 @@
 /// standard library and POSIX. (The Eigen-based estimators are included separately.)
 #include "tsync/core.hpp"
 #include "tsync/kvm.hpp"
+#include "tsync/clock.hpp"
+#include "tsync/sim.hpp"
+#include "tsync/transport.hpp"
+#include "tsync/probe.hpp"
 #include "tsync/correct.hpp"
+#include "tsync/estimate.hpp"

@@ -1,0 +1,148 @@
+#pragma once
+// The `shootout` driver shared by `tsync shootout` and the tsync_accuracy
+// program: parses options, runs the harness, prints the table, writes CSV and
+// plot data.
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "estimate_adapter.hpp"
+#include "harness.hpp"
+
+namespace tsync::accuracy {
+
+inline constexpr const char* shootout_help =
+    "[--seeds N] [--first-seed N] [--scenario NAME]... [--estimator NAME]... [--quick]\n"
+    "       [--csv FILE] [--plots DIR] [--grid-ms N] [--text] [--self-check] [--list]\n\n"
+    "Run every estimator on every simulated scenario preset over N seeds (default 5)\n"
+    "and print, per scenario, the error of the corrected time against the exact\n"
+    "truth: bias, RMS, p99 and max (ns), drift error (ppb), hard and statistical\n"
+    "interval coverage and mean width, fit time per burst, and for clock-step\n"
+    "scenarios the step recovery time. The floor (m_f - m_b)/2 is printed per scenario.\n\n"
+    "  --quick        shorter traces (5 min; 7.5 with a step; 10 for drift_wander)\n"
+    "  --csv FILE     also write the rows as CSV\n"
+    "  --plots DIR    write plot data of the first seed (for scripts/plot.sh)\n"
+    "  --text         aligned text instead of a Markdown table\n"
+    "  --self-check   add the truth oracle and a +1 us biased oracle (harness check)\n"
+    "  --list         list scenarios and estimators, then exit";
+
+/// Run the shootout with already-split options. Returns the exit code.
+inline int shootout_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  options opt;
+  std::vector<std::string> scenarios, estimators;
+  std::string csv;
+  bool text = false, self_check = false, list = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], v;
+    const auto eq = a.find('=');
+    const bool flag = a == "--quick" || a == "--text" || a == "--self-check" || a == "--list";
+    if (a.rfind("--", 0) != 0) {
+      err << "tsync shootout: unexpected argument '" << a << "'\n";
+      return 2;
+    }
+    if (eq != std::string::npos) {
+      v = a.substr(eq + 1);
+      a = a.substr(0, eq);
+    } else if (!flag) {
+      if (i + 1 >= args.size()) {
+        err << "tsync shootout: option " << a << " needs a value\n";
+        return 2;
+      }
+      v = args[++i];
+    }
+    auto num = [&](auto& dst) {
+      auto res = std::from_chars(v.data(), v.data() + v.size(), dst);
+      if (res.ec != std::errc{} || res.ptr != v.data() + v.size()) {
+        err << "tsync shootout: " << a << ": not a valid number: '" << v << "'\n";
+        return false;
+      }
+      return true;
+    };
+    if (a == "--seeds") { if (!num(opt.seeds) || opt.seeds == 0 || opt.seeds > 1000) { err << "tsync shootout: --seeds must be 1..1000\n"; return 2; } }
+    else if (a == "--first-seed") { if (!num(opt.first_seed)) return 2; }
+    else if (a == "--grid-ms") {
+      std::int64_t ms = 0;
+      if (!num(ms) || ms <= 0 || ms > 60'000) { err << "tsync shootout: --grid-ms must be 1..60000\n"; return 2; }
+      opt.grid_ns = ms * 1'000'000;
+    }
+    else if (a == "--scenario") scenarios.push_back(v);
+    else if (a == "--estimator") estimators.push_back(v);
+    else if (a == "--csv") csv = v;
+    else if (a == "--plots") opt.plot_dir = v;
+    else if (a == "--quick") opt.quick = true;
+    else if (a == "--text") text = true;
+    else if (a == "--self-check") self_check = true;
+    else if (a == "--list") list = true;
+    else {
+      err << "tsync shootout: unknown option " << a << "\n";
+      return 2;
+    }
+  }
+  const auto all_est = library_estimator_names();
+  if (list) {
+    out << "scenarios:";
+    for (const auto& s : sim::preset_names()) out << ' ' << s;
+    out << "\nestimators:";
+    for (const auto& s : all_est) out << ' ' << s;
+    out << '\n';
+    return 0;
+  }
+  for (const auto& s : scenarios)
+    if (!sim::preset(s)) {
+      err << "tsync shootout: unknown scenario '" << s << "' (see --list)\n";
+      return 2;
+    }
+  for (const auto& e : estimators) {
+    bool found = false;
+    for (const auto& n : all_est) found = found || n == e;
+    if (!found) {
+      err << "tsync shootout: unknown estimator '" << e << "' (see --list)\n";
+      return 2;
+    }
+  }
+  if (!scenarios.empty()) opt.scenarios = scenarios;
+  if (all_est.empty() && !self_check) {
+    err << "tsync shootout: this build has no estimators (the estimate family is missing); try --self-check\n";
+    return 1;
+  }
+  if (!opt.plot_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.plot_dir, ec);
+    if (ec) {
+      err << "tsync shootout: cannot create " << opt.plot_dir << ": " << ec.message() << '\n';
+      return 1;
+    }
+  }
+  const auto lib = library_entries(estimators);
+  auto rows = run(opt, [&](const sim::trace& tr) {
+    std::vector<estimator_entry> v = lib;
+    if (self_check) {
+      v.push_back(oracle_entry(&tr.truth));
+      v.push_back(oracle_entry(&tr.truth, 1000, "oracle_plus_1us"));
+    }
+    return v;
+  });
+  out << "tsync shootout: " << opt.seeds << " seed(s) from " << opt.first_seed << (opt.quick ? ", quick traces" : "")
+      << ", error grid " << opt.grid_ns / 1'000'000 << " ms; errors in ns (corrected host time − true host time)\n";
+  print_table(out, rows, !text);
+  if (!csv.empty()) {
+    std::ofstream f(csv);
+    if (!f) {
+      err << "tsync shootout: cannot write " << csv << '\n';
+      return 1;
+    }
+    write_csv(f, rows);
+    if (!f) {
+      err << "tsync shootout: write error on " << csv << '\n';
+      return 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace tsync::accuracy

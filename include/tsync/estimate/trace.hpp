@@ -1,0 +1,358 @@
+#pragma once
+/// \file
+/// Whole-trace estimators built on the exact hull:
+///
+/// * `convex_hull` — one affine segment over the whole trace (after the outlier
+///   gate); reports `errc::infeasible` when no line fits (a step, wander).
+/// * `segmented` — detects clock steps and one-way delay (asymmetry) changes
+///   from level shifts of the per-burst causality envelopes, splits the trace
+///   at clock steps, keeps one clock line across asymmetry changes (the
+///   constraints stay valid), and splits further where the affine fit stops
+///   holding (hull infeasibility or a burst far from the fit). Steps leave a
+///   gap between the last burst before and the first burst after, where the
+///   hard bounds are the union of both sides'.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "tsync/core/sync_sample.hpp"
+#include "tsync/estimate/hull.hpp"
+#include "tsync/estimate/model.hpp"
+#include "tsync/estimate/per_burst.hpp"
+#include "tsync/estimate/prepare.hpp"
+
+namespace tsync::estimate {
+
+namespace detail {
+
+[[nodiscard]] inline std::int64_t mid_time(std::int64_t a, std::int64_t b) {
+  return static_cast<std::int64_t>(floor_div(static_cast<i128>(a) + b, 2));
+}
+
+/// A hull fit over a range of bursts, as one model segment.
+[[nodiscard]] inline expected<segment, errc> hull_segment(const std::vector<burst_probes>& bursts, std::size_t first,
+                                                         std::size_t last, const fit_options& opt) {
+  std::vector<probe_sample> all;
+  std::uint64_t rejected = 0;
+  for (std::size_t k = first; k <= last; ++k) {
+    all.insert(all.end(), bursts[k].probes.begin(), bursts[k].probes.end());
+    rejected += bursts[k].rejected;
+  }
+  if (all.empty()) return unexpected(errc::empty_input);
+  const std::int64_t g0 = bursts[first].probes.front().g;
+  const std::int64_t g1 = bursts[last].probes.back().g;
+  const std::int64_t ref = mid_time(g0, g1);
+  auto h = fit_hull(all, ref, opt);
+  if (!h) return unexpected(h.error());
+  segment s;
+  s.begin = g0;
+  s.end = g1 == std::numeric_limits<std::int64_t>::max() ? g1 : g1 + 1;
+  s.ref = ref;
+  s.fit = h->centre;
+  s.lo = h->bound_lines(false);
+  s.hi = h->bound_lines(true);
+  s.diag.stats = h->stats;
+  s.diag.stats.probes_rejected += rejected;
+  s.diag.stats.bursts = static_cast<std::uint32_t>(last - first + 1);
+  return s;
+}
+
+/// Re-express a line of a segment with reference `from` at reference `to`,
+/// rounding the offset down (`down`) or up.
+[[nodiscard]] inline line rebase(const line& l, std::int64_t from, std::int64_t to, bool down) {
+  const i128 v = l.value_at(static_cast<i128>(to) - from, down ? line::rounding::floor : line::rounding::ceil);
+  const i128 lim = static_cast<i128>(std::numeric_limits<std::int64_t>::max());
+  return {static_cast<std::int64_t>(std::clamp(v, -lim, lim)), l.slope_q48};
+}
+
+/// Per-burst summary used by the change detector.
+struct burst_summary {
+  double x = 0;      // reference guest time relative to the first burst
+  double alpha = 0;  // de-trended upper envelope of lower bounds (max t1 − g)
+  double beta = 0;   // de-trended lower envelope of upper bounds (min t2 − g)
+  double rtt = 0;    // minimum RTT
+};
+
+[[nodiscard]] inline double robust_scale(std::vector<double> v) {
+  if (v.empty()) return 0;
+  for (auto& x : v) x = std::fabs(x);
+  return 1.4826 * median_of(std::move(v));
+}
+
+enum class change { none, step, asymmetry, outlier };
+
+/// Classify the boundary before each burst k (k >= 1) from the jumps of the
+/// envelopes, compared with the local slope of the neighbours.
+inline std::vector<change> detect_changes(const std::vector<burst_summary>& s, double min_rtt, double gate) {
+  const std::size_t n = s.size();
+  std::vector<change> out(n, change::none);
+  if (n < 3) return out;
+  auto jumps = [&](auto get) {
+    std::vector<double> local(n, 0.0), j(n, 0.0);
+    for (std::size_t k = 1; k < n; ++k) {
+      const double dx = s[k].x - s[k - 1].x;
+      local[k] = dx > 0 ? (get(s[k]) - get(s[k - 1])) / dx : 0.0;
+    }
+    for (std::size_t k = 1; k < n; ++k) {
+      std::vector<double> nb;
+      for (std::size_t m : {k - 1, k + 1, k - 2, k + 2})
+        if (m >= 1 && m < n && m != k) nb.push_back(local[m]);
+      const double sref = nb.empty() ? 0.0 : median_of(nb);
+      j[k] = get(s[k]) - get(s[k - 1]) - (s[k].x - s[k - 1].x) * sref;
+    }
+    return j;
+  };
+  const auto ja = jumps([](const burst_summary& b) { return b.alpha; });
+  const auto jb = jumps([](const burst_summary& b) { return b.beta; });
+  std::vector<double> va(ja.begin() + 1, ja.end()), vb(jb.begin() + 1, jb.end());
+  const double floor_thr = std::max(1.0, min_rtt / 200.0);
+  const double ta = std::max(gate * robust_scale(va), floor_thr);
+  const double tb = std::max(gate * robust_scale(vb), floor_thr);
+  auto sig = [&](std::size_t k) {
+    const bool a = std::fabs(ja[k]) > ta, b = std::fabs(jb[k]) > tb;
+    return std::pair{a, b};
+  };
+  for (std::size_t k = 1; k < n; ++k) {
+    auto [a, b] = sig(k);
+    if (!a && !b) continue;
+    // A lone burst that jumps away and back is an outlier burst, not a change.
+    if (k + 1 < n) {
+      auto [a2, b2] = sig(k + 1);
+      const bool back_a = !a || (a2 && std::fabs(ja[k] + ja[k + 1]) < ta && ja[k] * ja[k + 1] < 0);
+      const bool back_b = !b || (b2 && std::fabs(jb[k] + jb[k + 1]) < tb && jb[k] * jb[k + 1] < 0);
+      if (back_a && back_b) {
+        out[k] = change::outlier;
+        ++k;  // the return jump belongs to the same outlier
+        continue;
+      }
+    }
+    if (a && b && ja[k] * jb[k] > 0) out[k] = change::step;
+    else out[k] = change::asymmetry;
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// One affine segment over the whole trace (see the file comment).
+struct convex_hull_estimator {
+  static constexpr std::string_view name = "convex_hull";
+  [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
+    auto prep = prepare(probes, opt, true);
+    if (!prep) return unexpected(prep.error());
+    auto s = detail::hull_segment(prep->bursts, 0, prep->bursts.size() - 1, opt);
+    if (!s) return unexpected(s.error());
+    s->diag.cause = boundary_cause::start;
+    model m;
+    m.estimator = std::string(name);
+    m.segments.push_back(std::move(*s));
+    return m;
+  }
+};
+
+/// Change-point segmentation around the hull (see the file comment).
+struct segmented_estimator {
+  static constexpr std::string_view name = "segmented";
+
+  /// Detection gate, in robust standard deviations of the burst-to-burst
+  /// envelope jumps; shifts below `min_rtt / 200` are never reported.
+  double jump_gate = 10.0;
+  /// Residual gate for the affine-fit test, in robust standard deviations of the
+  /// burst centres around the fit.
+  double residual_gate = 10.0;
+
+  [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
+    auto prep = prepare(probes, opt, true);
+    if (!prep) return unexpected(prep.error());
+    auto& bursts = prep->bursts;
+    const double slope = rough_slope(bursts);
+    const std::size_t n = bursts.size();
+    std::vector<detail::burst_summary> sum(n);
+    double min_rtt = 1e300;
+    const std::int64_t x0 = bursts.front().ref();
+    const std::int64_t base = lower_bound_of(bursts.front().probes.front());
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto& b = bursts[k];
+      const std::int64_t ref = b.ref();
+      double a = -1e300, u = 1e300, r = 1e300;
+      for (const auto& p : b.probes) {
+        const double dx = static_cast<double>(static_cast<i128>(p.g) - ref);
+        a = std::max(a, static_cast<double>(lower_bound_of(p) - base) - slope * dx);
+        u = std::min(u, static_cast<double>(upper_bound_of(p) - base) - slope * dx);
+        r = std::min(r, static_cast<double>(rtt_of(p)));
+      }
+      const double x = static_cast<double>(static_cast<i128>(ref) - x0);
+      sum[k] = {x, a - slope * x, u - slope * x, r};
+      min_rtt = std::min(min_rtt, r);
+    }
+    auto changes = detail::detect_changes(sum, min_rtt, jump_gate);
+    // Outlier bursts are dropped (their probes counted as rejected).
+    std::vector<std::size_t> keep;
+    std::vector<detail::change> cause;
+    std::uint64_t dropped = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      if (changes[k] == detail::change::outlier) {
+        dropped += bursts[k].probes.size() + bursts[k].rejected;
+        continue;
+      }
+      keep.push_back(k);
+      cause.push_back(changes[k]);
+    }
+    if (keep.empty()) return unexpected(errc::all_rejected);
+    std::vector<burst_probes> kb;
+    for (auto k : keep) kb.push_back(std::move(bursts[k]));
+    std::vector<detail::burst_summary> ks;
+    for (auto k : keep) ks.push_back(sum[k]);
+
+    // Clock regions between steps; asymmetry boundaries are remembered.
+    struct piece {
+      std::size_t first, last;
+      boundary_cause cause;
+      segment seg;
+    };
+    std::vector<piece> pieces;
+    std::size_t start = 0;
+    std::vector<std::pair<std::size_t, std::size_t>> regions;
+    for (std::size_t i = 1; i <= kb.size(); ++i) {
+      if (i == kb.size() || cause[i] == detail::change::step) {
+        regions.emplace_back(start, i - 1);
+        start = i;
+      }
+    }
+    for (std::size_t r = 0; r < regions.size(); ++r) {
+      std::vector<piece> local;
+      if (!fit_region(kb, ks, regions[r].first, regions[r].second, opt, slope, local, 0)) continue;
+      if (!local.empty()) local.front().cause = r == 0 && pieces.empty() ? boundary_cause::start : boundary_cause::step;
+      for (auto& p : local) pieces.push_back(std::move(p));
+    }
+    if (pieces.empty()) return unexpected(errc::infeasible);
+    if (pieces.front().cause == boundary_cause::step) pieces.front().cause = boundary_cause::start;
+
+    model m;
+    m.estimator = std::string(name);
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      auto& p = pieces[i];
+      // Split at asymmetry changes inside the piece (same lines, own diagnostics).
+      std::vector<std::size_t> cuts{p.first};
+      for (std::size_t k = p.first + 1; k <= p.last; ++k)
+        if (cause[k] == detail::change::asymmetry) cuts.push_back(k);
+      const bool continuous = i > 0 && p.cause == boundary_cause::nonlinear;
+      std::int64_t begin = continuous ? kb[p.first].ref() : kb[p.first].probes.front().g;
+      if (i > 0 && p.cause == boundary_cause::step) {
+        // The gap between the previous piece's last probe and this first probe.
+        const segment& prev = m.segments.back();
+        const std::int64_t t_a = kb[pieces[i - 1].last].probes.back().g;
+        const std::int64_t t_b = begin;
+        if (t_b - t_a > 2) {
+          const std::int64_t mid = detail::mid_time(t_a, t_b);
+          auto union_seg = [&](const segment& own, std::int64_t b, boundary_cause c) {
+            segment g = own;
+            g.begin = b;
+            const segment& other = &own == &prev ? p.seg : prev;
+            for (const auto& l : other.lo) g.lo.push_back(detail::rebase(l, other.ref, own.ref, true));
+            for (const auto& l : other.hi) g.hi.push_back(detail::rebase(l, other.ref, own.ref, false));
+            g.diag.cause = c;
+            g.diag.stats = {};
+            return g;
+          };
+          segment g1 = union_seg(prev, t_a + 1, boundary_cause::gap);
+          segment g2 = union_seg(p.seg, mid, boundary_cause::step);
+          m.segments.push_back(std::move(g1));
+          m.segments.push_back(std::move(g2));
+        }
+      }
+      for (std::size_t c = 0; c < cuts.size(); ++c) {
+        segment s = p.seg;
+        const std::size_t k0 = cuts[c];
+        const std::size_t k1 = c + 1 < cuts.size() ? cuts[c + 1] - 1 : p.last;
+        s.begin = c == 0 ? begin : kb[k0].probes.front().g;
+        s.diag.cause = c == 0 ? (p.cause == boundary_cause::step && m.segments.size() > 0 &&
+                                         m.segments.back().diag.cause == boundary_cause::step
+                                     ? boundary_cause::gap
+                                     : p.cause)
+                              : boundary_cause::asymmetry;
+        if (cuts.size() > 1) {
+          fit_stats st;
+          st.bursts = static_cast<std::uint32_t>(k1 - k0 + 1);
+          bool first = true;
+          for (std::size_t k = k0; k <= k1; ++k) {
+            st.probes_used += kb[k].probes.size();
+            st.probes_rejected += kb[k].rejected;
+            for (const auto& q : kb[k].probes) {
+              st.min_rtt = first ? rtt_of(q) : std::min(st.min_rtt, rtt_of(q));
+              first = false;
+            }
+          }
+          s.diag.stats = st;
+        }
+        if (!m.segments.empty() && s.begin <= m.segments.back().begin) continue;
+        m.segments.push_back(std::move(s));
+      }
+    }
+    if (!m.segments.empty()) m.segments.front().diag.stats.probes_rejected += dropped;
+    if (auto c = m.check(); !c) return unexpected(c.error());
+    return m;
+  }
+
+ private:
+  template <class Piece>
+  bool fit_region(const std::vector<burst_probes>& kb, const std::vector<detail::burst_summary>& ks, std::size_t first,
+                  std::size_t last, const fit_options& opt, double rough, std::vector<Piece>& out, int depth) const {
+    auto seg = detail::hull_segment(kb, first, last, opt);
+    std::size_t split = 0;
+    bool need_split = false;
+    if (!seg) {
+      need_split = last > first;
+      split = (first + last) / 2;
+    } else if (last > first + 1 && depth < 40) {
+      // Residual test: burst envelope centres against the fitted line.
+      const double rho = q48_to_slope(seg->fit.slope_q48);
+      const std::int64_t base = lower_bound_of(kb.front().probes.front());
+      const double xref = static_cast<double>(static_cast<i128>(seg->ref) - kb.front().ref());
+            std::vector<double> r2, d;
+      for (std::size_t k = first; k <= last; ++k) {
+        const double centre = (ks[k].alpha + ks[k].beta) / 2.0 + rough * ks[k].x;
+        const double fit_at = static_cast<double>(seg->fit.offset - base) + rho * (ks[k].x - xref);
+        r2.push_back(centre - fit_at);
+      }
+      for (std::size_t i = 1; i < r2.size(); ++i) d.push_back((r2[i] - r2[i - 1]) / std::sqrt(2.0));
+      const double sc = detail::robust_scale(d);
+      double worst = 0;
+      for (std::size_t i = 0; i < r2.size(); ++i)
+        if (std::fabs(r2[i]) > worst) {
+          worst = std::fabs(r2[i]);
+          split = first + i;
+        }
+      const double floor_thr = std::max(1.0, static_cast<double>(seg->diag.stats.min_rtt) / 200.0);
+      if (worst > std::max(residual_gate * sc, floor_thr)) need_split = true;
+      split = std::clamp(split, first + 1, last - 1);
+    }
+    if (!need_split) {
+      if (!seg) return false;
+      out.push_back(Piece{first, last, boundary_cause::start, std::move(*seg)});
+      return true;
+    }
+    if (last == first + 1) {
+      bool a = fit_region(kb, ks, first, first, opt, rough, out, depth + 1);
+      const std::size_t before = out.size();
+      bool b = fit_region(kb, ks, last, last, opt, rough, out, depth + 1);
+      if (b && out.size() > before) out[before].cause = boundary_cause::nonlinear;
+      return a || b;
+    }
+    bool a = fit_region(kb, ks, first, split, opt, rough, out, depth + 1);
+    const std::size_t before = out.size();
+    bool b = fit_region(kb, ks, split, last, opt, rough, out, depth + 1);
+    if (b && out.size() > before && a) out[before].cause = boundary_cause::nonlinear;
+    return a || b;
+  }
+};
+
+static_assert(trace_estimator<convex_hull_estimator>);
+static_assert(trace_estimator<segmented_estimator>);
+
+}  // namespace tsync::estimate

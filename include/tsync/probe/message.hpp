@@ -1,0 +1,482 @@
+#pragma once
+/// \file
+/// The probe wire protocol, version 1: message types, their fixed layout and a
+/// strict codec.
+///
+/// Every message is a 12-byte header followed by a payload. All integers are
+/// **little-endian**, whatever the host's byte order; signed integers are two's
+/// complement. The header is
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 4 | magic, the bytes `T` `S` `Y` `N` (`wire_magic` read as little-endian u32) |
+/// | 4 | 1 | protocol version (`wire_version`, 1) |
+/// | 5 | 1 | message type (`message_type`) |
+/// | 6 | 2 | header flags (only `flag_last_batch`, only on `deferred`) |
+/// | 8 | 4 | payload length in bytes (at most `max_payload_size`) |
+///
+/// Roles: the *initiator* stamps t1 (before sending a probe) and t2 (after its
+/// reply arrives) with its clock; the *responder* stamps g with its clock when the
+/// probe arrives. Which side is host or guest does not matter.
+///
+/// `decode()` checks everything a peer controls before using it: the size of the
+/// input, the magic, the version, the type, the flags, the payload length (exactly
+/// what the type needs), every count against its limit and every enum against its
+/// known values. A bad message yields an error code, never undefined behaviour.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "tsync/core/error.hpp"
+#include "tsync/core/expected.hpp"
+
+namespace tsync::probe {
+
+/// The first four bytes of every message: ASCII "TSYN".
+inline constexpr std::uint32_t wire_magic = 0x4E595354u;
+/// The protocol version this codec speaks.
+inline constexpr std::uint8_t wire_version = 1;
+/// Size of the fixed header.
+inline constexpr std::size_t header_size = 12;
+
+/// Limits checked on every decoded message.
+inline constexpr std::uint32_t max_probes_per_series = 65536;  ///< probe ids are < probe_count <= this
+inline constexpr std::uint32_t max_vcpu_id = 65535;            ///< vCPU (channel) ids are <= this
+inline constexpr std::uint32_t max_batch_entries = 1024;       ///< stamps per `deferred` message
+inline constexpr std::size_t max_reason_length = 200;          ///< bytes of an `error` reason (printable ASCII)
+inline constexpr std::size_t batch_entry_size = 12;            ///< probe id u32 + g i64
+/// Largest payload of any version-1 message (a full deferred batch).
+inline constexpr std::size_t max_payload_size = 8 + batch_entry_size * max_batch_entries;
+/// Largest encoded message.
+inline constexpr std::size_t max_encoded_size = header_size + max_payload_size;
+
+/// Message types (the byte at offset 5).
+enum class message_type : std::uint8_t {
+  start = 1,      ///< initiator → responder: a series begins
+  start_ack = 2,  ///< responder → initiator: ready (after pinning); says how stamps are delivered
+  probe = 3,      ///< initiator → responder: one probe
+  reply = 4,      ///< responder → initiator: the reply, with g in immediate mode
+  end = 5,        ///< initiator → responder: the series is over
+  end_ack = 6,    ///< responder → initiator: series closed (after any deferred batches)
+  deferred = 7,   ///< responder → initiator: a batch of (probe id, g) known only later
+  result = 8,     ///< either way: the estimate computed from a series
+  error = 9,      ///< either way: abort with a code and a short reason
+  bye = 10,       ///< initiator → responder: the session is over
+};
+
+/// Header flag: this `deferred` batch is the last of its series.
+inline constexpr std::uint16_t flag_last_batch = 0x0001;
+
+/// Flags of a `start` message (payload field).
+namespace series_flag {
+inline constexpr std::uint32_t pin_vcpu = 0x1;      ///< the responder should run on vCPU `vcpu`
+inline constexpr std::uint32_t final_series = 0x2;  ///< the last series of a session
+inline constexpr std::uint32_t all = pin_vcpu | final_series;
+}  // namespace series_flag
+
+/// How the responder delivers its stamps (payload of `start_ack`).
+enum class stamp_mode : std::uint32_t {
+  immediate = 0,  ///< each reply carries g
+  deferred = 1,   ///< replies carry g = 0; stamps follow in `deferred` batches after `end`
+};
+
+/// `start`: a series of `probe_count` probes on `vcpu` begins.
+struct start_msg {
+  std::uint32_t series_id = 0;
+  std::uint32_t flags = 0;  ///< `series_flag` bits
+  std::uint32_t probe_count = 0;
+  std::uint32_t vcpu = 0;
+  friend constexpr bool operator==(const start_msg&, const start_msg&) = default;
+};
+/// `start_ack`: the responder is ready for the series.
+struct start_ack_msg {
+  std::uint32_t series_id = 0;
+  stamp_mode mode = stamp_mode::immediate;
+  friend constexpr bool operator==(const start_ack_msg&, const start_ack_msg&) = default;
+};
+/// `probe`: one probe of a series.
+struct probe_msg {
+  std::uint32_t series_id = 0;
+  std::uint32_t probe_id = 0;
+  friend constexpr bool operator==(const probe_msg&, const probe_msg&) = default;
+};
+/// `reply`: the responder's answer to a probe.
+struct reply_msg {
+  std::uint32_t series_id = 0;
+  std::uint32_t probe_id = 0;
+  std::int64_t g = 0;  ///< responder stamp (0 in deferred mode)
+  friend constexpr bool operator==(const reply_msg&, const reply_msg&) = default;
+};
+/// `end`: the initiator sent `probes_sent` probes and expects no more replies.
+struct end_msg {
+  std::uint32_t series_id = 0;
+  std::uint32_t probes_sent = 0;
+  friend constexpr bool operator==(const end_msg&, const end_msg&) = default;
+};
+/// `end_ack`: the responder received `probes_received` distinct probes of the series.
+struct end_ack_msg {
+  std::uint32_t series_id = 0;
+  std::uint32_t probes_received = 0;
+  friend constexpr bool operator==(const end_ack_msg&, const end_ack_msg&) = default;
+};
+/// One responder stamp delivered late.
+struct stamp_entry {
+  std::uint32_t probe_id = 0;
+  std::int64_t g = 0;
+  friend constexpr bool operator==(const stamp_entry&, const stamp_entry&) = default;
+};
+/// `deferred`: up to `max_batch_entries` stamps; `last` marks the final batch.
+struct deferred_msg {
+  std::uint32_t series_id = 0;
+  bool last = false;
+  std::vector<stamp_entry> entries;
+  friend bool operator==(const deferred_msg&, const deferred_msg&) = default;
+};
+/// `result`: an estimate computed from a series (absolute offset, responder − initiator,
+/// with its hard interval `[lo, hi]`).
+struct result_msg {
+  std::uint32_t series_id = 0;
+  std::uint32_t estimator = 0;  ///< estimator id chosen by the application (0 = unspecified)
+  std::int64_t offset = 0;
+  std::int64_t lo = 0;
+  std::int64_t hi = 0;
+  std::int64_t min_rtt = 0;  ///< >= 0
+  std::uint32_t probes_used = 0;
+  std::uint32_t probes_rejected = 0;
+  friend constexpr bool operator==(const result_msg&, const result_msg&) = default;
+};
+/// `error`: the sender aborts `series_id` (0 when none) with a tsync error code and a reason.
+struct error_msg {
+  std::uint32_t series_id = 0;
+  std::uint32_t code = 0;  ///< a `tsync::errc` value
+  std::string reason;      ///< printable ASCII, at most `max_reason_length` bytes
+  friend bool operator==(const error_msg&, const error_msg&) = default;
+};
+/// `bye`: the initiator ends the session.
+struct bye_msg {
+  friend constexpr bool operator==(const bye_msg&, const bye_msg&) = default;
+};
+
+/// Any version-1 message.
+using message = std::variant<start_msg, start_ack_msg, probe_msg, reply_msg, end_msg, end_ack_msg, deferred_msg,
+                             result_msg, error_msg, bye_msg>;
+
+/// The type byte of a message.
+[[nodiscard]] inline message_type type_of(const message& m) noexcept {
+  return static_cast<message_type>(m.index() + 1);
+}
+
+/// A short name of a message type ("start", "reply", ...; "unknown" otherwise).
+[[nodiscard]] constexpr const char* to_string(message_type t) noexcept {
+  switch (t) {
+    case message_type::start: return "start";
+    case message_type::start_ack: return "start_ack";
+    case message_type::probe: return "probe";
+    case message_type::reply: return "reply";
+    case message_type::end: return "end";
+    case message_type::end_ack: return "end_ack";
+    case message_type::deferred: return "deferred";
+    case message_type::result: return "result";
+    case message_type::error: return "error";
+    case message_type::bye: return "bye";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+inline void put_u16(std::byte* p, std::uint16_t v) noexcept {
+  p[0] = static_cast<std::byte>(v & 0xFFu);
+  p[1] = static_cast<std::byte>(v >> 8);
+}
+inline void put_u32(std::byte* p, std::uint32_t v) noexcept {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>((v >> (8 * i)) & 0xFFu);
+}
+inline void put_u64(std::byte* p, std::uint64_t v) noexcept {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>((v >> (8 * i)) & 0xFFu);
+}
+inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_cast<std::uint64_t>(v)); }
+[[nodiscard]] inline std::uint16_t get_u16(const std::byte* p) noexcept {
+  return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) | (std::to_integer<unsigned>(p[1]) << 8));
+}
+[[nodiscard]] inline std::uint32_t get_u32(const std::byte* p) noexcept {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= std::to_integer<std::uint32_t>(p[i]) << (8 * i);
+  return v;
+}
+[[nodiscard]] inline std::uint64_t get_u64(const std::byte* p) noexcept {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= std::to_integer<std::uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+[[nodiscard]] inline std::int64_t get_i64(const std::byte* p) noexcept {
+  return static_cast<std::int64_t>(get_u64(p));  // two's complement (C++20)
+}
+
+[[nodiscard]] inline bool printable(std::string_view s) noexcept {
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7E) return false;
+  }
+  return true;
+}
+
+/// Payload size of a message (no validation).
+[[nodiscard]] inline std::size_t payload_size(const message& m) noexcept {
+  struct visitor {
+    std::size_t operator()(const start_msg&) const noexcept { return 16; }
+    std::size_t operator()(const start_ack_msg&) const noexcept { return 8; }
+    std::size_t operator()(const probe_msg&) const noexcept { return 8; }
+    std::size_t operator()(const reply_msg&) const noexcept { return 16; }
+    std::size_t operator()(const end_msg&) const noexcept { return 8; }
+    std::size_t operator()(const end_ack_msg&) const noexcept { return 8; }
+    std::size_t operator()(const deferred_msg& d) const noexcept { return 8 + batch_entry_size * d.entries.size(); }
+    std::size_t operator()(const result_msg&) const noexcept { return 48; }
+    std::size_t operator()(const error_msg& e) const noexcept { return 12 + e.reason.size(); }
+    std::size_t operator()(const bye_msg&) const noexcept { return 0; }
+  };
+  return std::visit(visitor{}, m);
+}
+
+[[nodiscard]] inline std::error_code check_fields(const message& m) noexcept {
+  if (const auto* s = std::get_if<start_msg>(&m)) {
+    if (s->probe_count == 0 || s->probe_count > max_probes_per_series) return errc::oversized;
+    if (s->vcpu > max_vcpu_id) return errc::out_of_range;
+    if ((s->flags & ~series_flag::all) != 0) return errc::protocol_error;
+  } else if (const auto* a = std::get_if<start_ack_msg>(&m)) {
+    if (a->mode != stamp_mode::immediate && a->mode != stamp_mode::deferred) return errc::protocol_error;
+  } else if (const auto* p = std::get_if<probe_msg>(&m)) {
+    if (p->probe_id >= max_probes_per_series) return errc::out_of_range;
+  } else if (const auto* r = std::get_if<reply_msg>(&m)) {
+    if (r->probe_id >= max_probes_per_series) return errc::out_of_range;
+  } else if (const auto* e = std::get_if<end_msg>(&m)) {
+    if (e->probes_sent > max_probes_per_series) return errc::oversized;
+  } else if (const auto* k = std::get_if<end_ack_msg>(&m)) {
+    if (k->probes_received > max_probes_per_series) return errc::oversized;
+  } else if (const auto* d = std::get_if<deferred_msg>(&m)) {
+    if (d->entries.size() > max_batch_entries) return errc::oversized;
+    for (const auto& en : d->entries) {
+      if (en.probe_id >= max_probes_per_series) return errc::out_of_range;
+    }
+  } else if (const auto* res = std::get_if<result_msg>(&m)) {
+    if (res->lo > res->hi || res->min_rtt < 0) return errc::protocol_error;
+    if (res->probes_used > max_probes_per_series || res->probes_rejected > max_probes_per_series ||
+        res->probes_used + res->probes_rejected > max_probes_per_series)
+      return errc::oversized;
+  } else if (const auto* er = std::get_if<error_msg>(&m)) {
+    if (er->reason.size() > max_reason_length) return errc::oversized;
+    if (!printable(er->reason)) return errc::protocol_error;
+  }
+  return {};
+}
+
+}  // namespace detail
+
+/// Size in bytes of the encoded form of `m` (header included).
+[[nodiscard]] inline std::size_t encoded_size(const message& m) noexcept {
+  return header_size + detail::payload_size(m);
+}
+
+/// Encode `m` into `out`; returns the number of bytes written.
+///
+/// Errors: `errc::truncated` if `out` is too small; the same field checks as
+/// `decode()` (`oversized`, `out_of_range`, `protocol_error`), so that a tsync
+/// peer never sends what a tsync peer would reject.
+[[nodiscard]] inline expected<std::size_t, std::error_code> encode(const message& m, std::span<std::byte> out) noexcept {
+  if (auto ec = detail::check_fields(m)) return unexpected(ec);
+  const std::size_t payload = detail::payload_size(m);
+  if (payload > max_payload_size) return unexpected(make_error_code(errc::oversized));
+  const std::size_t total = header_size + payload;
+  if (out.size() < total) return unexpected(make_error_code(errc::truncated));
+  std::byte* h = out.data();
+  detail::put_u32(h, wire_magic);
+  h[4] = static_cast<std::byte>(wire_version);
+  h[5] = static_cast<std::byte>(static_cast<std::uint8_t>(type_of(m)));
+  std::uint16_t flags = 0;
+  if (const auto* d = std::get_if<deferred_msg>(&m); d != nullptr && d->last) flags = flag_last_batch;
+  detail::put_u16(h + 6, flags);
+  detail::put_u32(h + 8, static_cast<std::uint32_t>(payload));
+  std::byte* p = h + header_size;
+  struct visitor {
+    std::byte* p;
+    void operator()(const start_msg& s) const noexcept {
+      detail::put_u32(p, s.series_id);
+      detail::put_u32(p + 4, s.flags);
+      detail::put_u32(p + 8, s.probe_count);
+      detail::put_u32(p + 12, s.vcpu);
+    }
+    void operator()(const start_ack_msg& a) const noexcept {
+      detail::put_u32(p, a.series_id);
+      detail::put_u32(p + 4, static_cast<std::uint32_t>(a.mode));
+    }
+    void operator()(const probe_msg& q) const noexcept {
+      detail::put_u32(p, q.series_id);
+      detail::put_u32(p + 4, q.probe_id);
+    }
+    void operator()(const reply_msg& r) const noexcept {
+      detail::put_u32(p, r.series_id);
+      detail::put_u32(p + 4, r.probe_id);
+      detail::put_i64(p + 8, r.g);
+    }
+    void operator()(const end_msg& e) const noexcept {
+      detail::put_u32(p, e.series_id);
+      detail::put_u32(p + 4, e.probes_sent);
+    }
+    void operator()(const end_ack_msg& e) const noexcept {
+      detail::put_u32(p, e.series_id);
+      detail::put_u32(p + 4, e.probes_received);
+    }
+    void operator()(const deferred_msg& d) const noexcept {
+      detail::put_u32(p, d.series_id);
+      detail::put_u32(p + 4, static_cast<std::uint32_t>(d.entries.size()));
+      std::byte* q = p + 8;
+      for (const auto& en : d.entries) {
+        detail::put_u32(q, en.probe_id);
+        detail::put_i64(q + 4, en.g);
+        q += batch_entry_size;
+      }
+    }
+    void operator()(const result_msg& r) const noexcept {
+      detail::put_u32(p, r.series_id);
+      detail::put_u32(p + 4, r.estimator);
+      detail::put_i64(p + 8, r.offset);
+      detail::put_i64(p + 16, r.lo);
+      detail::put_i64(p + 24, r.hi);
+      detail::put_i64(p + 32, r.min_rtt);
+      detail::put_u32(p + 40, r.probes_used);
+      detail::put_u32(p + 44, r.probes_rejected);
+    }
+    void operator()(const error_msg& e) const noexcept {
+      detail::put_u32(p, e.series_id);
+      detail::put_u32(p + 4, e.code);
+      detail::put_u32(p + 8, static_cast<std::uint32_t>(e.reason.size()));
+      for (std::size_t i = 0; i < e.reason.size(); ++i) p[12 + i] = static_cast<std::byte>(e.reason[i]);
+    }
+    void operator()(const bye_msg&) const noexcept {}
+  };
+  std::visit(visitor{p}, m);
+  return total;
+}
+
+/// Encode `m` into a new vector (empty on error, which `encode()` would report).
+[[nodiscard]] inline expected<std::vector<std::byte>, std::error_code> encode_to_vector(const message& m) {
+  std::vector<std::byte> out(encoded_size(m));
+  auto n = encode(m, out);
+  if (!n) return unexpected(n.error());
+  return out;
+}
+
+/// Decode exactly one message that fills all of `in`.
+///
+/// Errors (`tsync::errc` as `std::error_code`):
+/// - `truncated`: fewer bytes than the header, or than the header's payload length;
+/// - `protocol_error`: bad magic, unknown type, unknown flag bits, a payload length
+///   that does not match the type, trailing bytes, an unknown enum value, a
+///   non-printable reason, `lo > hi` or a negative `min_rtt` in a result;
+/// - `unsupported_version`: a version other than `wire_version`;
+/// - `oversized`: a payload length above `max_payload_size`, or a count above its
+///   limit (probe count, batch entries, reason length);
+/// - `out_of_range`: a probe id >= `max_probes_per_series` or a vCPU id above `max_vcpu_id`.
+[[nodiscard]] inline expected<message, std::error_code> decode(std::span<const std::byte> in) {
+  using detail::get_i64;
+  using detail::get_u32;
+  auto fail = [](errc e) { return unexpected(make_error_code(e)); };
+  if (in.size() < header_size) return fail(errc::truncated);
+  const std::byte* h = in.data();
+  if (get_u32(h) != wire_magic) return fail(errc::protocol_error);
+  if (std::to_integer<std::uint8_t>(h[4]) != wire_version) return fail(errc::unsupported_version);
+  const auto type = std::to_integer<std::uint8_t>(h[5]);
+  const std::uint16_t flags = detail::get_u16(h + 6);
+  const std::uint32_t len = get_u32(h + 8);
+  if (len > max_payload_size) return fail(errc::oversized);
+  if (in.size() - header_size < len) return fail(errc::truncated);
+  if (in.size() - header_size > len) return fail(errc::protocol_error);
+  if (type < 1 || type > static_cast<std::uint8_t>(message_type::bye)) return fail(errc::protocol_error);
+  const auto mt = static_cast<message_type>(type);
+  if (mt == message_type::deferred) {
+    if ((flags & ~flag_last_batch) != 0) return fail(errc::protocol_error);
+  } else if (flags != 0) {
+    return fail(errc::protocol_error);
+  }
+  const std::byte* p = h + header_size;
+  auto need = [&](std::size_t n) { return len == n; };
+  message m;
+  switch (mt) {
+    case message_type::start:
+      if (!need(16)) return fail(errc::protocol_error);
+      m = start_msg{get_u32(p), get_u32(p + 4), get_u32(p + 8), get_u32(p + 12)};
+      break;
+    case message_type::start_ack: {
+      if (!need(8)) return fail(errc::protocol_error);
+      const std::uint32_t mode = get_u32(p + 4);
+      if (mode > 1) return fail(errc::protocol_error);
+      m = start_ack_msg{get_u32(p), static_cast<stamp_mode>(mode)};
+      break;
+    }
+    case message_type::probe:
+      if (!need(8)) return fail(errc::protocol_error);
+      m = probe_msg{get_u32(p), get_u32(p + 4)};
+      break;
+    case message_type::reply:
+      if (!need(16)) return fail(errc::protocol_error);
+      m = reply_msg{get_u32(p), get_u32(p + 4), get_i64(p + 8)};
+      break;
+    case message_type::end:
+      if (!need(8)) return fail(errc::protocol_error);
+      m = end_msg{get_u32(p), get_u32(p + 4)};
+      break;
+    case message_type::end_ack:
+      if (!need(8)) return fail(errc::protocol_error);
+      m = end_ack_msg{get_u32(p), get_u32(p + 4)};
+      break;
+    case message_type::deferred: {
+      if (len < 8) return fail(errc::protocol_error);
+      const std::uint32_t count = get_u32(p + 4);
+      if (count > max_batch_entries) return fail(errc::oversized);
+      if (len != 8 + batch_entry_size * count) return fail(errc::protocol_error);
+      deferred_msg d;
+      d.series_id = get_u32(p);
+      d.last = (flags & flag_last_batch) != 0;
+      d.entries.reserve(count);
+      for (std::uint32_t i = 0; i < count; ++i) {
+        const std::byte* q = p + 8 + batch_entry_size * i;
+        d.entries.push_back(stamp_entry{get_u32(q), get_i64(q + 4)});
+      }
+      m = std::move(d);
+      break;
+    }
+    case message_type::result:
+      if (!need(48)) return fail(errc::protocol_error);
+      m = result_msg{get_u32(p),      get_u32(p + 4),  get_i64(p + 8),  get_i64(p + 16),
+                     get_i64(p + 24), get_i64(p + 32), get_u32(p + 40), get_u32(p + 44)};
+      break;
+    case message_type::error: {
+      if (len < 12) return fail(errc::protocol_error);
+      const std::uint32_t rlen = get_u32(p + 8);
+      if (rlen > max_reason_length) return fail(errc::oversized);
+      if (len != 12 + rlen) return fail(errc::protocol_error);
+      error_msg e;
+      e.series_id = get_u32(p);
+      e.code = get_u32(p + 4);
+      e.reason.resize(rlen);
+      for (std::uint32_t i = 0; i < rlen; ++i) e.reason[i] = static_cast<char>(std::to_integer<unsigned char>(p[12 + i]));
+      m = std::move(e);
+      break;
+    }
+    case message_type::bye:
+      if (!need(0)) return fail(errc::protocol_error);
+      m = bye_msg{};
+      break;
+  }
+  if (auto ec = detail::check_fields(m)) return unexpected(ec);
+  return m;
+}
+
+}  // namespace tsync::probe

@@ -1,0 +1,78 @@
+// `tsync agent` and `tsync sync` as two processes over a Unix socket; the
+// tables the sync writes are read back with the correction engine's CSV loader.
+#ifdef TSYNC_CLI_PATH
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tsync/correct.hpp"
+
+namespace {
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+int run(const std::string& cmd) {
+  const int st = std::system(cmd.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+}  // namespace
+
+TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct can load") {
+  const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / ("sync_cli." + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string sock = (dir / "agent.sock").string();
+  const std::string cli = TSYNC_CLI_PATH;
+  // The agent's clock is shifted by +1 s: host - guest = -1 s.
+  const std::string agent = "'" + cli + "' agent --transport unix:" + sock +
+                            " --connections 2 --shift 1000000000 --idle-timeout 20s > '" + (dir / "agent.log").string() +
+                            "' 2>&1; echo $? > '" + (dir / "agent.rc").string() + "'";
+  REQUIRE(run("(" + agent + ") &") == 0);
+  const int rc = run("'" + cli + "' sync --transport unix:" + sock +
+                     " --vcpus 2 --probes 100 --count 3 --interval 10ms --connect-timeout 10s --output '" +
+                     (dir / "out").string() + "' > '" + (dir / "sync.log").string() + "' 2>&1");
+  INFO(slurp(dir / "sync.log"));
+  CHECK(rc == 0);
+  // The agent exits after its 2 connections.
+  for (int i = 0; i < 200 && !std::filesystem::exists(dir / "agent.rc"); ++i) ::usleep(50'000);
+  INFO("agent: " << slurp(dir / "agent.log"));
+  CHECK(slurp(dir / "agent.rc") == "0\n");
+  for (int v = 0; v < 2; ++v) {
+    std::ifstream in(dir / ("out.vcpu" + std::to_string(v) + ".csv"));
+    REQUIRE(in);
+    auto table = tsync::correct::load_table_csv(in);
+    REQUIRE(table.has_value());
+    REQUIRE(table->size() == 3);
+    for (const auto& s : table->samples()) {
+      CHECK(s.offset < -1'000'000'000 + 1'000'000);
+      CHECK(s.offset > -1'000'000'000 - 1'000'000);
+    }
+  }
+  const auto model = slurp(dir / "out.model.json");
+  CHECK(model.find("\"vcpu\": 1") != std::string::npos);
+  const auto series = slurp(dir / "out.series.csv");
+  CHECK(std::count(series.begin(), series.end(), '\n') == 7);  // header + 2 vCPUs x 3 series
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("tsync sync reports a missing agent and bad options clearly") {
+  const std::string cli = TSYNC_CLI_PATH;
+  CHECK(run("'" + cli + "' sync --transport unix:/nonexistent/dir/x.sock --connect-timeout 100ms --quiet 2>/dev/null") == 1);
+  CHECK(run("'" + cli + "' sync --transport bogus:1 2>/dev/null") == 2);
+  CHECK(run("'" + cli + "' sync --transport unix:/x --probes 0 2>/dev/null") == 2);
+  CHECK(run("'" + cli + "' sync --transport unix:/x --interval 5parsecs 2>/dev/null") == 2);
+  CHECK(run("'" + cli + "' sync --transport unix:/x --estimator nope 2>/dev/null") == 2);
+  CHECK(run("'" + cli + "' agent --transport tcp:127.0.0.1 2>/dev/null") == 2);
+  CHECK(run("'" + cli + "' agent --transport unix:/x --clock local 2>/dev/null") == 1);
+}
+#endif

@@ -1,0 +1,100 @@
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "tsync/sim/scenario.hpp"
+
+using namespace tsync::sim;
+
+TEST_CASE("Every preset is valid and prints and parses back to itself", "[sim]") {
+  REQUIRE(preset_names().size() >= 9);
+  for (const auto& n : preset_names()) {
+    INFO(n);
+    auto sc = preset(n);
+    REQUIRE(sc.has_value());
+    CHECK(sc->name == n);
+    CHECK(sc->validate() == tsync::errc::ok);
+    CHECK_FALSE(sc->description.empty());
+    const auto text = to_text(*sc);
+    auto back = parse_scenario(text);
+    INFO(text);
+    REQUIRE(back.has_value());
+    CHECK(*back == *sc);
+  }
+  CHECK(preset("nope").error() == tsync::errc::not_found);
+}
+
+TEST_CASE("The presets carry the parameters of the benchmark table", "[sim]") {
+  CHECK(preset("quiet")->probes_per_burst == 339);
+  CHECK(preset("drift_wander")->probes_per_burst == 32);
+  CHECK(preset("constant_asymmetry")->floor_at(preset("constant_asymmetry")->start_ns) == 5'000);
+  CHECK(preset("quiet")->floor_at(0) == 0);
+  auto a = *preset("asymmetry_step");
+  CHECK(a.floor_at(a.start_ns) == 0);
+  CHECK(a.floor_at(a.start_ns + 400'000'000'000) == 5'000);
+  CHECK(preset("clock_step")->clock.offset_steps.size() == 1);
+  CHECK(preset("frequency_step")->clock.frequency_steps.size() == 1);
+  CHECK(preset("stamp_noise")->clock.glitch_ns == -20'000);
+  CHECK(preset("heavy_tail")->link.fwd.queue.kind == dist_kind::pareto);
+}
+
+TEST_CASE("A scenario file can start from a preset and override keys with units", "[sim]") {
+  auto sc = parse_scenario(
+      "# my run\n"
+      "preset=quiet\n"
+      "\n"
+      "  duration = 2.5min \n"
+      "burst_interval=1s\r\n"
+      "clock.offset=-3ms\n"
+      "clock.drift_ppm=-12.5\n"
+      "clock.offset_step=30s,100us\n"
+      "clock.offset_step=60s,-50us\n"
+      "link.fwd.queue=lognormal:2000,0.5\n"
+      "link.asym_step=10s,back,7us\n");
+  REQUIRE(sc.has_value());
+  CHECK(sc->name == "quiet");
+  CHECK(sc->duration_ns == 150'000'000'000);
+  CHECK(sc->burst_interval_ns == 1'000'000'000);
+  CHECK(sc->clock.offset_ns == -3'000'000);
+  CHECK(sc->clock.drift_ppm == -12.5);
+  REQUIRE(sc->clock.offset_steps.size() == 2);
+  CHECK(sc->clock.offset_steps[1].delta_ns == -50'000);
+  CHECK(sc->link.fwd.queue == lognormal(2000, 0.5));
+  REQUIRE(sc->link.asymmetry_steps.size() == 1);
+  CHECK(sc->link.asymmetry_steps[0].dir == direction::backward);
+  auto back = parse_scenario(to_text(*sc));
+  REQUIRE(back.has_value());
+  CHECK(*back == *sc);
+}
+
+TEST_CASE("Malformed scenario text is rejected with the line number and key", "[sim]") {
+  auto check = [](const std::string& text, std::size_t line, tsync::errc code, const std::string& needle) {
+    auto r = parse_scenario(text);
+    INFO(text);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().line == line);
+    CHECK(r.error().code == code);
+    INFO(r.error().what());
+    CHECK(r.error().what().find(needle) != std::string::npos);
+  };
+  check("name=x\nduration 5s\n", 2, tsync::errc::invalid_argument, "key=value");
+  check("name=x\nbogus=1\n", 2, tsync::errc::not_found, "bogus");
+  check("duration=5parsecs\n", 1, tsync::errc::malformed_number, "duration");
+  check("duration=99999999999min\n", 1, tsync::errc::number_out_of_range, "duration");
+  check("probes_per_burst=-3\n", 1, tsync::errc::malformed_number, "probes_per_burst");
+  check("\n\nlink.fwd.queue=exp:x\n", 3, tsync::errc::malformed_number, "link.fwd.queue");
+  check("link.asym_step=10s,sideways,5us\n", 1, tsync::errc::invalid_argument, "fwd or back");
+  check("clock.offset_step=10s\n", 1, tsync::errc::invalid_argument, "AT,DELTA");
+  check("name=a\npreset=quiet\n", 2, tsync::errc::invalid_argument, "preset");
+  check("preset=nothing\n", 1, tsync::errc::not_found, "preset");
+  check("link.loss=1.5\n", 0, tsync::errc::invalid_argument, "invalid scenario");
+  check("probes_per_burst=0\n", 0, tsync::errc::invalid_argument, "invalid scenario");
+  check("clock.drift_ppm=inf\n", 1, tsync::errc::non_finite, "clock.drift_ppm");
+}
+
+TEST_CASE("An empty scenario text gives the defaults", "[sim]") {
+  auto sc = parse_scenario("");
+  REQUIRE(sc.has_value());
+  CHECK(*sc == scenario{});
+  auto sc2 = parse_scenario("# only a comment");
+  REQUIRE(sc2.has_value());
+}
