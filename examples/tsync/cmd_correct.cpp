@@ -10,11 +10,13 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
 #include "tsync/correct.hpp"
+#include "tsync/estimate/model.hpp"
 
 namespace {
 
@@ -43,9 +45,30 @@ table_or_message load_csv_file(const std::string& path, const table_options& opt
   return std::move(*t);
 }
 
+// A piecewise model written by `tsync sync` / the estimators (model JSON),
+// turned into interpolation samples by `model::to_sync_table()`.
+table_or_message load_model_file(const std::string& path, const table_options& opt) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return tsync::unexpected("cannot open model '" + path + "': " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  tsync::estimate::json::parse_error perr;
+  auto m = tsync::estimate::model::from_json(text.str(), &perr);
+  if (!m) {
+    const std::string why = perr.message.empty() ? tsync::to_string(m.error()) : perr.message;
+    return tsync::unexpected("model '" + path + "' (byte " + std::to_string(perr.offset) + "): " + why);
+  }
+  if (opt.mode != correction_mode::interpolate)
+    return tsync::unexpected(std::string("a model is a drift model: use --mode interpolate"));
+  auto t = sync_table::make(m->to_sync_table(), opt);
+  if (!t) return tsync::unexpected("model '" + path + "': " + tsync::to_string(t.error()));
+  return std::move(*t);
+}
+
 std::vector<table_source> table_sources() {
   return {
       {"table", load_csv_file},
+      {"model", load_model_file},
   };
 }
 
@@ -103,7 +126,7 @@ int run_correct(const std::vector<std::string>& args) {
     chosen = &s;
     value = *v;
   }
-  if (chosen == nullptr) return tsync::cli::usage_error(cmd, "a sync table is needed (--table FILE)");
+  if (chosen == nullptr) return tsync::cli::usage_error(cmd, "a sync table is needed (--table FILE or --model FILE)");
   auto table = chosen->load(value, opt);
   if (!table) return tsync::cli::fail(std::string(cmd) + ": " + table.error());
 
@@ -128,12 +151,14 @@ int run_correct(const std::vector<std::string>& args) {
 
 const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "correct", "correct guest timestamps to host time with a sync table",
-    "--table FILE [--mode interpolate|step] [--outside extrapolate|clamp|reject] [--reverse]\n\n"
+    "(--table FILE | --model FILE) [--mode interpolate|step] [--outside extrapolate|clamp|reject] [--reverse]\n\n"
     "Reads timestamps from stdin, one decimal integer per line ('#' comments and blank\n"
     "lines are skipped), and writes the corrected timestamps to stdout, one per line.\n\n"
     "  --table FILE   the sync table: one sample per line, 'time,offset[,ratio,frac_bits]',\n"
     "                 sorted by time, '#' comments; offset = host - guest. With scaling\n"
     "                 (step mode) host = ceil((guest + offset) * 2^frac_bits / ratio).\n"
+    "  --model FILE   a model JSON written by 'tsync sync' (interpolate mode): its segments\n"
+    "                 become interpolation samples.\n"
     "  --mode M       interpolate (default): offset interpolated linearly between samples,\n"
     "                 rounded toward minus infinity; step: the last sample at or before\n"
     "                 the event applies (KVM).\n"

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "tsync/estimate/model.hpp"
+
 namespace {
 
 struct run_result {
@@ -82,5 +84,28 @@ TEST_CASE("tsync correct --reverse maps host timestamps back to guest timestamps
   const auto rev = run("--table '" + table + "' --reverse", fwd.out);
   CHECK(rev.status == 0);
   CHECK(rev.out == "0\n500\n1000\n");
+}
+
+TEST_CASE("tsync correct reads a model JSON written by the estimators") {
+  tsync::estimate::model m;
+  m.estimator = "test";
+  tsync::estimate::segment seg;
+  seg.begin = 0;
+  seg.end = 2'000'000;
+  seg.ref = 0;
+  seg.fit = {1000, std::int64_t{1} << 38};  // offset 1000 at guest 0, drift 2^-10
+  seg.lo = {{990, std::int64_t{1} << 38}};
+  seg.hi = {{1010, std::int64_t{1} << 38}};
+  m.segments.push_back(seg);
+  const auto path = write_table("model.json", m.to_json());
+  const auto r = run("--model '" + path + "'", "0\n1024\n1999999\n");
+  CHECK(r.status == 0);
+  // the model's samples (offsets 1000 at 0 and 1000 + round(1999999 / 1024) at
+  // 1999999) interpolated with floor rounding
+  CHECK(r.out == "1000\n2024\n" + std::to_string(1999999 + 1000 + 1953) + "\n");
+  const auto bad = write_table("bad_model.json", "{\"segments\": [");
+  const auto e = run("--model '" + bad + "'", "0\n");
+  CHECK(e.status == 1);
+  CHECK(e.out.find("model") != std::string::npos);
 }
 #endif
