@@ -72,6 +72,29 @@ void check_agree(const sync_table& t, const std::vector<std::int64_t>& ev) {
   }
 }
 
+// Smallest x >= 0 with (r * x) mod len == len - gcd(r, len) (the largest remainder).
+std::uint64_t worst_point(std::uint64_t r, std::uint64_t len) {
+  const std::uint64_t g = std::gcd(r, len);
+  const i128 m = static_cast<i128>(len / g);
+  const i128 a = static_cast<i128>(r / g) % m;
+  if (m == 1) return 0;
+  // inverse of a modulo m (extended Euclid)
+  i128 t0 = 0, t1 = 1, r0 = m, r1 = a;
+  while (r1 != 0) {
+    const i128 qq = r0 / r1;
+    const i128 t2 = t0 - qq * t1;
+    t0 = t1;
+    t1 = t2;
+    const i128 r2 = r0 - qq * r1;
+    r0 = r1;
+    r1 = r2;
+  }
+  const i128 inv = ((t0 % m) + m) % m;
+  // (r/g) * x == m - 1 (mod m)  =>  r * x == len - g (mod len)
+  const tsync::u128 x = (static_cast<tsync::u128>(m - 1) * static_cast<tsync::u128>(inv)) % static_cast<tsync::u128>(m);
+  return static_cast<std::uint64_t>(x);
+}
+
 }  // namespace
 
 TEST_CASE("The portable high product equals the 128-bit high product") {
@@ -127,9 +150,14 @@ TEST_CASE("The region kernel is exact for extreme segment lengths slopes and dis
     // random points, and points where r*x is an exact multiple of the length
     // (the estimate is then most often one below and the correction decides)
     const std::uint64_t step = k.r == 0 ? 1 : len / std::gcd(k.r, len);
+    // and points where r*x mod len is as large as it gets (len - gcd), where a
+    // rounded-up estimate is most likely to overshoot
+    const std::uint64_t worst = k.r == 0 ? 0 : worst_point(k.r % len, len);
     std::vector<std::int64_t> ev;
     for (std::uint64_t j = 0; j < 600; ++j) {
-      const std::uint64_t x = j % 2 ? r.u64() % len : (step * (j / 2)) % len;
+      const std::uint64_t x = j % 3 == 1   ? r.u64() % len
+                              : j % 3 == 2 ? static_cast<std::uint64_t>((static_cast<tsync::u128>(worst) + static_cast<tsync::u128>(step) * (j / 3)) % len)
+                                           : (step * (j / 3)) % len;
       ev.push_back(static_cast<std::int64_t>(static_cast<i128>(t0) + static_cast<i128>(x)));
     }
     std::sort(ev.begin(), ev.end());
@@ -141,6 +169,7 @@ TEST_CASE("The region kernel is exact for extreme segment lengths slopes and dis
         REQUIRE(ref.has_value());
         REQUIRE(k.apply(ev[j]) == *ref);
         REQUIRE(k.apply_portable(ev[j]) == *ref);
+        if (k.short_form) REQUIRE(k.apply_short(ev[j]) == *ref);
       }
       if (j < st.index) REQUIRE(out[j] == *ref);
     }

@@ -7,8 +7,8 @@
 /// in the fast range of one region (the common case for a per-CPU stream: a
 /// region between two sync samples holds thousands of events), the block goes
 /// through a branch-free loop over the region's fixed-point kernel written with
-/// 32-bit partial products, which the compiler vectorises. Other events go
-/// through the streaming cursor, event by event.
+/// 32-bit partial products, which the compiler vectorises. A block that spans
+/// several regions goes through the streaming cursor, event by event.
 
 #include <algorithm>
 #include <cstddef>
@@ -35,37 +35,48 @@ inline constexpr std::size_t batch_block = 512;
 
 namespace detail {
 
-// True when every p[i] lies in [lo, hi] (a vectorisable min/max reduction).
+// True when every p[i] lies in [lo, hi] (a vectorisable OR reduction).
 inline bool all_within(const std::int64_t* p, std::size_t n, std::int64_t lo, std::int64_t hi) noexcept {
-  std::int64_t mn = p[0];
-  std::int64_t mx = p[0];
-  for (std::size_t i = 0; i < n; ++i) {
-    mn = std::min(mn, p[i]);
-    mx = std::max(mx, p[i]);
-  }
-  return mn >= lo && mx <= hi;
+  unsigned outside = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    outside |= static_cast<unsigned>(p[i] < lo) | static_cast<unsigned>(p[i] > hi);
+  return outside == 0;
 }
 
-// The region kernel over a run (see region_kernel): the inner loop to vectorise.
+// The region kernel over a run (see region_kernel): the inner loops to vectorise.
+// Short form: one high product, no correction.
+inline void kernel_short_copy(const std::int64_t* __restrict in, std::int64_t* __restrict out, std::size_t n,
+                              const region_kernel& k) noexcept {
+  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, mc = k.mc;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t x = static_cast<std::uint64_t>(in[i]) - anchor;
+    out[i] = static_cast<std::int64_t>(hbase + q * x + mulhi_u64_portable(mc, x));
+  }
+}
+inline void kernel_short_inplace(std::int64_t* __restrict p, std::size_t n, const region_kernel& k) noexcept {
+  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, mc = k.mc;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t x = static_cast<std::uint64_t>(p[i]) - anchor;
+    p[i] = static_cast<std::int64_t>(hbase + q * x + mulhi_u64_portable(mc, x));
+  }
+}
 inline void kernel_copy(const std::int64_t* __restrict in, std::int64_t* __restrict out, std::size_t n,
                         const region_kernel& k) noexcept {
-  const std::uint64_t anchor = k.anchor, base = k.base, q = k.q, r = k.r, den = k.den, m = k.m;
+  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, r = k.r, den = k.den, m = k.m;
   for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t t = static_cast<std::uint64_t>(in[i]);
-    const std::uint64_t x = t - anchor;
+    const std::uint64_t x = static_cast<std::uint64_t>(in[i]) - anchor;
     std::uint64_t e = mulhi_u64_portable(m, x);
     e += static_cast<std::uint64_t>((r * x - e * den) >= den);
-    out[i] = static_cast<std::int64_t>(t + base + q * x + e);
+    out[i] = static_cast<std::int64_t>(hbase + q * x + e);
   }
 }
 inline void kernel_inplace(std::int64_t* __restrict p, std::size_t n, const region_kernel& k) noexcept {
-  const std::uint64_t anchor = k.anchor, base = k.base, q = k.q, r = k.r, den = k.den, m = k.m;
+  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, r = k.r, den = k.den, m = k.m;
   for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t t = static_cast<std::uint64_t>(p[i]);
-    const std::uint64_t x = t - anchor;
+    const std::uint64_t x = static_cast<std::uint64_t>(p[i]) - anchor;
     std::uint64_t e = mulhi_u64_portable(m, x);
     e += static_cast<std::uint64_t>((r * x - e * den) >= den);
-    p[i] = static_cast<std::int64_t>(t + base + q * x + e);
+    p[i] = static_cast<std::int64_t>(hbase + q * x + e);
   }
 }
 
@@ -74,7 +85,7 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
   cursor c(table);
   std::size_t i = 0;
   while (i < n) {
-    const region_kernel k = c.kernel();
+    const region_kernel& k = c.kernel();
     if (!k.contains(in[i])) {
       auto r = c.correct(in[i]);
       if (!r) return {r.error(), i};
@@ -82,18 +93,26 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
       ++i;
       continue;
     }
-    std::size_t end = std::min(n, i + batch_block);
-    if (!all_within(in + i, end - i, k.lo, k.hi)) {
-      std::size_t j = i + 1;
-      while (j < end && k.contains(in[j])) ++j;
-      end = j;
+    const std::size_t end = std::min(n, i + batch_block);
+    // Whole block in this region (checked on its last event first, which is
+    // what fails for an in-order stream leaving the region): vector kernel.
+    if (k.contains(in[end - 1]) && all_within(in + i, end - i, k.lo, k.hi)) {
+      if constexpr (InPlace) {
+        if (k.short_form) kernel_short_inplace(out + i, end - i, k);
+        else kernel_inplace(out + i, end - i, k);
+      } else {
+        if (k.short_form) kernel_short_copy(in + i, out + i, end - i, k);
+        else kernel_copy(in + i, out + i, end - i, k);
+      }
+      i = end;
+      continue;
     }
-    if constexpr (InPlace) {
-      kernel_inplace(out + i, end - i, k);
-    } else {
-      kernel_copy(in + i, out + i, end - i, k);
+    // Otherwise the block goes event by event through the cursor.
+    for (; i < end; ++i) {
+      const auto r = c.correct(in[i]);
+      if (!r) return {r.error(), i};
+      out[i] = *r;
     }
-    i = end;
   }
   return {errc::ok, n};
 }

@@ -16,6 +16,7 @@
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/int128.hpp"
 #include "tsync/correct/sync_table.hpp"
 
 namespace tsync::correct {
@@ -32,8 +33,12 @@ class cursor {
 
   /// Guest → host, identical to `table.correct(guest_time)`.
   [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
-    if (kernel_.contains(guest_time)) return kernel_.apply(guest_time);
-    return correct_slow(guest_time);
+    // Hot path: region_kernel::apply_short on a kernel anchored at the start of
+    // its fast range with q in {0, 1} (host and guest clocks within 100 % of
+    // each other): one range check, one multiplication, q * x as a mask.
+    const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - anchor_;
+    if (x < len_) return static_cast<std::int64_t>(hbase_ + (x & qmask_) + mulhi_u64(mc_, x));
+    return correct_other(guest_time);
   }
   /// Same as `correct`.
   [[nodiscard]] expected<std::int64_t, errc> operator()(std::int64_t guest_time) noexcept {
@@ -51,12 +56,23 @@ class cursor {
   void reset() noexcept {
     placed_ = false;
     kernel_ = region_kernel{};
+    len_ = 0;
+    long_lo_ = 1;
+    long_hi_ = 0;
   }
 
  private:
-  expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
+  // Long regions (the exact correction is needed) and kernels not anchored at
+  // their start, then everything else.
+  expected<std::int64_t, errc> correct_other(std::int64_t t) noexcept {
+    if (t >= long_lo_ && t <= long_hi_)
+      return kernel_.short_form ? kernel_.apply_short(t) : kernel_.apply(t);
+    return correct_slow(t);
+  }
+  // Out of line: keeps the hot loop of the caller small (few live registers).
+  [[gnu::noinline]] expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
     if (!placed_ || t < first_ || t > last_) locate(t);
-    if (kernel_.contains(t)) return kernel_.apply(t);
+    if (kernel_.contains(t)) return kernel_.short_form ? kernel_.apply_short(t) : kernel_.apply(t);
     return table_->correct_in_region(k_, t);
   }
   void locate(std::int64_t t) noexcept {
@@ -77,9 +93,29 @@ class cursor {
     first_ = table_->region_first(k_);
     last_ = table_->region_last(k_);
     kernel_ = table_->kernel(k_);
+    const bool nonempty = kernel_.lo <= kernel_.hi;
+    const bool hot = nonempty && kernel_.q <= 1 && kernel_.short_form &&
+                     kernel_.anchor == static_cast<std::uint64_t>(kernel_.lo);
+    anchor_ = kernel_.anchor;
+    hbase_ = kernel_.hbase;
+    mc_ = kernel_.mc;
+    qmask_ = 0u - kernel_.q;
+    // x < len_ <=> lo <= t <= hi (a full int64 range loses INT64_MAX to the other path)
+    const std::uint64_t span = static_cast<std::uint64_t>(kernel_.hi) - static_cast<std::uint64_t>(kernel_.lo);
+    len_ = hot ? (span == ~std::uint64_t{0} ? span : span + 1) : 0;
+    long_lo_ = nonempty ? kernel_.lo : 1;
+    long_hi_ = nonempty ? kernel_.hi : 0;
   }
 
   const sync_table* table_;
+  // hot path: a copy of the kernel's fields, x = t − anchor_ in [0, len_)
+  std::uint64_t anchor_ = 0;
+  std::uint64_t len_ = 0;
+  std::uint64_t hbase_ = 0;
+  std::uint64_t qmask_ = 0;        // q * x as a mask when q is 0 or 1
+  std::uint64_t mc_ = 0;
+  std::int64_t long_lo_ = 1;       // the kernel's whole fast range (empty: lo > hi)
+  std::int64_t long_hi_ = 0;
   region_kernel kernel_{};
   std::size_t k_ = 0;
   std::int64_t first_ = 0;

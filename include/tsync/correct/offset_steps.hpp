@@ -19,7 +19,9 @@
 ///   offset, `H = ceil(((g − offset_p) mod 2^64) * 2^frac / ratio)`, lies in
 ///   `[T_p, T_{p+1})` (the converted time crosses the change at the switch);
 /// * periods never decrease along the stream, and where the guest time goes
-///   backward (`g_j < g_{j−1}`) the period must increase (the switch point).
+///   backward (`g_j < g_{j−1}`) the period must increase (the switch point);
+/// * host times never decrease along the stream (this also rules out an offset
+///   under which `g − offset` wraps modulo 2^64).
 ///
 /// Among all assignments that satisfy these rules, the earliest and the latest
 /// are found with one greedy pass each (O(events + periods)). Where they agree
@@ -191,11 +193,24 @@ class step_resolution {
   const std::size_t np = periods.size();
   auto feasible = [&](std::size_t p, std::uint64_t g) { return periods.host_in_period(p, g).has_value(); };
   // Earliest assignment (forward greedy).
+  // A period fits event j when the host time under its offset lies in the
+  // period and does not go below the previous event's host time (the ring
+  // buffer is in time order; this also rules out offsets under which
+  // `g - offset` wraps modulo 2^64). Host times of later periods are later, so
+  // the smallest fitting period also gives the smallest host time: the greedy
+  // choice leaves the most room to the events after it.
   std::vector<std::uint32_t> lo(n);
   std::size_t p = 0;
+  std::uint64_t prev_host = 0;
   for (std::size_t j = 0; j < n; ++j) {
     std::size_t need = p + ((j > 0 && guest[j] < guest[j - 1]) ? 1u : 0u);
-    while (need < np && !feasible(need, guest[j])) ++need;
+    for (; need < np; ++need) {
+      const auto h = periods.host_in_period(need, guest[j]);
+      if (h && *h >= prev_host) {
+        prev_host = *h;
+        break;
+      }
+    }
     if (need >= np) return unexpected(errc::infeasible);
     lo[j] = static_cast<std::uint32_t>(need);
     p = need;
@@ -204,6 +219,7 @@ class step_resolution {
   // and runs built from the back.
   std::vector<event_run> back;
   std::size_t hi_next = np - 1;
+  std::uint64_t next_host = ~std::uint64_t{0};
   for (std::size_t jj = n; jj-- > 0;) {
     std::size_t cap = np - 1;
     if (jj + 1 < n) {
@@ -213,7 +229,12 @@ class step_resolution {
         --cap;
       }
     }
-    while (!feasible(cap, guest[jj])) {
+    while (true) {
+      const auto h = periods.host_in_period(cap, guest[jj]);
+      if (h && *h <= next_host) {
+        next_host = *h;
+        break;
+      }
       if (cap == 0) return unexpected(errc::infeasible);
       --cap;
     }

@@ -105,47 +105,65 @@ inline void sort_samples(std::vector<sync_sample>& s) {
 
 /// Precomputed fast-path parameters of one region of a table (a region is the
 /// guest-time interval between two consecutive samples, or before the first /
-/// after the last). For a guest time `t` in `[lo, hi]`, with all operations
-/// modulo 2^64:
+/// after the last). On a region the exact map is `host(t) = H + floor(S * x / den)`
+/// with `x = t − anchor`, `H` the host time at the anchor and `S / den` the
+/// slope of host over guest time (`S = den + rise of the offset`). With
+/// `S = q * den + r` (`0 <= r < den`) and all operations modulo 2^64:
 ///
-///     x   = t − anchor
-///     e   = floor(m * x / 2^64)                  // m = floor(r * 2^64 / den)
-///     e  += ((r * x − e * den) >= den)           // exact correction: e = floor(r * x / den)
-///     host = t + base + q * x + e
+///     x    = t − anchor
+///     e    = floor(m * x / 2^64)                 // m = floor(r * 2^64 / den)
+///     e   += ((r * x − e * den) >= den)          // exact correction: e = floor(r * x / den)
+///     host = hbase + q * x + e                   // hbase = H
 ///
-/// where the segment's offset slope `d / den` was split as `d = q * den + r`
-/// (`0 <= r < den`). This is exactly `t + base + floor(d * x / den)` (proof in
-/// docs/correction.md: the estimate `e` is at most one below the true floor,
-/// the remainder lies in `[0, 2 den)` with `den <= 2^63`, so it is exact modulo
-/// 2^64, and `[lo, hi]` is chosen so that every true result fits `int64_t`,
-/// which makes the modulo-2^64 sum exact). `lo > hi` means "no fast range".
+/// This equals the exact result (proof in docs/correction.md: `e` is at most
+/// one below the true floor; the remainder lies in `[0, 2 den)` with
+/// `den <= 2^63`, so it is exact modulo 2^64; `[lo, hi]` is chosen so that
+/// every true result fits `int64_t`, which makes the modulo-2^64 sum exact).
+/// The scalar form skips the correction when the low half of `m * x` plus `x`
+/// does not carry, since only then can `e` be one below the floor.
+///
+/// Short form: when `(hi − anchor) * den < 2^64` (segments up to about 4 s in
+/// ns), `e = floor(mc * x / 2^64)` with the rounded-up `mc = ceil(r * 2^64 / den)`
+/// is exact with no correction at all (`short_form`; proof in docs/correction.md).
+/// `lo > hi` means "no fast range".
 struct region_kernel {
   std::int64_t lo = 1;        ///< first guest time of the fast range
   std::int64_t hi = 0;        ///< last guest time of the fast range
   std::uint64_t anchor = 0;   ///< guest time where x = 0 (bits of an int64)
-  std::uint64_t base = 0;     ///< offset at the anchor (bits of an int64)
-  std::uint64_t q = 0;        ///< floor(d / den), modulo 2^64
-  std::uint64_t r = 0;        ///< d − q * den, in [0, den)
+  std::uint64_t hbase = 0;    ///< host time at the anchor (bits of an int64, modulo 2^64)
+  std::uint64_t q = 1;        ///< floor(S / den), modulo 2^64 (1 for a constant offset)
+  std::uint64_t r = 0;        ///< S − q * den, in [0, den)
   std::uint64_t den = 1;      ///< segment length in guest time (<= 2^63)
   std::uint64_t m = 0;        ///< floor(r * 2^64 / den)
+  std::uint64_t mc = 0;       ///< ceil(r * 2^64 / den) (short form)
+  bool short_form = true;     ///< (hi − anchor) * den < 2^64: `apply_short` is exact
 
   /// True when `t` is in the fast range.
   [[nodiscard]] constexpr bool contains(std::int64_t t) const noexcept { return t >= lo && t <= hi; }
-  /// The fast formula with a native 128-bit product. Precondition: `contains(t)`.
+  /// The fast formula, scalar (one 64×64→128 product; the exact correction
+  /// only when a carry makes it possible). Precondition: `contains(t)`.
   [[nodiscard]] constexpr std::int64_t apply(std::int64_t t) const noexcept {
-    const std::uint64_t ut = static_cast<std::uint64_t>(t);
-    const std::uint64_t x = ut - anchor;
-    std::uint64_t e = mulhi_u64(m, x);
-    e += (r * x - e * den) >= den ? 1u : 0u;
-    return static_cast<std::int64_t>(ut + base + q * x + e);
+    const std::uint64_t x = static_cast<std::uint64_t>(t) - anchor;
+    const u128 p = static_cast<u128>(m) * x;
+    std::uint64_t e = static_cast<std::uint64_t>(p >> 64);
+    const std::uint64_t low = static_cast<std::uint64_t>(p);
+    if (low + x < low) [[unlikely]]
+      e += (r * x - e * den) >= den ? 1u : 0u;
+    const std::uint64_t qx = q == 1 ? x : q * x;
+    return static_cast<std::int64_t>(hbase + qx + e);
   }
-  /// The same formula with 32-bit partial products (vectorisable); identical result.
+  /// The short form (precondition: `contains(t) && short_form`): one product, no correction.
+  [[nodiscard]] constexpr std::int64_t apply_short(std::int64_t t) const noexcept {
+    const std::uint64_t x = static_cast<std::uint64_t>(t) - anchor;
+    return static_cast<std::int64_t>(hbase + q * x + mulhi_u64(mc, x));
+  }
+  /// The same formula with 32-bit partial products and an unconditional
+  /// correction (branch-free, vectorisable); identical result.
   [[nodiscard]] constexpr std::int64_t apply_portable(std::int64_t t) const noexcept {
-    const std::uint64_t ut = static_cast<std::uint64_t>(t);
-    const std::uint64_t x = ut - anchor;
+    const std::uint64_t x = static_cast<std::uint64_t>(t) - anchor;
     std::uint64_t e = mulhi_u64_portable(m, x);
     e += (r * x - e * den) >= den ? 1u : 0u;
-    return static_cast<std::int64_t>(ut + base + q * x + e);
+    return static_cast<std::int64_t>(hbase + q * x + e);
   }
 };
 
@@ -336,7 +354,8 @@ class sync_table {
     if (lo > hi) return k;
     k.lo = static_cast<std::int64_t>(lo);
     k.hi = static_cast<std::int64_t>(hi);
-    k.base = static_cast<std::uint64_t>(o);
+    k.anchor = static_cast<std::uint64_t>(k.lo);  // slope 1: host = (lo + o) + (t − lo)
+    k.hbase = static_cast<std::uint64_t>(k.lo) + static_cast<std::uint64_t>(o);
     return k;
   }
   // The line kernel of segment i over [lo, hi] (caller guarantees that every
@@ -345,9 +364,9 @@ class sync_table {
     region_kernel k;
     const std::uint64_t den = seg_len(i);
     if (den > (std::uint64_t{1} << 63) || lo > hi) return k;
-    const i128 d = seg_rise(i);
-    i128 q = d / static_cast<i128>(den);
-    i128 r = d % static_cast<i128>(den);
+    const i128 slope = seg_rise(i) + static_cast<i128>(den);  // S: host rise over the segment
+    i128 q = slope / static_cast<i128>(den);
+    i128 r = slope % static_cast<i128>(den);
     if (r < 0) {
       r += static_cast<i128>(den);
       --q;
@@ -355,11 +374,14 @@ class sync_table {
     k.lo = lo;
     k.hi = hi;
     k.anchor = static_cast<std::uint64_t>(times_[i]);
-    k.base = static_cast<std::uint64_t>(samples_[i].offset);
+    k.hbase = static_cast<std::uint64_t>(times_[i]) + static_cast<std::uint64_t>(samples_[i].offset);
     k.q = static_cast<std::uint64_t>(q);
     k.r = static_cast<std::uint64_t>(r);
     k.den = den;
     k.m = static_cast<std::uint64_t>((static_cast<u128>(k.r) << 64) / den);
+    k.mc = k.r == 0 ? 0 : static_cast<std::uint64_t>(((static_cast<u128>(k.r) << 64) + (den - 1)) / den);
+    const std::uint64_t xmax = static_cast<std::uint64_t>(hi) - k.anchor;
+    k.short_form = (static_cast<u128>(xmax) * den) >> 64 == 0;
     return k;
   }
   [[nodiscard]] static bool fits(i128 v) noexcept { return narrow_i64(v).has_value(); }

@@ -1,0 +1,173 @@
+// `tsync correct`: correct guest timestamps (stdin, one per line) to host
+// timestamps (stdout) with a sync table; `--reverse` maps host to guest.
+//
+// Table sources are listed in `table_sources()`: each is an option name and a
+// loader. Adding a source (say `--model FILE` from the estimators) is adding
+// one entry there; the rest of the command does not change.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "tsync/correct.hpp"
+#include "tsync/estimate/model.hpp"
+
+namespace {
+
+using tsync::correct::correction_mode;
+using tsync::correct::outside_policy;
+using tsync::correct::sync_table;
+using tsync::correct::table_options;
+
+/// A table or a message for the user.
+using table_or_message = tsync::expected<sync_table, std::string>;
+
+/// One way of obtaining a sync table.
+struct table_source {
+  std::string option;  ///< the option that selects it, without "--"
+  std::function<table_or_message(const std::string& value, const table_options& opt)> load;
+};
+
+table_or_message load_csv_file(const std::string& path, const table_options& opt) {
+  std::ifstream in(path);
+  if (!in) return tsync::unexpected("cannot open table '" + path + "': " + std::strerror(errno));
+  auto t = tsync::correct::load_table_csv(in, opt);
+  if (!t) {
+    if (t.error().line == 0) return tsync::unexpected("table '" + path + "': " + t.error().message);
+    return tsync::unexpected("table '" + path + "' " + t.error().message);
+  }
+  return std::move(*t);
+}
+
+// A piecewise model written by `tsync sync` / the estimators (model JSON),
+// turned into interpolation samples by `model::to_sync_table()`.
+table_or_message load_model_file(const std::string& path, const table_options& opt) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return tsync::unexpected("cannot open model '" + path + "': " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  tsync::estimate::json::parse_error perr;
+  auto m = tsync::estimate::model::from_json(text.str(), &perr);
+  if (!m) {
+    const std::string why = perr.message.empty() ? tsync::to_string(m.error()) : perr.message;
+    return tsync::unexpected("model '" + path + "' (byte " + std::to_string(perr.offset) + "): " + why);
+  }
+  if (opt.mode != correction_mode::interpolate)
+    return tsync::unexpected(std::string("a model is a drift model: use --mode interpolate"));
+  auto t = sync_table::make(m->to_sync_table(), opt);
+  if (!t) return tsync::unexpected("model '" + path + "': " + tsync::to_string(t.error()));
+  return std::move(*t);
+}
+
+std::vector<table_source> table_sources() {
+  return {
+      {"table", load_csv_file},
+      {"model", load_model_file},
+  };
+}
+
+/// Buffered output of decimal numbers, one per line.
+class line_writer {
+ public:
+  ~line_writer() { flush(); }
+  line_writer() = default;
+  line_writer(const line_writer&) = delete;
+  line_writer& operator=(const line_writer&) = delete;
+  void put(std::int64_t v) {
+    buf_ += std::to_string(v);
+    buf_ += '\n';
+    if (buf_.size() > (1u << 16)) flush();
+  }
+  void flush() {
+    if (!buf_.empty()) std::fwrite(buf_.data(), 1, buf_.size(), stdout);
+    buf_.clear();
+    std::fflush(stdout);
+  }
+
+ private:
+  std::string buf_;
+};
+
+int run_correct(const std::vector<std::string>& args) {
+  const char* cmd = "correct";
+  tsync::cli::options o(args, {"reverse"});
+  if (!o.error().empty()) return tsync::cli::usage_error(cmd, o.error());
+  std::vector<std::string> known{"mode", "outside", "reverse"};
+  const auto sources = table_sources();
+  for (const auto& s : sources) known.push_back(s.option);
+  if (auto u = o.unknown(known)) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
+  if (!o.positional().empty()) return tsync::cli::usage_error(cmd, "unexpected argument '" + o.positional()[0] + "'");
+
+  table_options opt;
+  if (auto m = o.get("mode")) {
+    if (*m == "interpolate") opt.mode = correction_mode::interpolate;
+    else if (*m == "step") opt.mode = correction_mode::step;
+    else return tsync::cli::usage_error(cmd, "--mode must be interpolate or step, not '" + *m + "'");
+  }
+  if (auto p = o.get("outside")) {
+    if (*p == "extrapolate") opt.outside = outside_policy::extrapolate;
+    else if (*p == "clamp") opt.outside = outside_policy::clamp;
+    else if (*p == "reject") opt.outside = outside_policy::reject;
+    else return tsync::cli::usage_error(cmd, "--outside must be extrapolate, clamp or reject, not '" + *p + "'");
+  }
+  const table_source* chosen = nullptr;
+  std::string value;
+  for (const auto& s : sources) {
+    if (!o.has(s.option)) continue;
+    if (chosen != nullptr) return tsync::cli::usage_error(cmd, "give only one of the table sources");
+    auto v = o.get(s.option);
+    if (!v) return tsync::cli::usage_error(cmd, "--" + s.option + " needs a value");
+    chosen = &s;
+    value = *v;
+  }
+  if (chosen == nullptr) return tsync::cli::usage_error(cmd, "a sync table is needed (--table FILE or --model FILE)");
+  auto table = chosen->load(value, opt);
+  if (!table) return tsync::cli::fail(std::string(cmd) + ": " + table.error());
+
+  const bool reverse = o.has("reverse");
+  if (reverse && !table->invertible())
+    return tsync::cli::fail(std::string(cmd) +
+                            ": the table's host times go backward between samples: host to guest is ambiguous");
+  tsync::correct::cursor cur(*table);
+  line_writer out;
+  return tsync::cli::for_each_number_line<std::int64_t>(std::cin, cmd, [&](std::int64_t v, std::size_t line) {
+    const auto r = reverse ? table->to_guest(v) : cur.correct(v);
+    if (!r) {
+      out.flush();
+      std::cerr << "tsync " << cmd << ": line " << line << ": " << (reverse ? "host" : "guest") << " time " << v
+                << ": " << tsync::to_string(r.error()) << '\n';
+      return 1;
+    }
+    out.put(*r);
+    return 0;
+  });
+}
+
+const tsync::cli::command_registrar reg_correct{tsync::cli::command{
+    "correct", "correct guest timestamps to host time with a sync table",
+    "(--table FILE | --model FILE) [--mode interpolate|step] [--outside extrapolate|clamp|reject] [--reverse]\n\n"
+    "Reads timestamps from stdin, one decimal integer per line ('#' comments and blank\n"
+    "lines are skipped), and writes the corrected timestamps to stdout, one per line.\n\n"
+    "  --table FILE   the sync table: one sample per line, 'time,offset[,ratio,frac_bits]',\n"
+    "                 sorted by time, '#' comments; offset = host - guest. With scaling\n"
+    "                 (step mode) host = ceil((guest + offset) * 2^frac_bits / ratio).\n"
+    "  --model FILE   a model JSON written by 'tsync sync' (interpolate mode): its segments\n"
+    "                 become interpolation samples.\n"
+    "  --mode M       interpolate (default): offset interpolated linearly between samples,\n"
+    "                 rounded toward minus infinity; step: the last sample at or before\n"
+    "                 the event applies (KVM).\n"
+    "  --outside P    outside the sampled range: extrapolate (default) along the nearest\n"
+    "                 segment, clamp to the nearest sample's offset, or reject (error).\n"
+    "  --reverse      map host timestamps to guest timestamps (the first guest time whose\n"
+    "                 host time is at or after the input).\n\n"
+    "Errors (a malformed table or input line, a result outside the signed 64-bit range)\n"
+    "name the line and exit with status 1.",
+    run_correct}};
+
+}  // namespace

@@ -1,0 +1,111 @@
+// `tsync correct` end to end: a table file, a malformed table line, --reverse.
+// Runs the built tool; the path comes from TSYNC_CLI_PATH.
+#include <catch2/catch.hpp>
+
+#ifdef TSYNC_CLI_PATH
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "tsync/estimate/model.hpp"
+
+namespace {
+
+struct run_result {
+  int status;
+  std::string out;
+};
+
+std::string tmp_path(const std::string& name) {
+  return std::string(TSYNC_TEST_BINARY_DIR) + "/correct_cli_" + name;
+}
+
+run_result run(const std::string& args, const std::string& input) {
+  const std::string in_path = tmp_path("stdin.txt");
+  {
+    std::ofstream f(in_path);
+    f << input;
+  }
+  const std::string cmd = std::string(TSYNC_CLI_PATH) + " correct " + args + " < '" + in_path + "' 2>&1";
+  run_result r{-1, {}};
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string write_table(const std::string& name, const std::string& text) {
+  const std::string path = tmp_path(name);
+  std::ofstream f(path);
+  f << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("tsync correct maps guest timestamps through a table file") {
+  const auto table = write_table("t1.csv", "# time,offset\n100,1000\n200,1000\n300,5000\n");
+  const auto r = run("--table '" + table + "' --mode step", "150\n350\n# comment\n100\n");
+  CHECK(r.status == 0);
+  CHECK(r.out == "1150\n5350\n1100\n");
+  const auto i = run("--table '" + table + "'", "250\n400\n");
+  CHECK(i.status == 0);
+  CHECK(i.out == "3250\n9400\n");  // 1000 + 50*4000/100; extrapolated 1000 + 200*40
+  const auto c = run("--table '" + table + "' --outside clamp", "400\n");
+  CHECK(c.out == "5400\n");
+}
+
+TEST_CASE("tsync correct names the line of a malformed table") {
+  const auto table = write_table("t2.csv", "100,1000\n# ok so far\n200,x\n");
+  const auto r = run("--table '" + table + "'", "150\n");
+  CHECK(r.status == 1);
+  CHECK(r.out.find("line 3") != std::string::npos);
+}
+
+TEST_CASE("tsync correct names the line of a malformed input timestamp") {
+  const auto table = write_table("t3.csv", "0,10\n");
+  const auto r = run("--table '" + table + "'", "1\n2\nthree\n");
+  CHECK(r.status == 1);
+  CHECK(r.out.find("11\n12\n") != std::string::npos);  // lines before the bad one are still written
+  CHECK(r.out.find("line 3") != std::string::npos);
+}
+
+TEST_CASE("tsync correct --reverse maps host timestamps back to guest timestamps") {
+  const auto table = write_table("t4.csv", "0,1000\n1000,1100\n");
+  const auto fwd = run("--table '" + table + "'", "0\n500\n1000\n");
+  REQUIRE(fwd.status == 0);
+  CHECK(fwd.out == "1000\n1550\n2100\n");
+  const auto rev = run("--table '" + table + "' --reverse", fwd.out);
+  CHECK(rev.status == 0);
+  CHECK(rev.out == "0\n500\n1000\n");
+}
+
+TEST_CASE("tsync correct reads a model JSON written by the estimators") {
+  tsync::estimate::model m;
+  m.estimator = "test";
+  tsync::estimate::segment seg;
+  seg.begin = 0;
+  seg.end = 2'000'000;
+  seg.ref = 0;
+  seg.fit = {1000, std::int64_t{1} << 38};  // offset 1000 at guest 0, drift 2^-10
+  seg.lo = {{990, std::int64_t{1} << 38}};
+  seg.hi = {{1010, std::int64_t{1} << 38}};
+  m.segments.push_back(seg);
+  const auto path = write_table("model.json", m.to_json());
+  const auto r = run("--model '" + path + "'", "0\n1024\n1999999\n");
+  CHECK(r.status == 0);
+  // the model's samples (offsets 1000 at 0 and 1000 + round(1999999 / 1024) at
+  // 1999999) interpolated with floor rounding
+  CHECK(r.out == "1000\n2024\n" + std::to_string(1999999 + 1000 + 1953) + "\n");
+  const auto bad = write_table("bad_model.json", "{\"segments\": [");
+  const auto e = run("--model '" + bad + "'", "0\n");
+  CHECK(e.status == 1);
+  CHECK(e.out.find("model") != std::string::npos);
+}
+#endif
