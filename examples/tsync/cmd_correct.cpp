@@ -10,6 +10,8 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,8 +27,18 @@ using tsync::correct::outside_policy;
 using tsync::correct::sync_table;
 using tsync::correct::table_options;
 
+/// The host-time interval of one guest time (for `--bounds`); empty when the
+/// source has none there.
+using bounds_fn = std::function<std::optional<tsync::offset_interval>(std::int64_t guest, std::int64_t host)>;
+
+/// A table, and where its bounds come from.
+struct loaded_table {
+  sync_table table;
+  bounds_fn bounds;  ///< returns absolute host-time bounds {lo, hi}
+};
+
 /// A table or a message for the user.
-using table_or_message = tsync::expected<sync_table, std::string>;
+using table_or_message = tsync::expected<loaded_table, std::string>;
 
 /// One way of obtaining a sync table.
 struct table_source {
@@ -42,7 +54,14 @@ table_or_message load_csv_file(const std::string& path, const table_options& opt
     if (t.error().line == 0) return tsync::unexpected("table '" + path + "': " + t.error().message);
     return tsync::unexpected("table '" + path + "' " + t.error().message);
   }
-  return std::move(*t);
+  // A CSV table's samples carry bounds only when built from an estimator; use them when present.
+  auto shared = std::make_shared<sync_table>(*t);  // the bounds outlive the move below
+  bounds_fn b = [shared](std::int64_t g, std::int64_t h) -> std::optional<tsync::offset_interval> {
+    auto o = shared->bounds_at(g);
+    if (!o) return std::nullopt;
+    return tsync::offset_interval{h + o->lo, h + o->hi};
+  };
+  return loaded_table{std::move(*t), std::move(b)};
 }
 
 // A piecewise model written by `tsync sync` / the estimators (model JSON),
@@ -62,7 +81,14 @@ table_or_message load_model_file(const std::string& path, const table_options& o
     return tsync::unexpected(std::string("a model is a drift model: use --mode interpolate"));
   auto t = sync_table::make(m->to_sync_table(), opt);
   if (!t) return tsync::unexpected("model '" + path + "': " + tsync::to_string(t.error()));
-  return std::move(*t);
+  // The model's own hard interval is exact; the table's interpolated bounds are not needed.
+  auto model = std::make_shared<tsync::estimate::model>(std::move(*m));
+  bounds_fn b = [model](std::int64_t g, std::int64_t) -> std::optional<tsync::offset_interval> {
+    auto hb = model->hard_bounds(g);
+    if (!hb) return std::nullopt;
+    return tsync::offset_interval{hb->lo, hb->hi};
+  };
+  return loaded_table{std::move(*t), std::move(b)};
 }
 
 std::vector<table_source> table_sources() {
@@ -84,6 +110,15 @@ class line_writer {
     buf_ += '\n';
     if (buf_.size() > (1u << 16)) flush();
   }
+  void put_row(std::int64_t v, std::int64_t lo, std::int64_t hi) {
+    buf_ += std::to_string(v);
+    buf_ += ',';
+    buf_ += std::to_string(lo);
+    buf_ += ',';
+    buf_ += std::to_string(hi);
+    buf_ += '\n';
+    if (buf_.size() > (1u << 16)) flush();
+  }
   void flush() {
     if (!buf_.empty()) std::fwrite(buf_.data(), 1, buf_.size(), stdout);
     buf_.clear();
@@ -96,9 +131,9 @@ class line_writer {
 
 int run_correct(const std::vector<std::string>& args) {
   const char* cmd = "correct";
-  tsync::cli::options o(args, {"reverse"});
+  tsync::cli::options o(args, {"reverse", "bounds"});
   if (!o.error().empty()) return tsync::cli::usage_error(cmd, o.error());
-  std::vector<std::string> known{"mode", "outside", "reverse"};
+  std::vector<std::string> known{"mode", "outside", "reverse", "bounds"};
   const auto sources = table_sources();
   for (const auto& s : sources) known.push_back(s.option);
   if (auto u = o.unknown(known)) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
@@ -127,10 +162,13 @@ int run_correct(const std::vector<std::string>& args) {
     value = *v;
   }
   if (chosen == nullptr) return tsync::cli::usage_error(cmd, "a sync table is needed (--table FILE or --model FILE)");
-  auto table = chosen->load(value, opt);
-  if (!table) return tsync::cli::fail(std::string(cmd) + ": " + table.error());
+  auto loaded = chosen->load(value, opt);
+  if (!loaded) return tsync::cli::fail(std::string(cmd) + ": " + loaded.error());
+  const sync_table* table = &loaded->table;
 
   const bool reverse = o.has("reverse");
+  const bool with_bounds = o.has("bounds");
+  if (reverse && with_bounds) return tsync::cli::usage_error(cmd, "--bounds applies to guest-to-host correction only");
   if (reverse && !table->invertible())
     return tsync::cli::fail(std::string(cmd) +
                             ": the table's host times go backward between samples: host to guest is ambiguous");
@@ -144,20 +182,32 @@ int run_correct(const std::vector<std::string>& args) {
                 << ": " << tsync::to_string(r.error()) << '\n';
       return 1;
     }
-    out.put(*r);
+    if (!with_bounds) {
+      out.put(*r);
+      return 0;
+    }
+    const auto b = loaded->bounds(v, *r);
+    if (!b) {
+      out.flush();
+      std::cerr << "tsync " << cmd << ": line " << line << ": guest time " << v
+                << ": the " << chosen->option << " has no interval here (the table's samples carry no bounds)\n";
+      return 1;
+    }
+    out.put_row(*r, b->lo, b->hi);
     return 0;
   });
 }
 
 const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "correct", "correct guest timestamps to host time with a sync table",
-    "(--table FILE | --model FILE) [--mode interpolate|step] [--outside extrapolate|clamp|reject] [--reverse]\n\n"
+    "(--table FILE | --model FILE) [--mode interpolate|step] [--outside extrapolate|clamp|reject]\n"
+    "                [--reverse | --bounds]\n\n"
     "Reads timestamps from stdin, one decimal integer per line ('#' comments and blank\n"
     "lines are skipped), and writes the corrected timestamps to stdout, one per line.\n\n"
     "  --table FILE   the sync table: one sample per line, 'time,offset[,ratio,frac_bits]',\n"
     "                 sorted by time, '#' comments; offset = host - guest. With scaling\n"
     "                 (step mode) host = ceil((guest + offset) * 2^frac_bits / ratio).\n"
-    "  --model FILE   a model JSON written by 'tsync sync' (interpolate mode): its segments\n"
+    "  --model FILE   a model JSON written by 'tsync estimate' (interpolate mode): its segments\n"
     "                 become interpolation samples.\n"
     "  --mode M       interpolate (default): offset interpolated linearly between samples,\n"
     "                 rounded toward minus infinity; step: the last sample at or before\n"
@@ -165,7 +215,10 @@ const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "  --outside P    outside the sampled range: extrapolate (default) along the nearest\n"
     "                 segment, clamp to the nearest sample's offset, or reject (error).\n"
     "  --reverse      map host timestamps to guest timestamps (the first guest time whose\n"
-    "                 host time is at or after the input).\n\n"
+    "                 host time is at or after the input).\n"
+    "  --bounds       write 'host,lo,hi' per line: the corrected time and the interval of host\n"
+    "                 times the data allow (a model's hard interval, from causality; a table\n"
+    "                 only when its samples carry bounds).\n\n"
     "Errors (a malformed table or input line, a result outside the signed 64-bit range)\n"
     "name the line and exit with status 1.",
     run_correct}};

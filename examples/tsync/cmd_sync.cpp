@@ -19,6 +19,7 @@
 
 #include "cli.hpp"
 #include "tsync/clock.hpp"
+#include "tsync/estimate/per_burst.hpp"
 #include "tsync/probe.hpp"
 #include "tsync/transport.hpp"
 
@@ -371,6 +372,37 @@ tsync::expected<tr::stream_transport, std::error_code> connect_with_retry(const 
   }
 }
 
+/// Write one vCPU's series estimates as an estimator model (the format
+/// `tsync correct --model` and `tsync::estimate::model::from_json` read):
+/// piecewise linear through the series' offsets, each with its hard interval.
+bool write_vcpu_model(const std::string& path, const tsync::probe::vcpu_result& r, const std::string& est_name) {
+  namespace est = tsync::estimate;
+  std::vector<est::burst_estimate> bursts;
+  bursts.reserve(r.table.size());
+  for (std::size_t i = 0; i < r.table.size(); ++i) {
+    const auto& t = r.table[i];
+    est::burst_estimate b;
+    b.ref = t.guest_time;
+    b.offset = t.offset;
+    b.hard = t.bounds ? est::interval{t.offset + t.bounds->lo, t.offset + t.bounds->hi} : est::interval{t.offset, t.offset};
+    b.burst = static_cast<std::uint32_t>(i);
+    for (const auto& rec : r.series) {
+      if (rec.table_index == i && rec.estimate) {
+        b.stats.probes_used = rec.estimate->used;
+        b.stats.probes_rejected = rec.estimate->rejected;
+        b.stats.min_rtt = rec.estimate->min_rtt;
+        b.stats.bursts = 1;
+      }
+    }
+    bursts.push_back(b);
+  }
+  auto m = est::interpolate_bursts(std::move(bursts), est_name, est::fit_options{});
+  if (!m) return false;
+  std::ofstream out(path);
+  out << m->to_json();
+  return static_cast<bool>(out);
+}
+
 int run_sync(const std::vector<std::string>& args) {
   const std::string cmd = "sync";
   tsync::cli::options o(args, {"serial", "quiet"});
@@ -498,7 +530,7 @@ int run_sync(const std::vector<std::string>& args) {
   int rc = 0;
   std::ofstream series(prefix + ".series.csv");
   series << "vcpu,series_id,round,final,probes_requested,probes_received,error,at,offset,lo,hi,min_rtt,median_rtt,duration_ns\n";
-  std::ofstream model(prefix + ".model.json");
+  std::ofstream model(prefix + ".session.json");
   model << "{\n  \"format\": \"tsync-sync-tables\",\n  \"version\": 1,\n  \"clock\": \"" << clock_name
         << "\",\n  \"estimator\": \"" << est_name << "\",\n  \"offset\": \"host - guest (ns) at guest time\",\n  \"vcpus\": [";
   bool first_v = true;
@@ -532,6 +564,10 @@ int run_sync(const std::vector<std::string>& args) {
       model << '}';
     }
     model << "]}";
+    if (!r.table.empty() && !write_vcpu_model(prefix + ".vcpu" + std::to_string(r.vcpu) + ".model.json", r, est_name)) {
+      std::cerr << "tsync sync: cannot write the model of vCPU " << r.vcpu << '\n';
+      rc = 1;
+    }
     if (!out) {
       std::cerr << "tsync sync: cannot write " << file << '\n';
       rc = 1;
@@ -554,7 +590,7 @@ int run_sync(const std::vector<std::string>& args) {
   }
   model << "\n  ]\n}\n";
   if (!series || !model) {
-    std::cerr << "tsync sync: cannot write " << prefix << ".series.csv / .model.json\n";
+    std::cerr << "tsync sync: cannot write " << prefix << ".series.csv / .session.json\n";
     rc = 1;
   }
   return rc;
@@ -592,7 +628,9 @@ const tsync::cli::command_registrar sync_cmd{{
                 "Runs probe series against `tsync agent`: a first one per vCPU, then one every\n"
                 "--interval, and a last one at the end. Writes PREFIX.vcpuN.csv (time,offset: the\n"
                 "table `tsync correct --table` reads; host = guest + offset), PREFIX.series.csv (every\n"
-                "series with its estimate, hard interval, round trips and error) and PREFIX.model.json.\n"
+                "series with its estimate, hard interval, round trips and error), PREFIX.vcpuN.model.json\n"
+                "(the estimators' model format, piecewise linear through the series estimates with\n"
+                "their hard intervals: 'tsync correct --model' reads it) and PREFIX.session.json (a summary).\n"
                 "Exit status 1 when a vCPU got no sample or the peer went away (tables are still written).\n\n") +
         transport_help +
         "  --vcpus N|LIST       4 (vCPUs 0..3) or 0,2,5 (default 1)\n"

@@ -103,6 +103,17 @@ TEST_CASE("tsync correct reads a model JSON written by the estimators") {
   // the model's samples (offsets 1000 at 0 and 1000 + round(1999999 / 1024) at
   // 1999999) interpolated with floor rounding
   CHECK(r.out == "1000\n2024\n" + std::to_string(1999999 + 1000 + 1953) + "\n");
+  // --bounds adds the model's hard interval: offset 990..1010 (+ drift) around the host time,
+  // widened by the model's 1 ns rounding slack each way.
+  const auto b = run("--model '" + path + "' --bounds", "0\n1024\n");
+  CHECK(b.status == 0);
+  CHECK(b.out == "1000,989,1011\n2024,2014,2036\n");
+  // a plain table without bounds cannot give an interval, and --bounds with --reverse is a usage error
+  const auto plain = write_table("plain.csv", "0,5\n100,5\n");
+  const auto nb = run("--table '" + plain + "' --bounds", "10\n");
+  CHECK(nb.status == 1);
+  CHECK(nb.out.find("no interval") != std::string::npos);
+  CHECK(run("--model '" + path + "' --bounds --reverse", "10\n").status == 2);
   const auto bad = write_table("bad_model.json", "{\"segments\": [");
   const auto e = run("--model '" + bad + "'", "0\n");
   CHECK(e.status == 1);

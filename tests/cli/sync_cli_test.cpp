@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tsync/correct.hpp"
+#include "tsync/estimate/model.hpp"
 
 namespace {
 std::string slurp(const std::filesystem::path& p) {
@@ -58,8 +59,23 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
       CHECK(s.offset > -1'000'000'000 - 1'000'000);
     }
   }
-  const auto model = slurp(dir / "out.model.json");
-  CHECK(model.find("\"vcpu\": 1") != std::string::npos);
+  const auto summary = slurp(dir / "out.session.json");
+  CHECK(summary.find("\"vcpu\": 1") != std::string::npos);
+  for (int v = 0; v < 2; ++v) {
+    // The per-vCPU model is in the estimators' format, so `tsync correct --model` reads it.
+    auto m = tsync::estimate::model::from_json(slurp(dir / ("out.vcpu" + std::to_string(v) + ".model.json")));
+    REQUIRE(m.has_value());
+    REQUIRE_FALSE(m->segments.empty());
+    const std::int64_t g = m->segments.front().ref;
+    auto h = m->to_host(g);
+    auto hb = m->hard_bounds(g);
+    REQUIRE(h.has_value());
+    REQUIRE(hb.has_value());
+    CHECK(*h - g < -1'000'000'000 + 1'000'000);
+    CHECK(*h - g > -1'000'000'000 - 1'000'000);
+    CHECK(hb->lo <= *h);
+    CHECK(*h <= hb->hi);
+  }
   const auto series = slurp(dir / "out.series.csv");
   CHECK(std::count(series.begin(), series.end(), '\n') == 7);  // header + 2 vCPUs x 3 series
   std::filesystem::remove_all(dir);
