@@ -4,6 +4,7 @@
 
 #ifdef TSYNC_CLI_PATH
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -19,7 +20,8 @@ struct run_result {
 };
 
 std::string tmp_path(const std::string& name) {
-  return std::string(TSYNC_TEST_BINARY_DIR) + "/correct_cli_" + name;
+  // ctest runs test cases in parallel processes: keep each process's files apart.
+  return std::string(TSYNC_TEST_BINARY_DIR) + "/correct_cli_" + std::to_string(::getpid()) + "_" + name;
 }
 
 run_result run(const std::string& args, const std::string& input) {
