@@ -229,6 +229,34 @@ struct screened_bursts {
   return out;
 }
 
+/// Per burst, the shift (ns) that brings its envelope centre back to the
+/// asymmetry of the first burst of its clock region: minus half the sum of
+/// the lower- and upper-side jumps of every asymmetry change since the last
+/// clock step (the same reference as `segmented`'s point estimate). A change
+/// is used only if the minimum RTT confirms it: the median minimum RTT of up
+/// to three bursts after it minus that of up to three before must be within
+/// half of the jump it implies (`jb − ja`).
+[[nodiscard]] inline std::vector<double> asymmetry_centre_shifts(const std::vector<change_point>& changes,
+                                                                const std::vector<burst_summary>& summary) {
+  std::vector<double> out(changes.size(), 0.0);
+  auto med_rtt = [&](std::size_t a, std::size_t b) {
+    std::vector<double> v;
+    for (std::size_t i = a; i < b && i < summary.size(); ++i) v.push_back(summary[i].rtt);
+    return v.empty() ? 0.0 : median_of(std::move(v));
+  };
+  double c = 0;
+  for (std::size_t k = 0; k < changes.size(); ++k) {
+    if (changes[k].kind == change::step) c = 0;
+    if (changes[k].kind == change::asymmetry && k < summary.size()) {
+      const double implied = changes[k].jb - changes[k].ja;
+      const double seen = med_rtt(k, k + 3) - med_rtt(k >= 3 ? k - 3 : 0, k);
+      if (std::fabs(seen - implied) <= 0.5 * std::fabs(implied)) c -= (changes[k].ja + changes[k].jb) / 2.0;
+    }
+    out[k] = c;
+  }
+  return out;
+}
+
 }  // namespace detail
 
 /// Default detection gate of the change detector (robust standard deviations).
