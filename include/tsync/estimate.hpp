@@ -8,6 +8,7 @@
 #include "tsync/estimate/envelope.hpp"
 #include "tsync/estimate/hull.hpp"
 #include "tsync/estimate/json.hpp"
+#include "tsync/estimate/kalman.hpp"
 #include "tsync/estimate/model.hpp"
 #include "tsync/estimate/per_burst.hpp"
 #include "tsync/estimate/prepare.hpp"
