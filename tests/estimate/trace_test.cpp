@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tsync/estimate.hpp"
+#include "tsync/sim.hpp"
 
 using namespace tsync;
 using namespace tsync::estimate;
@@ -259,5 +260,42 @@ TEST_CASE("the sync table reproduces the model by linear interpolation") {
         CHECK(std::fabs(interp - static_cast<double>(*off)) <= 1.5);
       }
     }
+  }
+}
+
+TEST_CASE("a frequency step is detected as one step boundary with tight bounds that contain the truth") {
+  auto sc = tsync::sim::preset("frequency_step");  // +5 ppm at 305 s, bursts every 10 s
+  REQUIRE(sc);
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    INFO("seed " << seed);
+    auto tr = tsync::sim::simulate(*sc, seed);
+    REQUIRE(tr);
+    auto m = fit("segmented", tr->probes);
+    REQUIRE(m);
+    const std::int64_t g_step = tr->truth.guest_at(sc->start_ns + 305'000'000'000);
+    int steps_near = 0, steps = 0;
+    for (const auto& s : m->segments)
+      if (s.diag.cause == boundary_cause::step) {
+        ++steps;
+        if (std::llabs(s.begin - g_step) < 10'000'000'000) ++steps_near;
+      }
+    CHECK(steps == 1);
+    CHECK(steps_near == 1);
+    double worst = 0;
+    std::int64_t widest = 0;
+    std::size_t outside = 0;
+    for (const auto& pt : tsync::sim::truth_grid(*tr, 1'000'000'000)) {
+      auto h = m->to_host(pt.guest);
+      auto hb = m->hard_bounds(pt.guest);
+      REQUIRE(h);
+      REQUIRE(hb);
+      worst = std::max(worst, std::fabs(static_cast<double>(*h - pt.host)));
+      widest = std::max(widest, hb->width());
+      if (!hb->contains(pt.host)) ++outside;
+    }
+    INFO("max error " << worst << " widest hard interval " << widest);
+    CHECK(outside == 0);
+    CHECK(worst < 200.0);
+    CHECK(widest < 60'000);  // in the gap: both lines' bounds, 5 ppm · 5 s apart
   }
 }

@@ -17,6 +17,7 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/estimate/burst.hpp"
+#include "tsync/estimate/kalman.hpp"
 #include "tsync/estimate/model.hpp"
 #include "tsync/estimate/per_burst.hpp"
 #include "tsync/estimate/trace.hpp"
@@ -45,6 +46,7 @@ struct estimator_info {
       estimator_info{"split_envelope", "per-burst", "per-direction minima: centre of [max(t1-g), min(t2-g)]"},
       estimator_info{"convex_hull", "whole-trace", "exact feasible (offset, drift) polygon; envelope-tangent line"},
       estimator_info{"segmented", "whole-trace", "hull segments split at clock steps and non-linearity; asymmetry changes detected"},
+      estimator_info{"kalman", "whole-trace", "offset+frequency Kalman filter with RTS smoother over per-burst envelope centres"},
 #ifdef TSYNC_ESTIMATE_HAS_REGRESSION
       estimator_info{"regression", "whole-trace", "chrony-style delay-weighted least squares with asymmetry term (Eigen)"},
 #endif
@@ -71,6 +73,7 @@ struct estimator_info {
   if (name == split_envelope_estimator::name) return fit_per_burst<split_envelope_estimator>(probes, opt);
   if (name == convex_hull_estimator::name) return convex_hull_estimator{}.fit(probes, opt);
   if (name == segmented_estimator::name) return segmented_estimator{}.fit(probes, opt);
+  if (name == kalman_estimator::name) return kalman_estimator{}.fit(probes, opt);
 #ifdef TSYNC_ESTIMATE_HAS_REGRESSION
   if (name == regression_estimator::name) return regression_estimator{}.fit(probes, opt);
 #endif

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -229,6 +230,34 @@ struct screened_bursts {
   return out;
 }
 
+/// Per burst, the shift (ns) that brings its envelope centre back to the
+/// asymmetry of the first burst of its clock region: minus half the sum of
+/// the lower- and upper-side jumps of every asymmetry change since the last
+/// clock step (the same reference as `segmented`'s point estimate). A change
+/// is used only if the minimum RTT confirms it: the median minimum RTT of up
+/// to three bursts after it minus that of up to three before must be within
+/// half of the jump it implies (`jb − ja`).
+[[nodiscard]] inline std::vector<double> asymmetry_centre_shifts(const std::vector<change_point>& changes,
+                                                                const std::vector<burst_summary>& summary) {
+  std::vector<double> out(changes.size(), 0.0);
+  auto med_rtt = [&](std::size_t a, std::size_t b) {
+    std::vector<double> v;
+    for (std::size_t i = a; i < b && i < summary.size(); ++i) v.push_back(summary[i].rtt);
+    return v.empty() ? 0.0 : median_of(std::move(v));
+  };
+  double c = 0;
+  for (std::size_t k = 0; k < changes.size(); ++k) {
+    if (changes[k].kind == change::step) c = 0;
+    if (changes[k].kind == change::asymmetry && k < summary.size()) {
+      const double implied = changes[k].jb - changes[k].ja;
+      const double seen = med_rtt(k, k + 3) - med_rtt(k >= 3 ? k - 3 : 0, k);
+      if (std::fabs(seen - implied) <= 0.5 * std::fabs(implied)) c -= (changes[k].ja + changes[k].jb) / 2.0;
+    }
+    out[k] = c;
+  }
+  return out;
+}
+
 }  // namespace detail
 
 /// Default detection gate of the change detector (robust standard deviations).
@@ -275,6 +304,20 @@ struct segmented_estimator {
     const std::uint64_t dropped = sb->dropped;
     const double noise = sb->noise;
 
+    // A frequency step (a kink of the offset) shows as two step candidates in
+    // a row: the bursts on either side of the kink both jump against their
+    // neighbours' mixed slope. Keep the one where two lines fit best.
+    for (std::size_t k = 1; k + 1 < kb.size(); ++k) {
+      if (cause[k].kind != detail::change::step || cause[k + 1].kind != detail::change::step) continue;
+      auto two_lines = [&](std::size_t cut) {
+        const std::size_t a = cut >= 6 ? cut - 6 : 0;
+        const std::size_t b = std::min(kb.size() - 1, cut + 5);
+        return line_sse(ks, a, cut - 1) + line_sse(ks, cut, b);
+      };
+      const std::size_t drop = two_lines(k) <= two_lines(k + 1) ? k + 1 : k;
+      cause[drop] = {};
+      ++k;
+    }
     // Undo detected asymmetry changes for the point estimate: shift later
     // bursts' constraints back to the level of the first burst of their clock
     // region (the hard bounds keep the raw constraints).
@@ -398,18 +441,8 @@ struct segmented_estimator {
       // Residual test: burst envelope centres against the fitted line, in
       // units of the envelope noise measured inside the bursts (so that a
       // smooth curvature cannot inflate its own yardstick).
-      const double rho = q48_to_slope(seg->fit.slope_q48);
-      const std::int64_t base = lower_bound_of(kb.front().probes.front());
-      const double xref = static_cast<double>(static_cast<i128>(seg->ref) - kb.front().ref());
-      double worst = 0;
-      for (std::size_t k = first; k <= last; ++k) {
-        const double centre = (ks[k].alpha + ks[k].beta) / 2.0 + rough * ks[k].x;
-        const double fit_at = static_cast<double>(seg->fit.offset - base) + rho * (ks[k].x - xref);
-        if (std::fabs(centre - fit_at) > worst) {
-          worst = std::fabs(centre - fit_at);
-          split = k;
-        }
-      }
+      const auto [worst, at] = worst_residual(kb, ks, *seg, first, last, rough);
+      split = at;
       if (worst > std::max(residual_gate * noise, 1.0)) need_split = true;
       split = std::clamp(split, first + 1, last - 1);
     }
@@ -417,6 +450,24 @@ struct segmented_estimator {
       if (!seg) return false;
       out.push_back(Piece{first, last, boundary_cause::start, std::move(*seg)});
       return true;
+    }
+    if (!seg && last >= first + 3) {
+      // A frequency step (a kink) too small for the change detector: when no
+      // line fits, try two lines that each fit their bursts.
+      // The best split of the burst centres into two least-squares lines,
+      // accepted when both sides' hulls are feasible and pass the residual
+      // test; the boundary is then a step with a gap (union of both sides'
+      // bounds) instead of a shared burst.
+      if (const auto k = kink_split(ks, first, last)) {
+        std::vector<Piece> left, right;
+        if (fits_one_line(kb, ks, shifts, first, *k - 1, opt, rough, noise, left) &&
+            fits_one_line(kb, ks, shifts, *k, last, opt, rough, noise, right)) {
+          right.front().cause = boundary_cause::step;
+          for (auto& p : left) out.push_back(std::move(p));
+          for (auto& p : right) out.push_back(std::move(p));
+          return true;
+        }
+      }
     }
     if (last == first + 1) {
       bool a = fit_region(kb, ks, shifts, first, first, opt, rough, noise, out, depth + 1);
@@ -430,6 +481,83 @@ struct segmented_estimator {
     bool b = fit_region(kb, ks, shifts, split, last, opt, rough, noise, out, depth + 1);
     if (b && out.size() > before && a) out[before].cause = boundary_cause::nonlinear;
     return a || b;
+  }
+
+  /// Residual sum of squares of the least-squares line through the burst
+  /// envelope centres of [a, b].
+  [[nodiscard]] static double line_sse(const std::vector<detail::burst_summary>& ks, std::size_t a, std::size_t b) {
+    if (b < a) return 0.0;
+    const double n = static_cast<double>(b - a + 1);
+    double sx = 0, sy = 0;
+    for (std::size_t i = a; i <= b; ++i) {
+      sx += ks[i].x;
+      sy += (ks[i].alpha + ks[i].beta) / 2.0;
+    }
+    const double mx = sx / n, my = sy / n;
+    double sxx = 0, sxy = 0, syy = 0;
+    for (std::size_t i = a; i <= b; ++i) {
+      const double dx = ks[i].x - mx, dy = (ks[i].alpha + ks[i].beta) / 2.0 - my;
+      sxx += dx * dx;
+      sxy += dx * dy;
+      syy += dy * dy;
+    }
+    return sxx > 0 ? std::max(0.0, syy - sxy * sxy / sxx) : syy;
+  }
+
+  /// The burst index k (first + 2 <= k <= last − 1) that best splits the
+  /// burst envelope centres of [first, last] into two least-squares lines
+  /// ([first, k − 1] and [k, last]); empty if no split reduces the residual
+  /// sum of squares of one line by at least half.
+  [[nodiscard]] static std::optional<std::size_t> kink_split(const std::vector<detail::burst_summary>& ks,
+                                                             std::size_t first, std::size_t last) {
+    auto sse = [&](std::size_t a, std::size_t b) { return line_sse(ks, a, b); };
+    const double whole = sse(first, last);
+    std::optional<std::size_t> best;
+    double best_v = 0.5 * whole;
+    for (std::size_t k = first + 2; k + 1 <= last; ++k) {
+      const double v = sse(first, k - 1) + sse(k, last);
+      if (v < best_v) {
+        best_v = v;
+        best = k;
+      }
+    }
+    return best;
+  }
+
+  /// Fit [first, last] as one segment if its hull is feasible and every
+  /// burst passes the residual test.
+  template <class Piece>
+  bool fits_one_line(const std::vector<burst_probes>& kb, const std::vector<detail::burst_summary>& ks,
+                     const std::vector<std::pair<std::int64_t, std::int64_t>>& shifts, std::size_t first,
+                     std::size_t last, const fit_options& opt, double rough, double noise,
+                     std::vector<Piece>& out) const {
+    auto seg = detail::hull_segment(kb, first, last, opt, &shifts);
+    if (!seg || worst_residual(kb, ks, *seg, first, last, rough).first > std::max(residual_gate * noise, 1.0))
+      return false;
+    out.push_back(Piece{first, last, boundary_cause::start, std::move(*seg)});
+    return true;
+  }
+
+  /// The largest distance of a burst envelope centre from a segment's line,
+  /// and the burst where it occurs.
+  [[nodiscard]] static std::pair<double, std::size_t> worst_residual(const std::vector<burst_probes>& kb,
+                                                                    const std::vector<detail::burst_summary>& ks,
+                                                                    const segment& seg, std::size_t first,
+                                                                    std::size_t last, double rough) {
+    const double rho = q48_to_slope(seg.fit.slope_q48);
+    const std::int64_t base = lower_bound_of(kb.front().probes.front());
+    const double xref = static_cast<double>(static_cast<i128>(seg.ref) - kb.front().ref());
+    double worst = 0;
+    std::size_t at = first;
+    for (std::size_t k = first; k <= last; ++k) {
+      const double centre = (ks[k].alpha + ks[k].beta) / 2.0 + rough * ks[k].x;
+      const double fit_at = static_cast<double>(seg.fit.offset - base) + rho * (ks[k].x - xref);
+      if (std::fabs(centre - fit_at) > worst) {
+        worst = std::fabs(centre - fit_at);
+        at = k;
+      }
+    }
+    return {worst, at};
   }
 };
 
