@@ -446,7 +446,7 @@ int run_sync(const std::vector<std::string>& args) {
   if (!count && !duration) count = 2;
   if (count && *count > 2 && cfg.interval.count() == 0)
     return tsync::cli::usage_error(cmd, "--count above 2 needs a non-zero --interval");
-  const std::string est_name = o.get("estimator").value_or("fastest_response");
+  const std::string est_name = o.get("estimator").value_or("split_envelope");
   auto est = pr::named_estimator(est_name);
   if (!est) {
     std::string avail;
@@ -638,8 +638,9 @@ const tsync::cli::command_registrar sync_cmd{{
         "  --interval DUR       pause between series (default 1s; 0: first and last only)\n"
         "  --count N            series per vCPU, first and last included (default 2)\n"
         "  --duration DUR       or: keep sampling this long\n"
-        "  --estimator NAME     fastest_response (default), histogram_peak, median, split_envelope,\n"
-        "                       convex_hull, segmented (and regression with Eigen)\n"
+        "  --estimator NAME     per-series estimator: split_envelope (default: per-direction minima,\n"
+        "                       error O(1/N)), fastest_response (trace-cmd's), histogram_peak,\n"
+        "                       median, or any name of 'tsync estimate --list'\n"
         "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc\n"
         "  --role host|guest    which side this command runs on (default host)\n"
         "  --serial             one connection for all vCPUs (default: one per vCPU)\n"
