@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 seeds=${SEEDS:-10}
 out=build/demo
 ./scripts/deps.sh
-cmake --preset release >/dev/null
-cmake --build --preset release --target tsync_cli
+echo "demo: building the tsync tool (release preset; log in build/demo-build.log)"
+mkdir -p build
+if ! { cmake --preset release && cmake --build --preset release --target tsync_cli; } > build/demo-build.log 2>&1; then
+  tail -n 40 build/demo-build.log >&2
+  echo "demo: the build failed (full log: build/demo-build.log)" >&2
+  exit 1
+fi
 tsync=./build/release/examples/tsync
 rm -rf "$out"
 mkdir -p "$out"
