@@ -59,7 +59,8 @@ struct tsc_features {
 [[nodiscard]] inline tsc_features query_tsc_features() noexcept {
   tsc_features f;
   unsigned a = 0, b = 0, c = 0, d = 0;
-  const unsigned max_ext = __get_cpuid_max(0x80000000u, nullptr);
+  // GCC's <cpuid.h> returns unsigned int, clang's int: convert explicitly.
+  const auto max_ext = static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr));
   if (max_ext >= 0x80000001u && __get_cpuid(0x80000001u, &a, &b, &c, &d) != 0) f.rdtscp = (d >> 27) & 1u;
   if (max_ext >= 0x80000007u && __get_cpuid(0x80000007u, &a, &b, &c, &d) != 0) f.invariant = (d >> 8) & 1u;
   return f;

@@ -30,12 +30,15 @@ struct value {
   bool b = false;
   std::string text;  ///< number text, or the decoded string
   std::vector<value> items;
-  std::vector<std::pair<std::string, value>> members;
+  // Object members as two parallel vectors (keys[i] names values[i]): a
+  // std::pair<std::string, value> member would need `value` complete here.
+  std::vector<std::string> member_keys;
+  std::vector<value> member_values;
 
   [[nodiscard]] const value* find(std::string_view key) const noexcept {
     if (k != kind::object) return nullptr;
-    for (const auto& m : members)
-      if (m.first == key) return &m.second;
+    for (std::size_t i = 0; i < member_keys.size(); ++i)
+      if (member_keys[i] == key) return &member_values[i];
     return nullptr;
   }
   /// The number as an exact int64 (no fraction or exponent), if it is one.
@@ -258,7 +261,8 @@ class parser {
       ws();
       value item;
       if (!parse(item, depth + 1)) return false;
-      v.members.emplace_back(std::move(key), std::move(item));
+      v.member_keys.push_back(std::move(key));
+      v.member_values.push_back(std::move(item));
       ws();
       if (i_ >= s_.size()) return set_error("unterminated object");
       if (s_[i_] == ',') { ++i_; continue; }
