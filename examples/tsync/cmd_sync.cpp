@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -403,19 +404,47 @@ bool write_vcpu_model(const std::string& path, const tsync::probe::vcpu_result& 
   return static_cast<bool>(out);
 }
 
+/// KVM protocol: read the VM's per-vCPU TSC parameters from debugfs and write
+/// step-mode sync tables (`PREFIX.vcpuN.csv`: `time,offset,ratio,frac_bits`, one
+/// sample from guest TSC 0; offset = −tsc-offset) that `tsync correct --mode step` reads.
+int write_kvm_tables(const tsync::kvm::debugfs_query& q, const std::string& prefix, bool quiet) {
+  auto vm = tsync::kvm::read_vm_detailed(q);
+  if (!vm) return tsync::cli::fail("sync: KVM debugfs: " + vm.error().message());
+  for (const auto& v : vm->vcpus) {
+    const std::int64_t kvm_offset = v.tsc_offset();
+    if (kvm_offset == std::numeric_limits<std::int64_t>::min())
+      return tsync::cli::fail("sync: vCPU " + std::to_string(v.id) + ": tsc-offset -2^63 has no negation in int64");
+    const std::string file = prefix + ".vcpu" + std::to_string(v.id) + ".csv";
+    std::ofstream out(file);
+    out << "# tsync sync table of vCPU " << v.id << " (KVM debugfs " << vm->ref.path
+        << ", exact): host = ceil((guest + offset) * 2^frac_bits / ratio); use --mode step\n";
+    out << "time,offset,ratio,frac_bits\n";
+    out << 0 << ',' << -kvm_offset << ',' << v.params.ratio << ',' << static_cast<unsigned>(v.params.frac_bits) << '\n';
+    if (!out) return tsync::cli::fail("sync: cannot write " + file);
+    if (!quiet)
+      std::cout << "vcpu " << v.id << ": tsc-offset " << kvm_offset << ", ratio " << v.params.ratio << "/2^"
+                << static_cast<unsigned>(v.params.frac_bits) << " -> " << file << '\n';
+  }
+  return 0;
+}
+
 int run_sync(const std::vector<std::string>& args) {
   const std::string cmd = "sync";
   tsync::cli::options o(args, {"serial", "quiet"});
   if (!o.error().empty()) return tsync::cli::usage_error(cmd, o.error());
   if (auto u = o.unknown({"transport", "vcpus", "probes", "interval", "count", "duration", "estimator", "clock",
-                          "output", "role", "serial", "quiet", "connect-timeout", "probe-timeout"}))
+                          "output", "role", "serial", "quiet", "connect-timeout", "probe-timeout", "kvm-pid",
+                          "kvm-fd", "kvm-root"}))
     return tsync::cli::usage_error(cmd, "unknown option --" + *u);
   if (!o.positional().empty()) return tsync::cli::usage_error(cmd, "unexpected argument '" + o.positional()[0] + "'");
   auto spec_s = o.get("transport");
-  if (!spec_s) return tsync::cli::usage_error(cmd, "--transport is required");
+  if (!spec_s && !o.has("kvm-pid")) return tsync::cli::usage_error(cmd, "--transport (or --kvm-pid) is required");
   std::string why;
-  auto spec = parse_transport(*spec_s, why);
-  if (!spec) return tsync::cli::usage_error(cmd, "bad --transport '" + *spec_s + "': " + why);
+  std::optional<transport_spec> spec;
+  if (spec_s) {
+    spec = parse_transport(*spec_s, why);
+    if (!spec) return tsync::cli::usage_error(cmd, "bad --transport '" + *spec_s + "': " + why);
+  }
   auto vcpus = parse_vcpus(o.get("vcpus").value_or("1"));
   if (!vcpus) return tsync::cli::usage_error(cmd, "bad --vcpus (a count, or a comma-separated list of distinct ids)");
   pr::session_config cfg;
@@ -476,15 +505,38 @@ int run_sync(const std::vector<std::string>& args) {
   const bool quiet = o.has("quiet");
   install_signal_handlers();
 
-  // Protocol choice, said out loud (the probe exchange is what this command runs).
-  if (auto id = clk::parse_trace_clock(clock_name); id && !quiet) {
+  // Protocol choice, said out loud. KVM (exact, from debugfs) is considered
+  // when a VM is named with --kvm-pid; otherwise the probe exchange runs.
+  std::optional<tsync::kvm::debugfs_query> kvm_query;
+  if (auto p = o.get("kvm-pid")) {
+    auto pid = tsync::cli::parse_int<std::int64_t>(*p);
+    if (!pid || *pid <= 0) return tsync::cli::usage_error(cmd, "bad --kvm-pid '" + *p + "'");
+    tsync::kvm::debugfs_query q;
+    q.pid = *pid;
+    if (auto f = o.get("kvm-fd")) {
+      auto fd = tsync::cli::parse_int<std::int64_t>(*f);
+      if (!fd || *fd < 0) return tsync::cli::usage_error(cmd, "bad --kvm-fd '" + *f + "'");
+      q.fd = *fd;
+    }
+    if (auto r = o.get("kvm-root")) q.root = *r;
+    kvm_query = q;
+  }
+  pr::protocol chosen = pr::protocol::probe;
+  if (auto id = clk::parse_trace_clock(clock_name)) {
     pr::selection_input in;
     in.host_clock = in.guest_clock = *id;
+    in.have_transport = spec.has_value();
+    if (kvm_query) in.kvm_check = [&] { return pr::check_kvm_debugfs(*kvm_query); };
     auto sel = pr::select_protocol(in);
-    for (const auto& d : sel.decisions)
-      std::cout << "protocol " << pr::to_string(d.proto) << ": " << (d.chosen ? "chosen" : "refused") << " ("
-                << d.reason << ")\n";
+    for (const auto& d : sel.decisions) {
+      if (!quiet)
+        std::cout << "protocol " << pr::to_string(d.proto) << ": " << (d.chosen ? "chosen" : "refused") << " ("
+                  << d.reason << ")\n";
+      if (d.chosen) chosen = d.proto;
+    }
   }
+  if (chosen == pr::protocol::kvm && kvm_query) return write_kvm_tables(*kvm_query, prefix, quiet);
+  if (!spec) return tsync::cli::fail("sync: KVM sync is not possible here (see above) and no --transport was given");
 
   // One connection per vCPU where the transport has connections, else one channel.
   const bool parallel = spec->connection_oriented() && !o.has("serial");
@@ -624,7 +676,7 @@ const tsync::cli::command_registrar agent_cmd{{
 const tsync::cli::command_registrar sync_cmd{{
     "sync",
     "run a sync session against an agent and write per-vCPU sync tables",
-    std::string("--transport SPEC [options]\n\n"
+    std::string("--transport SPEC [options]  |  --clock x86-tsc --kvm-pid PID [--kvm-fd FD] [options]\n\n"
                 "Runs probe series against `tsync agent`: a first one per vCPU, then one every\n"
                 "--interval, and a last one at the end. Writes PREFIX.vcpuN.csv (time,offset: the\n"
                 "table `tsync correct --table` reads; host = guest + offset), PREFIX.series.csv (every\n"
@@ -647,7 +699,16 @@ const tsync::cli::command_registrar sync_cmd{{
         "  --output PREFIX      output file prefix (default tsync-sync)\n"
         "  --connect-timeout D  wait this long for the agent (default 10s)\n"
         "  --probe-timeout D    a reply later than this is lost (default 100ms)\n"
-        "  --quiet              print nothing on success",
+        "  --quiet              print nothing on success\n"
+        "  --kvm-pid PID        consider the KVM protocol for the VM that process PID created:\n"
+        "                       with --clock x86-tsc on both sides and readable debugfs, the exact\n"
+        "                       tsc-offset and scaling of each vCPU are written as step-mode tables\n"
+        "                       (PREFIX.vcpuN.csv, 'time,offset,ratio,frac_bits'; use\n"
+        "                       'tsync correct --mode step') and no probes are sent. Otherwise the\n"
+        "                       probe exchange runs (it needs --transport). Every protocol's choice\n"
+        "                       or refusal is printed with its reason.\n"
+        "  --kvm-fd FD          the VM's fd, when the process has several VMs\n"
+        "  --kvm-root DIR       KVM's debugfs directory (default /sys/kernel/debug/kvm)",
     run_sync}};
 
 }  // namespace

@@ -91,4 +91,37 @@ TEST_CASE("tsync sync reports a missing agent and bad options clearly") {
   CHECK(run("'" + cli + "' agent --transport tcp:127.0.0.1 2>/dev/null") == 2);
   CHECK(run("'" + cli + "' agent --transport unix:/x --clock local 2>/dev/null") == 1);
 }
+TEST_CASE("tsync sync chooses KVM for x86-tsc with readable debugfs and writes exact step tables") {
+  const std::string cli = TSYNC_CLI_PATH;
+  const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / ("sync_kvm." + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  // A fake debugfs tree: VM 4242-11 with sparse vCPUs 0 and 3, Intel 2.0 GHz guest on 2.999999 GHz (T8).
+  for (const char* v : {"vcpu0", "vcpu3"}) {
+    const auto d = dir / "kvm" / "4242-11" / v;
+    std::filesystem::create_directories(d);
+    std::ofstream(d / "tsc-offset") << "-18633982886952159\n";
+    std::ofstream(d / "tsc-scaling-ratio") << "187650047023786\n";
+    std::ofstream(d / "tsc-scaling-ratio-frac-bits") << "48\n";
+  }
+  const std::string common = "'" + cli + "' sync --kvm-pid 4242 --kvm-root '" + (dir / "kvm").string() + "' --output '" +
+                             (dir / "k").string() + "'";
+  CHECK(run(common + " --clock x86-tsc > '" + (dir / "log").string() + "' 2>&1") == 0);
+  const auto log = slurp(dir / "log");
+  INFO(log);
+  CHECK(log.find("protocol kvm: chosen") != std::string::npos);
+  CHECK(log.find("protocol probe: refused") != std::string::npos);
+  // vCPU 3's table maps the T9 guest stamp back to its exact host TSC (T10) in step mode.
+  std::ofstream(dir / "g.txt") << "82304553443\n";
+  CHECK(run("'" + cli + "' correct --mode step --table '" + (dir / "k.vcpu3.csv").string() + "' < '" +
+            (dir / "g.txt").string() + "' > '" + (dir / "h.txt").string() + "'") == 0);
+  CHECK(slurp(dir / "h.txt") == "27951088470225859\n");
+  // Another clock: KVM is refused with its reason, and without a transport nothing can run.
+  CHECK(run(common + " --clock mono_raw > '" + (dir / "log2").string() + "' 2>&1") == 1);
+  CHECK(slurp(dir / "log2").find("protocol kvm: refused (KVM offsets relate TSCs only") != std::string::npos);
+  // No such VM: refused because debugfs cannot be read.
+  CHECK(run("'" + cli + "' sync --clock x86-tsc --kvm-pid 999 --kvm-root '" + (dir / "kvm").string() + "' > '" +
+            (dir / "log3").string() + "' 2>&1") == 1);
+  CHECK(slurp(dir / "log3").find("KVM debugfs is not readable") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
 #endif
