@@ -36,7 +36,7 @@ class cursor {
     // Hot path: region_kernel::apply_short on a kernel anchored at the start of
     // its fast range with q in {0, 1} (host and guest clocks within 100 % of
     // each other): one range check, one multiplication, q * x as a mask.
-    const hot_word x = static_cast<hot_word>(guest_time) - anchor_;
+    const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - anchor_;
     if (x < len_) return static_cast<std::int64_t>(hbase_ + (x & qmask_) + mulhi_u64(mc_, x));
     return correct_other(guest_time);
   }
@@ -108,17 +108,12 @@ class cursor {
   }
 
   const sync_table* table_;
-  // hot path: a copy of the kernel's fields, x = t − anchor_ in [0, len_).
-  // They are `unsigned long long`, a type that a store through `std::int64_t*`
-  // (`long*`) cannot alias: the caller's output stores then do not force the
-  // compiler to reload them on every event.
-  using hot_word = unsigned long long;
-  static_assert(sizeof(hot_word) == sizeof(std::uint64_t));
-  hot_word anchor_ = 0;
-  hot_word len_ = 0;
-  hot_word hbase_ = 0;
-  hot_word qmask_ = 0;        // q * x as a mask when q is 0 or 1
-  hot_word mc_ = 0;
+  // hot path: a copy of the kernel's fields, x = t − anchor_ in [0, len_)
+  std::uint64_t anchor_ = 0;
+  std::uint64_t len_ = 0;
+  std::uint64_t hbase_ = 0;
+  std::uint64_t qmask_ = 0;        // q * x as a mask when q is 0 or 1
+  std::uint64_t mc_ = 0;
   std::int64_t long_lo_ = 1;       // the kernel's whole fast range (empty: lo > hi)
   std::int64_t long_hi_ = 0;
   region_kernel kernel_{};
