@@ -15,6 +15,8 @@
 #include <system_error>
 #include <vector>
 
+#include "tsync/core/text_error.hpp"
+
 namespace tsync::cli {
 
 /// A subcommand: `args` excludes the program name and the command words.
@@ -110,13 +112,8 @@ template <class T> std::optional<T> parse_int(std::string_view s) {
   return v;
 }
 
-/// Strip spaces, tabs and a trailing '\r'.
-inline std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
+/// Strip spaces, tabs and a trailing '\r' / '\n' (the library's rule).
+inline std::string_view trim(std::string_view s) { return tsync::detail::trim_text(s); }
 
 /// Read decimal values one per line from `in`, calling `fn(value, line_no)` for
 /// each; blank lines and lines starting with '#' are skipped. A malformed line

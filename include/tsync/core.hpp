@@ -5,5 +5,6 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
+#include "tsync/core/text_error.hpp"
 #include "tsync/core/time.hpp"
 #include "tsync/core/version.hpp"

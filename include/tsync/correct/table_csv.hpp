@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tsync/core/error.hpp"
+#include "tsync/core/text_error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/correct/sync_table.hpp"
@@ -38,12 +39,6 @@ struct csv_table {
 };
 
 namespace detail {
-inline std::string_view csv_trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
 template <class T> errc csv_number(std::string_view s, T& v) noexcept {
   if (s.empty()) return errc::malformed_number;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
@@ -64,13 +59,13 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
   bool seen_data = false;
   while (std::getline(in, raw)) {
     ++line;
-    const std::string_view t = detail::csv_trim(raw);
+    const std::string_view t = tsync::detail::trim_text(raw);
     if (t.empty() || t.front() == '#') continue;
     std::vector<std::string_view> f;
     std::size_t start = 0;
     while (true) {
       const std::size_t comma = t.find(',', start);
-      f.push_back(detail::csv_trim(t.substr(start, comma == std::string_view::npos ? std::string_view::npos
+      f.push_back(tsync::detail::trim_text(t.substr(start, comma == std::string_view::npos ? std::string_view::npos
                                                                                    : comma - start)));
       if (comma == std::string_view::npos) break;
       start = comma + 1;

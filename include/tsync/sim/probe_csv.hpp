@@ -32,28 +32,15 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/sync_sample.hpp"
+#include "tsync/core/text_error.hpp"
 
 namespace tsync::sim {
 
 /// A CSV error: the code, the 1-based line (0: not tied to a line) and a message.
-struct csv_error {
-  errc code = errc::invalid_argument;
-  std::size_t line = 0;
-  std::string message{};
-  /// "line N: message".
-  [[nodiscard]] std::string what() const {
-    return line == 0 ? message : "line " + std::to_string(line) + ": " + message;
-  }
-};
+using csv_error = tsync::text_error;
 
 namespace detail {
 enum class csv_col : std::uint8_t { t1, g, t2, id, burst, vcpu };
-
-inline std::string_view csv_trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
 
 template <class T> errc csv_int(std::string_view s, T& out) {
   if (s.empty()) return errc::malformed_number;
@@ -71,13 +58,13 @@ class probe_csv_reader {
   /// Process one line (without its '\n'). Returns an error for a malformed line.
   expected<void, csv_error> line(std::string_view raw) {
     ++line_no_;
-    const std::string_view t = detail::csv_trim(raw);
+    const std::string_view t = tsync::detail::trim_text(raw);
     if (t.empty() || t.front() == '#') return {};
     std::vector<std::string_view> fields;
     std::string_view rest = t;
     while (true) {
       const auto c = rest.find(',');
-      fields.push_back(detail::csv_trim(rest.substr(0, c)));
+      fields.push_back(tsync::detail::trim_text(rest.substr(0, c)));
       if (c == std::string_view::npos) break;
       rest = rest.substr(c + 1);
     }

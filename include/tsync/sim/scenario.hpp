@@ -49,6 +49,7 @@
 #include "tsync/sim/clock_model.hpp"
 #include "tsync/sim/link_model.hpp"
 #include "tsync/sim/random.hpp"
+#include "tsync/core/text_error.hpp"
 
 namespace tsync::sim {
 
@@ -179,15 +180,7 @@ struct scenario {
 
 /// A parse error: the code, the 1-based line number (0 when not tied to a
 /// line) and a message naming the key and the problem.
-struct parse_error {
-  errc code = errc::invalid_argument;
-  std::size_t line = 0;
-  std::string message{};
-  /// "line N: message" (or the message alone).
-  [[nodiscard]] std::string what() const {
-    return line == 0 ? message : "line " + std::to_string(line) + ": " + message;
-  }
-};
+using parse_error = tsync::text_error;
 
 namespace detail {
 
@@ -236,12 +229,6 @@ inline std::vector<std::string_view> split_commas(std::string_view v) {
     v = v.substr(c + 1);
   }
   return out;
-}
-
-inline std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace detail
@@ -314,7 +301,7 @@ inline std::string_view trim(std::string_view s) {
     const auto nl = text.find('\n');
     const std::string_view raw = text.substr(0, nl);
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-    const std::string_view line = detail::trim(raw);
+    const std::string_view line = tsync::detail::trim_text(raw);
     if (line.empty() || line.front() == '#') {
       if (text.empty()) break;
       continue;
@@ -322,8 +309,8 @@ inline std::string_view trim(std::string_view s) {
     const auto eq = line.find('=');
     if (eq == std::string_view::npos)
       return unexpected(parse_error{errc::invalid_argument, line_no, "expected key=value, got '" + std::string(line.substr(0, 60)) + "'"});
-    const std::string_view key = detail::trim(line.substr(0, eq));
-    const std::string_view val = detail::trim(line.substr(eq + 1));
+    const std::string_view key = tsync::detail::trim_text(line.substr(0, eq));
+    const std::string_view val = tsync::detail::trim_text(line.substr(eq + 1));
     auto err = [&](errc e, std::string_view what) {
       return unexpected(parse_error{e, line_no, std::string(key) + ": " + std::string(what) + " ('" +
                                                     std::string(val.substr(0, 60)) + "': " + to_string(e) + ")"});
@@ -391,27 +378,27 @@ inline std::string_view trim(std::string_view s) {
       const std::size_t want = key == "link.asym_step" ? 3 : 2;
       if (parts.size() != want)
         return err(errc::invalid_argument, want == 3 ? "expected AT,fwd|back,DELTA" : "expected AT,DELTA");
-      auto at = detail::parse_duration(detail::trim(parts[0]));
+      auto at = detail::parse_duration(tsync::detail::trim_text(parts[0]));
       if (!at) return err(at.error(), "bad step time");
       if (key == "clock.offset_step") {
-        auto d = detail::parse_duration(detail::trim(parts[1]));
+        auto d = detail::parse_duration(tsync::detail::trim_text(parts[1]));
         if (!d) return err(d.error(), "bad step size");
         if (!cleared_offset) sc.clock.offset_steps.clear();
         cleared_offset = true;
         sc.clock.offset_steps.push_back({*at, *d});
       } else if (key == "clock.freq_step") {
-        auto d = detail::parse_double(detail::trim(parts[1]));
+        auto d = detail::parse_double(tsync::detail::trim_text(parts[1]));
         if (!d) return err(d.error(), "bad step size (ppm)");
         if (!cleared_freq) sc.clock.frequency_steps.clear();
         cleared_freq = true;
         sc.clock.frequency_steps.push_back({*at, *d});
       } else {
-        const auto dir_text = detail::trim(parts[1]);
+        const auto dir_text = tsync::detail::trim_text(parts[1]);
         direction dir{};
         if (dir_text == "fwd" || dir_text == "forward") dir = direction::forward;
         else if (dir_text == "back" || dir_text == "backward") dir = direction::backward;
         else return err(errc::invalid_argument, "direction must be fwd or back");
-        auto d = detail::parse_duration(detail::trim(parts[2]));
+        auto d = detail::parse_duration(tsync::detail::trim_text(parts[2]));
         if (!d) return err(d.error(), "bad step size");
         if (!cleared_asym) sc.link.asymmetry_steps.clear();
         cleared_asym = true;
