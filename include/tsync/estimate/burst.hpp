@@ -70,6 +70,27 @@ namespace detail {
   return r;
 }
 
+/// The probes' midpoint offsets (host − guest), sorted.
+[[nodiscard]] inline std::vector<i128> sorted_midpoints(const burst_probes& b) {
+  std::vector<i128> v;
+  v.reserve(b.probes.size());
+  for (const auto& p : b.probes) v.push_back(midpoint_offset(p));
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+/// Complete an estimate whose `ref` and `offset` are set: the hard envelope at
+/// `ref` (`errc::infeasible` when empty), the burst's statistics and number.
+[[nodiscard]] inline expected<burst_estimate, errc> with_envelope(burst_estimate e, const burst_probes& b,
+                                                                 const fit_options& o) {
+  auto h = hard_envelope(b, e.ref, o.max_drift);
+  if (!h) return unexpected(h.error());
+  e.hard = *h;
+  e.stats = burst_stats(b);
+  e.burst = b.burst;
+  return e;
+}
+
 [[nodiscard]] inline std::int64_t round_half_up(i128 num, i128 den) { return static_cast<std::int64_t>(floor_div(2 * num + den, 2 * den)); }
 
 }  // namespace detail
@@ -102,10 +123,7 @@ struct histogram_peak_estimator {
   static constexpr bool gated = false;
   [[nodiscard]] expected<burst_estimate, errc> operator()(const burst_probes& b, const fit_options& o, double) const {
     if (b.probes.empty()) return unexpected(errc::empty_input);
-    std::vector<i128> v;
-    v.reserve(b.probes.size());
-    for (const auto& p : b.probes) v.push_back(midpoint_offset(p));
-    std::sort(v.begin(), v.end());
+    const std::vector<i128> v = detail::sorted_midpoints(b);
     const std::size_t n = v.size();
     const i128 lo = v.front(), hi = v.back();
     const i128 iqr = v[(3 * n) / 4 < n ? (3 * n) / 4 : n - 1] - v[n / 4];
@@ -127,12 +145,7 @@ struct histogram_peak_estimator {
     burst_estimate e;
     e.ref = b.ref();
     e.offset = static_cast<std::int64_t>(lo + width * static_cast<i128>(best) + (width - 1) / 2);
-    auto h = detail::hard_envelope(b, e.ref, o.max_drift);
-    if (!h) return unexpected(h.error());
-    e.hard = *h;
-    e.stats = detail::burst_stats(b);
-    e.burst = b.burst;
-    return e;
+    return detail::with_envelope(e, b, o);
   }
 };
 
@@ -145,10 +158,7 @@ struct median_estimator {
   static constexpr bool gated = false;
   [[nodiscard]] expected<burst_estimate, errc> operator()(const burst_probes& b, const fit_options& o, double) const {
     if (b.probes.empty()) return unexpected(errc::empty_input);
-    std::vector<i128> v;
-    v.reserve(b.probes.size());
-    for (const auto& p : b.probes) v.push_back(midpoint_offset(p));
-    std::sort(v.begin(), v.end());
+    const std::vector<i128> v = detail::sorted_midpoints(b);
     const std::size_t n = v.size();
     const i128 med2 = n % 2 == 1 ? 2 * v[n / 2] : v[n / 2 - 1] + v[n / 2];
     burst_estimate e;
@@ -161,12 +171,7 @@ struct median_estimator {
     const auto k = static_cast<std::size_t>(std::min(static_cast<double>(n - 1), std::ceil(c + half_rank)));
     const double m = static_cast<double>(med2) / 2.0;
     e.stat_half = std::max(m - static_cast<double>(v[j]), static_cast<double>(v[k]) - m);
-    auto h = detail::hard_envelope(b, e.ref, o.max_drift);
-    if (!h) return unexpected(h.error());
-    e.hard = *h;
-    e.stats = detail::burst_stats(b);
-    e.burst = b.burst;
-    return e;
+    return detail::with_envelope(e, b, o);
   }
 };
 
@@ -189,12 +194,7 @@ struct split_envelope_estimator {
       hi = std::min(hi, static_cast<double>(upper_bound_of(p) - base) - trend);
     }
     e.offset = base + static_cast<std::int64_t>(std::llround((lo + hi) / 2.0));
-    auto h = detail::hard_envelope(b, e.ref, o.max_drift);
-    if (!h) return unexpected(h.error());
-    e.hard = *h;
-    e.stats = detail::burst_stats(b);
-    e.burst = b.burst;
-    return e;
+    return detail::with_envelope(e, b, o);
   }
 };
 
