@@ -253,3 +253,85 @@ TEST_CASE("Batch rejects a too short or partly overlapping output span") {
   CHECK(st.ok());
   CHECK(v == std::vector<std::int64_t>{6, 7, 8, 9});
 }
+
+TEST_CASE("The cursor's 64-bit and 128-bit kernels are exact at the hardest points of a segment") {
+  const auto seed = tsync_test::seed_for(2006);
+  INFO("seed " << seed);
+  tsync_test::rng r(seed);
+  int width_seen[3] = {0, 0, 0};
+  for (int i = 0; i < 3000; ++i) {
+    // segment lengths from 2 to 2^40 and rises from 0 to ± the length (slope 0 .. 2)
+    const std::uint64_t len = 2 + (r.u64() >> (24 + r.u64() % 40));
+    const std::int64_t t0 = r.range(-(std::int64_t{1} << 61), std::int64_t{1} << 61);
+    const std::int64_t o0 = r.range(-(std::int64_t{1} << 60), std::int64_t{1} << 60);
+    const std::uint64_t rise_mag = (r.u64() % 4 == 0) ? r.u64() % len : (r.u64() >> (r.u64() % 64)) % len;
+    const std::int64_t rise = r.coin(2) ? static_cast<std::int64_t>(rise_mag) : -static_cast<std::int64_t>(rise_mag);
+    const std::int64_t t1 = t0 + static_cast<std::int64_t>(len);
+    auto t = sync_table::make({sync_sample{t0, o0, 1, 0, std::nullopt}, sync_sample{t1, o0 + rise, 1, 0, std::nullopt}},
+                              correction_mode::interpolate, outside_policy::clamp);
+    REQUIRE(t.has_value());
+    const region_kernel& k = t->kernel(1);
+    const std::uint64_t rr = k.r % len;
+    const std::uint64_t step = rr == 0 ? 1 : len / std::gcd(rr, len);
+    const std::uint64_t worst = rr == 0 ? 0 : worst_point(rr, len);
+    std::vector<std::int64_t> ev;
+    for (std::uint64_t j = 0; j < 300; ++j) {
+      const std::uint64_t x = j % 3 == 1   ? r.u64() % len
+                              : j % 3 == 2 ? static_cast<std::uint64_t>((static_cast<tsync::u128>(worst) + static_cast<tsync::u128>(step) * (j / 3)) % len)
+                                           : (step * (j / 3)) % len;
+      ev.push_back(t0 + static_cast<std::int64_t>(x));
+    }
+    ev.push_back(t0);
+    ev.push_back(t1 - 1);
+    std::sort(ev.begin(), ev.end());
+    cursor c(*t);
+    for (const auto g : ev) {
+      const auto want = t->correct(g);
+      const auto got = c.correct(g);
+      REQUIRE(want.has_value());
+      REQUIRE(got.has_value());
+      if (*got != *want) {
+        INFO("len " << len << " rise " << rise << " t " << g << " width " << c.kernel_width());
+        REQUIRE(*got == *want);
+      }
+    }
+    REQUIRE(c.region() == 1);
+    const int w = c.kernel_width();
+    ++width_seen[w == 64 ? 0 : w == 128 ? 1 : 2];
+  }
+  // the draw covers both kernels
+  CHECK(width_seen[0] > 100);
+  CHECK(width_seen[1] > 100);
+}
+
+TEST_CASE("The cursor takes the 64-bit kernel on dense tables and the 128-bit one on long segments") {
+  // 1 ms between samples, 100 ppm of drift: 64-bit kernel
+  std::vector<sync_sample> dense;
+  for (std::int64_t i = 0; i < 100; ++i) dense.push_back(sync_sample{i * 1'000'000, 5'000 + i * 100 * (i % 2 ? 1 : -1), 1, 0, std::nullopt});
+  auto a = sync_table::make(dense);
+  REQUIRE(a.has_value());
+  cursor ca(*a);
+  REQUIRE(ca.correct(2'500'000).has_value());
+  CHECK(ca.kernel_width() == 64);
+  // 100 s between samples in ns, 50 ppm: x_max * den is about 2^106, the 128-bit kernel
+  auto b = sync_table::make({sync_sample{0, 0, 1, 0, std::nullopt}, sync_sample{100'000'000'000, 5'000'000, 1, 0, std::nullopt}});
+  REQUIRE(b.has_value());
+  cursor cb(*b);
+  REQUIRE(*cb.correct(50'000'000'000) == *b->correct(50'000'000'000));
+  CHECK(cb.kernel_width() == 128);
+  // a constant offset (step mode, unscaled): 64-bit kernel with no product at all
+  auto s = sync_table::make({sync_sample{0, 7, 1, 0, std::nullopt}, sync_sample{1000, 9, 1, 0, std::nullopt}},
+                            correction_mode::step, outside_policy::clamp);
+  REQUIRE(s.has_value());
+  cursor cs(*s);
+  CHECK(*cs.correct(10) == 17);
+  CHECK(cs.kernel_width() == 64);
+  // extrapolating past the last sample: the slow path, same results
+  auto e = sync_table::make({sync_sample{0, 0, 1, 0, std::nullopt}, sync_sample{1000, 1, 1, 0, std::nullopt},
+                             sync_sample{2000, 3, 1, 0, std::nullopt}},
+                            correction_mode::interpolate, outside_policy::extrapolate);
+  REQUIRE(e.has_value());
+  cursor ce(*e);
+  for (std::int64_t g = 2000; g < 2100; ++g) REQUIRE(*ce.correct(g) == *e->correct(g));
+  CHECK(ce.kernel_width() == 0);
+}

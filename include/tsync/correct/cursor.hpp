@@ -4,124 +4,225 @@
 /// mostly in time order.
 ///
 /// The cursor remembers the region (pair of samples) of the previous event and
-/// its precomputed fixed-point kernel. An event in the same region costs one
-/// range check and the kernel (a few multiplications); an event in one of the
-/// next few regions costs a short forward walk; anything else (a backward jump
-/// or a long forward jump) falls back to the table's binary search. Results are
-/// bit-identical to `sync_table::correct` (the kernel is exact, see
-/// `region_kernel`), so the cursor is a pure speed-up.
+/// a kernel for it. An event in the same region costs one range check and one
+/// multiplication; an event in one of the next few regions costs a short
+/// forward walk; anything else (a backward jump or a long forward jump) falls
+/// back to the table's binary search. Results are bit-identical to
+/// `sync_table::correct` (every kernel is exact, see below and
+/// docs/correction.md), so the cursor is a pure speed-up.
+///
+/// Two kernels, both for a region whose line is anchored at its first guest
+/// time, with x = t − anchor and slope S = 1 + σ / den (σ in [−den, den)):
+///
+/// - **64-bit**: host = hbase + x + ((m · x) >> sh), with m = ceil(σ · 2^sh / den)
+///   and sh the smallest shift with x_max · den < 2^sh. The 64-bit product m · x
+///   is exact when |m| · x_max < 2^63, and then the shifted product is
+///   floor(σ · x / den): the rounding error δ · x / 2^sh (δ < 1) stays below
+///   1 / den, the smallest distance of σ · x / den to the next integer above.
+///   This covers regions of a few milliseconds with any realistic drift (the
+///   usual case with dense sampling) at the cost of one 64-bit product.
+/// - **128-bit**: host = hbase + x + floor(s · x / 2^64), with s = m − (1 − q) · 2^64
+///   for `region_kernel::m` = floor(r · 2^64 / den); exact unless the low half
+///   of the product carries when x is added (then the slow path decides), as in
+///   `region_kernel::apply`. For the remaining regions with S in [1/2, 3/2).
+///
+/// Everything else (scaled step regions, extrapolation past the last sample,
+/// slopes far from 1) takes the slow path, with the same results.
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
+#include "tsync/correct/exact.hpp"
 #include "tsync/correct/sync_table.hpp"
 
 namespace tsync::correct {
+
+namespace detail {
+
+/// The cursor's state: the two kernels' words and what the slow path needs to
+/// find its place again. A plain value: the cursor gives the slow path a local
+/// copy (never its own address) and reads the new state back, so the compiler
+/// can keep the state in registers across the caller's loop.
+struct cursor_state {
+  static constexpr std::size_t unplaced = ~std::size_t{0};
+
+  std::uint64_t anchor = 0;  // x = t − anchor
+  std::uint64_t hbase = 0;   // host time at the anchor (bits of an int64)
+  // 64-bit kernel: x < len64, host = hbase + x + ((m64 * x) >> sh)
+  std::uint64_t len64 = 0;
+  std::uint64_t m64 = 0;  // bits of an int64
+  unsigned sh = 0;
+  // 128-bit kernel: x < len128, host = hbase + x + floor(s * x / 2^64)
+  std::uint64_t len128 = 0;
+  std::int64_t s = 0;
+  // slow path
+  const sync_table* table = nullptr;
+  std::size_t k = unplaced;  // current region
+  std::size_t searches = 0;
+};
+
+/// How many regions the cursor walks forward before it binary-searches.
+inline constexpr std::size_t cursor_forward_walk = 4;
+
+/// Set the kernels for region `st.k` (see the file comment for the conditions).
+inline void cursor_load(cursor_state& st) noexcept {
+  const region_kernel& kn = st.table->kernel(st.k);
+  st.anchor = kn.anchor;
+  st.hbase = kn.hbase;
+  st.len64 = 0;
+  st.m64 = 0;
+  st.sh = 0;
+  st.len128 = 0;
+  st.s = 0;
+  if (kn.lo > kn.hi || kn.anchor != static_cast<std::uint64_t>(kn.lo) || kn.q > 1) return;
+  constexpr std::uint64_t half = std::uint64_t{1} << 63;
+  const std::uint64_t xmax = static_cast<std::uint64_t>(kn.hi) - static_cast<std::uint64_t>(kn.lo);
+  const std::uint64_t len = xmax == ~std::uint64_t{0} ? xmax : xmax + 1;  // x < len <=> lo <= t <= hi (nearly)
+  // σ = S * den − den, in [−den, den)
+  const i128 sigma = static_cast<i128>(kn.r) - (kn.q == 0 ? static_cast<i128>(kn.den) : 0);
+  if (sigma == 0) {  // slope exactly 1: host = hbase + x
+    st.len64 = len;
+    return;
+  }
+  const u128 reach = static_cast<u128>(xmax) * kn.den;  // x_max * den < 2^sh
+  const auto reach_hi = static_cast<std::uint64_t>(reach >> 64);
+  const unsigned sh = reach_hi != 0 ? 64u + static_cast<unsigned>(std::bit_width(reach_hi))
+                                    : static_cast<unsigned>(std::bit_width(static_cast<std::uint64_t>(reach)));
+  if (sh <= 62) {
+    const auto m = ceil_muldiv(sigma, static_cast<i128>(std::uint64_t{1} << sh), kn.den);
+    if (m) {
+      const u128 mag = static_cast<u128>(*m < 0 ? -*m : *m);
+      if (mag < half && mag * xmax < half) {
+        st.len64 = len;
+        st.m64 = static_cast<std::uint64_t>(static_cast<std::int64_t>(*m));
+        st.sh = sh;
+        return;
+      }
+    }
+  }
+  // S = q + m / 2^64 = 1 + s / 2^64 with s an int64: q = 1 and m < 2^63, or q = 0 and m >= 2^63
+  const bool near_one = (kn.q == 1 && kn.m < half) || (kn.q == 0 && kn.m >= half);
+  if (near_one && xmax < half) {  // x < 2^63 for the signed product
+    st.len128 = len;
+    st.s = static_cast<std::int64_t>(kn.m);  // two's complement: m − 2^64 when q = 0
+  }
+}
+
+/// The slow path's result as plain scalars (returned in registers).
+struct cursor_value {
+  std::int64_t value;
+  errc error;
+  bool ok;
+};
+
+/// The slow path: a rounding carry on the 128-bit kernel, another region, or a
+/// region without a fast kernel. Out of line; it reads the region and the
+/// search count of `*st` and writes the whole new state to `*st`, a local copy
+/// of the cursor's state. The result comes back in registers.
+[[gnu::noinline]] inline cursor_value cursor_slow(cursor_state* st, std::int64_t t) noexcept {
+  const sync_table& tb = *st->table;
+  if (st->k == cursor_state::unplaced || t < tb.region_first(st->k) || t > tb.region_last(st->k)) {
+    bool found = false;
+    if (st->k != cursor_state::unplaced && t > tb.region_last(st->k)) {
+      // t >= first of the next region, since t > last of this one.
+      for (std::size_t i = 0; i < cursor_forward_walk && st->k + 1 < tb.regions(); ++i) {
+        ++st->k;
+        if (t <= tb.region_last(st->k)) {
+          found = true;
+          break;
+        }
+      }
+    }
+    if (!found) {
+      st->k = tb.region_of(t);
+      ++st->searches;
+    }
+  }
+  cursor_load(*st);
+  const region_kernel& kn = tb.kernel(st->k);
+  if (kn.contains(t)) return cursor_value{kn.short_form ? kn.apply_short(t) : kn.apply(t), errc{}, true};
+  const auto r = tb.correct_in_region(st->k, t);
+  return r ? cursor_value{*r, errc{}, true} : cursor_value{0, r.error(), false};
+}
+
+}  // namespace detail
 
 /// Streaming guest→host correction. Holds a pointer to the table: the table
 /// must outlive the cursor. Not thread-safe (one cursor per stream).
 class cursor {
  public:
   /// How many regions the cursor walks forward before it binary-searches.
-  static constexpr std::size_t forward_walk = 4;
+  static constexpr std::size_t forward_walk = detail::cursor_forward_walk;
 
   /// A cursor on `table`, not yet placed.
-  explicit cursor(const sync_table& table) noexcept : table_(&table) {}
+  explicit cursor(const sync_table& table) noexcept { st_.table = &table; }
 
   /// Guest → host, identical to `table.correct(guest_time)`.
   [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
-    // Hot path: region_kernel::apply_short on a kernel anchored at the start of
-    // its fast range with q in {0, 1} (host and guest clocks within 100 % of
-    // each other): one range check, one multiplication, q * x as a mask.
-    const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - anchor_;
-    if (x < len_) return static_cast<std::int64_t>(hbase_ + (x & qmask_) + mulhi_u64(mc_, x));
-    return correct_other(guest_time);
+    const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - st_.anchor;
+    if (x < st_.len64) [[likely]]
+      return static_cast<std::int64_t>(st_.hbase + x +
+                                       static_cast<std::uint64_t>(static_cast<std::int64_t>(st_.m64 * x) >> st_.sh));
+    if (x < st_.len128) {
+      const i128 p = static_cast<i128>(st_.s) * static_cast<std::int64_t>(x);
+      const std::uint64_t low = static_cast<std::uint64_t>(p);
+      if (low + x >= low) [[likely]]
+        return static_cast<std::int64_t>(st_.hbase + x + static_cast<std::uint64_t>(p >> 64));
+    }
+    return correct_slow(guest_time);
   }
   /// Same as `correct`.
   [[nodiscard]] expected<std::int64_t, errc> operator()(std::int64_t guest_time) noexcept {
     return correct(guest_time);
   }
 
-  /// The region the cursor is on (meaningful after the first call).
-  [[nodiscard]] std::size_t region() const noexcept { return k_; }
-  /// The fast-path kernel of the current region (empty range before the first call).
-  [[nodiscard]] const region_kernel& kernel() const noexcept { return kernel_; }
+  /// The region the cursor is on (0 before the first call).
+  [[nodiscard]] std::size_t region() const noexcept { return placed() ? st_.k : 0; }
+  /// The table's kernel of the current region (an empty range before the first call).
+  [[nodiscard]] const region_kernel& kernel() const noexcept {
+    static constexpr region_kernel none{};
+    return placed() ? st_.table->kernel(st_.k) : none;
+  }
   /// Number of binary searches done so far (a diagnostic; the tests use it to
   /// check that in-order streams are corrected without searching).
-  [[nodiscard]] std::size_t searches() const noexcept { return searches_; }
+  [[nodiscard]] std::size_t searches() const noexcept { return st_.searches; }
+  /// Which kernel the current region uses: 64 or 128 (bits of the product),
+  /// or 0 when its events take the slow path. A diagnostic for tests and tuning.
+  [[nodiscard]] int kernel_width() const noexcept { return st_.len64 != 0 ? 64 : st_.len128 != 0 ? 128 : 0; }
   /// Forget the position (the next event binary-searches).
   void reset() noexcept {
-    placed_ = false;
-    kernel_ = region_kernel{};
-    len_ = 0;
-    long_lo_ = 1;
-    long_hi_ = 0;
+    st_.k = detail::cursor_state::unplaced;
+    st_.len64 = 0;
+    st_.len128 = 0;
   }
 
  private:
-  // Long regions (the exact correction is needed) and kernels not anchored at
-  // their start, then everything else.
-  expected<std::int64_t, errc> correct_other(std::int64_t t) noexcept {
-    if (t >= long_lo_ && t <= long_hi_)
-      return kernel_.short_form ? kernel_.apply_short(t) : kernel_.apply(t);
-    return correct_slow(t);
+  // The slow path works on a copy: the cursor's own address never escapes.
+  expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
+    detail::cursor_state next;
+    next.table = st_.table;
+    next.k = st_.k;
+    next.searches = st_.searches;
+    const detail::cursor_value r = detail::cursor_slow(&next, t);
+    st_.anchor = next.anchor;
+    st_.hbase = next.hbase;
+    st_.len64 = next.len64;
+    st_.m64 = next.m64;
+    st_.sh = next.sh;
+    st_.len128 = next.len128;
+    st_.s = next.s;
+    st_.k = next.k;
+    st_.searches = next.searches;
+    if (r.ok) return r.value;
+    return unexpected(r.error);
   }
-  // Out of line: keeps the hot loop of the caller small (few live registers).
-  [[gnu::noinline]] expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
-    if (!placed_ || t < first_ || t > last_) locate(t);
-    if (kernel_.contains(t)) return kernel_.short_form ? kernel_.apply_short(t) : kernel_.apply(t);
-    return table_->correct_in_region(k_, t);
-  }
-  void locate(std::int64_t t) noexcept {
-    if (placed_ && t > last_) {
-      // t >= first of the next region, since t > last of this one.
-      for (std::size_t i = 0; i < forward_walk && k_ + 1 < table_->regions(); ++i) {
-        ++k_;
-        load();
-        if (t <= last_) return;
-      }
-    }
-    k_ = table_->region_of(t);
-    ++searches_;
-    load();
-    placed_ = true;
-  }
-  void load() noexcept {
-    first_ = table_->region_first(k_);
-    last_ = table_->region_last(k_);
-    kernel_ = table_->kernel(k_);
-    const bool nonempty = kernel_.lo <= kernel_.hi;
-    const bool hot = nonempty && kernel_.q <= 1 && kernel_.short_form &&
-                     kernel_.anchor == static_cast<std::uint64_t>(kernel_.lo);
-    anchor_ = kernel_.anchor;
-    hbase_ = kernel_.hbase;
-    mc_ = kernel_.mc;
-    qmask_ = 0u - kernel_.q;
-    // x < len_ <=> lo <= t <= hi (a full int64 range loses INT64_MAX to the other path)
-    const std::uint64_t span = static_cast<std::uint64_t>(kernel_.hi) - static_cast<std::uint64_t>(kernel_.lo);
-    len_ = hot ? (span == ~std::uint64_t{0} ? span : span + 1) : 0;
-    long_lo_ = nonempty ? kernel_.lo : 1;
-    long_hi_ = nonempty ? kernel_.hi : 0;
-  }
+  [[nodiscard]] bool placed() const noexcept { return st_.k != detail::cursor_state::unplaced; }
 
-  const sync_table* table_;
-  // hot path: a copy of the kernel's fields, x = t − anchor_ in [0, len_)
-  std::uint64_t anchor_ = 0;
-  std::uint64_t len_ = 0;
-  std::uint64_t hbase_ = 0;
-  std::uint64_t qmask_ = 0;        // q * x as a mask when q is 0 or 1
-  std::uint64_t mc_ = 0;
-  std::int64_t long_lo_ = 1;       // the kernel's whole fast range (empty: lo > hi)
-  std::int64_t long_hi_ = 0;
-  region_kernel kernel_{};
-  std::size_t k_ = 0;
-  std::int64_t first_ = 0;
-  std::int64_t last_ = -1;
-  std::size_t searches_ = 0;
-  bool placed_ = false;
+  detail::cursor_state st_;
 };
 
 }  // namespace tsync::correct
