@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 #include <fstream>
 #include <string>
 
@@ -19,9 +21,20 @@ struct run_result {
   std::string out;
 };
 
+// The files this process wrote, removed when it exits.
+struct tmp_files {
+  std::vector<std::string> paths;
+  ~tmp_files() {
+    for (const auto& p : paths) std::remove(p.c_str());
+  }
+};
+
 std::string tmp_path(const std::string& name) {
+  static tmp_files files;
   // ctest runs test cases in parallel processes: keep each process's files apart.
-  return std::string(TSYNC_TEST_BINARY_DIR) + "/correct_cli_" + std::to_string(::getpid()) + "_" + name;
+  std::string p = std::string(TSYNC_TEST_BINARY_DIR) + "/correct_cli_" + std::to_string(::getpid()) + "_" + name;
+  if (std::find(files.paths.begin(), files.paths.end(), p) == files.paths.end()) files.paths.push_back(p);
+  return p;
 }
 
 run_result run(const std::string& args, const std::string& input) {

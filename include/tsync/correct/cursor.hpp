@@ -29,14 +29,12 @@
 /// Everything else (scaled step regions, extrapolation past the last sample,
 /// slopes far from 1) takes the slow path, with the same results.
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
-#include "tsync/correct/exact.hpp"
 #include "tsync/correct/sync_table.hpp"
 
 namespace tsync::correct {
@@ -68,48 +66,16 @@ struct cursor_state {
 /// How many regions the cursor walks forward before it binary-searches.
 inline constexpr std::size_t cursor_forward_walk = 4;
 
-/// Set the kernels for region `st.k` (see the file comment for the conditions).
+/// Load the kernels of region `st.k` (precomputed by the table).
 inline void cursor_load(cursor_state& st) noexcept {
   const region_kernel& kn = st.table->kernel(st.k);
   st.anchor = kn.anchor;
   st.hbase = kn.hbase;
-  st.len64 = 0;
-  st.m64 = 0;
-  st.sh = 0;
-  st.len128 = 0;
-  st.s = 0;
-  if (kn.lo > kn.hi || kn.anchor != static_cast<std::uint64_t>(kn.lo) || kn.q > 1) return;
-  constexpr std::uint64_t half = std::uint64_t{1} << 63;
-  const std::uint64_t xmax = static_cast<std::uint64_t>(kn.hi) - static_cast<std::uint64_t>(kn.lo);
-  const std::uint64_t len = xmax == ~std::uint64_t{0} ? xmax : xmax + 1;  // x < len <=> lo <= t <= hi (nearly)
-  // σ = S * den − den, in [−den, den)
-  const i128 sigma = static_cast<i128>(kn.r) - (kn.q == 0 ? static_cast<i128>(kn.den) : 0);
-  if (sigma == 0) {  // slope exactly 1: host = hbase + x
-    st.len64 = len;
-    return;
-  }
-  const u128 reach = static_cast<u128>(xmax) * kn.den;  // x_max * den < 2^sh
-  const auto reach_hi = static_cast<std::uint64_t>(reach >> 64);
-  const unsigned sh = reach_hi != 0 ? 64u + static_cast<unsigned>(std::bit_width(reach_hi))
-                                    : static_cast<unsigned>(std::bit_width(static_cast<std::uint64_t>(reach)));
-  if (sh <= 62) {
-    const auto m = ceil_muldiv(sigma, static_cast<i128>(std::uint64_t{1} << sh), kn.den);
-    if (m) {
-      const u128 mag = static_cast<u128>(*m < 0 ? -*m : *m);
-      if (mag < half && mag * xmax < half) {
-        st.len64 = len;
-        st.m64 = static_cast<std::uint64_t>(static_cast<std::int64_t>(*m));
-        st.sh = sh;
-        return;
-      }
-    }
-  }
-  // S = q + m / 2^64 = 1 + s / 2^64 with s an int64: q = 1 and m < 2^63, or q = 0 and m >= 2^63
-  const bool near_one = (kn.q == 1 && kn.m < half) || (kn.q == 0 && kn.m >= half);
-  if (near_one && xmax < half) {  // x < 2^63 for the signed product
-    st.len128 = len;
-    st.s = static_cast<std::int64_t>(kn.m);  // two's complement: m − 2^64 when q = 0
-  }
+  st.len64 = kn.len64;
+  st.m64 = kn.m64;
+  st.sh = kn.sh64;
+  st.len128 = kn.len128;
+  st.s = kn.s128;
 }
 
 /// The slow path's result as plain scalars (returned in registers).

@@ -35,6 +35,7 @@
 /// wins** (a later measurement supersedes an earlier one).
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -137,6 +138,13 @@ struct region_kernel {
   std::uint64_t m = 0;        ///< floor(r * 2^64 / den)
   std::uint64_t mc = 0;       ///< ceil(r * 2^64 / den) (short form)
   bool short_form = true;     ///< (hi − anchor) * den < 2^64: `apply_short` is exact
+  // The streaming cursor's two kernels (see cursor.hpp), both with x = t − anchor
+  // and set only when the fast range starts at the anchor (`len* = 0`: unused):
+  std::uint64_t len64 = 0;    ///< x < len64: host = hbase + x + ((int64)(m64 * x) >> sh64)
+  std::uint64_t m64 = 0;      ///< ceil(σ * 2^sh64 / den) as int64 bits, σ = S − den
+  unsigned sh64 = 0;          ///< smallest shift with (hi − lo) * den < 2^sh64
+  std::uint64_t len128 = 0;   ///< x < len128: host = hbase + x + floor(s128 * x / 2^64) (carry test)
+  std::int64_t s128 = 0;      ///< m − (1 − q) * 2^64
 
   /// True when `t` is in the fast range.
   [[nodiscard]] constexpr bool contains(std::int64_t t) const noexcept { return t >= lo && t <= hi; }
@@ -387,6 +395,47 @@ class sync_table {
   [[nodiscard]] static bool fits(i128 v) noexcept { return narrow_i64(v).has_value(); }
 
   void build_kernels() {
+    build_region_kernels();
+    for (auto& k : kernels_) set_cursor_kernels(k);
+  }
+
+  // The cursor's kernels of one region (conditions and proofs in cursor.hpp
+  // and docs/correction.md).
+  static void set_cursor_kernels(region_kernel& kn) noexcept {
+    if (kn.lo > kn.hi || kn.anchor != static_cast<std::uint64_t>(kn.lo) || kn.q > 1) return;
+    constexpr std::uint64_t half = std::uint64_t{1} << 63;
+    const std::uint64_t xmax = static_cast<std::uint64_t>(kn.hi) - static_cast<std::uint64_t>(kn.lo);
+    const std::uint64_t len = xmax == ~std::uint64_t{0} ? xmax : xmax + 1;  // x < len <=> lo <= t <= hi (but INT64_MAX of a full range)
+    const i128 sigma = static_cast<i128>(kn.r) - (kn.q == 0 ? static_cast<i128>(kn.den) : 0);  // in [−den, den)
+    if (sigma == 0) {  // slope exactly 1: host = hbase + x
+      kn.len64 = len;
+      return;
+    }
+    const u128 reach = static_cast<u128>(xmax) * kn.den;
+    const auto reach_hi = static_cast<std::uint64_t>(reach >> 64);
+    const unsigned sh = reach_hi != 0 ? 64u + static_cast<unsigned>(std::bit_width(reach_hi))
+                                      : static_cast<unsigned>(std::bit_width(static_cast<std::uint64_t>(reach)));
+    if (sh <= 62) {
+      const auto m = ceil_muldiv(sigma, static_cast<i128>(std::uint64_t{1} << sh), kn.den);
+      if (m) {
+        const u128 mag = static_cast<u128>(*m < 0 ? -*m : *m);
+        if (mag < half && mag * xmax < half) {  // |m * x| < 2^63 for every x in range
+          kn.len64 = len;
+          kn.m64 = static_cast<std::uint64_t>(static_cast<std::int64_t>(*m));
+          kn.sh64 = sh;
+          return;
+        }
+      }
+    }
+    // S = 1 + s / 2^64 with s an int64: q = 1 and m < 2^63, or q = 0 and m >= 2^63; x < 2^63
+    const bool near_one = (kn.q == 1 && kn.m < half) || (kn.q == 0 && kn.m >= half);
+    if (near_one && xmax < half) {
+      kn.len128 = len;
+      kn.s128 = static_cast<std::int64_t>(kn.m);  // two's complement: m − 2^64 when q = 0
+    }
+  }
+
+  void build_region_kernels() {
     const std::size_t n = samples_.size();
     kernels_.assign(n + 1, region_kernel{});
     const bool reject = opt_.outside == outside_policy::reject;
