@@ -258,7 +258,7 @@ TEST_CASE("The cursor's 64-bit and 128-bit kernels are exact at the hardest poin
   const auto seed = tsync_test::seed_for(2006);
   INFO("seed " << seed);
   tsync_test::rng r(seed);
-  int width_seen[3] = {0, 0, 0};
+  int seen[5] = {0, 0, 0, 0, 0};
   for (int i = 0; i < 3000; ++i) {
     // segment lengths from 2 to 2^40 and rises from 0 to ± the length (slope 0 .. 2)
     const std::uint64_t len = 2 + (r.u64() >> (24 + r.u64() % 40));
@@ -291,20 +291,20 @@ TEST_CASE("The cursor's 64-bit and 128-bit kernels are exact at the hardest poin
       REQUIRE(want.has_value());
       REQUIRE(got.has_value());
       if (*got != *want) {
-        INFO("len " << len << " rise " << rise << " t " << g << " width " << c.kernel_width());
+        INFO("len " << len << " rise " << rise << " t " << g << " kernel " << static_cast<int>(c.kernel_kind()));
         REQUIRE(*got == *want);
       }
     }
     REQUIRE(c.region() == 1);
-    const int w = c.kernel_width();
-    ++width_seen[w == 64 ? 0 : w == 128 ? 1 : 2];
+    ++seen[static_cast<int>(c.kernel_kind())];
   }
-  // the draw covers both kernels
-  CHECK(width_seen[0] > 100);
-  CHECK(width_seen[1] > 100);
+  // the draw covers the three product kernels
+  CHECK(seen[static_cast<int>(cursor_kernel::bits64)] > 100);
+  CHECK(seen[static_cast<int>(cursor_kernel::bits128)] > 100);
+  CHECK(seen[static_cast<int>(cursor_kernel::bits128_checked)] > 100);
 }
 
-TEST_CASE("The cursor takes the 64-bit kernel on dense tables and the 128-bit one on long segments") {
+TEST_CASE("The cursor picks its kernel by region: 64-bit on dense tables, 128-bit on longer and long segments") {
   // 1 ms between samples, 100 ppm of drift: 64-bit kernel
   std::vector<sync_sample> dense;
   for (std::int64_t i = 0; i < 100; ++i) dense.push_back(sync_sample{i * 1'000'000, 5'000 + i * 100 * (i % 2 ? 1 : -1), 1, 0, std::nullopt});
@@ -312,26 +312,35 @@ TEST_CASE("The cursor takes the 64-bit kernel on dense tables and the 128-bit on
   REQUIRE(a.has_value());
   cursor ca(*a);
   REQUIRE(ca.correct(2'500'000).has_value());
-  CHECK(ca.kernel_width() == 64);
-  // 100 s between samples in ns, 50 ppm: x_max * den is about 2^106, the 128-bit kernel
+  CHECK(ca.kernel_kind() == cursor_kernel::bits64);
+  // 1 s between samples, 1000 ppm: 64-bit products would overflow, the short-form 128-bit kernel
+  auto m = sync_table::make({sync_sample{0, 0, 1, 0, std::nullopt}, sync_sample{1'000'000'000, 1'000'000, 1, 0, std::nullopt}});
+  REQUIRE(m.has_value());
+  cursor cm(*m);
+  REQUIRE(*cm.correct(500'000'001) == *m->correct(500'000'001));
+  CHECK(cm.kernel_kind() == cursor_kernel::bits128);
+  // 100 s between samples in ns, 50 ppm: x_max * den is about 2^106, the checked 128-bit kernel
   auto b = sync_table::make({sync_sample{0, 0, 1, 0, std::nullopt}, sync_sample{100'000'000'000, 5'000'000, 1, 0, std::nullopt}});
   REQUIRE(b.has_value());
   cursor cb(*b);
   REQUIRE(*cb.correct(50'000'000'000) == *b->correct(50'000'000'000));
-  CHECK(cb.kernel_width() == 128);
+  CHECK(cb.kernel_kind() == cursor_kernel::bits128_checked);
   // a constant offset (step mode, unscaled): 64-bit kernel with no product at all
   auto s = sync_table::make({sync_sample{0, 7, 1, 0, std::nullopt}, sync_sample{1000, 9, 1, 0, std::nullopt}},
                             correction_mode::step, outside_policy::clamp);
   REQUIRE(s.has_value());
   cursor cs(*s);
   CHECK(*cs.correct(10) == 17);
-  CHECK(cs.kernel_width() == 64);
-  // extrapolating past the last sample: the slow path, same results
+  CHECK(cs.kernel_kind() == cursor_kernel::bits64);
+  // extrapolating past the last sample: the table's kernel, same results
   auto e = sync_table::make({sync_sample{0, 0, 1, 0, std::nullopt}, sync_sample{1000, 1, 1, 0, std::nullopt},
                              sync_sample{2000, 3, 1, 0, std::nullopt}},
                             correction_mode::interpolate, outside_policy::extrapolate);
   REQUIRE(e.has_value());
   cursor ce(*e);
   for (std::int64_t g = 2000; g < 2100; ++g) REQUIRE(*ce.correct(g) == *e->correct(g));
-  CHECK(ce.kernel_width() == 0);
+  CHECK(ce.kernel_kind() == cursor_kernel::table);
+  // before the first call
+  cursor fresh(*e);
+  CHECK(fresh.kernel_kind() == cursor_kernel::slow);
 }

@@ -21,13 +21,17 @@
 ///   1 / den, the smallest distance of σ · x / den to the next integer above.
 ///   This covers regions of a few milliseconds with any realistic drift (the
 ///   usual case with dense sampling) at the cost of one 64-bit product.
-/// - **128-bit**: host = hbase + x + floor(s · x / 2^64), with s = m − (1 − q) · 2^64
-///   for `region_kernel::m` = floor(r · 2^64 / den); exact unless the low half
-///   of the product carries when x is added (then the slow path decides), as in
-///   `region_kernel::apply`. For the remaining regions with S in [1/2, 3/2).
+/// - **128-bit**, for short-form regions (x_max · den < 2^64, segments up to
+///   about 4 s in ns) with S in [1/2, 3/2): host = hbase + x + floor(s · x / 2^64)
+///   with s = mc − (1 − q) · 2^64, an int64, for `region_kernel::mc` =
+///   ceil(r · 2^64 / den). The signed product s · x is mc · x − (1 − q) · x · 2^64,
+///   so this is `region_kernel::apply_short`, exact with no correction.
 ///
-/// Everything else (scaled step regions, extrapolation past the last sample,
-/// slopes far from 1) takes the slow path, with the same results.
+/// Other events of a region's fast range (segments longer than the short form,
+/// extrapolation past the last sample, which is anchored at the previous sample,
+/// and slopes far from 1) use the table's `region_kernel`, still inline. Regions without a fast range (scaled
+/// step samples, extrapolation before the first sample, results near the int64
+/// limits) and region changes take the out-of-line slow path.
 
 #include <cstddef>
 #include <cstdint>
@@ -54,9 +58,14 @@ struct cursor_state {
   std::uint64_t len64 = 0;
   std::uint64_t m64 = 0;  // bits of an int64
   unsigned sh = 0;
-  // 128-bit kernel: x < len128, host = hbase + x + floor(s * x / 2^64)
+  // 128-bit kernel (short form): x < len128, host = hbase + x + floor(s * x / 2^64)
   std::uint64_t len128 = 0;
   std::int64_t s = 0;
+  // long kernel: x < len_long, the same with the carry test
+  std::uint64_t len_long = 0;
+  std::int64_t s_long = 0;
+  // any other event of the region's fast range: the table's kernel
+  const region_kernel* kp = nullptr;
   // slow path
   const sync_table* table = nullptr;
   std::size_t k = unplaced;  // current region
@@ -76,6 +85,9 @@ inline void cursor_load(cursor_state& st) noexcept {
   st.sh = kn.sh64;
   st.len128 = kn.len128;
   st.s = kn.s128;
+  st.len_long = kn.len_long;
+  st.s_long = kn.s_long;
+  st.kp = kn.lo <= kn.hi ? &kn : nullptr;
 }
 
 /// The slow path's result as plain scalars (returned in registers).
@@ -117,6 +129,15 @@ struct cursor_value {
 
 }  // namespace detail
 
+/// The kernel a cursor uses on its current region (see the file comment).
+enum class cursor_kernel {
+  bits64,           ///< one 64-bit product and a shift
+  bits128,          ///< one signed 64×64→128 product (short form)
+  bits128_checked,  ///< the same with the carry test (long segments)
+  table,            ///< the table's region_kernel, inline
+  slow,             ///< the out-of-line slow path (no fast range, or not placed)
+};
+
 /// Streaming guest→host correction. Holds a pointer to the table: the table
 /// must outlive the cursor. Not thread-safe (one cursor per stream).
 class cursor {
@@ -130,15 +151,22 @@ class cursor {
   /// Guest → host, identical to `table.correct(guest_time)`.
   [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
     const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - st_.anchor;
-    if (x < st_.len64) [[likely]]
+    if (x < st_.len64)
       return static_cast<std::int64_t>(st_.hbase + x +
                                        static_cast<std::uint64_t>(static_cast<std::int64_t>(st_.m64 * x) >> st_.sh));
-    if (x < st_.len128) {
-      const i128 p = static_cast<i128>(st_.s) * static_cast<std::int64_t>(x);
-      const std::uint64_t low = static_cast<std::uint64_t>(p);
-      if (low + x >= low) [[likely]]
-        return static_cast<std::int64_t>(st_.hbase + x + static_cast<std::uint64_t>(p >> 64));
+    if (x < st_.len128)
+      return static_cast<std::int64_t>(
+          st_.hbase + x + static_cast<std::uint64_t>(static_cast<std::int64_t>((static_cast<i128>(st_.s) * static_cast<std::int64_t>(x)) >> 64)));
+    if (x < st_.len_long) {
+      const i128 p = static_cast<i128>(st_.s_long) * static_cast<std::int64_t>(x);
+      std::uint64_t sum = 0;
+      if (!__builtin_add_overflow(static_cast<std::uint64_t>(p), x, &sum)) [[likely]]
+        return static_cast<std::int64_t>(st_.hbase + x + static_cast<std::uint64_t>(static_cast<std::int64_t>(p >> 64)));
     }
+    // A carry on the long kernel, or a region without any of them (extrapolation
+    // past the last sample, slopes far from 1): the table's kernel, still inline.
+    if (st_.kp != nullptr && st_.kp->contains(guest_time))
+      return st_.kp->short_form ? st_.kp->apply_short(guest_time) : st_.kp->apply(guest_time);
     return correct_slow(guest_time);
   }
   /// Same as `correct`.
@@ -156,14 +184,21 @@ class cursor {
   /// Number of binary searches done so far (a diagnostic; the tests use it to
   /// check that in-order streams are corrected without searching).
   [[nodiscard]] std::size_t searches() const noexcept { return st_.searches; }
-  /// Which kernel the current region uses: 64 or 128 (bits of the product),
-  /// or 0 when its events take the slow path. A diagnostic for tests and tuning.
-  [[nodiscard]] int kernel_width() const noexcept { return st_.len64 != 0 ? 64 : st_.len128 != 0 ? 128 : 0; }
+  /// Which kernel the current region's events take (a diagnostic for tests and
+  /// tuning; see the file comment).
+  [[nodiscard]] cursor_kernel kernel_kind() const noexcept {
+    if (st_.len64 != 0) return cursor_kernel::bits64;
+    if (st_.len128 != 0) return cursor_kernel::bits128;
+    if (st_.len_long != 0) return cursor_kernel::bits128_checked;
+    return st_.kp != nullptr ? cursor_kernel::table : cursor_kernel::slow;
+  }
   /// Forget the position (the next event binary-searches).
   void reset() noexcept {
     st_.k = detail::cursor_state::unplaced;
     st_.len64 = 0;
     st_.len128 = 0;
+    st_.len_long = 0;
+    st_.kp = nullptr;
   }
 
  private:
@@ -181,6 +216,9 @@ class cursor {
     st_.sh = next.sh;
     st_.len128 = next.len128;
     st_.s = next.s;
+    st_.len_long = next.len_long;
+    st_.s_long = next.s_long;
+    st_.kp = next.kp;
     st_.k = next.k;
     st_.searches = next.searches;
     if (r.ok) return r.value;
