@@ -11,7 +11,7 @@
 /// `sync_table::correct` (every kernel is exact, see below and
 /// docs/correction.md), so the cursor is a pure speed-up.
 ///
-/// Two kernels, both for a region whose line is anchored at its first guest
+/// Three kernels, all for a region whose line is anchored at its first guest
 /// time, with x = t − anchor and slope S = 1 + σ / den (σ in [−den, den)):
 ///
 /// - **64-bit**: host = hbase + x + ((m · x) >> sh), with m = ceil(σ · 2^sh / den)
@@ -26,10 +26,15 @@
 ///   with s = mc − (1 − q) · 2^64, an int64, for `region_kernel::mc` =
 ///   ceil(r · 2^64 / den). The signed product s · x is mc · x − (1 − q) · x · 2^64,
 ///   so this is `region_kernel::apply_short`, exact with no correction.
+/// - **checked 128-bit**, for longer segments with S in [1/2, 3/2): the same
+///   with s = m − (1 − q) · 2^64 for the rounded-down `region_kernel::m`. The
+///   low half of s · x is that of m · x, so the carry test of
+///   `region_kernel::apply` carries over: without a carry the high half is
+///   exact; with one (rarely) the table's kernel decides.
 ///
-/// Other events of a region's fast range (segments longer than the short form,
-/// extrapolation past the last sample, which is anchored at the previous sample,
-/// and slopes far from 1) use the table's `region_kernel`, still inline. Regions without a fast range (scaled
+/// Other events of a region's fast range (extrapolation past the last sample,
+/// which is anchored at the previous sample, and slopes far from 1) use the
+/// table's `region_kernel`, still inline. Regions without a fast range (scaled
 /// step samples, extrapolation before the first sample, results near the int64
 /// limits) and region changes take the out-of-line slow path.
 
@@ -45,7 +50,7 @@ namespace tsync::correct {
 
 namespace detail {
 
-/// The cursor's state: the two kernels' words and what the slow path needs to
+/// The cursor's state: the kernels' words and what the slow path needs to
 /// find its place again. A plain value: the cursor gives the slow path a local
 /// copy (never its own address) and reads the new state back, so the compiler
 /// can keep the state in registers across the caller's loop.
@@ -97,8 +102,8 @@ struct cursor_value {
   bool ok;
 };
 
-/// The slow path: a rounding carry on the 128-bit kernel, another region, or a
-/// region without a fast kernel. Out of line; it reads the region and the
+/// The slow path: the first event, another region, or an event outside the
+/// region's fast range. Out of line; it reads the region and the
 /// search count of `*st` and writes the whole new state to `*st`, a local copy
 /// of the cursor's state. The result comes back in registers.
 [[gnu::noinline]] inline cursor_value cursor_slow(cursor_state* st, std::int64_t t) noexcept {
