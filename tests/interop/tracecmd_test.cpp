@@ -740,3 +740,23 @@ TEST_CASE("The file reader reads a trace.dat from disk like the one in memory") 
   REQUIRE_FALSE(missing.has_value());
   CHECK(missing.error().code == tracecmd_errc::io_error);
 }
+
+TEST_CASE("A broken TIME_SHIFT inside a trace.dat is reported at its file offset") {
+  const auto o = byte_order::little;
+  bytes list;
+  append_option(list, option_time_shift, header(0).b, o);
+  append_options_end(list, o, option_framing::v6);
+  const auto file = make_v6(o, list);
+  auto r = read_trace_dat(file);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == tracecmd_errc::no_cpus);
+  // The options list starts right after "options  \0"; the CPU count is 12 bytes into the payload.
+  const std::size_t list_at = file.size() - 10 - 32 - list.size();
+  CHECK(r.error().offset == list_at + 6 + 12);
+  CHECK(r.error().what().find("at byte " + std::to_string(list_at + 6 + 12)) != std::string::npos);
+  // Errors of the conversion carry no offset.
+  auto m = to_sync_table(sample_option(), 9);
+  REQUIRE_FALSE(m.has_value());
+  CHECK(m.error().offset == tracecmd_error::no_offset);
+  CHECK(m.error().what().find("at byte") == std::string::npos);
+}

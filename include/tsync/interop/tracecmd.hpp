@@ -137,14 +137,17 @@ enum class tracecmd_errc : std::uint8_t {
 }
 
 /// An error: its kind, the byte offset where it was found (into the payload,
-/// or into the file for the file reader) and a message naming the field.
+/// or into the file for the file reader; `no_offset` for the encoders and the
+/// conversion to sync tables) and a message naming the field.
 struct tracecmd_error {
+  static constexpr std::size_t no_offset = std::numeric_limits<std::size_t>::max();
   tracecmd_errc code = tracecmd_errc::truncated;
-  std::size_t offset = 0;
+  std::size_t offset = no_offset;
   std::string message{};
-  /// "kind at byte N: message".
+  /// "kind at byte N: message" (or "kind: message" without an offset).
   [[nodiscard]] std::string what() const {
-    return std::string(to_string(code)) + " at byte " + std::to_string(offset) + ": " + message;
+    return std::string(to_string(code)) + (offset == no_offset ? "" : " at byte " + std::to_string(offset)) + ": " +
+           message;
   }
 };
 
@@ -349,7 +352,7 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
     const auto& v = ts->cpus[cpu];
     for (std::size_t i = 1; i < v.size(); ++i)
       if (v[i].time < v[i - 1].time)
-        return detail::tc_fail(tracecmd_errc::unsorted_times, 0,
+        return detail::tc_fail(tracecmd_errc::unsorted_times, tracecmd_error::no_offset,
                                "CPU " + std::to_string(cpu) + ": sample " + std::to_string(i) + " time " +
                                    std::to_string(v[i].time) + " is below the previous " + std::to_string(v[i - 1].time));
   }
@@ -371,18 +374,18 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 [[nodiscard]] inline expected<std::vector<std::byte>, tracecmd_error> encode_time_shift(const time_shift& ts,
                                                                                        byte_order o) {
   using detail::tc_fail;
-  if (ts.cpus.empty()) return tc_fail(tracecmd_errc::no_cpus, 0, "a TIME_SHIFT needs at least one CPU");
+  if (ts.cpus.empty()) return tc_fail(tracecmd_errc::no_cpus, tracecmd_error::no_offset, "a TIME_SHIFT needs at least one CPU");
   if (encoded_size(ts) > std::numeric_limits<std::uint32_t>::max())
-    return tc_fail(tracecmd_errc::count_exceeds_payload, 0, "the payload would exceed the 32-bit option size");
+    return tc_fail(tracecmd_errc::count_exceeds_payload, tracecmd_error::no_offset, "the payload would exceed the 32-bit option size");
   for (std::size_t cpu = 0; cpu < ts.cpus.size(); ++cpu) {
     const auto& v = ts.cpus[cpu];
-    if (v.empty()) return tc_fail(tracecmd_errc::zero_samples, 0, "CPU " + std::to_string(cpu) + " has no samples");
+    if (v.empty()) return tc_fail(tracecmd_errc::zero_samples, tracecmd_error::no_offset, "CPU " + std::to_string(cpu) + " has no samples");
     for (std::size_t i = 0; i < v.size(); ++i) {
       if (i > 0 && v[i].time < v[i - 1].time)
-        return tc_fail(tracecmd_errc::unsorted_times, 0,
+        return tc_fail(tracecmd_errc::unsorted_times, tracecmd_error::no_offset,
                        "CPU " + std::to_string(cpu) + ": sample " + std::to_string(i) + " time is below the previous");
       if (!ts.has_fraction && v[i].fraction != 0)
-        return tc_fail(tracecmd_errc::bad_fraction, 0,
+        return tc_fail(tracecmd_errc::bad_fraction, tracecmd_error::no_offset,
                        "CPU " + std::to_string(cpu) + ": fraction bits set but has_fraction is false");
     }
   }
@@ -421,7 +424,7 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 
 /// Encode a TSC2NSEC payload (16 bytes). Errors: `zero_mult`, `bad_shift`.
 [[nodiscard]] inline expected<std::vector<std::byte>, tracecmd_error> encode_tsc2nsec(const tsc2nsec& t, byte_order o) {
-  if (t.mult == 0) return detail::tc_fail(tracecmd_errc::zero_mult, 0, "the multiplier is 0");
+  if (t.mult == 0) return detail::tc_fail(tracecmd_errc::zero_mult, tracecmd_error::no_offset, "the multiplier is 0");
   if (t.shift > 63) return detail::tc_fail(tracecmd_errc::bad_shift, 4, "shift above 63");
   std::vector<std::byte> out;
   out.reserve(tsc2nsec_size);
@@ -450,7 +453,7 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
                                                                                        std::size_t cpu) {
   using detail::tc_fail;
   if (cpu >= ts.cpus.size())
-    return tc_fail(tracecmd_errc::missing_cpu, 0,
+    return tc_fail(tracecmd_errc::missing_cpu, tracecmd_error::no_offset,
                    "CPU " + std::to_string(cpu) + " has no TIME_SHIFT entry (the option has " + std::to_string(ts.cpus.size()) +
                        " CPUs); its events cannot be corrected");
   std::vector<sync_sample> out;
@@ -459,10 +462,10 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
   for (const auto& s : ts.cpus[cpu]) {
     const std::string where = "CPU " + std::to_string(cpu) + " sample " + std::to_string(i);
     if (s.time > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      return tc_fail(tracecmd_errc::time_out_of_range, 0, where + ": time " + std::to_string(s.time) + " is above 2^63 - 1");
+      return tc_fail(tracecmd_errc::time_out_of_range, tracecmd_error::no_offset, where + ": time " + std::to_string(s.time) + " is above 2^63 - 1");
     if (s.fraction > 63)
-      return tc_fail(tracecmd_errc::bad_fraction, 0, where + ": fraction bits " + std::to_string(s.fraction) + " above 63");
-    if (s.scaling == 0) return tc_fail(tracecmd_errc::zero_scaling, 0, where + ": scaling ratio is 0");
+      return tc_fail(tracecmd_errc::bad_fraction, tracecmd_error::no_offset, where + ": fraction bits " + std::to_string(s.fraction) + " above 63");
+    if (s.scaling == 0) return tc_fail(tracecmd_errc::zero_scaling, tracecmd_error::no_offset, where + ": scaling ratio is 0");
     sync_sample x;
     x.guest_time = static_cast<std::int64_t>(s.time);
     x.offset = s.offset;
@@ -492,15 +495,15 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
   if (auto bad = correct::check_samples(*samples, mode)) {
     const std::string where = "CPU " + std::to_string(cpu) + " sample " + std::to_string(bad->index);
     if (bad->code == errc::unsupported)
-      return detail::tc_fail(tracecmd_errc::scaled_interpolation, 0,
+      return detail::tc_fail(tracecmd_errc::scaled_interpolation, tracecmd_error::no_offset,
                              where + ": scaled (ratio != 2^frac_bits) but the interpolate flag is set");
     if (bad->code == errc::unsorted_input)
-      return detail::tc_fail(tracecmd_errc::unsorted_times, 0, where + ": time below the previous sample's");
-    if (bad->code == errc::empty_input) return detail::tc_fail(tracecmd_errc::zero_samples, 0, where + ": no samples");
-    return detail::tc_fail(tracecmd_errc::bad_fraction, 0, where + ": " + to_string(bad->code));
+      return detail::tc_fail(tracecmd_errc::unsorted_times, tracecmd_error::no_offset, where + ": time below the previous sample's");
+    if (bad->code == errc::empty_input) return detail::tc_fail(tracecmd_errc::zero_samples, tracecmd_error::no_offset, where + ": no samples");
+    return detail::tc_fail(tracecmd_errc::bad_fraction, tracecmd_error::no_offset, where + ": " + to_string(bad->code));
   }
   auto t = correct::sync_table::make(std::move(*samples), mode, outside);
-  if (!t) return detail::tc_fail(tracecmd_errc::bad_size, 0, std::string("sync table: ") + to_string(t.error()));
+  if (!t) return detail::tc_fail(tracecmd_errc::bad_size, tracecmd_error::no_offset, std::string("sync table: ") + to_string(t.error()));
   return std::move(*t);
 }
 
@@ -660,7 +663,7 @@ inline std::optional<tracecmd_error> tc_take(sync_options& out, std::uint16_t id
     if (!ts) {
       auto e = ts.error();
       e.message = "TIME_SHIFT (payload at byte " + std::to_string(at + 6) + "): " + e.message;
-      e.offset += at + 6;
+      if (e.offset != tracecmd_error::no_offset) e.offset += at + 6;
       return e;
     }
     out.time_shift_option = std::move(*ts);
@@ -670,7 +673,7 @@ inline std::optional<tracecmd_error> tc_take(sync_options& out, std::uint16_t id
     if (!t) {
       auto e = t.error();
       e.message = "TSC2NSEC (payload at byte " + std::to_string(at + 6) + "): " + e.message;
-      e.offset += at + 6;
+      if (e.offset != tracecmd_error::no_offset) e.offset += at + 6;
       return e;
     }
     out.tsc2nsec_option = *t;
@@ -943,10 +946,8 @@ template <class Source> class dat_parser {
       if (*id == option_time_shift || *id == option_tsc2nsec) {
         auto payload = bytes(*size, "option payload");
         if (!payload) return payload.error();
-        if (auto e = tc_take(info.options, static_cast<std::uint16_t>(*id), *payload, o_, 0)) {
-          e->offset += static_cast<std::size_t>(at) + 6;
+        if (auto e = tc_take(info.options, static_cast<std::uint16_t>(*id), *payload, o_, static_cast<std::size_t>(at)))
           return e;
-        }
       } else {
         ++info.options.option_count;
         if (auto e = skip(*size, "option payload")) return e;
@@ -978,7 +979,7 @@ template <class Source> class dat_parser {
 /// `io_error` when it cannot be opened or read.
 [[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) return detail::tc_fail(tracecmd_errc::io_error, 0, "cannot open '" + path + "'");
+  if (!f) return detail::tc_fail(tracecmd_errc::io_error, tracecmd_error::no_offset, "cannot open '" + path + "'");
   const file_source src(f);
   return detail::dat_parser<file_source>(src).run();
 }
