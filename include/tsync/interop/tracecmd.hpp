@@ -23,6 +23,7 @@
 /// before it allocates or reads, and reports a named `tracecmd_errc` with the
 /// byte offset and a message; no input is undefined behaviour.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tsync/core/error.hpp"
@@ -228,9 +230,6 @@ class tc_reader {
     const std::uint64_t v = tc_get(in_.data() + pos_, n, o_);
     pos_ += n;
     return v;
-  }
-  [[nodiscard]] std::uint64_t peek_at(std::size_t at, std::size_t n) const noexcept {
-    return tc_get(in_.data() + at, n, o_);
   }
 
  private:
