@@ -10,3 +10,4 @@
 #include "tsync/probe.hpp"
 #include "tsync/correct.hpp"
 #include "tsync/estimate.hpp"
+#include "tsync/interop.hpp"

@@ -1,0 +1,150 @@
+// `tsync tracecmd ...`: read trace-cmd's TIME_SHIFT / TSC2NSEC options from a
+// trace.dat file (versions 6 and 7) or from a raw option payload, print them,
+// and write the sync table of one CPU as the CSV `tsync correct --table` reads.
+#include <cstdint>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "tsync/interop.hpp"
+
+namespace {
+
+using namespace tsync::interop;
+
+const char* const input_help =
+    "FILE is a trace.dat file (format version 6 or 7, uncompressed options). With\n"
+    "--payload, FILE holds the raw bytes of one TIME_SHIFT option payload instead\n"
+    "(little-endian unless --big-endian is given).\n";
+
+/// The options of FILE, or an exit code after printing the error.
+struct loaded {
+  std::optional<trace_dat_info> info;
+  int status = 0;
+};
+
+loaded load(const std::string& cmd, const tsync::cli::options& opt) {
+  loaded out;
+  if (opt.positional().size() != 1) {
+    out.status = tsync::cli::usage_error(cmd, "expected exactly one FILE");
+    return out;
+  }
+  const std::string& path = opt.positional()[0];
+  if (!opt.has("payload")) {
+    if (opt.has("big-endian")) {
+      out.status = tsync::cli::usage_error(cmd, "--big-endian goes with --payload (a trace.dat declares its byte order)");
+      return out;
+    }
+    auto r = read_trace_dat_file(path);
+    if (!r) {
+      out.status = tsync::cli::fail(path + ": " + r.error().what());
+      return out;
+    }
+    out.info = std::move(*r);
+    return out;
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    out.status = tsync::cli::fail(path + ": cannot open");
+    return out;
+  }
+  const std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) {
+    out.status = tsync::cli::fail(path + ": read error");
+    return out;
+  }
+  std::vector<std::byte> b(raw.size());
+  for (std::size_t i = 0; i < raw.size(); ++i) b[i] = static_cast<std::byte>(raw[i]);
+  const auto order = opt.has("big-endian") ? byte_order::big : byte_order::little;
+  auto ts = decode_time_shift(b, order);
+  if (!ts) {
+    out.status = tsync::cli::fail(path + ": TIME_SHIFT payload: " + ts.error().what());
+    return out;
+  }
+  trace_dat_info info;
+  info.order = order;
+  info.options.time_shift_option = std::move(*ts);
+  info.options.option_count = 1;
+  out.info = std::move(info);
+  return out;
+}
+
+int run_show(const std::vector<std::string>& args) {
+  const std::string cmd = "tracecmd show";
+  tsync::cli::options opt(args, {"payload", "big-endian"});
+  if (!opt.error().empty()) return tsync::cli::usage_error(cmd, opt.error());
+  if (auto u = opt.unknown({"payload", "big-endian"})) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
+  auto l = load(cmd, opt);
+  if (!l.info) return l.status;
+  const auto& info = *l.info;
+  if (info.version != 0)
+    std::cout << "trace.dat version " << info.version << ", "
+              << (info.order == byte_order::little ? "little" : "big") << "-endian, long size " << info.long_size
+              << ", page size " << info.page_size << ", " << info.options.option_count << " option(s)\n";
+  else
+    std::cout << "TIME_SHIFT payload, " << (info.order == byte_order::little ? "little" : "big") << "-endian\n";
+  if (info.options.time_shift_option) {
+    const auto& ts = *info.options.time_shift_option;
+    std::cout << to_text(ts);
+    std::cout << "correction: " << (ts.interpolate() ? "interpolate" : "step") << " ('tsync tracecmd table --cpu N' writes one CPU's table)\n";
+  } else {
+    std::cout << "no TIME_SHIFT option\n";
+  }
+  if (info.options.tsc2nsec_option)
+    std::cout << to_text(*info.options.tsc2nsec_option);
+  else if (info.version != 0)
+    std::cout << "no TSC2NSEC option\n";
+  return 0;
+}
+
+int run_table(const std::vector<std::string>& args) {
+  const std::string cmd = "tracecmd table";
+  tsync::cli::options opt(args, {"payload", "big-endian"});
+  if (!opt.error().empty()) return tsync::cli::usage_error(cmd, opt.error());
+  if (auto u = opt.unknown({"payload", "big-endian", "cpu"})) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
+  const auto cpu_text = opt.get("cpu");
+  if (!cpu_text) return tsync::cli::usage_error(cmd, "--cpu N is required");
+  const auto cpu = tsync::cli::parse_int<std::uint32_t>(*cpu_text);
+  if (!cpu) return tsync::cli::usage_error(cmd, "--cpu '" + *cpu_text + "' is not a CPU number");
+  auto l = load(cmd, opt);
+  if (!l.info) return l.status;
+  const std::string& path = opt.positional()[0];
+  if (!l.info->options.time_shift_option) return tsync::cli::fail(path + ": no TIME_SHIFT option");
+  const auto& ts = *l.info->options.time_shift_option;
+  // Build the table to validate it exactly as `tsync correct` will.
+  auto table = to_sync_table(ts, *cpu);
+  if (!table) return tsync::cli::fail(path + ": " + table.error().what());
+  std::cout << to_table_csv(table->samples(), mode_of(ts));
+  return 0;
+}
+
+const tsync::cli::command_registrar reg_show{tsync::cli::command{
+    "tracecmd show", "print the TIME_SHIFT / TSC2NSEC options of a trace-cmd trace.dat",
+    "[--payload [--big-endian]] FILE\n\n"
+    "Prints the trace.dat header fields, then the TIME_SHIFT option (trace id, flags,\n"
+    "every CPU's samples: time, offset = host - guest, scaling, fraction bits) and the\n"
+    "TSC2NSEC option (mult, shift, offset), or says that they are absent.\n\n" +
+        std::string(input_help) +
+        "Malformed options are reported with the byte offset and the reason, including the\n"
+        "layouts of trace-cmd bugs B7 (inconsistent per-CPU counts), B16 (no CPUs) and\n"
+        "B18 (a CPU with no samples).",
+    run_show}};
+
+const tsync::cli::command_registrar reg_table{tsync::cli::command{
+    "tracecmd table", "write one CPU's TIME_SHIFT samples as a tsync sync table (CSV)",
+    "--cpu N [--payload [--big-endian]] FILE\n\n"
+    "Writes the samples of guest CPU N as 'time,offset,ratio,frac_bits' lines (with a\n"
+    "header and a '#' comment naming the mode) to stdout: the table 'tsync correct\n"
+    "--table' reads. The mode is 'step' for KVM files (flags bit 0 clear) and\n"
+    "'interpolate' otherwise: pass the same --mode to 'tsync correct'.\n"
+    "Scaling is applied even with a single sample (trace-cmd ignores it then, bug B3).\n"
+    "A CPU the option has no entry for is an error (trace-cmd silently leaves such\n"
+    "a CPU's events uncorrected, bug B5).\n\n" +
+        std::string(input_help),
+    run_table}};
+
+}  // namespace
