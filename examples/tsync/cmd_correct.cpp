@@ -195,6 +195,14 @@ int run_tsc_writes(const char* cmd, const tsync::cli::options& o) {
     frac = *f;
   }
 
+  std::optional<std::uint64_t> start;
+  if (auto st = o.get("start")) {
+    start = tsync::cli::parse_int<std::uint64_t>(*st);
+    if (!start) return tsync::cli::usage_error(cmd, "--start must be an unsigned 64-bit host TSC, not '" + *st + "'");
+  } else if (o.has("start")) {
+    return tsync::cli::usage_error(cmd, "--start needs a value");
+  }
+
   std::ifstream in(*path, std::ios::binary);
   if (!in) return tsync::cli::fail(std::string(cmd) + ": cannot open trace '" + *path + "': " + std::strerror(errno));
   auto recs = tsync::correct::read_tsc_offset_records(in);
@@ -210,6 +218,32 @@ int run_tsc_writes(const char* cmd, const tsync::cli::options& o) {
   for (auto i : order) {
     writes.push_back(recs->writes[i]);
     lines.push_back(recs->lines[i]);
+  }
+  if (start) {
+    // No event is before `start`: the records at or before it only say which
+    // offset is in force there. Keep the last of them as a record at `start`
+    // that does not change the offset, so that the period before it, which
+    // small guest times would also fit, cannot be chosen.
+    std::vector<tsync::correct::tsc_offset_write> kept;
+    std::vector<std::size_t> kept_lines;
+    std::optional<std::size_t> last_before;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      if (writes[i].vcpu == *vcpu && writes[i].host_tsc <= *start) {
+        if (last_before && writes[i].previous_offset != writes[*last_before].next_offset)
+          return tsync::cli::fail(std::string(cmd) + ": trace '" + *path + "' " + chain_break(writes, lines, *vcpu));
+        last_before = i;
+        continue;
+      }
+      kept.push_back(writes[i]);
+      kept_lines.push_back(lines[i]);
+    }
+    if (last_before) {
+      const auto& w = writes[*last_before];
+      kept.insert(kept.begin(), {*start, *vcpu, w.next_offset, w.next_offset});
+      kept_lines.insert(kept_lines.begin(), lines[*last_before]);
+    }
+    writes = std::move(kept);
+    lines = std::move(kept_lines);
   }
   const std::string where = std::string(cmd) + ": trace '" + *path + "'";
   auto periods = tsync::correct::offset_periods::make(writes, *vcpu, ratio, static_cast<std::uint8_t>(frac));
@@ -271,13 +305,14 @@ int run_correct(const std::vector<std::string>& args) {
   const char* cmd = "correct";
   tsync::cli::options o(args, {"reverse", "bounds"});
   if (!o.error().empty()) return tsync::cli::usage_error(cmd, o.error());
-  std::vector<std::string> known{"mode", "outside", "reverse", "bounds", "tsc-writes", "vcpu", "ratio", "frac-bits"};
+  std::vector<std::string> known{"mode", "outside", "reverse", "bounds", "tsc-writes", "vcpu", "ratio", "frac-bits",
+                                 "start"};
   const auto sources = table_sources();
   for (const auto& s : sources) known.push_back(s.option);
   if (auto u = o.unknown(known)) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
   if (!o.positional().empty()) return tsync::cli::usage_error(cmd, "unexpected argument '" + o.positional()[0] + "'");
   if (o.has("tsc-writes")) return run_tsc_writes(cmd, o);
-  for (const char* only : {"vcpu", "ratio", "frac-bits"})
+  for (const char* only : {"vcpu", "ratio", "frac-bits", "start"})
     if (o.has(only)) return tsync::cli::usage_error(cmd, std::string("--") + only + " applies to --tsc-writes only");
 
   table_options opt;
@@ -343,7 +378,7 @@ const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "correct", "correct guest timestamps to host time with a sync table",
     "(--table FILE | --model FILE) [--mode interpolate|step] [--outside extrapolate|clamp|reject]\n"
     "                [--reverse | --bounds]\n"
-    "       tsync correct --tsc-writes FILE --vcpu N [--ratio R --frac-bits F]\n\n"
+    "       tsync correct --tsc-writes FILE --vcpu N [--ratio R --frac-bits F] [--start T]\n\n"
     "Reads timestamps from stdin, one decimal integer per line ('#' comments and blank\n"
     "lines are skipped), and writes the corrected timestamps to stdout, one per line.\n\n"
     "  --table FILE   the sync table: one sample per line, 'time,offset[,ratio,frac_bits]',\n"
@@ -376,6 +411,11 @@ const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "  --vcpu N       the vCPU whose records apply.\n"
     "  --ratio R --frac-bits F  the vCPU's TSC scaling (debugfs tsc-scaling-ratio and\n"
     "                 tsc-scaling-ratio-frac-bits; default: none).\n"
+    "  --start T      no event of the stream is before host TSC T (for instance the time of the\n"
+    "                 vCPU's creation record): the records at or before T only give the offset\n"
+    "                 in force at T.\n"
+    "                 Without it, events soon after the vCPU's creation record also fit the\n"
+    "                 period before it and come out ambiguous.\n"
     "A stream that fits no sequence of the vCPU's offsets is an error (status 1).",
     run_correct}};
 

@@ -148,6 +148,33 @@ TEST_CASE("tsync correct --tsc-writes writes ambiguous events with their candida
   CHECK(d.out == "91\n92\n101\n102\n105\n106\n109\n110\n");
 }
 
+TEST_CASE("tsync correct --tsc-writes --start rules out the period before the vCPU was created") {
+  // vCPU 0 is created at host 1000 (prev=0: guest TSC 0 there) and the guest
+  // writes its TSC back to 100 at host 2000. Small guest times also fit the
+  // offset 0 before the creation record.
+  const std::string trace = "  CPU 0/KVM-1 [000]  1000: kvm_write_tsc_offset: vcpu=0 prev=0 next=" + u(-1000) +
+                            "\n  CPU 0/KVM-1 [000]  2000: kvm_write_tsc_offset: vcpu=0 prev=" + u(-1000) +
+                            " next=" + u(-1900) + "\n";
+  const auto path = write_file("boot.txt", trace);
+  const std::string stream = "5\n10\n20\n";
+  const auto amb = run("--tsc-writes '" + path + "' --vcpu 0", stream);
+  CHECK(amb.status == 3);
+  CHECK(amb.out.rfind("ambiguous: 5 1005\nambiguous: 10 1010\nambiguous: 20 1020\n", 0) == 0);
+  const auto r = run("--tsc-writes '" + path + "' --vcpu 0 --start 1000", stream);
+  CHECK(r.status == 0);
+  CHECK(r.out == "1005\n1010\n1020\n");
+  // the later write still applies: guest 990 at host 1990, then 150 at host 2050
+  const auto w = run("--tsc-writes '" + path + "' --vcpu 0 --start 1000", "5\n990\n150\n");
+  CHECK(w.status == 0);
+  CHECK(w.out == "1005\n1990\n2050\n");
+  // a start after every record keeps the last offset
+  const auto late = run("--tsc-writes '" + path + "' --vcpu 0 --start 3000", "1100\n1200\n");
+  CHECK(late.status == 0);
+  CHECK(late.out == "3000\n3100\n");
+  CHECK(run("--tsc-writes '" + path + "' --vcpu 0 --start x", stream).status == 2);
+  CHECK(run("--table t.csv --start 5", stream).status == 2);
+}
+
 TEST_CASE("tsync correct --tsc-writes names the line of a malformed record") {
   const auto bad = write_file("bad.txt", tracefs_trace + "  CPU 0/KVM-1 [000]  2000: kvm_write_tsc_offset: vcpu=0 prev=5x next=1\n");
   const auto r = run("--tsc-writes '" + bad + "' --vcpu 0", "880\n");
