@@ -37,7 +37,6 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <istream>
 #include <limits>
 #include <optional>
