@@ -4,7 +4,14 @@
 // Table sources are listed in `table_sources()`: each is an option name and a
 // loader. Adding a source (say `--model FILE` from the estimators) is adding
 // one entry there; the rest of the command does not change.
+//
+// `--tsc-writes FILE --vcpu N` is not a table source: KVM's offset changes
+// (kvm_write_tsc_offset records of a host trace) need the whole guest stream
+// at once to tell which offset each event had, so it has its own path,
+// `run_tsc_writes`.
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -110,6 +117,21 @@ class line_writer {
     buf_ += '\n';
     if (buf_.size() > (1u << 16)) flush();
   }
+  void put_u64(std::uint64_t v) {
+    buf_ += std::to_string(v);
+    buf_ += '\n';
+    if (buf_.size() > (1u << 16)) flush();
+  }
+  /// `ambiguous: h1 h2 ...` for an event whose offset the data cannot decide.
+  void put_ambiguous(const std::vector<std::uint64_t>& candidates) {
+    buf_ += "ambiguous:";
+    for (auto c : candidates) {
+      buf_ += ' ';
+      buf_ += std::to_string(c);
+    }
+    buf_ += '\n';
+    if (buf_.size() > (1u << 16)) flush();
+  }
   void put_row(std::int64_t v, std::int64_t lo, std::int64_t hi) {
     buf_ += std::to_string(v);
     buf_ += ',';
@@ -129,15 +151,169 @@ class line_writer {
   std::string buf_;
 };
 
+/// Exit status of `--tsc-writes` when some events are ambiguous (all lines are written).
+constexpr int exit_ambiguous = 3;
+
+/// The line of the first record of `vcpu` whose previous offset is not the
+/// next offset of the record before it (records sorted by host time).
+std::string chain_break(const std::vector<tsync::correct::tsc_offset_write>& w, const std::vector<std::size_t>& lines,
+                        std::uint32_t vcpu) {
+  std::optional<std::size_t> last;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (w[i].vcpu != vcpu) continue;
+    if (last && w[i].previous_offset != w[*last].next_offset)
+      return "line " + std::to_string(lines[i]) + ": prev=" + std::to_string(w[i].previous_offset) +
+             " but the record of vCPU " + std::to_string(vcpu) + " before it (line " + std::to_string(lines[*last]) +
+             ") has next=" + std::to_string(w[*last].next_offset) + ": a record is missing";
+    last = i;
+  }
+  return "the records do not chain";
+}
+
+// `--tsc-writes FILE --vcpu N [--ratio R --frac-bits F]`: guest TSCs of one
+// per-CPU stream (stdin) to host TSCs, through the offset periods of vCPU N.
+int run_tsc_writes(const char* cmd, const tsync::cli::options& o) {
+  for (const char* other : {"mode", "outside", "reverse", "bounds"})
+    if (o.has(other)) return tsync::cli::usage_error(cmd, std::string("--") + other + " does not apply to --tsc-writes");
+  for (const auto& s : table_sources())
+    if (o.has(s.option)) return tsync::cli::usage_error(cmd, "give only one of --tsc-writes and --" + s.option);
+  const auto path = o.get("tsc-writes");
+  if (!path) return tsync::cli::usage_error(cmd, "--tsc-writes needs a value");
+  const auto vcpu_text = o.get("vcpu");
+  if (!vcpu_text) return tsync::cli::usage_error(cmd, "--tsc-writes needs --vcpu N (the vCPU of the guest stream)");
+  const auto vcpu = tsync::cli::parse_int<std::uint32_t>(*vcpu_text);
+  if (!vcpu) return tsync::cli::usage_error(cmd, "--vcpu must be an unsigned 32-bit number, not '" + *vcpu_text + "'");
+  std::uint64_t ratio = 1;
+  unsigned frac = 0;
+  if (o.has("ratio") != o.has("frac-bits")) return tsync::cli::usage_error(cmd, "--ratio and --frac-bits go together");
+  if (o.has("ratio")) {
+    const auto r = tsync::cli::parse_int<std::uint64_t>(o.get("ratio").value_or(""));
+    const auto f = tsync::cli::parse_int<unsigned>(o.get("frac-bits").value_or(""));
+    if (!r || *r == 0) return tsync::cli::usage_error(cmd, "--ratio must be a positive unsigned 64-bit number");
+    if (!f || *f > 63) return tsync::cli::usage_error(cmd, "--frac-bits must be a number from 0 to 63");
+    ratio = *r;
+    frac = *f;
+  }
+
+  std::optional<std::uint64_t> start;
+  if (auto st = o.get("start")) {
+    start = tsync::cli::parse_int<std::uint64_t>(*st);
+    if (!start) return tsync::cli::usage_error(cmd, "--start must be an unsigned 64-bit host TSC, not '" + *st + "'");
+  } else if (o.has("start")) {
+    return tsync::cli::usage_error(cmd, "--start needs a value");
+  }
+
+  std::ifstream in(*path, std::ios::binary);
+  if (!in) return tsync::cli::fail(std::string(cmd) + ": cannot open trace '" + *path + "': " + std::strerror(errno));
+  auto recs = tsync::correct::read_tsc_offset_records(in);
+  if (!recs) return tsync::cli::fail(std::string(cmd) + ": trace '" + *path + "' " + recs.error().what());
+  // A merged trace is in time order already; per-CPU files put one after the
+  // other are not. Order by host time (stable: equal times keep file order).
+  std::vector<std::size_t> order(recs->writes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return recs->writes[a].host_tsc < recs->writes[b].host_tsc; });
+  std::vector<tsync::correct::tsc_offset_write> writes;
+  std::vector<std::size_t> lines;
+  for (auto i : order) {
+    writes.push_back(recs->writes[i]);
+    lines.push_back(recs->lines[i]);
+  }
+  if (start) {
+    // No event is before `start`: the records at or before it only say which
+    // offset is in force there. Keep the last of them as a record at `start`
+    // that does not change the offset, so that the period before it, which
+    // small guest times would also fit, cannot be chosen.
+    std::vector<tsync::correct::tsc_offset_write> kept;
+    std::vector<std::size_t> kept_lines;
+    std::optional<std::size_t> last_before;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      if (writes[i].vcpu == *vcpu && writes[i].host_tsc <= *start) {
+        if (last_before && writes[i].previous_offset != writes[*last_before].next_offset)
+          return tsync::cli::fail(std::string(cmd) + ": trace '" + *path + "' " + chain_break(writes, lines, *vcpu));
+        last_before = i;
+        continue;
+      }
+      kept.push_back(writes[i]);
+      kept_lines.push_back(lines[i]);
+    }
+    if (last_before) {
+      const auto& w = writes[*last_before];
+      kept.insert(kept.begin(), {*start, *vcpu, w.next_offset, w.next_offset});
+      kept_lines.insert(kept_lines.begin(), lines[*last_before]);
+    }
+    writes = std::move(kept);
+    lines = std::move(kept_lines);
+  }
+  const std::string where = std::string(cmd) + ": trace '" + *path + "'";
+  auto periods = tsync::correct::offset_periods::make(writes, *vcpu, ratio, static_cast<std::uint8_t>(frac));
+  if (!periods) {
+    if (periods.error() == tsync::errc::empty_input)
+      return tsync::cli::fail(where + " has no kvm_write_tsc_offset record of vCPU " + std::to_string(*vcpu));
+    if (periods.error() == tsync::errc::invalid_argument)
+      return tsync::cli::fail(where + " " + chain_break(writes, lines, *vcpu));
+    return tsync::cli::fail(where + ": " + tsync::to_string(periods.error()));
+  }
+
+  std::vector<std::uint64_t> guest;  // the resolver needs the whole stream
+  if (int rc = tsync::cli::for_each_number_line<std::uint64_t>(std::cin, cmd, [&](std::uint64_t v, std::size_t) {
+        guest.push_back(v);
+        return 0;
+      });
+      rc != 0)
+    return rc;
+  const auto res = tsync::correct::resolve_offset_steps(*periods, guest);
+  if (!res)
+    return tsync::cli::fail(std::string(cmd) + ": the guest stream fits no sequence of vCPU " + std::to_string(*vcpu) +
+                            "'s offsets (" + tsync::to_string(res.error()) +
+                            "): it goes backward within a period, holds events of another vCPU, or a record is missing");
+  line_writer out;
+  std::size_t ambiguous = 0;
+  for (const auto& run : res->runs()) {
+    if (run.decided()) {  // one offset for the whole run
+      const auto prm = periods->params(run.first_period);
+      for (std::size_t i = run.begin; i < run.end; ++i) {
+        const auto h = tsync::kvm::to_host(guest[i], prm);
+        if (!h) {
+          out.flush();
+          return tsync::cli::fail(std::string(cmd) + ": event " + std::to_string(i + 1) + ": " +
+                                  tsync::to_string(h.error()));
+        }
+        out.put_u64(*h);
+      }
+      continue;
+    }
+    for (std::size_t i = run.begin; i < run.end; ++i) {
+      const auto r = tsync::correct::resolve_event(*periods, *res, guest, i);
+      if (r.host) {
+        out.put_u64(*r.host);
+      } else {
+        out.put_ambiguous(r.candidate_hosts);
+        ++ambiguous;
+      }
+    }
+  }
+  out.flush();
+  if (ambiguous == 0) return 0;
+  std::cerr << "tsync " << cmd << ": " << ambiguous << " of " << guest.size()
+            << " events are ambiguous: several offsets of vCPU " << *vcpu
+            << " fit them (their lines list the host time under each)\n";
+  return exit_ambiguous;
+}
+
 int run_correct(const std::vector<std::string>& args) {
   const char* cmd = "correct";
   tsync::cli::options o(args, {"reverse", "bounds"});
   if (!o.error().empty()) return tsync::cli::usage_error(cmd, o.error());
-  std::vector<std::string> known{"mode", "outside", "reverse", "bounds"};
+  std::vector<std::string> known{"mode", "outside", "reverse", "bounds", "tsc-writes", "vcpu", "ratio", "frac-bits",
+                                 "start"};
   const auto sources = table_sources();
   for (const auto& s : sources) known.push_back(s.option);
   if (auto u = o.unknown(known)) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
   if (!o.positional().empty()) return tsync::cli::usage_error(cmd, "unexpected argument '" + o.positional()[0] + "'");
+  if (o.has("tsc-writes")) return run_tsc_writes(cmd, o);
+  for (const char* only : {"vcpu", "ratio", "frac-bits", "start"})
+    if (o.has(only)) return tsync::cli::usage_error(cmd, std::string("--") + only + " applies to --tsc-writes only");
 
   table_options opt;
   if (auto m = o.get("mode")) {
@@ -201,7 +377,8 @@ int run_correct(const std::vector<std::string>& args) {
 const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "correct", "correct guest timestamps to host time with a sync table",
     "(--table FILE | --model FILE) [--mode interpolate|step] [--outside extrapolate|clamp|reject]\n"
-    "                [--reverse | --bounds]\n\n"
+    "                [--reverse | --bounds]\n"
+    "       tsync correct --tsc-writes FILE --vcpu N [--ratio R --frac-bits F] [--start T]\n\n"
     "Reads timestamps from stdin, one decimal integer per line ('#' comments and blank\n"
     "lines are skipped), and writes the corrected timestamps to stdout, one per line.\n\n"
     "  --table FILE   the sync table: one sample per line, 'time,offset[,ratio,frac_bits]',\n"
@@ -220,7 +397,26 @@ const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "                 times the data allow (a model's hard interval, from causality; a table\n"
     "                 only when its samples carry bounds).\n\n"
     "Errors (a malformed table or input line, a result outside the signed 64-bit range)\n"
-    "name the line and exit with status 1.",
+    "name the line and exit with status 1.\n\n"
+    "KVM offset changes (a guest TSC write, hotplug, migration), instead of a table:\n\n"
+    "  --tsc-writes FILE  a host trace holding kvm:kvm_write_tsc_offset records, as text from\n"
+    "                 tracefs or 'trace-cmd report', recorded with the x86-tsc clock\n"
+    "                 (trace-cmd record -C x86-tsc -e kvm:kvm_write_tsc_offset ...). Other lines\n"
+    "                 are skipped. Stdin holds the guest TSCs of one per-CPU stream of vCPU N,\n"
+    "                 in ring-buffer order; the whole stream is read, each event is placed in\n"
+    "                 one of the vCPU's offset periods, and its host TSC is written, one per\n"
+    "                 line. An event that several periods fit is written as\n"
+    "                 'ambiguous: H1 H2 ...' (its host TSC under each) and the command exits\n"
+    "                 with status 3 after writing every line.\n"
+    "  --vcpu N       the vCPU whose records apply.\n"
+    "  --ratio R --frac-bits F  the vCPU's TSC scaling (debugfs tsc-scaling-ratio and\n"
+    "                 tsc-scaling-ratio-frac-bits; default: none).\n"
+    "  --start T      no event of the stream is before host TSC T (for instance the time of the\n"
+    "                 vCPU's creation record): the records at or before T only give the offset\n"
+    "                 in force at T.\n"
+    "                 Without it, events soon after the vCPU's creation record also fit the\n"
+    "                 period before it and come out ambiguous.\n"
+    "A stream that fits no sequence of the vCPU's offsets is an error (status 1).",
     run_correct}};
 
 }  // namespace
