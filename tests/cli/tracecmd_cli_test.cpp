@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -162,6 +163,41 @@ TEST_CASE("tsync tracecmd table names a missing CPU and a broken option") {
   CHECK(bad.out.find("not a trace.dat file") != std::string::npos);
   const auto usage = run("tracecmd table '" + kvm_file() + "'");
   CHECK(usage.status == 2);
+}
+
+// Files written by trace-cmd itself (Debian's trace-cmd package; `trace-cmd
+// restore -c` writes the headers of a v7 trace.dat from tracefs, and `trace-cmd
+// convert` turns it into v6). Skipped, with a warning, when trace-cmd is not
+// installed or tracefs is not readable.
+TEST_CASE("tsync tracecmd show reads trace.dat files written by trace-cmd") {
+  const std::string v7 = tmp_path("real7.dat");
+  const std::string v6 = tmp_path("real6.dat");
+  const int have = std::system(("command -v trace-cmd >/dev/null 2>&1 && trace-cmd restore -c -o '" + v7 +
+                                "' >/dev/null 2>&1 && test -s '" + v7 + "'")
+                                   .c_str());
+  if (have != 0) {
+    WARN("trace-cmd or tracefs not available: real trace.dat files not checked");
+    return;
+  }
+  // trace-cmd's own count of options includes the DONE entry
+  FILE* p = ::popen(("trace-cmd dump --options '" + v7 + "' 2>/dev/null | grep -c '\\[Option '").c_str(), "r");
+  REQUIRE(p != nullptr);
+  int theirs = -1;
+  REQUIRE(std::fscanf(p, "%d", &theirs) == 1);
+  ::pclose(p);
+  const auto r7 = run("tracecmd show '" + v7 + "'");
+  CHECK(r7.status == 0);
+  INFO(r7.out);
+  CHECK(r7.out.find("trace.dat version 7, little-endian") != std::string::npos);
+  CHECK(r7.out.find(std::to_string(theirs - 1) + " option(s)") != std::string::npos);
+  CHECK(r7.out.find("no TIME_SHIFT option") != std::string::npos);
+  const auto table = run("tracecmd table --cpu 0 '" + v7 + "'");
+  CHECK(table.status != 0);  // no TIME_SHIFT: an error, not an empty table
+  if (std::system(("trace-cmd convert --file-version 6 -i '" + v7 + "' -o '" + v6 + "' >/dev/null 2>&1").c_str()) == 0) {
+    const auto r6 = run("tracecmd show '" + v6 + "'");
+    CHECK(r6.status == 0);
+    CHECK(r6.out.find("trace.dat version 6, little-endian") != std::string::npos);
+  }
 }
 
 #endif
