@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #ifdef TSYNC_CLI_PATH
+#include "cli_util.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,50 +17,14 @@
 
 namespace {
 
-struct run_result {
-  int status;
-  std::string out;
-};
-
-// The files this process wrote, removed when it exits.
-struct tmp_files {
-  std::vector<std::string> paths;
-  ~tmp_files() {
-    for (const auto& p : paths) std::remove(p.c_str());
-  }
-};
-
-std::string tmp_path(const std::string& name) {
-  static tmp_files files;
-  // ctest runs test cases in parallel processes: keep each process's files apart.
-  std::string p = std::string(TSYNC_TEST_BINARY_DIR) + "/correct_cli_" + std::to_string(::getpid()) + "_" + name;
-  if (std::find(files.paths.begin(), files.paths.end(), p) == files.paths.end()) files.paths.push_back(p);
-  return p;
-}
+using tsync_cli_test::run_result;
 
 run_result run(const std::string& args, const std::string& input) {
-  const std::string in_path = tmp_path("stdin.txt");
-  {
-    std::ofstream f(in_path);
-    f << input;
-  }
-  const std::string cmd = std::string(TSYNC_CLI_PATH) + " correct " + args + " < '" + in_path + "' 2>&1";
-  run_result r{-1, {}};
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return tsync_cli_test::tsync_with_input("correct_cli", "correct " + args, input);
 }
 
 std::string write_table(const std::string& name, const std::string& text) {
-  const std::string path = tmp_path(name);
-  std::ofstream f(path);
-  f << text;
-  return path;
+  return tsync_cli_test::write_tmp("correct_cli", name, text);
 }
 
 }  // namespace

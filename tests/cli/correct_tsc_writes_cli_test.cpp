@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #ifdef TSYNC_CLI_PATH
+#include "cli_util.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,47 +20,16 @@
 
 namespace {
 
-struct run_result {
-  int status;
-  std::string out;
-};
+using tsync_cli_test::run_result;
 
-// The files this process wrote, removed when it exits.
-struct tmp_files {
-  std::vector<std::string> paths;
-  ~tmp_files() {
-    for (const auto& p : paths) std::remove(p.c_str());
-  }
-};
-
-std::string tmp_path(const std::string& name) {
-  static tmp_files files;
-  // ctest runs test cases in parallel processes: keep each process's files apart.
-  std::string p =
-      std::string(TSYNC_TEST_BINARY_DIR) + "/correct_tsc_writes_cli_" + std::to_string(::getpid()) + "_" + name;
-  if (std::find(files.paths.begin(), files.paths.end(), p) == files.paths.end()) files.paths.push_back(p);
-  return p;
-}
+std::string tmp_path(const std::string& name) { return tsync_cli_test::tmp_path("correct_tsc_writes_cli", name); }
 
 std::string write_file(const std::string& name, const std::string& text) {
-  const std::string path = tmp_path(name);
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-  return path;
+  return tsync_cli_test::write_tmp("correct_tsc_writes_cli", name, text);
 }
 
 run_result run(const std::string& args, const std::string& input) {
-  const std::string in_path = write_file("stdin.txt", input);
-  const std::string cmd = std::string(TSYNC_CLI_PATH) + " correct " + args + " < '" + in_path + "' 2>&1";
-  run_result r{-1, {}};
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return tsync_cli_test::tsync_with_input("correct_tsc_writes_cli", "correct " + args, input);
 }
 
 std::string u(std::int64_t v) { return std::to_string(static_cast<std::uint64_t>(v)); }

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #ifdef TSYNC_CLI_PATH
+#include "cli_util.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,38 +22,11 @@ namespace {
 using namespace tsync::interop;
 using bytes = std::vector<std::byte>;
 
-struct run_result {
-  int status;
-  std::string out;
-};
+using tsync_cli_test::run_result;
 
-// The files this process wrote, removed when it exits.
-struct tmp_files {
-  std::vector<std::string> paths;
-  ~tmp_files() {
-    for (const auto& p : paths) std::remove(p.c_str());
-  }
-};
+std::string tmp_path(const std::string& name) { return tsync_cli_test::tmp_path("tracecmd_cli", name); }
 
-std::string tmp_path(const std::string& name) {
-  static tmp_files files;
-  std::string p = std::string(TSYNC_TEST_BINARY_DIR) + "/tracecmd_cli_" + std::to_string(::getpid()) + "_" + name;
-  if (std::find(files.paths.begin(), files.paths.end(), p) == files.paths.end()) files.paths.push_back(p);
-  return p;
-}
-
-run_result run(const std::string& args) {
-  const std::string cmd = std::string(TSYNC_CLI_PATH) + " " + args + " 2>&1";
-  run_result r{-1, {}};
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+run_result run(const std::string& args) { return tsync_cli_test::tsync(args); }
 
 std::string write_file(const std::string& name, const bytes& b) {
   const std::string path = tmp_path(name);
@@ -180,11 +154,9 @@ TEST_CASE("tsync tracecmd show reads trace.dat files written by trace-cmd") {
     return;
   }
   // trace-cmd's own count of options includes the DONE entry
-  FILE* p = ::popen(("trace-cmd dump --options '" + v7 + "' 2>/dev/null | grep -c '\\[Option '").c_str(), "r");
-  REQUIRE(p != nullptr);
-  int theirs = -1;
-  REQUIRE(std::fscanf(p, "%d", &theirs) == 1);
-  ::pclose(p);
+  const auto dump = tsync_cli_test::shell("trace-cmd dump --options '" + v7 + "' 2>/dev/null | grep -c '\\[Option '");
+  const int theirs = std::atoi(dump.out.c_str());
+  REQUIRE(theirs > 0);
   const auto r7 = run("tracecmd show '" + v7 + "'");
   CHECK(r7.status == 0);
   INFO(r7.out);
