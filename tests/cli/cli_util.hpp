@@ -60,7 +60,7 @@ inline run_result tsync_with_input(const std::string& prefix, const std::string&
   return shell(std::string(TSYNC_CLI_PATH) + " " + args + " < '" + in_path + "' 2>&1");
 }
 
-/// Run `tsync <args>`; stdout and stderr are captured together.
-inline run_result tsync(const std::string& args) { return shell(std::string(TSYNC_CLI_PATH) + " " + args + " 2>&1"); }
+/// Run `tsync <args>` (no input); stdout and stderr are captured together.
+inline run_result run_tool(const std::string& args) { return shell(std::string(TSYNC_CLI_PATH) + " " + args + " 2>&1"); }
 
 }  // namespace tsync_cli_test

@@ -26,7 +26,7 @@ using tsync_cli_test::run_result;
 
 std::string tmp_path(const std::string& name) { return tsync_cli_test::tmp_path("tracecmd_cli", name); }
 
-run_result run(const std::string& args) { return tsync_cli_test::tsync(args); }
+run_result run(const std::string& args) { return tsync_cli_test::run_tool(args); }
 
 std::string write_file(const std::string& name, const bytes& b) {
   const std::string path = tmp_path(name);

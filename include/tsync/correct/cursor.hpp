@@ -89,9 +89,9 @@ inline void cursor_load(cursor_state& st) noexcept {
   st.m64 = kn.m64;
   st.sh = kn.sh64;
   st.len128 = kn.len128;
-  st.s = kn.s128;
+  st.s = static_cast<std::int64_t>(kn.mc);  // S = 1 + s / 2^64: mc − (1 − q) * 2^64
   st.len_long = kn.len_long;
-  st.s_long = kn.s_long;
+  st.s_long = static_cast<std::int64_t>(kn.m);
   st.kp = kn.lo <= kn.hi ? &kn : nullptr;
 }
 

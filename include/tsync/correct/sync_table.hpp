@@ -138,15 +138,13 @@ struct region_kernel {
   std::uint64_t m = 0;        ///< floor(r * 2^64 / den)
   std::uint64_t mc = 0;       ///< ceil(r * 2^64 / den) (short form)
   bool short_form = true;     ///< (hi − anchor) * den < 2^64: `apply_short` is exact
-  // The streaming cursor's two kernels (see cursor.hpp), both with x = t − anchor
-  // and set only when the fast range starts at the anchor (`len* = 0`: unused):
+  // The streaming cursor's kernels (see cursor.hpp), all with x = t − anchor and
+  // set only when the fast range starts at the anchor (`len* = 0`: unused):
   std::uint64_t len64 = 0;    ///< x < len64: host = hbase + x + ((int64)(m64 * x) >> sh64)
   std::uint64_t m64 = 0;      ///< ceil(σ * 2^sh64 / den) as int64 bits, σ = S − den
   unsigned sh64 = 0;          ///< smallest shift with (hi − lo) * den < 2^sh64
-  std::uint64_t len128 = 0;   ///< x < len128 (short form only): host = hbase + x + floor(s128 * x / 2^64)
-  std::int64_t s128 = 0;      ///< mc − (1 − q) * 2^64
-  std::uint64_t len_long = 0; ///< x < len_long (long segments): the same with s_long, exact unless low(s_long * x) + x carries
-  std::int64_t s_long = 0;    ///< m − (1 − q) * 2^64
+  std::uint64_t len128 = 0;   ///< x < len128 (short form): host = hbase + x + floor(s * x / 2^64), s = int64(mc)
+  std::uint64_t len_long = 0; ///< x < len_long (long segments): the same with s = int64(m), exact unless low(s * x) + x carries
 
   /// True when `t` is in the fast range.
   [[nodiscard]] constexpr bool contains(std::int64_t t) const noexcept { return t >= lo && t <= hi; }
@@ -433,15 +431,13 @@ class sync_table {
     // q = 0 and mc >= 2^63 (and x < 2^63 for the signed product)
     const bool near_one = (kn.q == 1 && kn.mc < half) || (kn.q == 0 && kn.mc >= half);
     if (kn.short_form && near_one && xmax < half) {
-      kn.len128 = len;
-      kn.s128 = static_cast<std::int64_t>(kn.mc);  // two's complement: mc − 2^64 when q = 0
+      kn.len128 = len;  // s = int64(mc): two's complement, mc − 2^64 when q = 0
       return;
     }
     // Full form (long segments): the same with m and the carry test
     const bool near_one_m = (kn.q == 1 && kn.m < half) || (kn.q == 0 && kn.m >= half);
     if (near_one_m && xmax < half) {
-      kn.len_long = len;
-      kn.s_long = static_cast<std::int64_t>(kn.m);  // two's complement: m − 2^64 when q = 0
+      kn.len_long = len;  // s = int64(m): m − 2^64 when q = 0
     }
   }
 
