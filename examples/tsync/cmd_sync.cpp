@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 
 #include "cli.hpp"
 #include "tsync/clock.hpp"
+#include "tsync/correct/table_csv.hpp"
 #include "tsync/estimate/per_burst.hpp"
 #include "tsync/probe.hpp"
 #include "tsync/transport.hpp"
@@ -416,10 +418,11 @@ int write_kvm_tables(const tsync::kvm::debugfs_query& q, const std::string& pref
       return tsync::cli::fail("sync: vCPU " + std::to_string(v.id) + ": tsc-offset -2^63 has no negation in int64");
     const std::string file = prefix + ".vcpu" + std::to_string(v.id) + ".csv";
     std::ofstream out(file);
-    out << "# tsync sync table of vCPU " << v.id << " (KVM debugfs " << vm->ref.path
-        << ", exact): host = ceil((guest + offset) * 2^frac_bits / ratio); use --mode step\n";
-    out << "time,offset,ratio,frac_bits\n";
-    out << 0 << ',' << -kvm_offset << ',' << v.params.ratio << ',' << static_cast<unsigned>(v.params.frac_bits) << '\n';
+    const tsync::sync_sample sample{0, -kvm_offset, v.params.ratio, v.params.frac_bits, std::nullopt};
+    tsync::correct::write_table_csv(out, std::span<const tsync::sync_sample>(&sample, 1),
+                                    "tsync sync table of vCPU " + std::to_string(v.id) + " (KVM debugfs " +
+                                        vm->ref.path + ", exact): host = ceil((guest + offset) * 2^frac_bits / "
+                                        "ratio); use --mode step");
     if (!out) return tsync::cli::fail("sync: cannot write " + file);
     if (!quiet)
       std::cout << "vcpu " << v.id << ": tsc-offset " << kvm_offset << ", ratio " << v.params.ratio << "/2^"
@@ -589,10 +592,10 @@ int run_sync(const std::vector<std::string>& args) {
   for (const auto& r : results) {
     const std::string file = prefix + ".vcpu" + std::to_string(r.vcpu) + ".csv";
     std::ofstream out(file);
-    out << "# tsync sync table of vCPU " << r.vcpu << " (clock " << clock_name << ", estimator " << est_name
-        << "): host = guest + offset\n";
-    out << "time,offset\n";
-    for (const auto& t : r.table) out << t.guest_time << ',' << t.offset << '\n';
+    tsync::correct::write_table_csv(out, r.table,
+                                    "tsync sync table of vCPU " + std::to_string(r.vcpu) + " (clock " + clock_name +
+                                        ", estimator " + est_name + "): host = guest + offset",
+                                    /*with_scaling=*/false);
     for (const auto& rec : r.series) {
       series << rec.vcpu << ',' << rec.series_id << ',' << rec.round << ',' << (rec.final ? 1 : 0) << ','
              << rec.probes_requested << ',' << rec.probes_received << ',' << '"'

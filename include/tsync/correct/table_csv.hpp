@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <istream>
+#include <ostream>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -123,6 +125,21 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
   auto t = sync_table::make(std::move(parsed->samples), opt);
   if (!t) return unexpected(csv_error{0, t.error(), to_string(t.error())});
   return std::move(*t);
+}
+
+/// Write samples as the text `parse_table_csv` reads: a `# comment` line (when
+/// `comment` is not empty), a header line, then one sample per line, with four
+/// columns `time,offset,ratio,frac_bits` or, with `with_scaling = false`, two
+/// (`time,offset`: for unscaled samples only).
+inline void write_table_csv(std::ostream& out, std::span<const sync_sample> samples, std::string_view comment,
+                            bool with_scaling = true) {
+  if (!comment.empty()) out << "# " << comment << '\n';
+  out << (with_scaling ? "time,offset,ratio,frac_bits\n" : "time,offset\n");
+  for (const auto& x : samples) {
+    out << x.guest_time << ',' << x.offset;
+    if (with_scaling) out << ',' << x.ratio << ',' << static_cast<unsigned>(x.frac_bits);
+    out << '\n';
+  }
 }
 
 }  // namespace tsync::correct

@@ -41,6 +41,7 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/correct/sync_table.hpp"
+#include "tsync/correct/table_csv.hpp"
 #include "tsync/kvm/clock_ns.hpp"
 
 namespace tsync::interop {
@@ -522,13 +523,11 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 /// The samples as the text `tsync correct --table` reads: a `#` comment with
 /// the mode, a header line, then `time,offset,ratio,frac_bits` per sample.
 [[nodiscard]] inline std::string to_table_csv(std::span<const sync_sample> samples, correct::correction_mode mode) {
-  std::string s = std::string("# trace-cmd TIME_SHIFT; use: tsync correct --mode ") +
-                  (mode == correct::correction_mode::step ? "step" : "interpolate") + "\n";
-  s += "time,offset,ratio,frac_bits\n";
-  for (const auto& x : samples)
-    s += std::to_string(x.guest_time) + "," + std::to_string(x.offset) + "," + std::to_string(x.ratio) + "," +
-         std::to_string(static_cast<unsigned>(x.frac_bits)) + "\n";
-  return s;
+  std::ostringstream s;
+  correct::write_table_csv(s, samples,
+                           std::string("trace-cmd TIME_SHIFT; use: tsync correct --mode ") +
+                               (mode == correct::correction_mode::step ? "step" : "interpolate"));
+  return s.str();
 }
 
 /// A readable dump of a TIME_SHIFT (one line per sample).
