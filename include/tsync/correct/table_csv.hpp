@@ -9,7 +9,6 @@
 ///
 /// Every error names the 1-based line it was found on.
 
-#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <istream>
@@ -41,13 +40,6 @@ struct csv_table {
 };
 
 namespace detail {
-template <class T> errc csv_number(std::string_view s, T& v) noexcept {
-  if (s.empty()) return errc::malformed_number;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
-  if (ec == std::errc::result_out_of_range) return errc::number_out_of_range;
-  if (ec != std::errc{} || p != s.data() + s.size()) return errc::malformed_number;
-  return errc::ok;
-}
 inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) {
   return {line, code, "line " + std::to_string(line) + ": " + what};
 }
@@ -87,11 +79,11 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
       errc e = errc::ok;
       unsigned frac = 0;
       switch (i) {
-        case 0: e = detail::csv_number(f[i], s.guest_time); break;
-        case 1: e = detail::csv_number(f[i], s.offset); break;
-        case 2: e = detail::csv_number(f[i], s.ratio); break;
+        case 0: e = tsync::detail::parse_decimal(f[i], s.guest_time); break;
+        case 1: e = tsync::detail::parse_decimal(f[i], s.offset); break;
+        case 2: e = tsync::detail::parse_decimal(f[i], s.ratio); break;
         default:
-          e = detail::csv_number(f[i], frac);
+          e = tsync::detail::parse_decimal(f[i], frac);
           if (e == errc::ok && frac > 63) e = errc::bad_frac_bits;
           s.frac_bits = static_cast<std::uint8_t>(frac);
           break;

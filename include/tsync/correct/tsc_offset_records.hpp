@@ -34,7 +34,6 @@
 /// (`errc::oversized`); nothing else limits the input, and no input can crash
 /// or hang the parser (NUL bytes and any other byte are plain characters).
 
-#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <istream>
@@ -145,14 +144,11 @@ inline std::optional<text_error> trace_field(std::string_view& rest, std::string
                       "kvm_write_tsc_offset: field '" + std::string(name) + "' has trailing characters: " +
                           trace_quote(rest));
   std::uint64_t v = 0;
-  const auto [p, ec] = std::from_chars(rest.data(), rest.data() + n, v, 10);
-  if (ec == std::errc::result_out_of_range || (ec == std::errc{} && v > max))
+  const errc e = tsync::detail::parse_decimal(rest.substr(0, n), v);  // a run of digits: ok or out of range
+  if (e != errc::ok || v > max)
     return trace_fail(line, errc::number_out_of_range,
                       "kvm_write_tsc_offset: field '" + std::string(name) + "' " + trace_quote(rest.substr(0, n)) +
                           " is above " + std::to_string(max));
-  if (ec != std::errc{} || p != rest.data() + n)  // cannot happen for a run of digits
-    return trace_fail(line, errc::malformed_number,
-                      "kvm_write_tsc_offset: field '" + std::string(name) + "' is not a decimal number");
   value = v;
   rest.remove_prefix(n);
   return std::nullopt;
@@ -196,12 +192,9 @@ inline expected<std::uint64_t, text_error> trace_timestamp(std::string_view pref
   while (n < w.size() && trace_digit(w[n])) ++n;
   if (n > 0 && n == w.size()) {
     std::uint64_t v = 0;
-    const auto [p, ec] = std::from_chars(w.data(), w.data() + n, v, 10);
-    if (ec == std::errc::result_out_of_range)
+    if (tsync::detail::parse_decimal(w, v) != errc::ok)  // all digits: only out of range can fail
       return unexpected(trace_fail(line, errc::number_out_of_range,
                                    "kvm_write_tsc_offset: timestamp " + trace_quote(w) + " is above 2^64-1"));
-    if (ec != std::errc{} || p != w.data() + n)
-      return unexpected(trace_fail(line, errc::malformed_number, "kvm_write_tsc_offset: malformed timestamp"));
     return v;
   }
   if (n > 0 && n + 1 < w.size() && w[n] == '.') {
