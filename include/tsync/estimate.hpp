@@ -3,6 +3,7 @@
 /// The estimator family: per-burst and whole-trace offset/drift estimators, the
 /// piecewise model they return, and the registry. The Eigen-based regression is
 /// not included: see `tsync/estimate/regression_eigen.hpp`.
+#include "tsync/estimate/breaks.hpp"
 #include "tsync/estimate/burst.hpp"
 #include "tsync/estimate/envelope.hpp"
 #include "tsync/estimate/hull.hpp"

@@ -33,14 +33,30 @@ TEST_CASE("the offset is host minus guest and a probe bounds it by t1 - g and t2
   CHECK(f->offset == -3995);
 }
 
-TEST_CASE("fastest response keeps the probe with the smallest round trip") {
+TEST_CASE("fastest response takes the fastest trip of each direction not the fastest round trip") {
+  // Probe 2 has the smallest round trip (10 ns) but is asymmetric; probe 1
+  // holds the fastest return (upper bound 40 - 100 = -60), probe 2 the
+  // fastest forward trip (lower bound 100 - 160 = -60): the offset is -60,
+  // where the fastest round trip's midpoint says -55.
   std::vector<probe_sample> v{P(0, 100, 40, 1), P(100, 160, 110, 2), P(200, 300, 260, 3)};
   auto e = fastest_response(v);
   REQUIRE(e);
-  CHECK(e->offset == (100 + 110) / 2 - 160);
-  CHECK(e->hard == interval{100 - 160, 110 - 160});
+  CHECK(e->offset == -60);
+  CHECK(e->hard.contains(-60));
+  CHECK(e->hard.lo >= -62);
+  CHECK(e->hard.hi <= -58);
   CHECK(e->stats.min_rtt == 10);
   CHECK(e->stats.probes_used == 3);
+}
+
+TEST_CASE("fastest response is unbiased where the fastest round trip is asymmetric") {
+  // Symmetric minimum delays (10 ns each way), true offset 0: the probe with
+  // the smallest round trip went out in 11 and came back in 10 (midpoint
+  // -0.5), while other probes saw the 10 ns forward and return trips.
+  std::vector<probe_sample> v{P(0, 11, 21, 1), P(100, 110, 130, 2), P(200, 230, 240, 3)};
+  auto e = fastest_response(v);
+  REQUIRE(e);
+  CHECK(e->offset == 0);
 }
 
 TEST_CASE("fastest response rounds a half nanosecond midpoint up") {

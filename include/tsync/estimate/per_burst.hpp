@@ -39,6 +39,49 @@ namespace detail {
   return static_cast<std::int64_t>(std::clamp(q, -lim, lim));
 }
 
+/// True when two consecutive burst estimates cannot both hold on one clock
+/// whose drift stays within `max_drift`: their hard intervals, each widened by
+/// `max_drift` times the time between them, do not meet. The clock stepped
+/// (a pause, a suspend, a forward step) between them.
+[[nodiscard]] inline bool definite_break(const burst_estimate& e0, const burst_estimate& e1, double max_drift) {
+  const double d = max_drift * static_cast<double>(static_cast<i128>(e1.ref) - e0.ref);
+  return static_cast<double>(e1.hard.lo) > static_cast<double>(e0.hard.hi) + d ||
+         static_cast<double>(e1.hard.hi) < static_cast<double>(e0.hard.lo) - d;
+}
+
+/// A line `l` with reference `from` re-expressed at reference `to`.
+[[nodiscard]] inline line moved_line(const line& l, std::int64_t from, std::int64_t to, bool down) {
+  const i128 v = l.value_at(static_cast<i128>(to) - from, down ? line::rounding::floor : line::rounding::ceil);
+  const i128 lim = static_cast<i128>(std::numeric_limits<std::int64_t>::max());
+  return {static_cast<std::int64_t>(std::clamp(v, -lim, lim)), l.slope_q48};
+}
+
+/// The two segments between bursts across a break: nothing is interpolated.
+/// The truth lies on the clock of one side or the other, so the hard bounds
+/// are the union of both sides' intervals, each widened by `max_drift` (`dq`,
+/// q48) away from its burst; the point estimate holds the nearer burst's
+/// offset (causes `gap`, then `step` at the midpoint).
+[[nodiscard]] inline std::vector<segment> break_segments(const burst_estimate& e0, const burst_estimate& e1,
+                                                         std::int64_t dq, bool first) {
+  const std::int64_t mid = static_cast<std::int64_t>(floor_div(static_cast<i128>(e0.ref) + e1.ref, 2));
+  std::vector<segment> out;
+  for (int half = 0; half < 2; ++half) {
+    if (half == 1 && mid == e0.ref) continue;
+    segment s;
+    s.begin = half == 0 ? e0.ref : mid;
+    s.end = half == 0 ? mid : e1.ref;
+    s.ref = s.begin;
+    const auto& e = half == 0 ? e0 : e1;
+    s.fit = {e.offset, 0};
+    s.lo = {moved_line({e0.hard.lo, -dq}, e0.ref, s.ref, true), moved_line({e1.hard.lo, dq}, e1.ref, s.ref, true)};
+    s.hi = {moved_line({e0.hard.hi, dq}, e0.ref, s.ref, false), moved_line({e1.hard.hi, -dq}, e1.ref, s.ref, false)};
+    s.diag.stats = e.stats;
+    s.diag.cause = half == 0 ? (first ? boundary_cause::start : boundary_cause::gap) : boundary_cause::step;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 }  // namespace detail
 
 /// Build the interpolating model from per-burst estimates (any order; bursts
@@ -80,6 +123,10 @@ namespace detail {
   for (std::size_t i = 0; i + 1 < est.size(); ++i) {
     const auto& e0 = est[i];
     const auto& e1 = est[i + 1];
+    if (detail::definite_break(e0, e1, opt.max_drift)) {
+      for (auto& g : detail::break_segments(e0, e1, *dq, i == 0)) m.segments.push_back(std::move(g));
+      continue;
+    }
     segment s;
     s.begin = e0.ref;
     s.end = e1.ref;

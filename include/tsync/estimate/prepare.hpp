@@ -123,19 +123,33 @@ namespace detail {
 
 }  // namespace detail
 
+/// The offset at a burst's reference time that `rough_slope` uses: the
+/// centre of the burst's raw split envelope `[max(t1 − g), min(t2 − g)]` when
+/// it is not empty (the per-direction minima, unbiased by queueing), else the
+/// median midpoint offset.
+[[nodiscard]] inline double burst_level(const burst_probes& b) {
+  const i128 base = midpoint_offset(b.probes.front());
+  i128 lo = lower_bound_of(b.probes.front()), hi = upper_bound_of(b.probes.front());
+  for (const auto& p : b.probes) {
+    lo = std::max<i128>(lo, lower_bound_of(p));
+    hi = std::min<i128>(hi, upper_bound_of(p));
+  }
+  if (lo <= hi) return static_cast<double>(base) + static_cast<double>(lo + hi - 2 * base) / 2.0;
+  std::vector<double> o;
+  o.reserve(b.probes.size());
+  for (const auto& p : b.probes) o.push_back(static_cast<double>(midpoint_offset(p) - base));
+  return static_cast<double>(base) + detail::median_of(std::move(o));
+}
+
 /// Rough drift (dimensionless) from burst to burst: the median of the slopes
-/// between consecutive bursts' median midpoint offsets. Robust to a step
+/// between consecutive bursts' levels (`burst_level`). Robust to a step
 /// (which spoils one slope). 0 with fewer than two bursts.
 [[nodiscard]] inline double rough_slope(const std::vector<burst_probes>& bursts) {
   std::vector<double> mids;
   std::vector<std::int64_t> refs;
   for (const auto& b : bursts) {
     if (b.probes.empty()) continue;
-    std::vector<double> o;
-    o.reserve(b.probes.size());
-    const i128 base = midpoint_offset(b.probes.front());
-    for (const auto& p : b.probes) o.push_back(static_cast<double>(midpoint_offset(p) - base));
-    mids.push_back(static_cast<double>(base) + detail::median_of(std::move(o)));
+    mids.push_back(burst_level(b));
     refs.push_back(b.ref());
   }
   std::vector<double> slopes;
@@ -148,40 +162,38 @@ namespace detail {
   return std::isfinite(s) ? s : 0.0;
 }
 
-/// Outlier gate for one burst (in place). Each side is de-trended with
-/// `slope`; a probe whose lower bound `t1 − g` lies more than
-/// `gate · (q05 − median)` above the burst's 5 % upper quantile of lower bounds
-/// (or whose upper bound lies that far below the 5 % lower quantile of upper
-/// bounds) is dropped. Bursts of fewer than 8 probes are left alone.
+/// Outlier gate for one burst (in place): drops only probes that contradict
+/// the others. Each side is de-trended with `slope`; a probe whose lower bound
+/// `t1 − g` lies above the upper bounds `t2 − g` of at least two other probes
+/// (or whose upper bound lies below the lower bounds of at least two others)
+/// is a stamp glitch or a mis-paired reply, and is dropped. A probe that only
+/// saw less queueing than the rest is never dropped: when the burst's envelope
+/// `[max(t1 − g), min(t2 − g)]` is not empty, nothing is, so the probes that
+/// define the per-direction minima always stay. `gate` is the slack (ns) a
+/// contradiction must exceed. Bursts of fewer than 3 probes are left alone.
 inline void gate_outliers(burst_probes& b, double slope, double gate) {
   const std::size_t n = b.probes.size();
-  if (n < 8) return;
+  if (n < 3) return;
   const std::int64_t ref = b.ref();
-  const i128 base_a = lower_bound_of(b.probes.front());
-  const i128 base_b = upper_bound_of(b.probes.front());
+  const i128 base = lower_bound_of(b.probes.front());
   std::vector<double> a(n), u(n);
-  std::int64_t min_rtt = rtt_of(b.probes.front());
   for (std::size_t i = 0; i < n; ++i) {
     const auto& p = b.probes[i];
     const double trend = slope * static_cast<double>(static_cast<i128>(p.g) - ref);
-    a[i] = static_cast<double>(lower_bound_of(p) - base_a) - trend;
-    u[i] = static_cast<double>(upper_bound_of(p) - base_b) - trend;
-    min_rtt = std::min(min_rtt, rtt_of(p));
+    a[i] = static_cast<double>(lower_bound_of(p) - base) - trend;
+    u[i] = static_cast<double>(upper_bound_of(p) - base) - trend;
   }
-  const std::size_t k = std::max<std::size_t>(2, static_cast<std::size_t>(std::ceil(0.05 * static_cast<double>(n))));
-  const double floor_tau = 1.0 + static_cast<double>(min_rtt) / 100.0;
-  const double ra = detail::kth_largest(a, k);
-  const double ma = detail::median_of(a);
-  const double tau_a = std::max(gate * (ra - ma), floor_tau);
-  std::vector<double> neg(n);
-  for (std::size_t i = 0; i < n; ++i) neg[i] = -u[i];
-  const double rb = -detail::kth_largest(neg, k);
-  const double mb = -detail::median_of(neg);
-  const double tau_b = std::max(gate * (mb - rb), floor_tau);
+  // The two smallest upper bounds and the two largest lower bounds: a probe
+  // contradicts two others when it passes the second of them (its own bound
+  // excluded, it is on the other side).
+  std::vector<double> us = u, as = a;
+  std::partial_sort(us.begin(), us.begin() + 2, us.end());
+  std::partial_sort(as.begin(), as.begin() + 2, as.end(), std::greater<>());
+  const double u2 = us[1], a2 = as[1];
   std::vector<probe_sample> kept;
   kept.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    if (a[i] > ra + tau_a || u[i] < rb - tau_b) {
+    if (a[i] > u2 + gate || u[i] < a2 - gate) {
       ++b.rejected;
       continue;
     }
@@ -191,7 +203,9 @@ inline void gate_outliers(burst_probes& b, double slope, double gate) {
 }
 
 /// Screen all probes and group them by burst number. Errors: `empty_input`
-/// (no probes), `all_rejected` (none survive), options errors from
+/// (no probes), `all_rejected` (none survive), `ambiguous` (guest time goes
+/// backwards from one burst to the next: split with `split_epochs` of
+/// breaks.hpp first), options errors from
 /// `validate`, and in strict mode the first bad probe's error.
 /// With `gate` true and `opt.filter_outliers`, the outlier gate runs per burst.
 [[nodiscard]] inline expected<prepared_probes, errc> prepare(std::span<const probe_sample> probes,
@@ -201,6 +215,26 @@ inline void gate_outliers(burst_probes& b, double slope, double gate) {
   std::vector<probe_sample> sorted(probes.begin(), probes.end());
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const probe_sample& x, const probe_sample& y) { return x.burst < y.burst; });
+  // Guest time must not go backwards from burst to burst (a reboot or a
+  // backward clock step: two timelines share guest times; see breaks.hpp).
+  // A burst lying wholly before the one numbered before it is such a jump
+  // (bursts of several vCPUs may overlap; they do not lie wholly before).
+  {
+    bool have = false;
+    std::int64_t prev_lo = 0;
+    for (std::size_t i = 0; i < sorted.size();) {
+      std::size_t j = i;
+      std::int64_t lo = sorted[i].g, hi = sorted[i].g;
+      for (; j < sorted.size() && sorted[j].burst == sorted[i].burst; ++j) {
+        lo = std::min(lo, sorted[j].g);
+        hi = std::max(hi, sorted[j].g);
+      }
+      if (have && hi < prev_lo) return unexpected(errc::ambiguous);
+      prev_lo = lo;
+      have = true;
+      i = j;
+    }
+  }
   prepared_probes out;
   for (std::size_t i = 0; i < sorted.size();) {
     std::size_t j = i;

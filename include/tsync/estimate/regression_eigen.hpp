@@ -92,8 +92,18 @@ struct regression_estimator {
       // With two bursts there is no residual: trust the variance model.
       const double dof = static_cast<double>(n - 2);
       const double sigma2 = n > 2 ? std::max(rss / dof, 1e-6) : 1.0;
+      // Residuals of real links are correlated from burst to burst (queues
+      // and load last longer than a burst): with lag-1 correlation r > 0 the
+      // effective sample size is n·(1 − r)/(1 + r), so the covariance grows
+      // by (1 + r)/(1 − r). Without it a slow queueing wander passes for drift.
+      const Eigen::VectorXd res = yw - Xw * beta;
+      double r1 = 0;
+      if (n > 3 && rss > 0) {
+        for (Eigen::Index i = 0; i + 1 < n; ++i) r1 += res(i) * res(i + 1);
+        r1 = std::clamp(r1 / rss, 0.0, 0.98);
+      }
       const Eigen::Matrix2d XtWX = Xw.transpose() * Xw;
-      const Eigen::Matrix2d cov = sigma2 * XtWX.inverse();
+      const Eigen::Matrix2d cov = sigma2 * (1.0 + r1) / (1.0 - r1) * XtWX.inverse();
       theta = beta(0);
       rho = beta(1) / xscale;
       band = stat_band{cov(0, 0), cov(0, 1) / xscale, cov(1, 1) / (xscale * xscale),
@@ -106,6 +116,8 @@ struct regression_estimator {
       return unexpected(errc::non_finite);
     segment s = std::move(*seg);
     s.fit = {base + static_cast<std::int64_t>(std::llround(theta)), *sq};
+    // The estimate stays inside its own hard bounds (the hull's polygon).
+    detail::clamp_into_bounds(s);
     s.stat = band;
     s.diag.cause = boundary_cause::start;
     s.diag.stats.probes_rejected += sb->dropped + lost;

@@ -36,6 +36,38 @@ namespace detail {
   return static_cast<std::int64_t>(floor_div(static_cast<i128>(a) + b, 2));
 }
 
+/// Move a segment's point-estimate line into its own hard bounds: the lines
+/// `lo` and `hi` are the vertices (θ, ρ) of a convex feasible set, and a line
+/// inside their convex hull lies between the lowest and highest of them at
+/// every time. The slope is clamped to the vertices' slope range, then the
+/// offset to the hull's section at that slope. Returns true if it moved.
+inline bool clamp_into_bounds(segment& s) {
+  std::vector<std::pair<double, double>> v;  // (ρ in q48 units, θ)
+  for (const auto* set : {&s.lo, &s.hi})
+    for (const auto& l : *set) v.emplace_back(static_cast<double>(l.slope_q48), static_cast<double>(l.offset));
+  if (v.empty()) return false;
+  double rmin = v.front().first, rmax = rmin;
+  for (const auto& p : v) {
+    rmin = std::min(rmin, p.first);
+    rmax = std::max(rmax, p.first);
+  }
+  const double rho = std::clamp(static_cast<double>(s.fit.slope_q48), rmin, rmax);
+  double tmin = 1e300, tmax = -1e300;
+  for (const auto& a : v)
+    for (const auto& b : v) {
+      if (!(a.first <= rho && rho <= b.first)) continue;
+      const double t = b.first == a.first ? a.second : a.second + (b.second - a.second) * (rho - a.first) / (b.first - a.first);
+      tmin = std::min(tmin, std::min(t, a.first == b.first ? b.second : t));
+      tmax = std::max(tmax, std::max(t, a.first == b.first ? b.second : t));
+    }
+  if (tmin > tmax) return false;
+  const double theta = std::clamp(static_cast<double>(s.fit.offset), tmin, tmax);
+  const line moved{static_cast<std::int64_t>(std::llround(theta)), static_cast<std::int64_t>(std::llround(rho))};
+  if (moved == s.fit) return false;
+  s.fit = moved;
+  return true;
+}
+
 /// A hull fit over a range of bursts, as one model segment.
 /// With `shifts` (per burst: ns added to every lower bound t1 − g and to every
 /// upper bound t2 − g), the point estimate is the centroid of the shifted
@@ -82,6 +114,7 @@ namespace detail {
   s.diag.stats = h->stats;
   s.diag.stats.probes_rejected += rejected;
   s.diag.stats.bursts = static_cast<std::uint32_t>(last - first + 1);
+  clamp_into_bounds(s);
   return s;
 }
 
@@ -170,6 +203,54 @@ inline std::vector<change_point> detect_changes(const std::vector<burst_summary>
   return out;
 }
 
+/// Largest de-trended lower bound and smallest upper bound over bursts [a, b).
+[[nodiscard]] inline std::pair<double, double> window_envelope(const std::vector<burst_summary>& s, std::size_t a,
+                                                               std::size_t b) {
+  double lo = -1e300, hi = 1e300;
+  for (std::size_t i = a; i < b && i < s.size(); ++i) {
+    lo = std::max(lo, s[i].alpha);
+    hi = std::min(hi, s[i].beta);
+  }
+  return {lo, hi};
+}
+
+/// True when burst k's causality envelope contradicts a neighbour's by more
+/// than `tol` (one of them holds a glitch): its lower envelope above the
+/// other's upper one, or its upper envelope below the other's lower one.
+[[nodiscard]] inline bool contradicts_neighbours(const std::vector<burst_summary>& s, std::size_t k, double tol) {
+  for (std::size_t m : {k - 1, k + 1}) {
+    if (m >= s.size() || m == k) continue;  // k - 1 wraps for k == 0
+    if (s[k].alpha > s[m].beta + tol || s[k].beta < s[m].alpha - tol) return true;
+  }
+  return false;
+}
+
+/// Keep only the changes the data prove beyond the noise. A clock step must
+/// leave the causality bounds of up to three bursts before and three after
+/// contradicting each other by more than `noise` (a level shift that the
+/// queueing of either direction could explain is no step: both sides still
+/// fit one line). An asymmetry change must be confirmed by the minimum round
+/// trip, which moves by the difference of the two envelope jumps.
+inline void confirm_changes(const std::vector<burst_summary>& s, std::vector<change_point>& changes, double noise) {
+  auto med_rtt = [&](std::size_t a, std::size_t b) {
+    std::vector<double> v;
+    for (std::size_t i = a; i < b && i < s.size(); ++i) v.push_back(s[i].rtt);
+    return v.empty() ? 0.0 : median_of(std::move(v));
+  };
+  for (std::size_t k = 1; k < changes.size(); ++k) {
+    auto& c = changes[k];
+    if (c.kind == change::step) {
+      const auto [lo0, hi0] = window_envelope(s, k >= 3 ? k - 3 : 0, k);
+      const auto [lo1, hi1] = window_envelope(s, k, k + 3);
+      if (!(lo1 > hi0 + noise || hi1 < lo0 - noise)) c = {};
+    } else if (c.kind == change::asymmetry) {
+      const double implied = c.jb - c.ja;
+      const double seen = med_rtt(k, k + 3) - med_rtt(k >= 3 ? k - 3 : 0, k);
+      if (!(std::fabs(seen - implied) <= 0.5 * std::fabs(implied) && std::fabs(implied) > 2.0 * noise)) c = {};
+    }
+  }
+}
+
 /// Bursts after screening, with their envelope summaries and the change
 /// classification of the boundary before each.
 struct screened_bursts {
@@ -217,11 +298,22 @@ struct screened_bursts {
   // The gap between the two most extreme bounds is about the scale of the
   // extreme's own fluctuation (exactly so for exponential tails).
   if (!gaps.empty()) out.noise = std::max(1.0, 1.4427 * median_of(gaps));
+  // Burst-to-burst wander of the envelope centres (heavy-tailed on real
+  // links: queueing, scheduling) is noise too.
+  if (n >= 3) {
+    std::vector<double> d;
+    for (std::size_t k = 1; k < n; ++k) d.push_back(((sum[k].alpha + sum[k].beta) - (sum[k - 1].alpha + sum[k - 1].beta)) / 2.0);
+    out.noise = std::max(out.noise, robust_scale(std::move(d)) / std::sqrt(2.0));
+  }
   auto changes = detect_changes(sum, min_rtt, gate);
+  confirm_changes(sum, changes, out.noise);
   for (std::size_t k = 0; k < n; ++k) {
     if (changes[k].kind == change::outlier) {
-      out.dropped += bursts[k].probes.size() + bursts[k].rejected;
-      continue;
+      if (opt.filter_outliers && contradicts_neighbours(sum, k, out.noise)) {
+        out.dropped += bursts[k].probes.size() + bursts[k].rejected;
+        continue;
+      }
+      changes[k] = {};
     }
     out.bursts.push_back(std::move(bursts[k]));
     out.summary.push_back(sum[k]);
@@ -299,134 +391,159 @@ struct segmented_estimator {
     auto sb = detail::screen_bursts(probes, opt, jump_gate);
     if (!sb) return unexpected(sb.error());
     auto& kb = sb->bursts;
-    auto& ks = sb->summary;
     auto& cause = sb->changes;
-    const double slope = sb->slope;
-    const std::uint64_t dropped = sb->dropped;
-    const double noise = sb->noise;
+    keep_one_kink_step(sb->summary, cause);
+    const auto shifts = undo_asymmetry(*sb);
+    auto pieces = fit_pieces(*sb, shifts, opt);
+    if (pieces.empty()) return unexpected(errc::infeasible);
+    if (pieces.front().cause == boundary_cause::step) pieces.front().cause = boundary_cause::start;
+    model m;
+    m.estimator = std::string(name);
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      const auto& p = pieces[i];
+      const bool continuous = i > 0 && p.cause == boundary_cause::nonlinear;
+      const std::int64_t begin = continuous ? kb[p.first].ref() : kb[p.first].probes.front().g;
+      if (i > 0 && p.cause == boundary_cause::step)
+        add_gap(m, p.seg, kb[pieces[i - 1].last].probes.back().g, begin);
+      add_piece(m, kb, cause, p, begin);
+    }
+    if (!m.segments.empty()) m.segments.front().diag.stats.probes_rejected += sb->dropped;
+    if (auto c = m.check(); !c) return unexpected(c.error());
+    return m;
+  }
 
-    // A frequency step (a kink of the offset) shows as two step candidates in
-    // a row: the bursts on either side of the kink both jump against their
-    // neighbours' mixed slope. Keep the one where two lines fit best.
-    for (std::size_t k = 1; k + 1 < kb.size(); ++k) {
+ private:
+  /// A fitted range of bursts [first, last] and the cause of its start.
+  struct piece {
+    std::size_t first, last;
+    boundary_cause cause;
+    segment seg;
+  };
+
+  /// A frequency step (a kink of the offset) shows as two step candidates in
+  /// a row: the bursts on either side of the kink both jump against their
+  /// neighbours' mixed slope. Keep the one where two lines fit best.
+  static void keep_one_kink_step(const std::vector<detail::burst_summary>& ks, std::vector<detail::change_point>& cause) {
+    for (std::size_t k = 1; k + 1 < cause.size(); ++k) {
       if (cause[k].kind != detail::change::step || cause[k + 1].kind != detail::change::step) continue;
       auto two_lines = [&](std::size_t cut) {
         const std::size_t a = cut >= 6 ? cut - 6 : 0;
-        const std::size_t b = std::min(kb.size() - 1, cut + 5);
+        const std::size_t b = std::min(cause.size() - 1, cut + 5);
         return line_sse(ks, a, cut - 1) + line_sse(ks, cut, b);
       };
       const std::size_t drop = two_lines(k) <= two_lines(k + 1) ? k + 1 : k;
       cause[drop] = {};
       ++k;
     }
-    // Undo detected asymmetry changes for the point estimate: shift later
-    // bursts' constraints back to the level of the first burst of their clock
-    // region (the hard bounds keep the raw constraints).
-    std::vector<std::pair<std::int64_t, std::int64_t>> shifts(kb.size(), {0, 0});
-    {
-      double ca = 0, cb = 0;
-      for (std::size_t k = 0; k < kb.size(); ++k) {
-        if (cause[k].kind == detail::change::step) ca = cb = 0;
-        if (cause[k].kind == detail::change::asymmetry) {
-          ca -= cause[k].ja;
-          cb -= cause[k].jb;
-        }
-        shifts[k] = {static_cast<std::int64_t>(std::llround(ca)), static_cast<std::int64_t>(std::llround(cb))};
-        ks[k].alpha += ca;
-        ks[k].beta += cb;
+  }
+
+  /// Undo detected asymmetry changes for the point estimate: per burst, the
+  /// shift of its lower and upper bounds back to the level of the first burst
+  /// of its clock region (the hard bounds keep the raw constraints). The
+  /// summaries are shifted in place.
+  static std::vector<std::pair<std::int64_t, std::int64_t>> undo_asymmetry(detail::screened_bursts& sb) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> shifts(sb.bursts.size(), {0, 0});
+    double ca = 0, cb = 0;
+    for (std::size_t k = 0; k < sb.bursts.size(); ++k) {
+      const auto& c = sb.changes[k];
+      if (c.kind == detail::change::step) ca = cb = 0;
+      if (c.kind == detail::change::asymmetry) {
+        ca -= c.ja;
+        cb -= c.jb;
       }
+      shifts[k] = {static_cast<std::int64_t>(std::llround(ca)), static_cast<std::int64_t>(std::llround(cb))};
+      sb.summary[k].alpha += ca;
+      sb.summary[k].beta += cb;
     }
-    // Clock regions between steps; asymmetry boundaries are remembered.
-    struct piece {
-      std::size_t first, last;
-      boundary_cause cause;
-      segment seg;
-    };
-    std::vector<piece> pieces;
-    std::size_t start = 0;
+    return shifts;
+  }
+
+  /// Fit every clock region (bursts between detected steps) into pieces.
+  std::vector<piece> fit_pieces(const detail::screened_bursts& sb,
+                                const std::vector<std::pair<std::int64_t, std::int64_t>>& shifts,
+                                const fit_options& opt) const {
     std::vector<std::pair<std::size_t, std::size_t>> regions;
-    for (std::size_t i = 1; i <= kb.size(); ++i) {
-      if (i == kb.size() || cause[i].kind == detail::change::step) {
+    std::size_t start = 0;
+    for (std::size_t i = 1; i <= sb.bursts.size(); ++i) {
+      if (i == sb.bursts.size() || sb.changes[i].kind == detail::change::step) {
         regions.emplace_back(start, i - 1);
         start = i;
       }
     }
+    std::vector<piece> pieces;
     for (std::size_t r = 0; r < regions.size(); ++r) {
       std::vector<piece> local;
-      if (!fit_region(kb, ks, shifts, regions[r].first, regions[r].second, opt, slope, noise, local, 0)) continue;
+      if (!fit_region(sb.bursts, sb.summary, shifts, regions[r].first, regions[r].second, opt, sb.slope, sb.noise,
+                      local, 0))
+        continue;
       if (!local.empty()) local.front().cause = r == 0 && pieces.empty() ? boundary_cause::start : boundary_cause::step;
       for (auto& p : local) pieces.push_back(std::move(p));
     }
-    if (pieces.empty()) return unexpected(errc::infeasible);
-    if (pieces.front().cause == boundary_cause::step) pieces.front().cause = boundary_cause::start;
-
-    model m;
-    m.estimator = std::string(name);
-    for (std::size_t i = 0; i < pieces.size(); ++i) {
-      auto& p = pieces[i];
-      // Split at asymmetry changes inside the piece (same lines, own diagnostics).
-      std::vector<std::size_t> cuts{p.first};
-      for (std::size_t k = p.first + 1; k <= p.last; ++k)
-        if (cause[k].kind == detail::change::asymmetry) cuts.push_back(k);
-      const bool continuous = i > 0 && p.cause == boundary_cause::nonlinear;
-      std::int64_t begin = continuous ? kb[p.first].ref() : kb[p.first].probes.front().g;
-      if (i > 0 && p.cause == boundary_cause::step) {
-        // The gap between the previous piece's last probe and this first probe.
-        const segment& prev = m.segments.back();
-        const std::int64_t t_a = kb[pieces[i - 1].last].probes.back().g;
-        const std::int64_t t_b = begin;
-        if (t_b - t_a > 2) {
-          const std::int64_t mid = detail::mid_time(t_a, t_b);
-          auto union_seg = [&](const segment& own, std::int64_t b, boundary_cause c) {
-            segment g = own;
-            g.begin = b;
-            const segment& other = &own == &prev ? p.seg : prev;
-            for (const auto& l : other.lo) g.lo.push_back(detail::rebase(l, other.ref, own.ref, true));
-            for (const auto& l : other.hi) g.hi.push_back(detail::rebase(l, other.ref, own.ref, false));
-            g.diag.cause = c;
-            g.diag.stats = {};
-            return g;
-          };
-          segment g1 = union_seg(prev, t_a + 1, boundary_cause::gap);
-          segment g2 = union_seg(p.seg, mid, boundary_cause::step);
-          m.segments.push_back(std::move(g1));
-          m.segments.push_back(std::move(g2));
-        }
-      }
-      for (std::size_t c = 0; c < cuts.size(); ++c) {
-        segment s = p.seg;
-        const std::size_t k0 = cuts[c];
-        const std::size_t k1 = c + 1 < cuts.size() ? cuts[c + 1] - 1 : p.last;
-        s.begin = c == 0 ? begin : kb[k0].probes.front().g;
-        s.diag.cause = c == 0 ? (p.cause == boundary_cause::step && m.segments.size() > 0 &&
-                                         m.segments.back().diag.cause == boundary_cause::step
-                                     ? boundary_cause::gap
-                                     : p.cause)
-                              : boundary_cause::asymmetry;
-        if (cuts.size() > 1) {
-          fit_stats st;
-          st.bursts = static_cast<std::uint32_t>(k1 - k0 + 1);
-          bool first = true;
-          for (std::size_t k = k0; k <= k1; ++k) {
-            st.probes_used += kb[k].probes.size();
-            st.probes_rejected += kb[k].rejected;
-            for (const auto& q : kb[k].probes) {
-              st.min_rtt = first ? rtt_of(q) : std::min(st.min_rtt, rtt_of(q));
-              first = false;
-            }
-          }
-          s.diag.stats = st;
-        }
-        if (!m.segments.empty() && s.begin <= m.segments.back().begin) continue;
-        m.segments.push_back(std::move(s));
-      }
-    }
-    if (!m.segments.empty()) m.segments.front().diag.stats.probes_rejected += dropped;
-    if (auto c = m.check(); !c) return unexpected(c.error());
-    return m;
+    return pieces;
   }
 
- private:
+  /// The gap after a step, between the previous piece's last probe `t_a` and
+  /// this piece's first `t_b`: nothing is interpolated; each half holds the
+  /// union of both sides' bounds (causes `gap`, then `step` at the middle).
+  static void add_gap(model& m, const segment& next_fit, std::int64_t t_a, std::int64_t t_b) {
+    if (t_b - t_a <= 2) return;
+    const segment& prev = m.segments.back();
+    const std::int64_t mid = detail::mid_time(t_a, t_b);
+    auto union_seg = [&](const segment& own, const segment& other, std::int64_t b, boundary_cause c) {
+      segment g = own;
+      g.begin = b;
+      for (const auto& l : other.lo) g.lo.push_back(detail::rebase(l, other.ref, own.ref, true));
+      for (const auto& l : other.hi) g.hi.push_back(detail::rebase(l, other.ref, own.ref, false));
+      g.diag.cause = c;
+      g.diag.stats = {};
+      return g;
+    };
+    segment g1 = union_seg(prev, next_fit, t_a + 1, boundary_cause::gap);
+    segment g2 = union_seg(next_fit, prev, mid, boundary_cause::step);
+    m.segments.push_back(std::move(g1));
+    m.segments.push_back(std::move(g2));
+  }
+
+  /// Append a piece, split at the asymmetry changes inside it (same lines,
+  /// own diagnostics).
+  static void add_piece(model& m, const std::vector<burst_probes>& kb, const std::vector<detail::change_point>& cause,
+                        const piece& p, std::int64_t begin) {
+    std::vector<std::size_t> cuts{p.first};
+    for (std::size_t k = p.first + 1; k <= p.last; ++k)
+      if (cause[k].kind == detail::change::asymmetry) cuts.push_back(k);
+    for (std::size_t c = 0; c < cuts.size(); ++c) {
+      segment s = p.seg;
+      const std::size_t k0 = cuts[c];
+      const std::size_t k1 = c + 1 < cuts.size() ? cuts[c + 1] - 1 : p.last;
+      s.begin = c == 0 ? begin : kb[k0].probes.front().g;
+      s.diag.cause = c == 0 ? (p.cause == boundary_cause::step && !m.segments.empty() &&
+                                       m.segments.back().diag.cause == boundary_cause::step
+                                   ? boundary_cause::gap
+                                   : p.cause)
+                            : boundary_cause::asymmetry;
+      if (cuts.size() > 1) s.diag.stats = range_stats(kb, k0, k1);
+      if (!m.segments.empty() && s.begin <= m.segments.back().begin) continue;
+      m.segments.push_back(std::move(s));
+    }
+  }
+
+  /// Statistics of the bursts [k0, k1].
+  static fit_stats range_stats(const std::vector<burst_probes>& kb, std::size_t k0, std::size_t k1) {
+    fit_stats st;
+    st.bursts = static_cast<std::uint32_t>(k1 - k0 + 1);
+    bool first = true;
+    for (std::size_t k = k0; k <= k1; ++k) {
+      st.probes_used += kb[k].probes.size();
+      st.probes_rejected += kb[k].rejected;
+      for (const auto& q : kb[k].probes) {
+        st.min_rtt = first ? rtt_of(q) : std::min(st.min_rtt, rtt_of(q));
+        first = false;
+      }
+    }
+    return st;
+  }
+
+
   template <class Piece>
   bool fit_region(const std::vector<burst_probes>& kb, const std::vector<detail::burst_summary>& ks,
                   const std::vector<std::pair<std::int64_t, std::int64_t>>& shifts, std::size_t first,
@@ -548,14 +665,27 @@ struct segmented_estimator {
     const double rho = q48_to_slope(seg.fit.slope_q48);
     const std::int64_t base = lower_bound_of(kb.front().probes.front());
     const double xref = static_cast<double>(static_cast<i128>(seg.ref) - kb.front().ref());
-    double worst = 0;
-    std::size_t at = first;
+    std::vector<double> r;
+    r.reserve(last - first + 1);
     for (std::size_t k = first; k <= last; ++k) {
       const double centre = (ks[k].alpha + ks[k].beta) / 2.0 + rough * ks[k].x;
       const double fit_at = static_cast<double>(seg.fit.offset - base) + rho * (ks[k].x - xref);
-      if (std::fabs(centre - fit_at) > worst) {
-        worst = std::fabs(centre - fit_at);
-        at = k;
+      r.push_back(centre - fit_at);
+    }
+    // A departure counts when it persists: the smallest |residual| of three
+    // bursts in a row on the same side (one burst whose queues were all busy
+    // is noise, not a bend of the clock).
+    double worst = 0;
+    std::size_t at = first;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      double v = std::fabs(r[i]);
+      if (r.size() >= 3) {
+        const std::size_t a = i == 0 ? 0 : (i + 1 == r.size() ? i - 2 : i - 1);
+        for (std::size_t j = a; j < a + 3; ++j) v = r[j] * r[i] > 0 ? std::min(v, std::fabs(r[j])) : 0.0;
+      }
+      if (v > worst) {
+        worst = v;
+        at = first + i;
       }
     }
     return {worst, at};

@@ -82,13 +82,16 @@ struct fit_options {
   /// slope of hull fits and widens per-burst hard intervals by
   /// `max_drift · |t − ref|` to cover drift inside a burst and extrapolation.
   double max_drift = 1e-3;
-  /// Reject probes whose one-way constraint stands out above its burst's
-  /// robust envelope (stamp glitches, mis-paired replies); used by the
-  /// envelope, hull, segmented and regression estimators. The trace-cmd
-  /// baselines (fastest_response, histogram_peak) and median never filter.
+  /// Reject probes whose causality constraint contradicts those of at least
+  /// two other probes of their burst (stamp glitches, mis-paired replies);
+  /// used by split_envelope and the hull, segmented and regression
+  /// estimators. Probes that merely saw less queueing are never rejected, so
+  /// the per-direction minima stay. false turns every screening off (bursts
+  /// included). The trace-cmd baselines (fastest_response, histogram_peak)
+  /// and median never filter.
   bool filter_outliers = true;
-  /// Gate of the outlier filter, in units of the distance between the burst's
-  /// 5 % envelope quantile and its median (see docs/estimators.md).
+  /// Slack of the outlier filter (ns): a contradiction smaller than this is
+  /// tolerated (see docs/estimators.md).
   double outlier_gate = 1.0;
   /// Coverage probability of statistical intervals.
   double confidence = 0.95;
