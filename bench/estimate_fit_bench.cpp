@@ -37,7 +37,7 @@ std::vector<tsync::probe_sample> make_probes(std::int64_t n, bool step) {
     const double t1 = std::floor(h);
     const double arrive = t1 + 10e3 + q(rng);
     double g = arrive * (1 - rho) - 5e8;
-    if (step && i >= n / 2) g += 200e3;
+    if (step && i >= n / 2 / per * per) g += 200e3;  // between two bursts
     const double t2 = std::ceil(arrive + 10e3 + q(rng));
     v.push_back({static_cast<std::int64_t>(t1), static_cast<std::int64_t>(std::floor(g)), static_cast<std::int64_t>(t2),
                  static_cast<std::uint64_t>(i % per), static_cast<std::uint32_t>(i / per), 0});

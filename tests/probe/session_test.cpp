@@ -494,7 +494,7 @@ TEST_CASE("every registry estimator chosen by name gives an interval that holds 
   CHECK(named_estimator("no_such_estimator").error() == make_error_code(errc::not_found));
 }
 
-TEST_CASE("the registry fastest_response agrees with the built-in one") {
+TEST_CASE("the registry fastest_response lies within the built-in one's interval") {
   fake_world w;
   w.offset = 777;
   auto est = named_estimator("fastest_response");
@@ -504,10 +504,11 @@ TEST_CASE("the registry fastest_response agrees with the built-in one") {
   auto b = fastest_response(out.probes);
   REQUIRE(a);
   REQUIRE(b);
-  // the registry's model widens its hard bounds by 1 ns for slope rounding
-  CHECK(a->lo <= b->lo);
-  CHECK(b->lo - a->lo <= 1);
-  CHECK(a->hi >= b->hi);
-  CHECK(a->hi - b->hi <= 1);
-  CHECK(std::llabs(a->offset - b->offset) <= 1);  // rounding of the midpoint may differ
+  // The built-in is trace-cmd's (the minimum-RTT probe); the registry's takes
+  // the fastest trip of each direction, whose envelope lies inside that
+  // probe's interval (up to 2 ns of drift allowance and slope rounding).
+  CHECK(a->offset >= b->lo);
+  CHECK(a->offset <= b->hi);
+  CHECK(a->lo >= b->lo - 2);
+  CHECK(a->hi <= b->hi + 2);
 }
