@@ -246,7 +246,10 @@ template <burst_estimator E>
   auto s = detail::screen_group(probes, opt, b.rejected);
   if (!s) return unexpected(s.error());
   b.probes = std::move(*s);
-  if (E::gated && opt.filter_outliers) gate_outliers(b, 0.0, opt.outlier_gate);
+  if (E::gated && opt.filter_outliers) {
+    gate_outliers(b, 0.0, opt.outlier_gate);
+    if (opt.extreme_gate > 0) gate_extremes(b, 0.0, opt.extreme_gate);
+  }
   if (b.probes.empty()) return unexpected(errc::all_rejected);
   return E{}(b, opt, 0.0);
 }

@@ -202,6 +202,54 @@ inline void gate_outliers(burst_probes& b, double slope, double gate) {
   b.probes = std::move(kept);
 }
 
+/// The extreme gate for one burst (in place), off by default
+/// (`fit_options::extreme_gate`). Each side is de-trended with
+/// `slope`; a probe whose lower bound `t1 − g` lies more than
+/// `gate · (q05 − median)` above the burst's 5 % upper quantile of lower bounds
+/// (or whose upper bound lies that far below the 5 % lower quantile of upper
+/// bounds) is dropped. Bursts of fewer than 8 probes are left alone. This
+/// catches stamp glitches about as large as the round trip, which contradict
+/// no other probe, but it also drops probes that only saw an empty queue (the
+/// ones that define the per-direction minima): on real links it can move a
+/// burst's estimate by milliseconds. Use it only where stamps are known to
+/// glitch.
+inline void gate_extremes(burst_probes& b, double slope, double gate) {
+  const std::size_t n = b.probes.size();
+  if (n < 8) return;
+  const std::int64_t ref = b.ref();
+  const i128 base_a = lower_bound_of(b.probes.front());
+  const i128 base_b = upper_bound_of(b.probes.front());
+  std::vector<double> a(n), u(n);
+  std::int64_t min_rtt = rtt_of(b.probes.front());
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& p = b.probes[i];
+    const double trend = slope * static_cast<double>(static_cast<i128>(p.g) - ref);
+    a[i] = static_cast<double>(lower_bound_of(p) - base_a) - trend;
+    u[i] = static_cast<double>(upper_bound_of(p) - base_b) - trend;
+    min_rtt = std::min(min_rtt, rtt_of(p));
+  }
+  const std::size_t k = std::max<std::size_t>(2, static_cast<std::size_t>(std::ceil(0.05 * static_cast<double>(n))));
+  const double floor_tau = 1.0 + static_cast<double>(min_rtt) / 100.0;
+  const double ra = detail::kth_largest(a, k);
+  const double ma = detail::median_of(a);
+  const double tau_a = std::max(gate * (ra - ma), floor_tau);
+  std::vector<double> neg(n);
+  for (std::size_t i = 0; i < n; ++i) neg[i] = -u[i];
+  const double rb = -detail::kth_largest(neg, k);
+  const double mb = -detail::median_of(neg);
+  const double tau_b = std::max(gate * (mb - rb), floor_tau);
+  std::vector<probe_sample> kept;
+  kept.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (a[i] > ra + tau_a || u[i] < rb - tau_b) {
+      ++b.rejected;
+      continue;
+    }
+    kept.push_back(b.probes[i]);
+  }
+  b.probes = std::move(kept);
+}
+
 /// Screen all probes and group them by burst number. Errors: `empty_input`
 /// (no probes), `all_rejected` (none survive), `ambiguous` (guest time goes
 /// backwards from one burst to the next: split with `split_epochs` of
@@ -255,6 +303,7 @@ inline void gate_outliers(burst_probes& b, double slope, double gate) {
     out.rejected = 0;
     for (auto& b : out.bursts) {
       gate_outliers(b, slope, opt.outlier_gate);
+      if (opt.extreme_gate > 0) gate_extremes(b, slope, opt.extreme_gate);
       out.rejected += b.rejected;
     }
   }

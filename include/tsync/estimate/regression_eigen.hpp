@@ -110,6 +110,17 @@ struct regression_estimator {
                        n > 2 ? student_quantile_two_sided(opt.confidence, dof)
                              : normal_quantile_two_sided(opt.confidence)};
     }
+    // Model error: where the least-squares line and the hull's envelope line
+    // (the LP estimate, blind to how queueing is spread) disagree, the band is
+    // at least as wide as their difference. On a real link a slow queueing
+    // wander can tilt the least-squares line by 100+ ppb on a same-clock trace.
+    {
+      const double th_h = static_cast<double>(seg->fit.offset - base);
+      const double rho_h = q48_to_slope(seg->fit.slope_q48);
+      const double kq = band.k > 0 ? band.k : 1.0;
+      band.var_offset = std::max(band.var_offset, (theta - th_h) * (theta - th_h) / (kq * kq));
+      band.var_slope = std::max(band.var_slope, (rho - rho_h) * (rho - rho_h) / (kq * kq));
+    }
     auto sq = slope_to_q48(rho);
     if (!sq || !std::isfinite(theta)) return unexpected(errc::non_finite);
     if (!std::isfinite(band.var_offset) || !std::isfinite(band.cov) || !std::isfinite(band.var_slope))

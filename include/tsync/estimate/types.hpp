@@ -93,6 +93,12 @@ struct fit_options {
   /// Slack of the outlier filter (ns): a contradiction smaller than this is
   /// tolerated (see docs/estimators.md).
   double outlier_gate = 1.0;
+  /// When > 0 (and `filter_outliers`), also drop probes whose bound stands
+  /// out above the burst's 5 % quantile by more than `extreme_gate · (q05 −
+  /// median)` (`gate_extremes`): catches stamp glitches as large as the round
+  /// trip, at the price of dropping probes that saw an empty queue. Off by
+  /// default (1.0 was the gate of earlier versions).
+  double extreme_gate = 0.0;
   /// Coverage probability of statistical intervals.
   double confidence = 0.95;
   /// Fraction of probes the hull may drop, one at a time, to repair an
@@ -103,11 +109,12 @@ struct fit_options {
 /// Check an options struct: non-finite values give `errc::non_finite`, values
 /// outside their domain `errc::invalid_argument`.
 [[nodiscard]] inline expected<void, errc> validate(const fit_options& o) noexcept {
-  if (!std::isfinite(o.max_drift) || !std::isfinite(o.outlier_gate) || !std::isfinite(o.confidence) ||
+  if (!std::isfinite(o.max_drift) || !std::isfinite(o.outlier_gate) || !std::isfinite(o.extreme_gate) ||
+      !std::isfinite(o.confidence) ||
       !std::isfinite(o.max_soft_reject))
     return unexpected(errc::non_finite);
   if (!(o.max_drift > 0.0 && o.max_drift <= 0.5)) return unexpected(errc::invalid_argument);
-  if (!(o.outlier_gate > 0.0)) return unexpected(errc::invalid_argument);
+  if (!(o.outlier_gate > 0.0) || !(o.extreme_gate >= 0.0)) return unexpected(errc::invalid_argument);
   if (!(o.confidence > 0.0 && o.confidence < 1.0)) return unexpected(errc::invalid_argument);
   if (!(o.max_soft_reject >= 0.0 && o.max_soft_reject <= 0.5)) return unexpected(errc::invalid_argument);
   return {};
