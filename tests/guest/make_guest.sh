@@ -133,11 +133,11 @@ if [ -z "$tsync_bin" ]; then
   bdir="$cache/tsync-static"
   say "building a static, portable tsync in $bdir"
   # No -march=native: the guest CPU is qemu64 under TCG.
-  cmake -S "$source_dir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-O2 \
+  "${CMAKE:-cmake}" -S "$source_dir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-O2 \
         -DCMAKE_EXE_LINKER_FLAGS=-static -DTSYNC_BUILD_TESTS=OFF -DTSYNC_BUILD_BENCHMARKS=OFF \
         -DTSYNC_BUILD_EXAMPLES=ON >"$cache/tsync-static.configure.log" 2>&1 ||
     { tail -n 20 "$cache/tsync-static.configure.log" >&2; exit 1; }
-  cmake --build "$bdir" --target tsync_cli -j "$jobs" >"$cache/tsync-static.build.log" 2>&1 ||
+  "${CMAKE:-cmake}" --build "$bdir" --target tsync_cli -j "$jobs" >"$cache/tsync-static.build.log" 2>&1 ||
     { tail -n 30 "$cache/tsync-static.build.log" >&2; exit 1; }
   tsync_bin="$bdir/examples/tsync"
 fi
