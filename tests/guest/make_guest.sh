@@ -78,55 +78,68 @@ if [ -z "$deb" ]; then
   deb=$(ls "$kdir"/"$kernel_pkg"_*.deb 2>/dev/null | tail -n 1 || true)
   [ -n "$deb" ] || skip "apt-get download $kernel_pkg left no .deb"
 fi
-kroot="$kdir/root.$(basename "$deb" .deb)"
-if [ ! -d "$kroot/boot" ]; then
+# Only what the guest needs is kept from the package (the unpacked tree is ~400 MB):
+# KSTAGE/vmlinuz, KSTAGE/version, KSTAGE/modules/*.ko and KSTAGE/modules/load.order.
+kstage="$kdir/$(basename "$deb" .deb)"
+if [ ! -s "$kstage/version" ]; then
   say "extracting $(basename "$deb")"
-  rm -rf "$kroot.tmp"
-  dpkg-deb -x "$deb" "$kroot.tmp" || skip "cannot extract $deb"
-  mv "$kroot.tmp" "$kroot"
-fi
-vmlinuz=$(ls "$kroot"/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
-[ -n "$vmlinuz" ] || skip "$(basename "$deb") has no /boot/vmlinuz-*"
-kver=${vmlinuz##*/vmlinuz-}
-moddir=$(ls -d "$kroot"/lib/modules/"$kver" "$kroot"/usr/lib/modules/"$kver" 2>/dev/null | head -n 1 || true)
-cp "$vmlinuz" "$cache/vmlinuz"
+  kroot=$(mktemp -d "$kdir/unpack.XXXXXX")
+  trap 'rm -rf "$kroot"' EXIT
+  dpkg-deb -x "$deb" "$kroot" || skip "cannot extract $deb"
+  vmlinuz=$(ls "$kroot"/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
+  [ -n "$vmlinuz" ] || skip "$(basename "$deb") has no /boot/vmlinuz-*"
+  kver=${vmlinuz##*/vmlinuz-}
+  moddir=$(ls -d "$kroot"/lib/modules/"$kver" "$kroot"/usr/lib/modules/"$kver" 2>/dev/null | head -n 1 || true)
+  config="$kroot/boot/config-$kver"
 
-# ---- modules: virtio_console and what it needs, unless built in ----
-# The .deb has no modules.dep (depmod runs at install); each .ko names its
-# dependencies in its .modinfo "depends=" string. Load order: dependencies first.
-config="$kroot/boot/config-$kver"
-declare -a load_order=()
-declare -A seen=()
-find_ko() { find "$moddir" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" -o -name "$1.ko.gz" | head -n 1; }
-ko_depends() {
-  local f=$1
-  case "$f" in
-    *.xz) xz -dc "$f" ;;
-    *.zst) zstd -dc "$f" ;;
-    *.gz) gzip -dc "$f" ;;
-    *) cat "$f" ;;
-  esac 2>/dev/null | tr '\0' '\n' | grep -a '^depends=' | head -n 1 | cut -d= -f2 | tr ',' ' ' || true
-}
-add_module() {
-  local m=$1 f d
-  [ -z "${seen[$m]:-}" ] || return 0
-  seen[$m]=1
-  f=$(find_ko "$m")
-  [ -n "$f" ] || { say "module $m: no .ko in $(basename "$deb")"; return 1; }
-  for d in $(ko_depends "$f"); do add_module "$d"; done
-  load_order+=("$m")
-}
-wanted=()
-if grep -q '^CONFIG_VIRTIO_CONSOLE=y' "$config" 2>/dev/null; then
-  :
-elif [ -n "$moddir" ]; then
-  wanted=(virtio_console)
-  # The PCI transport of the virtio devices (q35: virtio-serial-pci).
-  grep -q '^CONFIG_VIRTIO_PCI=y' "$config" 2>/dev/null || wanted+=(virtio_pci)
-else
-  skip "kernel $kver has virtio_console neither built in nor as a module"
+  # virtio_console and the virtio PCI transport (q35: virtio-serial-pci), unless
+  # built in. The .deb has no modules.dep (depmod runs at install); each .ko
+  # names its dependencies in its .modinfo "depends=" string. Load order:
+  # dependencies first.
+  declare -a load_order=()
+  declare -A seen=()
+  find_ko() { find "$moddir" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" -o -name "$1.ko.gz" | head -n 1; }
+  ko_text() {
+    case "$1" in
+      *.xz) xz -dc "$1" ;;
+      *.zst) zstd -dc "$1" ;;
+      *.gz) gzip -dc "$1" ;;
+      *) cat "$1" ;;
+    esac
+  }
+  ko_depends() { ko_text "$1" 2>/dev/null | tr '\0' '\n' | grep -a '^depends=' | head -n 1 | cut -d= -f2 | tr ',' ' ' || true; }
+  add_module() {
+    local m=$1 f d
+    [ -z "${seen[$m]:-}" ] || return 0
+    seen[$m]=1
+    f=$(find_ko "$m")
+    [ -n "$f" ] || { say "module $m: no .ko in $(basename "$deb")"; return 1; }
+    for d in $(ko_depends "$f"); do add_module "$d"; done
+    load_order+=("$m")
+  }
+  rm -rf "$kstage.tmp"
+  mkdir -p "$kstage.tmp/modules"
+  for opt in VIRTIO_CONSOLE:virtio_console VIRTIO_PCI:virtio_pci; do
+    grep -q "^CONFIG_${opt%%:*}=y" "$config" 2>/dev/null && continue
+    grep -q "^CONFIG_${opt%%:*}=m" "$config" 2>/dev/null && [ -n "$moddir" ] ||
+      skip "kernel $kver has ${opt#*:} neither built in nor as a module"
+    add_module "${opt#*:}" || skip "kernel $kver: cannot resolve module ${opt#*:}"
+  done
+  : >"$kstage.tmp/modules/load.order"
+  for m in "${load_order[@]}"; do
+    ko_text "$(find_ko "$m")" >"$kstage.tmp/modules/$m.ko"
+    echo "$m" >>"$kstage.tmp/modules/load.order"
+  done
+  cp "$vmlinuz" "$kstage.tmp/vmlinuz"
+  echo "$kver" >"$kstage.tmp/version"
+  rm -rf "$kstage"
+  mv "$kstage.tmp" "$kstage"
+  rm -rf "$kroot"
+  trap - EXIT
 fi
-for m in "${wanted[@]}"; do add_module "$m" || skip "kernel $kver: cannot resolve module $m"; done
+kver=$(cat "$kstage/version")
+cp "$kstage/vmlinuz" "$cache/vmlinuz"
+modules=$(tr '\n' ' ' <"$kstage/modules/load.order" | sed 's/ $//')
 
 # ---- static tsync and tsync-mark ----
 if [ -z "$tsync_bin" ]; then
@@ -162,26 +175,16 @@ cp "$mark_bin" "$stage/bin/tsync-mark"
 cp "$here/init" "$stage/init"
 cp "$script" "$stage/etc/guest.sh"
 chmod 755 "$stage/init" "$stage/etc/guest.sh" "$stage/bin/"*
-: >"$stage/lib/modules/load.order"
-for m in "${load_order[@]}"; do
-  f=$(find_ko "$m")
-  case "$f" in
-    *.xz) xz -dc "$f" >"$stage/lib/modules/$m.ko" ;;
-    *.zst) zstd -dc "$f" >"$stage/lib/modules/$m.ko" ;;
-    *.gz) gzip -dc "$f" >"$stage/lib/modules/$m.ko" ;;
-    *) cp "$f" "$stage/lib/modules/$m.ko" ;;
-  esac
-  echo "$m" >>"$stage/lib/modules/load.order"
-done
+cp "$kstage"/modules/* "$stage/lib/modules/"
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1 >"$cache/initramfs.cpio.gz.tmp")
 mv "$cache/initramfs.cpio.gz.tmp" "$cache/initramfs.cpio.gz"
 
 cat >"$cache/guest.env" <<EOF
 kernel_package=$(basename "$deb")
 kernel_version=$kver
-modules=${load_order[*]}
+modules=$modules
 tsync=$tsync_bin
 vmlinuz=$cache/vmlinuz
 initramfs=$cache/initramfs.cpio.gz
 EOF
-say "guest ready: kernel $kver, modules: ${load_order[*]:-(built in)}, initramfs $(du -h "$cache/initramfs.cpio.gz" | cut -f1)"
+say "guest ready: kernel $kver, modules: ${modules:-(built in)}, initramfs $(du -h "$cache/initramfs.cpio.gz" | cut -f1)"
