@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "tsync/clock.hpp"
+#include "tsync/clock/any_clock.hpp"
 
 namespace {
 

@@ -142,14 +142,16 @@ cp "$kstage/vmlinuz" "$cache/vmlinuz"
 modules=$(tr '\n' ' ' <"$kstage/modules/load.order" | sed 's/ $//')
 
 # ---- static tsync and tsync-mark ----
+# The static build tree is configured even with --tsync: tsync-mark includes
+# the library's clock header, which needs the tree's generated headers.
+bdir="$cache/tsync-static"
+# No -march=native: the guest CPU is qemu64 under TCG.
+"${CMAKE:-cmake}" -S "$source_dir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-O2 \
+      -DCMAKE_EXE_LINKER_FLAGS=-static -DTSYNC_BUILD_TESTS=OFF -DTSYNC_BUILD_BENCHMARKS=OFF \
+      -DTSYNC_BUILD_EXAMPLES=ON >"$cache/tsync-static.configure.log" 2>&1 ||
+  { tail -n 20 "$cache/tsync-static.configure.log" >&2; exit 1; }
 if [ -z "$tsync_bin" ]; then
-  bdir="$cache/tsync-static"
   say "building a static, portable tsync in $bdir"
-  # No -march=native: the guest CPU is qemu64 under TCG.
-  "${CMAKE:-cmake}" -S "$source_dir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-O2 \
-        -DCMAKE_EXE_LINKER_FLAGS=-static -DTSYNC_BUILD_TESTS=OFF -DTSYNC_BUILD_BENCHMARKS=OFF \
-        -DTSYNC_BUILD_EXAMPLES=ON >"$cache/tsync-static.configure.log" 2>&1 ||
-    { tail -n 20 "$cache/tsync-static.configure.log" >&2; exit 1; }
   "${CMAKE:-cmake}" --build "$bdir" --target tsync_cli -j "$jobs" >"$cache/tsync-static.build.log" 2>&1 ||
     { tail -n 30 "$cache/tsync-static.build.log" >&2; exit 1; }
   tsync_bin="$bdir/examples/tsync"
@@ -160,8 +162,9 @@ if command -v readelf >/dev/null && readelf -l "$tsync_bin" | grep -q INTERP; th
   exit 1
 fi
 mark_bin="$cache/tsync-mark"
-if [ ! -x "$mark_bin" ] || [ "$here/guest_mark.cpp" -nt "$mark_bin" ]; then
-  ${CXX:-c++} -std=c++20 -O2 -static -I "$source_dir/include" -o "$mark_bin.tmp" "$here/guest_mark.cpp"
+if [ ! -x "$mark_bin" ] || [ "$here/guest_mark.cpp" -nt "$mark_bin" ] || [ "$tsync_bin" -nt "$mark_bin" ]; then
+  ${CXX:-c++} -std=c++20 -O2 -static -I "$source_dir/include" -I "$bdir/generated/include" \
+    -o "$mark_bin.tmp" "$here/guest_mark.cpp"
   mv "$mark_bin.tmp" "$mark_bin"
 fi
 
