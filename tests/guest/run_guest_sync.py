@@ -656,9 +656,12 @@ def main():
                f"model {sa.have_model}, table {sa.have_table}, exit {sa.rc}")
     # Marks between the last sample before the pause and the pause itself are
     # interpolated across the pause until breaks are detected: today's check
-    # covers the marks inside the span of the samples taken before the pause.
+    # covers the marks inside the span of the samples taken before the pause,
+    # less the last second (a series running when the guest stopped is not
+    # "before the pause": with --interval 500ms a series starts and ends
+    # within a second).
     g_stop = pre[-1]["guest"] if pre else None
-    pre_samples = [t for t in sa.sample_times if g_stop is not None and t <= g_stop]
+    pre_samples = [t for t in sa.sample_times if g_stop is not None and t <= g_stop - 1_000_000_000]
     span = (min(pre_samples), max(pre_samples)) if pre_samples else (0, -1)
     pre_in = [mk for mk in pre if span[0] <= mk["guest"] <= span[1]]
     log(f"session 'pause': {len(pre_samples)} samples before the pause; {len(pre) - len(pre_in)} marks before the "
