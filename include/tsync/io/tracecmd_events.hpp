@@ -1,0 +1,459 @@
+#pragma once
+/// \file
+/// Read the events of a trace-cmd `trace.dat` file (format versions 6 and 7,
+/// compressed v7 sections included) through Debian's libtracecmd and
+/// libtraceevent, with trace-cmd's own timestamp correction turned OFF: every
+/// timestamp is the raw ring-buffer timestamp, as `trace-cmd report --raw-ts`
+/// prints it (no TIME_SHIFT guest correction, no TSC2NSEC scaling, no DATE or
+/// OFFSET option applied).
+///
+/// This is the only tsync header that includes libtracecmd's headers; it needs
+/// the optional CMake target `tsync::tracecmd` (defined only when pkg-config
+/// finds libtracecmd >= 1.3, libtraceevent and libtracefs). The header-only core
+/// (`tsync::tsync`, `tsync/tsync.hpp`) never includes it.
+///
+/// How libtracecmd is driven (trace-cmd 3.1.6, libtracecmd 1.3.1):
+/// `tracecmd_alloc_fd` -> `tracecmd_set_flag(TRACECMD_FL_RAW_TS)` ->
+/// `tracecmd_read_headers` -> `tracecmd_init_data`, the sequence `trace-cmd
+/// report --raw-ts` uses. The flag is set BEFORE the options are read, so
+/// libtracecmd skips TIME_SHIFT, TSC2NSEC, DATE and OFFSET entirely: files
+/// whose TIME_SHIFT option is broken (trace-cmd's B7 counts) open fine. The
+/// four functions of that sequence that are not in the installed public header
+/// (`tracecmd_alloc_fd`, `tracecmd_read_headers`, `tracecmd_set_flag`,
+/// `tracecmd_get_flags`, and the getters `tracecmd_cpus`,
+/// `tracecmd_get_trace_clock`, `tracecmd_get_in_file_version`,
+/// `tracecmd_get_file_compress_proto`, `tracecmd_is_buffer_instance`) are
+/// exported by the library and declared below with the prototypes of trace-cmd
+/// 3.1's private header. Events are read with `tracecmd_read_data` (one
+/// `tep_record` per CPU held at a time), described with
+/// `tep_find_event_by_record`, `tep_data_pid`, `tep_data_comm_from_pid`, and
+/// formatted with `tep_print_event(..., TEP_PRINT_INFO)` (libtraceevent's
+/// plugins included), which is what `trace-cmd report` prints after the event
+/// name.
+///
+/// Memory does not grow with the trace: a reader holds at most one record (and
+/// the page or decompressed chunk under it) per CPU. libtracecmd keeps, per
+/// CPU, a small table of compressed-chunk descriptors (a few bytes per chunk).
+///
+/// Guest files: trace-cmd's guest file numbers its CPUs by vCPU, so
+/// `tracecmd_event::cpu` of a guest file IS the vCPU index. A host file
+/// recorded with `-A` lists its guests (GUEST option: name, trace id, vCPU
+/// count, host thread of each vCPU): `tracecmd_file::guest(trace_id)`.
+/// libtracecmd has no public accessor for the TIME_SHIFT samples (and with raw
+/// timestamps it does not parse them): read them with the option reader.
+///
+/// Errors: every failure is a `tracecmd_error` value naming the file; nothing
+/// throws. libtracecmd itself prints warnings to stderr for damaged files
+/// (`tracecmd_set_loglevel` silences them). A read error inside a CPU's data is
+/// indistinguishable, through libtracecmd, from the end of that CPU's data.
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sched.h>  // cpu_set_t, used by trace-cmd.h
+
+#include <event-parse.h>
+#include <trace-seq.h>
+// trace-cmd.h includes tracefs.h, which libtracefs 1.6 writes in C that is not C++
+// (an int passed as an enum in an inline function). Nothing used here comes from
+// it, so its include guard is defined beforehand when nobody has included it yet.
+#ifndef _TRACE_FS_H
+#define _TRACE_FS_H
+#define TSYNC_SKIPPED_TRACEFS_H
+#endif
+#include <trace-cmd.h>
+#ifdef TSYNC_SKIPPED_TRACEFS_H
+#undef _TRACE_FS_H
+#undef TSYNC_SKIPPED_TRACEFS_H
+#endif
+
+#include "tsync/core/error.hpp"
+#include "tsync/core/expected.hpp"
+
+// libtracecmd 1.3 (trace-cmd 3.1) exports these but declares them only in its
+// private header; the prototypes are those of that header (an enum parameter is
+// declared as int, its underlying type).
+extern "C" {
+struct tracecmd_input* tracecmd_alloc_fd(int fd, int flags);
+int tracecmd_read_headers(struct tracecmd_input* handle, int state);
+void tracecmd_set_flag(struct tracecmd_input* handle, int flag);
+unsigned long tracecmd_get_flags(struct tracecmd_input* handle);
+int tracecmd_cpus(struct tracecmd_input* handle);
+const char* tracecmd_get_trace_clock(struct tracecmd_input* handle);
+unsigned long tracecmd_get_in_file_version(struct tracecmd_input* handle);
+int tracecmd_get_file_compress_proto(struct tracecmd_input* handle, const char** name, const char** version);
+int tracecmd_is_buffer_instance(struct tracecmd_input* handle);
+}
+
+namespace tsync::io {
+
+/// trace-cmd 3.1's private flag "do not modify raw timestamps" (TRACECMD_FL_RAW_TS).
+inline constexpr int tracecmd_flag_raw_ts = 1 << 3;
+
+/// An error of the event reader: a code and a message that names the file.
+struct tracecmd_error {
+  errc code = errc::ok;
+  std::string message;
+};
+
+/// One event, as read from one CPU of one buffer. The string views and
+/// `record` stay valid until the reader that returned the event advances that
+/// CPU (or is destroyed); the strings belong to the file's event parser.
+struct tracecmd_event {
+  std::uint64_t ts = 0;             ///< raw ring-buffer timestamp (trace-cmd's correction off)
+  std::uint32_t cpu = 0;            ///< CPU of the ring buffer; in a guest file, the vCPU index
+  std::uint32_t buffer = 0;         ///< index of the buffer in its file (0: the top-level buffer)
+  std::int32_t pid = 0;             ///< common_pid of the event
+  std::int64_t missed_events = 0;   ///< events the kernel dropped before this one (<0: an unknown number)
+  std::string_view system;          ///< event system ("sched"); empty if the event's format is unknown
+  std::string_view name;            ///< event name ("sched_switch"); empty if the event id is unknown
+  std::string_view comm;            ///< command name of pid from the file's cmdlines ("<...>" if unknown)
+  struct tep_record* record = nullptr;  ///< libtraceevent's record (for tep_* calls)
+};
+
+/// A guest listed in a host file's GUEST option.
+struct tracecmd_guest_info {
+  std::string name;                    ///< guest name as given to `trace-cmd record -A`
+  std::uint64_t trace_id = 0;          ///< the guest file's trace id
+  std::vector<std::int32_t> vcpu_tid;  ///< host thread id of each vCPU (-1 unknown), index = vCPU
+};
+
+namespace detail {
+
+struct tracecmd_input_closer {
+  void operator()(tracecmd_input* h) const noexcept {
+    if (h != nullptr) tracecmd_close(h);
+  }
+};
+using tracecmd_input_ptr = std::unique_ptr<tracecmd_input, tracecmd_input_closer>;
+
+/// A binary min-heap of (key, stream) pairs; ties go to the lower stream index,
+/// so a merge is deterministic. Bounded by the number of streams.
+class stream_heap {
+ public:
+  struct item {
+    std::int64_t key;
+    std::uint32_t stream;
+  };
+  void clear() noexcept { v_.clear(); }
+  [[nodiscard]] bool empty() const noexcept { return v_.empty(); }
+  [[nodiscard]] const item& top() const noexcept { return v_.front(); }
+  void reserve(std::size_t n) { v_.reserve(n); }
+  void push(item it) {
+    v_.push_back(it);
+    std::size_t i = v_.size() - 1;
+    while (i > 0) {
+      const std::size_t p = (i - 1) / 2;
+      if (!less(v_[i], v_[p])) break;
+      std::swap(v_[i], v_[p]);
+      i = p;
+    }
+  }
+  void pop() noexcept {
+    v_.front() = v_.back();
+    v_.pop_back();
+    sift_down(0);
+  }
+  /// Replace the top by `it` (cheaper than pop + push).
+  void replace_top(item it) noexcept {
+    v_.front() = it;
+    sift_down(0);
+  }
+
+ private:
+  static bool less(const item& a, const item& b) noexcept {
+    return a.key < b.key || (a.key == b.key && a.stream < b.stream);
+  }
+  void sift_down(std::size_t i) noexcept {
+    const std::size_t n = v_.size();
+    for (;;) {
+      std::size_t m = i;
+      const std::size_t l = 2 * i + 1, r = l + 1;
+      if (l < n && less(v_[l], v_[m])) m = l;
+      if (r < n && less(v_[r], v_[m])) m = r;
+      if (m == i) return;
+      std::swap(v_[i], v_[m]);
+      i = m;
+    }
+  }
+  std::vector<item> v_;
+};
+
+/// A raw timestamp as a merge key: raw timestamps above INT64_MAX (never seen
+/// in practice) sort last instead of wrapping negative.
+[[nodiscard]] inline std::int64_t ts_key(std::uint64_t ts) noexcept {
+  return ts > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+             ? std::numeric_limits<std::int64_t>::max()
+             : static_cast<std::int64_t>(ts);
+}
+
+}  // namespace detail
+
+class tracecmd_file;
+
+/// One ring-buffer set of a file: the top-level buffer (index 0, name "") or an
+/// instance recorded with `-B NAME`. Read it per CPU (`peek`/`pop`) or, through
+/// the file, in merged time order; do not mix the two on one file.
+class tracecmd_buffer {
+ public:
+  tracecmd_buffer(const tracecmd_buffer&) = delete;
+  tracecmd_buffer& operator=(const tracecmd_buffer&) = delete;
+  ~tracecmd_buffer() {
+    for (auto& s : slots_) release(s);
+    trace_seq_destroy(&seq_);
+  }
+
+  /// The instance name ("" for the top-level buffer).
+  [[nodiscard]] std::string_view name() const noexcept { return name_; }
+  /// Number of CPUs (vCPUs in a guest file) the buffer has data slots for.
+  [[nodiscard]] std::uint32_t cpu_count() const noexcept { return static_cast<std::uint32_t>(slots_.size()); }
+  /// The buffer's trace clock as libtracecmd reports it ("local", "mono_raw", "x86-tsc"...; "" unknown).
+  [[nodiscard]] std::string_view trace_clock() const noexcept {
+    const char* c = tracecmd_get_trace_clock(h_);
+    return c != nullptr ? std::string_view(c) : std::string_view();
+  }
+  /// libtracecmd's handle of this buffer (for calls this class does not wrap).
+  [[nodiscard]] tracecmd_input* handle() const noexcept { return h_; }
+
+  /// The next unread event of `cpu`, or nullptr at the end of its data (or for
+  /// a cpu >= cpu_count()). Does not advance.
+  [[nodiscard]] const tracecmd_event* peek(std::uint32_t cpu) noexcept {
+    if (cpu >= slots_.size()) return nullptr;
+    slot& s = slots_[cpu];
+    if (!s.loaded && !s.done) load(s, cpu);
+    return s.loaded ? &s.ev : nullptr;
+  }
+  /// Advance `cpu` past its current event (frees the record).
+  void pop(std::uint32_t cpu) noexcept {
+    if (cpu >= slots_.size()) return;
+    slot& s = slots_[cpu];
+    if (!s.loaded && !s.done) load(s, cpu);
+    release(s);
+  }
+
+  /// The text `trace-cmd report` prints after the event name (libtraceevent's
+  /// TEP_PRINT_INFO, plugins included), without a trailing newline. The view
+  /// stays valid until the next call on this buffer. Empty if libtraceevent
+  /// could not allocate.
+  [[nodiscard]] std::string_view info(const tracecmd_event& e) noexcept {
+    trace_seq_reset(&seq_);
+    if (e.record == nullptr) return {};
+    tep_print_event(tep_, &seq_, e.record, "%s", TEP_PRINT_INFO);
+    if (seq_.state != TRACE_SEQ__GOOD || seq_.buffer == nullptr) return {};
+    std::size_t n = seq_.len;
+    while (n > 0 && (seq_.buffer[n - 1] == '\n' || seq_.buffer[n - 1] == '\0')) --n;
+    return {seq_.buffer, n};
+  }
+
+ private:
+  friend class tracecmd_file;
+  struct slot {
+    tracecmd_event ev;
+    bool loaded = false;
+    bool done = false;
+  };
+
+  tracecmd_buffer(tracecmd_input* h, bool owned, std::string name, std::uint32_t index)
+      : h_(h), owned_(owned ? h : nullptr), tep_(tracecmd_get_tep(h)), name_(std::move(name)), index_(index) {
+    trace_seq_init(&seq_);
+    const int n = tracecmd_cpus(h);
+    slots_.resize(n > 0 ? static_cast<std::size_t>(n) : 0U);
+  }
+
+  void load(slot& s, std::uint32_t cpu) noexcept {
+    tep_record* r = tracecmd_read_data(h_, static_cast<int>(cpu));
+    if (r == nullptr) {
+      s.done = true;
+      return;
+    }
+    tracecmd_event& e = s.ev;
+    e.record = r;
+    e.ts = r->ts;
+    e.cpu = cpu;
+    e.buffer = index_;
+    e.missed_events = r->missed_events;
+    e.pid = tep_data_pid(tep_, r);
+    const tep_event* ev = tep_find_event_by_record(tep_, r);
+    e.system = (ev != nullptr && ev->system != nullptr) ? std::string_view(ev->system) : std::string_view();
+    e.name = (ev != nullptr && ev->name != nullptr) ? std::string_view(ev->name) : std::string_view();
+    const char* comm = tep_data_comm_from_pid(tep_, e.pid);
+    e.comm = comm != nullptr ? std::string_view(comm) : std::string_view("<...>");
+    s.loaded = true;
+  }
+  static void release(slot& s) noexcept {
+    if (s.loaded) {
+      tracecmd_free_record(s.ev.record);
+      s.ev.record = nullptr;
+      s.loaded = false;
+    }
+  }
+
+  tracecmd_input* h_;
+  detail::tracecmd_input_ptr owned_;  // instance handles are ours to close; the top-level one is the file's
+  tep_handle* tep_;
+  std::string name_;
+  std::uint32_t index_;
+  std::vector<slot> slots_;
+  trace_seq seq_{};
+};
+
+/// An open trace.dat file (move-only). Open with `tracecmd_file::open`.
+class tracecmd_file {
+ public:
+  tracecmd_file(tracecmd_file&&) noexcept = default;
+  tracecmd_file& operator=(tracecmd_file&&) noexcept = default;
+  tracecmd_file(const tracecmd_file&) = delete;
+  tracecmd_file& operator=(const tracecmd_file&) = delete;
+  ~tracecmd_file() {
+    buffers_.clear();  // instance handles first: each holds a reference on the top-level handle
+    h_.reset();
+  }
+
+  /// Open `path` with raw timestamps. Errors: not_found / permission_denied /
+  /// io_error (open), invalid_argument (not a trace-cmd file, or a format
+  /// libtracecmd cannot read: its message says which step failed),
+  /// unsupported_version (a file version other than 6 or 7).
+  [[nodiscard]] static expected<tracecmd_file, tracecmd_error> open(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int e = errno;
+      const errc c = e == ENOENT ? errc::not_found : e == EACCES || e == EPERM ? errc::permission_denied : errc::io_error;
+      return unexpected(tracecmd_error{c, path + ": cannot open: " + std::strerror(e)});
+    }
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return unexpected(tracecmd_error{errc::invalid_argument, path + ": not a regular file"});
+    }
+    tracecmd_input* raw = tracecmd_alloc_fd(fd, 0);
+    if (raw == nullptr) {
+      ::close(fd);  // tracecmd_alloc_fd does not close the descriptor when it fails
+      return unexpected(tracecmd_error{errc::invalid_argument,
+                                       path + ": not a trace-cmd data file (bad magic, or a header libtracecmd cannot read)"});
+    }
+    detail::tracecmd_input_ptr h(raw);  // from here on tracecmd_close closes fd
+    const unsigned long version = tracecmd_get_in_file_version(raw);
+    if (version != 6 && version != 7)
+      return unexpected(tracecmd_error{errc::unsupported_version,
+                                       path + ": trace.dat version " + std::to_string(version) + " (6 and 7 are supported)"});
+    tracecmd_set_flag(raw, tracecmd_flag_raw_ts);  // before the options are read: no correction at all
+    if (tracecmd_read_headers(raw, 0) < 0)
+      return unexpected(tracecmd_error{errc::invalid_argument, path + ": libtracecmd could not read the headers"});
+    if (tracecmd_init_data(raw) < 0)
+      return unexpected(tracecmd_error{errc::invalid_argument, path + ": libtracecmd could not read the CPU data sections"});
+    if ((tracecmd_get_flags(raw) & static_cast<unsigned long>(tracecmd_flag_raw_ts)) == 0)
+      return unexpected(tracecmd_error{errc::unsupported, path + ": libtracecmd dropped the raw-timestamp flag"});
+
+    tracecmd_file f(std::move(h), path, static_cast<std::uint32_t>(version));
+    f.buffers_.push_back(std::unique_ptr<tracecmd_buffer>(new tracecmd_buffer(raw, false, std::string(), 0)));
+    const int n = tracecmd_buffer_instances(raw);
+    for (int i = 0; i < n; ++i) {
+      tracecmd_input* ih = tracecmd_buffer_instance_handle(raw, i);
+      if (ih == nullptr)
+        return unexpected(tracecmd_error{errc::invalid_argument,
+                                         path + ": libtracecmd could not open buffer instance " + std::to_string(i)});
+      const char* nm = tracecmd_buffer_instance_name(raw, i);
+      f.buffers_.push_back(std::unique_ptr<tracecmd_buffer>(new tracecmd_buffer(
+          ih, true, nm != nullptr ? std::string(nm) : std::string(), static_cast<std::uint32_t>(f.buffers_.size()))));
+    }
+    return f;
+  }
+
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  /// The trace.dat format version (6 or 7).
+  [[nodiscard]] std::uint32_t file_version() const noexcept { return version_; }
+  /// The compression algorithm of a v7 file ("zstd", "zlib"), or "" when uncompressed.
+  [[nodiscard]] std::string compression() const {
+    const char* name = nullptr;
+    const char* ver = nullptr;
+    if (tracecmd_get_file_compress_proto(h_.get(), &name, &ver) < 0 || name == nullptr) return {};
+    return name;
+  }
+  /// The file's trace clock (its TRACECLOCK option, "" if absent).
+  [[nodiscard]] std::string_view trace_clock() const noexcept { return buffers_.front()->trace_clock(); }
+  /// The file's trace id (TRACEID option; a guest's id is what its host's GUEST option lists).
+  [[nodiscard]] std::uint64_t trace_id() const noexcept { return tracecmd_get_traceid(h_.get()); }
+  /// The top-level buffer's CPU count (vCPUs of a guest file).
+  [[nodiscard]] std::uint32_t cpu_count() const noexcept { return buffers_.front()->cpu_count(); }
+  /// Number of buffers: 1 (the top-level buffer) + the instances.
+  [[nodiscard]] std::size_t buffer_count() const noexcept { return buffers_.size(); }
+  /// Buffer `i` (0: top-level). Precondition: i < buffer_count().
+  [[nodiscard]] tracecmd_buffer& buffer(std::size_t i) noexcept { return *buffers_[i]; }
+  /// The file's event parser (libtraceevent).
+  [[nodiscard]] tep_handle* tep() const noexcept { return tracecmd_get_tep(h_.get()); }
+  /// libtracecmd's top-level handle.
+  [[nodiscard]] tracecmd_input* handle() const noexcept { return h_.get(); }
+
+  /// The guest with trace id `id` from this (host) file's GUEST options, if listed.
+  [[nodiscard]] std::optional<tracecmd_guest_info> guest(std::uint64_t id) const {
+    const char* nm = nullptr;
+    int n = 0;
+    const int* tids = nullptr;
+    if (tracecmd_get_guest_cpumap(h_.get(), id, &nm, &n, &tids) < 0) return std::nullopt;
+    tracecmd_guest_info g;
+    g.name = nm != nullptr ? nm : "";
+    g.trace_id = id;
+    if (n > 0 && tids != nullptr) g.vcpu_tid.assign(tids, tids + n);
+    return g;
+  }
+
+  /// The next event of the whole file (every buffer, every CPU) in raw-timestamp
+  /// order (ties: lower buffer, then lower CPU), or nullptr at the end. The
+  /// event stays valid until the next call.
+  [[nodiscard]] const tracecmd_event* next() noexcept {
+    if (!started_) start();
+    if (pending_) {
+      buffers_[pending_->first]->pop(pending_->second);
+      const tracecmd_event* e = buffers_[pending_->first]->peek(pending_->second);
+      if (e != nullptr)
+        heap_.replace_top({detail::ts_key(e->ts), heap_.top().stream});
+      else
+        heap_.pop();
+      pending_.reset();
+    }
+    if (heap_.empty()) return nullptr;
+    const std::uint32_t s = heap_.top().stream;
+    pending_ = stream_of_[s];
+    return buffers_[pending_->first]->peek(pending_->second);
+  }
+
+ private:
+  tracecmd_file(detail::tracecmd_input_ptr h, std::string path, std::uint32_t version)
+      : h_(std::move(h)), path_(std::move(path)), version_(version) {}
+
+  void start() noexcept {
+    started_ = true;
+    for (std::uint32_t b = 0; b < buffers_.size(); ++b)
+      for (std::uint32_t c = 0; c < buffers_[b]->cpu_count(); ++c) {
+        const tracecmd_event* e = buffers_[b]->peek(c);
+        if (e == nullptr) continue;
+        stream_of_.emplace_back(b, c);
+        heap_.push({detail::ts_key(e->ts), static_cast<std::uint32_t>(stream_of_.size() - 1)});
+      }
+  }
+
+  detail::tracecmd_input_ptr h_;
+  std::string path_;
+  std::uint32_t version_ = 0;
+  std::vector<std::unique_ptr<tracecmd_buffer>> buffers_;
+  bool started_ = false;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> stream_of_;  // heap stream -> (buffer, cpu)
+  detail::stream_heap heap_;
+  std::optional<std::pair<std::uint32_t, std::uint32_t>> pending_;  // returned by next(), pop on the next call
+};
+
+}  // namespace tsync::io
