@@ -31,7 +31,8 @@
 # Environment: TSYNC_TRACE_CMD (default: trace-cmd in PATH), TSYNC_REC_SECONDS (default 3),
 # TSYNC_REC_NO_KALLSYMS=1 (trace-cmd then finds an empty /proc/kallsyms: files of a few
 # tens of KB instead of a megabyte, as for the committed fixtures in data/),
-# TSYNC_REC_INTERVAL (trace-cmd's --tsync-interval in ms, default 100; 0 syncs only at
+# TSYNC_REC_EVENTS (events of both sides, default "sched:sched_switch"; e.g. "sched irq timer"
+# for bigger files), TSYNC_REC_INTERVAL (trace-cmd's --tsync-interval in ms, default 100; 0 syncs only at
 # the start and the end, as trace-cmd does by default).
 set -u
 OUT=${1:-}
@@ -63,6 +64,7 @@ if [ -n "$PRELOAD" ] && [ ! -r "$PRELOAD" ]; then
   echo "note: preload module $PRELOAD missing; recording without TCP_NODELAY (slow syncs)"
   PRELOAD=
 fi
+[ -z "$PRELOAD" ] || PRELOAD=$(cd "$(dirname "$PRELOAD")" && pwd)/$(basename "$PRELOAD")
 
 # A free TCP port for the agent.
 PORT=
@@ -121,8 +123,8 @@ for i in $(seq 100); do
 done
 # The traced command makes a few thousand context switches per second.
 LD_PRELOAD=$PRELOAD timeout 120 "$TC" record -o host.dat -C mono_raw --tsync-interval "$TSYNC_REC_INTERVAL" \
-  -B "$INST" -C mono_raw -e sched:sched_switch \
-  -A "127.0.0.1:$PORT" -e sched:sched_switch \
+  -B "$INST" -C mono_raw $EVENTS \
+  -A "127.0.0.1:$PORT" $EVENTS \
   sh -c "end=\$((\$(date +%s) + $SECS)); while [ \$(date +%s) -lt \$end ]; do sleep 0.001; done" > record.log 2>&1
 rc=$?
 kill "$agent" 2>/dev/null
@@ -135,7 +137,9 @@ timeout 60 "$TC" record -o local_v6.dat --file-version 6 -C mono_raw -e sched:sc
   sleep 0.3 > record_v6.log 2>&1 || exit 92
 exit 0
 '
-export OUT TC PORT TRACEFS INST PRELOAD SECS TSYNC_REC_NO_KALLSYMS=${TSYNC_REC_NO_KALLSYMS:-0} TSYNC_REC_INTERVAL=${TSYNC_REC_INTERVAL:-100}
+EVENTS=
+for e in ${TSYNC_REC_EVENTS:-sched:sched_switch}; do EVENTS="$EVENTS -e $e"; done
+export OUT TC PORT TRACEFS INST PRELOAD SECS EVENTS TSYNC_REC_NO_KALLSYMS=${TSYNC_REC_NO_KALLSYMS:-0} TSYNC_REC_INTERVAL=${TSYNC_REC_INTERVAL:-100}
 PIN=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN=(taskset -c 0,1); fi
 "${PIN[@]}" unshare -m --propagation private bash -c "$INNER" inner "$STANDINS"

@@ -326,7 +326,7 @@ TEST_CASE("the committed host and guest files read like trace-cmd report --raw-t
   for (const char* name : {"host.dat", "guest.dat", "local_v6.dat"}) check_against_report(fixture_dir + "/" + name);
 }
 
-TEST_CASE("the committed files tell their version, compression, clock, buffers and guest") {
+TEST_CASE("the committed files tell their version compression clock buffers and guest") {
   tracecmd_file h = open_or_fail(fixture_dir + "/host.dat");
   tracecmd_file g = open_or_fail(fixture_dir + "/guest.dat");
   tracecmd_file l6 = open_or_fail(fixture_dir + "/local_v6.dat");
