@@ -57,6 +57,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -204,6 +206,12 @@ class stream_heap {
 }  // namespace detail
 
 class tracecmd_file;
+class tracecmd_buffer;
+
+namespace detail {
+struct tracecmd_state;
+void tracecmd_after_pop(tracecmd_state& st) noexcept;
+}  // namespace detail
 
 /// One ring-buffer set of a file: the top-level buffer (index 0, name "") or an
 /// instance recorded with `-B NAME`. Read it per CPU (`peek`/`pop`) or, through
@@ -213,7 +221,7 @@ class tracecmd_buffer {
   tracecmd_buffer(const tracecmd_buffer&) = delete;
   tracecmd_buffer& operator=(const tracecmd_buffer&) = delete;
   ~tracecmd_buffer() {
-    for (auto& s : slots_) release(s);
+    release_all();
     trace_seq_destroy(&seq_);
   }
 
@@ -223,14 +231,14 @@ class tracecmd_buffer {
   [[nodiscard]] std::uint32_t cpu_count() const noexcept { return static_cast<std::uint32_t>(slots_.size()); }
   /// The buffer's trace clock as libtracecmd reports it ("local", "mono_raw", "x86-tsc"...; "" unknown).
   [[nodiscard]] std::string_view trace_clock() const noexcept {
-    const char* c = tracecmd_get_trace_clock(h_);
+    const char* c = h_ != nullptr ? tracecmd_get_trace_clock(h_) : nullptr;
     return c != nullptr ? std::string_view(c) : std::string_view();
   }
-  /// libtracecmd's handle of this buffer (for calls this class does not wrap).
-  [[nodiscard]] tracecmd_input* handle() const noexcept { return h_; }
 
   /// The next unread event of `cpu`, or nullptr at the end of its data (or for
-  /// a cpu >= cpu_count()). Does not advance.
+  /// a cpu >= cpu_count()). Does not advance. The event stays valid until the
+  /// next `pop` on any CPU of this file (a pop may reopen the file, see
+  /// `tracecmd_file::set_reopen_bytes`; the event's values stay the same).
   [[nodiscard]] const tracecmd_event* peek(std::uint32_t cpu) noexcept {
     if (cpu >= slots_.size()) return nullptr;
     slot& s = slots_[cpu];
@@ -242,7 +250,9 @@ class tracecmd_buffer {
     if (cpu >= slots_.size()) return;
     slot& s = slots_[cpu];
     if (!s.loaded && !s.done) load(s, cpu);
+    if (!s.loaded) return;
     release(s);
+    detail::tracecmd_after_pop(*st_);
   }
 
   /// The text `trace-cmd report` prints after the event name (libtraceevent's
@@ -253,33 +263,40 @@ class tracecmd_buffer {
     trace_seq_reset(&seq_);
     if (e.record == nullptr) return {};
     tep_print_event(tep_, &seq_, e.record, "%s", TEP_PRINT_INFO);
+    note_pids(e);
     if (seq_.state != TRACE_SEQ__GOOD || seq_.buffer == nullptr) return {};
     std::size_t n = seq_.len;
     while (n > 0 && (seq_.buffer[n - 1] == '\n' || seq_.buffer[n - 1] == '\0')) --n;
     return {seq_.buffer, n};
   }
 
+  /// libtracecmd's handle of this buffer (for calls this class does not wrap;
+  /// it changes when the file is reopened).
+  [[nodiscard]] tracecmd_input* handle() const noexcept { return h_; }
+
  private:
   friend class tracecmd_file;
+  friend struct detail::tracecmd_state;
   struct slot {
     tracecmd_event ev;
     bool loaded = false;
     bool done = false;
+    bool consumed = false;         // at least one record of this CPU was popped
+    std::uint64_t last_offset = 0;  // libtracecmd's offset of the last popped record
+    std::uint64_t held_offset = 0;  // offset of the held record, kept across a reopen
   };
 
-  tracecmd_buffer(tracecmd_input* h, bool owned, std::string name, std::uint32_t index)
-      : h_(h), owned_(owned ? h : nullptr), tep_(tracecmd_get_tep(h)), name_(std::move(name)), index_(index) {
+  tracecmd_buffer(detail::tracecmd_state* st, std::string name, std::uint32_t index) : st_(st), name_(std::move(name)), index_(index) {
     trace_seq_init(&seq_);
-    const int n = tracecmd_cpus(h);
-    slots_.resize(n > 0 ? static_cast<std::size_t>(n) : 0U);
   }
 
-  void load(slot& s, std::uint32_t cpu) noexcept {
-    tep_record* r = tracecmd_read_data(h_, static_cast<int>(cpu));
-    if (r == nullptr) {
-      s.done = true;
-      return;
-    }
+  // Attach libtracecmd's handle (on open, and again on every reopen).
+  void attach(tracecmd_input* h, bool owned) noexcept {
+    h_ = h;
+    owned_.reset(owned ? h : nullptr);
+    tep_ = tracecmd_get_tep(h);
+  }
+  void fill(slot& s, tep_record* r, std::uint32_t cpu) noexcept {
     tracecmd_event& e = s.ev;
     e.record = r;
     e.ts = r->ts;
@@ -294,116 +311,288 @@ class tracecmd_buffer {
     e.comm = comm != nullptr ? std::string_view(comm) : std::string_view("<...>");
     s.loaded = true;
   }
-  static void release(slot& s) noexcept {
+  void load(slot& s, std::uint32_t cpu) noexcept;
+  void note_pids(const tracecmd_event& e) noexcept;
+  void release(slot& s) noexcept {
     if (s.loaded) {
+      s.last_offset = s.ev.record->offset;
+      s.consumed = true;
       tracecmd_free_record(s.ev.record);
       s.ev.record = nullptr;
       s.loaded = false;
     }
   }
+  // Free the held records but remember where each CPU stands (before a reopen:
+  // `loaded` stays set, the record is read again at `held_offset`).
+  void release_all() noexcept {
+    for (auto& s : slots_)
+      if (s.loaded && s.ev.record != nullptr) {
+        s.held_offset = s.ev.record->offset;
+        tracecmd_free_record(s.ev.record);
+        s.ev.record = nullptr;
+      }
+  }
 
-  tracecmd_input* h_;
+  detail::tracecmd_state* st_;
+  tracecmd_input* h_ = nullptr;
   detail::tracecmd_input_ptr owned_;  // instance handles are ours to close; the top-level one is the file's
-  tep_handle* tep_;
+  tep_handle* tep_ = nullptr;
   std::string name_;
   std::uint32_t index_;
   std::vector<slot> slots_;
   trace_seq seq_{};
 };
 
+namespace detail {
+
+/// What a tracecmd_file owns, at a stable address (buffers point to it).
+struct tracecmd_state {
+  std::string path;
+  int fd = -1;  // our own descriptor of the file: every (re)open reads a dup of it
+  tracecmd_input_ptr top;
+  std::uint32_t version = 0;
+  std::vector<std::unique_ptr<tracecmd_buffer>> buffers;
+  std::uint64_t reopen_bytes = std::uint64_t{16} << 20;
+  std::uint64_t since_reopen = 0;  // record bytes read since the last (re)open
+  std::uint64_t reopens = 0;
+  std::optional<tracecmd_error> error;  // a failed reopen: every CPU ends early
+  // libtraceevent's plugins learn comms while they print (sched_switch's next_comm):
+  // the pids of the *pid fields of printed events, whose comms a reopen carries over.
+  std::unordered_set<int> printed_pids;
+  std::unordered_map<const tep_event*, std::vector<tep_format_field*>> pid_fields;
+
+  tracecmd_state() = default;
+  tracecmd_state(const tracecmd_state&) = delete;
+  tracecmd_state& operator=(const tracecmd_state&) = delete;
+  ~tracecmd_state() {
+    buffers.clear();  // instance handles first: each holds a reference on the top-level handle
+    top.reset();
+    if (fd >= 0) ::close(fd);
+  }
+
+  [[nodiscard]] tracecmd_error fail(errc c, const std::string& what) const { return {c, path + ": " + what}; }
+
+  /// Open libtracecmd's handles on a dup of `fd` (raw timestamps), and attach them to the
+  /// buffers (created on the first open; on a reopen the layout must be the same).
+  [[nodiscard]] expected<void, tracecmd_error> open_handles() {
+    if (::lseek(fd, 0, SEEK_SET) != 0) return unexpected(fail(errc::io_error, std::string("cannot seek: ") + std::strerror(errno)));
+    const int hfd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (hfd < 0) return unexpected(fail(errc::io_error, std::string("cannot dup the descriptor: ") + std::strerror(errno)));
+    tracecmd_input* raw = tracecmd_alloc_fd(hfd, 0);
+    if (raw == nullptr) {
+      ::close(hfd);  // tracecmd_alloc_fd does not close the descriptor when it fails
+      return unexpected(fail(errc::invalid_argument, "not a trace-cmd data file (bad magic, or a header libtracecmd cannot read)"));
+    }
+    tracecmd_input_ptr h(raw);  // from here on tracecmd_close closes hfd
+    const unsigned long v = tracecmd_get_in_file_version(raw);
+    if (v != 6 && v != 7)
+      return unexpected(fail(errc::unsupported_version, "trace.dat version " + std::to_string(v) + " (6 and 7 are supported)"));
+    tracecmd_set_flag(raw, tracecmd_flag_raw_ts);  // before the options are read: no correction at all
+    if (tracecmd_read_headers(raw, 0) < 0) return unexpected(fail(errc::invalid_argument, "libtracecmd could not read the headers"));
+    if (tracecmd_init_data(raw) < 0)
+      return unexpected(fail(errc::invalid_argument, "libtracecmd could not read the CPU data sections"));
+    if ((tracecmd_get_flags(raw) & static_cast<unsigned long>(tracecmd_flag_raw_ts)) == 0)
+      return unexpected(fail(errc::unsupported, "libtracecmd dropped the raw-timestamp flag"));
+    const int n = tracecmd_buffer_instances(raw);
+    const bool first = buffers.empty();
+    if (!first && buffers.size() != static_cast<std::size_t>(n) + 1)
+      return unexpected(fail(errc::io_error, "the file changed while it was read (buffer count)"));
+    std::vector<tracecmd_input_ptr> inst;
+    for (int i = 0; i < n; ++i) {
+      tracecmd_input* ih = tracecmd_buffer_instance_handle(raw, i);
+      if (ih == nullptr)
+        return unexpected(fail(errc::invalid_argument, "libtracecmd could not open buffer instance " + std::to_string(i)));
+      inst.emplace_back(ih);
+    }
+    if (first) {
+      version = static_cast<std::uint32_t>(v);
+      buffers.push_back(std::unique_ptr<tracecmd_buffer>(new tracecmd_buffer(this, std::string(), 0)));
+      for (int i = 0; i < n; ++i) {
+        const char* nm = tracecmd_buffer_instance_name(raw, i);
+        buffers.push_back(std::unique_ptr<tracecmd_buffer>(
+            new tracecmd_buffer(this, nm != nullptr ? std::string(nm) : std::string(), static_cast<std::uint32_t>(i) + 1)));
+      }
+    }
+    const auto cpus_of = [](tracecmd_input* x) {
+      const int c = tracecmd_cpus(x);
+      return c > 0 ? static_cast<std::size_t>(c) : std::size_t{0};
+    };
+    if (first) {
+      buffers[0]->slots_.resize(cpus_of(raw));
+      for (int i = 0; i < n; ++i) buffers[static_cast<std::size_t>(i) + 1]->slots_.resize(cpus_of(inst[static_cast<std::size_t>(i)].get()));
+    } else {
+      bool same = buffers[0]->slots_.size() == cpus_of(raw);
+      for (int i = 0; i < n; ++i) same = same && buffers[static_cast<std::size_t>(i) + 1]->slots_.size() == cpus_of(inst[static_cast<std::size_t>(i)].get());
+      if (!same) return unexpected(fail(errc::io_error, "the file changed while it was read (CPU count)"));
+    }
+    for (auto& b : buffers) b->owned_.reset();  // close the old instance handles before the old top-level one
+    top = std::move(h);
+    buffers[0]->attach(top.get(), false);
+    for (int i = 0; i < n; ++i) buffers[static_cast<std::size_t>(i) + 1]->attach(inst[static_cast<std::size_t>(i)].release(), true);
+    since_reopen = 0;
+    return {};
+  }
+
+  /// Close and reopen libtracecmd's handles, and put every CPU back where it was.
+  /// libtracecmd 1.3 never frees the chunks it decompresses (its free_zpage()
+  /// looks them up with an impossible condition) and maps each CPU's whole data
+  /// at once; closing is the only way to give that memory back.
+  void reopen() noexcept {
+    // The comms the old parser knows for the printed pids (file cmdlines and what its
+    // plugins learned), to give the new parser the same answers.
+    std::vector<std::pair<int, std::string>> comms;
+    tep_handle* old_tep = tracecmd_get_tep(top.get());
+    for (const int pid : printed_pids) {
+      const char* c = tep_data_comm_from_pid(old_tep, pid);
+      if (c != nullptr && std::strcmp(c, "<...>") != 0) comms.emplace_back(pid, c);
+    }
+    pid_fields.clear();  // keyed by the old parser's events
+    for (auto& b : buffers) b->release_all();
+    auto r = open_handles();
+    if (!r) {
+      stop(r.error());
+      return;
+    }
+    ++reopens;
+    tep_handle* new_tep = tracecmd_get_tep(top.get());
+    for (const auto& [pid, c] : comms) tep_override_comm(new_tep, c.c_str(), pid);
+    for (auto& b : buffers)
+      for (std::uint32_t c = 0; c < b->slots_.size(); ++c) {
+        tracecmd_buffer::slot& s = b->slots_[c];
+        if (s.done || (!s.loaded && !s.consumed)) continue;
+        // Reload the held record, or step over the last consumed one.
+        const unsigned long long off = s.loaded ? s.held_offset : s.last_offset;
+        int cpu = -1;
+        tep_record* rec = tracecmd_read_at(b->h_, off, &cpu);
+        if (rec == nullptr || cpu != static_cast<int>(c) || rec->offset != off) {
+          if (rec != nullptr) tracecmd_free_record(rec);
+          stop(fail(errc::io_error, "libtracecmd could not find record offset " + std::to_string(off) + " again after reopening"));
+          return;
+        }
+        if (s.loaded) {
+          b->fill(s, rec, c);
+        } else {
+          tracecmd_free_record(rec);
+        }
+      }
+  }
+
+  void stop(tracecmd_error e) noexcept {
+    error = std::move(e);
+    for (auto& b : buffers) {
+      b->release_all();
+      for (auto& s : b->slots_) {
+        s.loaded = false;
+        s.done = true;
+      }
+    }
+  }
+};
+
+inline void tracecmd_after_pop(tracecmd_state& st) noexcept {
+  if (st.reopen_bytes != 0 && st.since_reopen >= st.reopen_bytes && !st.error) st.reopen();
+}
+
+}  // namespace detail
+
+inline void tracecmd_buffer::load(slot& s, std::uint32_t cpu) noexcept {
+  tep_record* r = h_ != nullptr ? tracecmd_read_data(h_, static_cast<int>(cpu)) : nullptr;
+  if (r == nullptr) {
+    s.done = true;
+    return;
+  }
+  st_->since_reopen += static_cast<std::uint64_t>(r->record_size > 0 ? r->record_size : 0);
+  fill(s, r, cpu);
+}
+
+inline void tracecmd_buffer::note_pids(const tracecmd_event& e) noexcept {
+  tep_event* ev = tep_find_event_by_record(tep_, e.record);
+  if (ev == nullptr) return;
+  auto it = st_->pid_fields.find(ev);
+  if (it == st_->pid_fields.end()) {
+    std::vector<tep_format_field*> f;
+    for (tep_format_field* x = ev->format.fields; x != nullptr; x = x->next) {
+      const std::string_view n = x->name != nullptr ? std::string_view(x->name) : std::string_view();
+      if (n.size() >= 3 && n.substr(n.size() - 3) == "pid" && (x->size == 4 || x->size == 8) &&
+          (x->flags & TEP_FIELD_IS_ARRAY) == 0)
+        f.push_back(x);
+    }
+    it = st_->pid_fields.emplace(ev, std::move(f)).first;
+  }
+  for (tep_format_field* x : it->second) {
+    unsigned long long v = 0;
+    if (tep_read_number_field(x, e.record->data, &v) == 0)
+      st_->printed_pids.insert(static_cast<int>(static_cast<std::int64_t>(v)));
+  }
+}
+
 /// An open trace.dat file (move-only). Open with `tracecmd_file::open`.
 class tracecmd_file {
  public:
-  tracecmd_file(tracecmd_file&&) noexcept = default;
-  tracecmd_file& operator=(tracecmd_file&&) noexcept = default;
-  tracecmd_file(const tracecmd_file&) = delete;
-  tracecmd_file& operator=(const tracecmd_file&) = delete;
-  ~tracecmd_file() {
-    buffers_.clear();  // instance handles first: each holds a reference on the top-level handle
-    h_.reset();
-  }
-
   /// Open `path` with raw timestamps. Errors: not_found / permission_denied /
   /// io_error (open), invalid_argument (not a trace-cmd file, or a format
   /// libtracecmd cannot read: its message says which step failed),
   /// unsupported_version (a file version other than 6 or 7).
   [[nodiscard]] static expected<tracecmd_file, tracecmd_error> open(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    auto st = std::make_unique<detail::tracecmd_state>();
+    st->path = path;
+    st->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (st->fd < 0) {
       const int e = errno;
       const errc c = e == ENOENT ? errc::not_found : e == EACCES || e == EPERM ? errc::permission_denied : errc::io_error;
       return unexpected(tracecmd_error{c, path + ": cannot open: " + std::strerror(e)});
     }
-    struct stat st{};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
+    struct stat sb{};
+    if (::fstat(st->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
       return unexpected(tracecmd_error{errc::invalid_argument, path + ": not a regular file"});
-    }
-    tracecmd_input* raw = tracecmd_alloc_fd(fd, 0);
-    if (raw == nullptr) {
-      ::close(fd);  // tracecmd_alloc_fd does not close the descriptor when it fails
-      return unexpected(tracecmd_error{errc::invalid_argument,
-                                       path + ": not a trace-cmd data file (bad magic, or a header libtracecmd cannot read)"});
-    }
-    detail::tracecmd_input_ptr h(raw);  // from here on tracecmd_close closes fd
-    const unsigned long version = tracecmd_get_in_file_version(raw);
-    if (version != 6 && version != 7)
-      return unexpected(tracecmd_error{errc::unsupported_version,
-                                       path + ": trace.dat version " + std::to_string(version) + " (6 and 7 are supported)"});
-    tracecmd_set_flag(raw, tracecmd_flag_raw_ts);  // before the options are read: no correction at all
-    if (tracecmd_read_headers(raw, 0) < 0)
-      return unexpected(tracecmd_error{errc::invalid_argument, path + ": libtracecmd could not read the headers"});
-    if (tracecmd_init_data(raw) < 0)
-      return unexpected(tracecmd_error{errc::invalid_argument, path + ": libtracecmd could not read the CPU data sections"});
-    if ((tracecmd_get_flags(raw) & static_cast<unsigned long>(tracecmd_flag_raw_ts)) == 0)
-      return unexpected(tracecmd_error{errc::unsupported, path + ": libtracecmd dropped the raw-timestamp flag"});
-
-    tracecmd_file f(std::move(h), path, static_cast<std::uint32_t>(version));
-    f.buffers_.push_back(std::unique_ptr<tracecmd_buffer>(new tracecmd_buffer(raw, false, std::string(), 0)));
-    const int n = tracecmd_buffer_instances(raw);
-    for (int i = 0; i < n; ++i) {
-      tracecmd_input* ih = tracecmd_buffer_instance_handle(raw, i);
-      if (ih == nullptr)
-        return unexpected(tracecmd_error{errc::invalid_argument,
-                                         path + ": libtracecmd could not open buffer instance " + std::to_string(i)});
-      const char* nm = tracecmd_buffer_instance_name(raw, i);
-      f.buffers_.push_back(std::unique_ptr<tracecmd_buffer>(new tracecmd_buffer(
-          ih, true, nm != nullptr ? std::string(nm) : std::string(), static_cast<std::uint32_t>(f.buffers_.size()))));
-    }
-    return f;
+    auto r = st->open_handles();
+    if (!r) return unexpected(std::move(r.error()));
+    return tracecmd_file(std::move(st));
   }
 
-  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] const std::string& path() const noexcept { return st_->path; }
   /// The trace.dat format version (6 or 7).
-  [[nodiscard]] std::uint32_t file_version() const noexcept { return version_; }
+  [[nodiscard]] std::uint32_t file_version() const noexcept { return st_->version; }
   /// The compression algorithm of a v7 file ("zstd", "zlib"), or "" when uncompressed.
   [[nodiscard]] std::string compression() const {
     const char* name = nullptr;
     const char* ver = nullptr;
-    if (tracecmd_get_file_compress_proto(h_.get(), &name, &ver) < 0 || name == nullptr) return {};
+    if (tracecmd_get_file_compress_proto(st_->top.get(), &name, &ver) < 0 || name == nullptr) return {};
     return name;
   }
   /// The file's trace clock (its TRACECLOCK option, "" if absent).
-  [[nodiscard]] std::string_view trace_clock() const noexcept { return buffers_.front()->trace_clock(); }
-  /// The file's trace id (TRACEID option; a guest's id is what its host's GUEST option lists).
-  [[nodiscard]] std::uint64_t trace_id() const noexcept { return tracecmd_get_traceid(h_.get()); }
+  [[nodiscard]] std::string_view trace_clock() const noexcept { return st_->buffers.front()->trace_clock(); }
+  /// The file's trace id (TRACEID option, 0 if absent; a guest's id is what its host's GUEST option lists).
+  [[nodiscard]] std::uint64_t trace_id() const noexcept { return tracecmd_get_traceid(st_->top.get()); }
   /// The top-level buffer's CPU count (vCPUs of a guest file).
-  [[nodiscard]] std::uint32_t cpu_count() const noexcept { return buffers_.front()->cpu_count(); }
+  [[nodiscard]] std::uint32_t cpu_count() const noexcept { return st_->buffers.front()->cpu_count(); }
   /// Number of buffers: 1 (the top-level buffer) + the instances.
-  [[nodiscard]] std::size_t buffer_count() const noexcept { return buffers_.size(); }
+  [[nodiscard]] std::size_t buffer_count() const noexcept { return st_->buffers.size(); }
   /// Buffer `i` (0: top-level). Precondition: i < buffer_count().
-  [[nodiscard]] tracecmd_buffer& buffer(std::size_t i) noexcept { return *buffers_[i]; }
-  /// The file's event parser (libtraceevent).
-  [[nodiscard]] tep_handle* tep() const noexcept { return tracecmd_get_tep(h_.get()); }
-  /// libtracecmd's top-level handle.
-  [[nodiscard]] tracecmd_input* handle() const noexcept { return h_.get(); }
+  [[nodiscard]] tracecmd_buffer& buffer(std::size_t i) noexcept { return *st_->buffers[i]; }
+  /// The file's event parser (libtraceevent; it changes when the file is reopened).
+  [[nodiscard]] tep_handle* tep() const noexcept { return tracecmd_get_tep(st_->top.get()); }
+  /// libtracecmd's top-level handle (it changes when the file is reopened).
+  [[nodiscard]] tracecmd_input* handle() const noexcept { return st_->top.get(); }
+
+  /// Reopen libtracecmd's handles after every `n` bytes of records read (0:
+  /// never; default 16 MiB). libtracecmd 1.3 keeps every chunk it decompresses
+  /// and maps each CPU's whole data, until the file is closed; reopening (and
+  /// finding each CPU's place again) bounds that memory. Each reopen parses the
+  /// file's headers again (a few ms, more with a large kallsyms section).
+  void set_reopen_bytes(std::uint64_t n) noexcept { st_->reopen_bytes = n; }
+  /// How many times the file was reopened so far.
+  [[nodiscard]] std::uint64_t reopens() const noexcept { return st_->reopens; }
+  /// The error that ended the reading early (a failed reopen), if any. Check it
+  /// after the last event: without it, the end was the end of the data.
+  [[nodiscard]] const std::optional<tracecmd_error>& error() const noexcept { return st_->error; }
 
   /// The guest with trace id `id` from this (host) file's GUEST options, if listed.
   [[nodiscard]] std::optional<tracecmd_guest_info> guest(std::uint64_t id) const {
     const char* nm = nullptr;
     int n = 0;
     const int* tids = nullptr;
-    if (tracecmd_get_guest_cpumap(h_.get(), id, &nm, &n, &tids) < 0) return std::nullopt;
+    if (tracecmd_get_guest_cpumap(st_->top.get(), id, &nm, &n, &tids) < 0) return std::nullopt;
     tracecmd_guest_info g;
     g.name = nm != nullptr ? nm : "";
     g.trace_id = id;
@@ -417,8 +606,8 @@ class tracecmd_file {
   [[nodiscard]] const tracecmd_event* next() noexcept {
     if (!started_) start();
     if (pending_) {
-      buffers_[pending_->first]->pop(pending_->second);
-      const tracecmd_event* e = buffers_[pending_->first]->peek(pending_->second);
+      buffer(pending_->first).pop(pending_->second);
+      const tracecmd_event* e = buffer(pending_->first).peek(pending_->second);
       if (e != nullptr)
         heap_.replace_top({detail::ts_key(e->ts), heap_.top().stream});
       else
@@ -428,28 +617,24 @@ class tracecmd_file {
     if (heap_.empty()) return nullptr;
     const std::uint32_t s = heap_.top().stream;
     pending_ = stream_of_[s];
-    return buffers_[pending_->first]->peek(pending_->second);
+    return buffer(pending_->first).peek(pending_->second);
   }
 
  private:
-  tracecmd_file(detail::tracecmd_input_ptr h, std::string path, std::uint32_t version)
-      : h_(std::move(h)), path_(std::move(path)), version_(version) {}
+  explicit tracecmd_file(std::unique_ptr<detail::tracecmd_state> st) noexcept : st_(std::move(st)) {}
 
-  void start() noexcept {
+  void start() {
     started_ = true;
-    for (std::uint32_t b = 0; b < buffers_.size(); ++b)
-      for (std::uint32_t c = 0; c < buffers_[b]->cpu_count(); ++c) {
-        const tracecmd_event* e = buffers_[b]->peek(c);
+    for (std::uint32_t b = 0; b < buffer_count(); ++b)
+      for (std::uint32_t c = 0; c < buffer(b).cpu_count(); ++c) {
+        const tracecmd_event* e = buffer(b).peek(c);
         if (e == nullptr) continue;
         stream_of_.emplace_back(b, c);
         heap_.push({detail::ts_key(e->ts), static_cast<std::uint32_t>(stream_of_.size() - 1)});
       }
   }
 
-  detail::tracecmd_input_ptr h_;
-  std::string path_;
-  std::uint32_t version_ = 0;
-  std::vector<std::unique_ptr<tracecmd_buffer>> buffers_;
+  std::unique_ptr<detail::tracecmd_state> st_;
   bool started_ = false;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> stream_of_;  // heap stream -> (buffer, cpu)
   detail::stream_heap heap_;

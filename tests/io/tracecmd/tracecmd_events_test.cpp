@@ -489,3 +489,74 @@ TEST_CASE("merging a freshly recorded pair writes time-ordered text and JSON wit
   check_merge(rec_dir + "/host.dat", rec_dir + "/guest.dat");
   check_merge(rec_dir + "/host_v6.dat", rec_dir + "/guest_v7_none.dat");
 }
+
+namespace {
+struct seen {
+  std::uint32_t buffer, cpu;
+  std::uint64_t ts;
+  std::int32_t pid;
+  std::string name, comm, info;
+  bool operator==(const seen&) const = default;
+};
+std::vector<seen> read_all(const std::string& path, std::uint64_t reopen_bytes, std::uint64_t& reopens) {
+  tracecmd_file f = open_or_fail(path);
+  f.set_reopen_bytes(reopen_bytes);
+  std::vector<seen> v;
+  for (const auto* e = f.next(); e != nullptr; e = f.next())
+    v.push_back({e->buffer, e->cpu, e->ts, e->pid, std::string(e->name), std::string(e->comm),
+                 std::string(f.buffer(e->buffer).info(*e))});
+  if (f.error()) FAIL(f.error()->message);
+  reopens = f.reopens();
+  return v;
+}
+}  // namespace
+
+TEST_CASE("reopening the file every few KiB of records reads exactly the same events") {
+  for (const char* name : {"host.dat", "guest.dat", "local_v6.dat"}) {
+    INFO(name);
+    std::uint64_t r0 = 0, r1 = 0;
+    const auto once = read_all(fixture_dir + "/" + name, 0, r0);
+    const auto often = read_all(fixture_dir + "/" + name, 512, r1);
+    CHECK(r0 == 0);
+    CHECK(r1 > 3);
+    CHECK(once.size() > 0);
+    CHECK(once.size() == often.size());
+    std::size_t diff = 0;
+    while (diff < once.size() && diff < often.size() && once[diff] == often[diff]) ++diff;
+    if (diff < once.size() && diff < often.size()) {
+      const seen& x = once[diff];
+      const seen& y = often[diff];
+      FAIL("event " << diff << ": [" << x.buffer << ":" << x.cpu << "] " << x.ts << " " << x.comm << "-" << x.pid << " "
+                    << x.name << " " << x.info << "\n vs [" << y.buffer << ":" << y.cpu << "] " << y.ts << " " << y.comm
+                    << "-" << y.pid << " " << y.name << " " << y.info);
+    }
+  }
+}
+
+TEST_CASE("reopening while reading per CPU keeps every CPU's place") {
+  tracecmd_file a = open_or_fail(fixture_dir + "/guest.dat");
+  tracecmd_file b = open_or_fail(fixture_dir + "/guest.dat");
+  a.set_reopen_bytes(0);
+  b.set_reopen_bytes(1024);
+  // Alternate between the CPUs so that a reopen happens while the other CPU holds a record.
+  std::size_t n = 0;
+  bool any = true;
+  while (any) {
+    any = false;
+    for (std::uint32_t c = 0; c < a.cpu_count(); ++c) {
+      const auto* x = a.buffer(0).peek(c);
+      const auto* y = b.buffer(0).peek(c);
+      REQUIRE((x == nullptr) == (y == nullptr));
+      if (x == nullptr) continue;
+      any = true;
+      REQUIRE(x->ts == y->ts);
+      REQUIRE(x->name == y->name);
+      ++n;
+      a.buffer(0).pop(c);
+      b.buffer(0).pop(c);
+    }
+  }
+  CHECK(n > 0);
+  CHECK(b.reopens() > 5);
+  CHECK_FALSE(b.error().has_value());
+}
