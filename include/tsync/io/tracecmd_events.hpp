@@ -31,9 +31,15 @@
 /// plugins included), which is what `trace-cmd report` prints after the event
 /// name.
 ///
-/// Memory does not grow with the trace: a reader holds at most one record (and
-/// the page or decompressed chunk under it) per CPU. libtracecmd keeps, per
-/// CPU, a small table of compressed-chunk descriptors (a few bytes per chunk).
+/// Memory: a reader holds at most one record (and the page or decompressed
+/// chunk under it) per CPU. libtracecmd 1.3 itself never frees a decompressed
+/// chunk before the file is closed (its free_zpage() searches its cache with a
+/// condition that is never true; fixed upstream in 2024): on compressed files
+/// the reader therefore reopens libtracecmd's handles every 64 MiB of records
+/// and puts every CPU back at its record (`tracecmd_file::set_reopen_bytes`),
+/// so the heap stays bounded. libtracecmd also mmaps each CPU's whole data of
+/// an uncompressed file (file pages, not heap) and keeps a small table of
+/// compressed-chunk descriptors per CPU.
 ///
 /// Guest files: trace-cmd's guest file numbers its CPUs by vCPU, so
 /// `tracecmd_event::cpu` of a guest file IS the vCPU index. A host file
@@ -113,8 +119,9 @@ struct tracecmd_error {
 };
 
 /// One event, as read from one CPU of one buffer. The string views and
-/// `record` stay valid until the reader that returned the event advances that
-/// CPU (or is destroyed); the strings belong to the file's event parser.
+/// `record` stay valid until the next advance (`pop`, `next`) of any CPU of
+/// the same file (an advance may reopen the file), or until it is destroyed;
+/// the strings belong to the file's event parser.
 struct tracecmd_event {
   std::uint64_t ts = 0;             ///< raw ring-buffer timestamp (trace-cmd's correction off)
   std::uint32_t cpu = 0;            ///< CPU of the ring buffer; in a guest file, the vCPU index
@@ -352,7 +359,7 @@ struct tracecmd_state {
   tracecmd_input_ptr top;
   std::uint32_t version = 0;
   std::vector<std::unique_ptr<tracecmd_buffer>> buffers;
-  std::uint64_t reopen_bytes = std::uint64_t{16} << 20;
+  std::uint64_t reopen_bytes = 0;  // set on the first open: 64 MiB for compressed files, else 0
   std::uint64_t since_reopen = 0;  // record bytes read since the last (re)open
   std::uint64_t reopens = 0;
   std::optional<tracecmd_error> error;  // a failed reopen: every CPU ends early
@@ -406,6 +413,9 @@ struct tracecmd_state {
     }
     if (first) {
       version = static_cast<std::uint32_t>(v);
+      const char* zname = nullptr;
+      const char* zver = nullptr;
+      if (tracecmd_get_file_compress_proto(raw, &zname, &zver) >= 0 && zname != nullptr) reopen_bytes = std::uint64_t{64} << 20;
       buffers.push_back(std::unique_ptr<tracecmd_buffer>(new tracecmd_buffer(this, std::string(), 0)));
       for (int i = 0; i < n; ++i) {
         const char* nm = tracecmd_buffer_instance_name(raw, i);
@@ -576,10 +586,12 @@ class tracecmd_file {
   [[nodiscard]] tracecmd_input* handle() const noexcept { return st_->top.get(); }
 
   /// Reopen libtracecmd's handles after every `n` bytes of records read (0:
-  /// never; default 16 MiB). libtracecmd 1.3 keeps every chunk it decompresses
-  /// and maps each CPU's whole data, until the file is closed; reopening (and
-  /// finding each CPU's place again) bounds that memory. Each reopen parses the
-  /// file's headers again (a few ms, more with a large kallsyms section).
+  /// never). libtracecmd 1.3 keeps every chunk it decompresses until the file
+  /// is closed (heap that grows with the trace); reopening, and finding each
+  /// CPU's place again, bounds it. Default: 64 MiB for compressed files, never
+  /// for uncompressed ones (libtracecmd maps each CPU's whole data with mmap:
+  /// file pages, which the kernel can drop, not heap). Each reopen parses the
+  /// headers again: about 15 ms, 250 ms with a 5 MB kallsyms section.
   void set_reopen_bytes(std::uint64_t n) noexcept { st_->reopen_bytes = n; }
   /// How many times the file was reopened so far.
   [[nodiscard]] std::uint64_t reopens() const noexcept { return st_->reopens; }
