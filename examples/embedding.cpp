@@ -17,6 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tsync/clock.hpp"
+#include "tsync/sync.hpp"
+#include "tsync/transport.hpp"
 #include "tsync/tsync.hpp"
 
 namespace {
@@ -35,6 +38,7 @@ int main() {
   using namespace std::chrono_literals;
   namespace clk = tsync::clock;
   namespace probe = tsync::probe;
+  namespace sy = tsync::sync;
 
   clk::mono_raw_clock host_clock;
   const clk::offset_drift truth_params{guest_offset_ns, guest_drift_ppb, host_clock.now()};
@@ -51,7 +55,7 @@ int main() {
     { auto drop = std::move(pair->first); }
     clk::adjusted_clock<clk::mono_raw_clock> guest_clock(clk::mono_raw_clock{}, truth_params);
     probe::responder_options opt;
-    opt.on_series_start = probe::pin_on_series_start();  // pin to the vCPU; failure only reported
+    opt.on_series_start = sy::pin_on_series_start();  // pin to the vCPU; failure only reported
     opt.idle_timeout = 10s;
     auto r = probe::serve(mine, guest_clock, opt);
     ::_exit(r ? 0 : 3);
@@ -60,11 +64,11 @@ int main() {
   { auto drop = std::move(pair->second); }
 
   // 3. The session: one channel serving vCPU 0, a series every 20 ms.
-  probe::session_config cfg;
+  sy::session_config cfg;
   cfg.probes = 339;
   cfg.interval = 20ms;
   cfg.initiator_is_host = true;  // we stamp t1/t2 with the host clock
-  auto s = probe::make_session({probe::channel{{0}, probe::make_series_runner(t, host_clock)}}, cfg);
+  auto s = sy::make_session({sy::channel{{0}, sy::make_series_runner(t, host_clock)}}, cfg);
   if (!s) return fail("make_session");
   auto ready = (*s)->start();  // returns after the first series: tracing may start now
   if (!ready) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tsync/kvm.hpp"
+#include "tsync/kvm/debugfs.hpp"
 
 namespace {
 

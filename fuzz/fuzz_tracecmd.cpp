@@ -14,7 +14,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "tsync/interop/tracecmd.hpp"
+#include "tsync/io/tracecmd.hpp"
 
 namespace {
 
@@ -25,7 +25,7 @@ void check(bool ok) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace tsync::interop;
+  using namespace tsync::io;
   if (size == 0) return 0;
   const auto order = (data[0] & 1u) != 0 ? byte_order::big : byte_order::little;
   const std::span<const std::byte> in(reinterpret_cast<const std::byte*>(data + 1), size - 1);

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "shootout.hpp"
+#include "tsync/accuracy/shootout.hpp"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);

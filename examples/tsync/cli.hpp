@@ -15,7 +15,7 @@
 #include <system_error>
 #include <vector>
 
-#include "tsync/core/text_error.hpp"
+#include "tsync/io/text.hpp"
 
 namespace tsync::cli {
 

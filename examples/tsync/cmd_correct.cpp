@@ -25,6 +25,9 @@
 
 #include "cli.hpp"
 #include "tsync/correct.hpp"
+#include "tsync/io/table_csv.hpp"
+#include "tsync/io/tsc_offset_records.hpp"
+#include "tsync/io/json.hpp"
 #include "tsync/estimate/model.hpp"
 
 namespace {
@@ -56,7 +59,7 @@ struct table_source {
 table_or_message load_csv_file(const std::string& path, const table_options& opt) {
   std::ifstream in(path);
   if (!in) return tsync::unexpected("cannot open table '" + path + "': " + std::strerror(errno));
-  auto t = tsync::correct::load_table_csv(in, opt);
+  auto t = tsync::io::load_table_csv(in, opt);
   if (!t) {
     if (t.error().line == 0) return tsync::unexpected("table '" + path + "': " + t.error().message);
     return tsync::unexpected("table '" + path + "' " + t.error().message);
@@ -78,7 +81,7 @@ table_or_message load_model_file(const std::string& path, const table_options& o
   if (!in) return tsync::unexpected("cannot open model '" + path + "': " + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
-  tsync::estimate::json::parse_error perr;
+  tsync::io::json::parse_error perr;
   auto m = tsync::estimate::model::from_json(text.str(), &perr);
   if (!m) {
     const std::string why = perr.message.empty() ? tsync::to_string(m.error()) : perr.message;
@@ -205,7 +208,7 @@ int run_tsc_writes(const char* cmd, const tsync::cli::options& o) {
 
   std::ifstream in(*path, std::ios::binary);
   if (!in) return tsync::cli::fail(std::string(cmd) + ": cannot open trace '" + *path + "': " + std::strerror(errno));
-  auto recs = tsync::correct::read_tsc_offset_records(in);
+  auto recs = tsync::io::read_tsc_offset_records(in);
   if (!recs) return tsync::cli::fail(std::string(cmd) + ": trace '" + *path + "' " + recs.error().what());
   // A merged trace is in time order already; per-CPU files put one after the
   // other are not. Order by host time (stable: equal times keep file order).

@@ -8,7 +8,7 @@
 
 #include "cli.hpp"
 #include "tsync/estimate.hpp"
-#include "tsync/sim/probe_csv.hpp"
+#include "tsync/io/probes_csv.hpp"
 
 namespace {
 
@@ -72,7 +72,7 @@ int run(const std::vector<std::string>& args) {
     if (!file) return tsync::cli::fail("estimate: cannot open '" + path + "'");
     in = &file;
   }
-  auto probes = tsync::sim::read_probes_csv(*in);
+  auto probes = tsync::io::read_probes_csv(*in);
   if (!probes) return tsync::cli::fail("estimate: " + path + ": " + probes.error().what());
   std::vector<tsync::probe_sample> use;
   for (const auto& p : *probes)

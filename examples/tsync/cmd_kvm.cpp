@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "tsync/kvm.hpp"
+#include "tsync/kvm/debugfs.hpp"
 
 namespace {
 

@@ -6,9 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "../../bench/accuracy/shootout.hpp"
+#include "tsync/accuracy/shootout.hpp"
 #include "cli.hpp"
 #include "tsync/sim.hpp"
+#include "tsync/io/probes_csv.hpp"
 
 namespace {
 
@@ -72,10 +73,10 @@ int run_simulate(const std::vector<std::string>& args) {
   if (auto f = o.get("out"); f && *f != "-") {
     std::ofstream out(*f);
     if (!out) return tsync::cli::fail("simulate: cannot write " + *f);
-    tsync::sim::write_probes_csv(out, tr->probes, comment.str(), minimal);
+    tsync::io::write_probes_csv(out, tr->probes, comment.str(), minimal);
     if (!out) return tsync::cli::fail("simulate: write error on " + *f);
   } else {
-    tsync::sim::write_probes_csv(std::cout, tr->probes, comment.str(), minimal);
+    tsync::io::write_probes_csv(std::cout, tr->probes, comment.str(), minimal);
   }
   if (auto f = o.get("truth")) {
     std::ofstream out(*f);

@@ -21,16 +21,18 @@
 
 #include "cli.hpp"
 #include "tsync/clock.hpp"
-#include "tsync/correct/table_csv.hpp"
+#include "tsync/io/table_csv.hpp"
 #include "tsync/estimate/per_burst.hpp"
 #include "tsync/probe.hpp"
 #include "tsync/transport.hpp"
+#include "tsync/sync.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 namespace tr = tsync::transport;
 namespace pr = tsync::probe;
+namespace sy = tsync::sync;
 namespace clk = tsync::clock;
 
 // ---------------------------------------------------------------- parsing
@@ -179,7 +181,7 @@ int serve_one(tr::stream_transport& t, const clk::any_clock& base, clk::offset_d
   pr::responder_options opt;
   opt.idle_timeout = idle;
   if (pin) {
-    opt.on_series_start = pr::pin_on_series_start([&out_mu, verbose](std::uint32_t vcpu, std::error_code ec) {
+    opt.on_series_start = sy::pin_on_series_start([&out_mu, verbose](std::uint32_t vcpu, std::error_code ec) {
       if (!verbose) return;
       std::lock_guard lk(out_mu);
       std::cerr << "tsync agent: could not pin to CPU " << vcpu << ": " << ec.message() << " (continuing unpinned)\n";
@@ -378,7 +380,7 @@ tsync::expected<tr::stream_transport, std::error_code> connect_with_retry(const 
 /// Write one vCPU's series estimates as an estimator model (the format
 /// `tsync correct --model` and `tsync::estimate::model::from_json` read):
 /// piecewise linear through the series' offsets, each with its hard interval.
-bool write_vcpu_model(const std::string& path, const tsync::probe::vcpu_result& r, const std::string& est_name) {
+bool write_vcpu_model(const std::string& path, const tsync::sync::vcpu_result& r, const std::string& est_name) {
   namespace est = tsync::estimate;
   std::vector<est::burst_estimate> bursts;
   bursts.reserve(r.table.size());
@@ -419,7 +421,7 @@ int write_kvm_tables(const tsync::kvm::debugfs_query& q, const std::string& pref
     const std::string file = prefix + ".vcpu" + std::to_string(v.id) + ".csv";
     std::ofstream out(file);
     const tsync::sync_sample sample{0, -kvm_offset, v.params.ratio, v.params.frac_bits, std::nullopt};
-    tsync::correct::write_table_csv(out, std::span<const tsync::sync_sample>(&sample, 1),
+    tsync::io::write_table_csv(out, std::span<const tsync::sync_sample>(&sample, 1),
                                     "tsync sync table of vCPU " + std::to_string(v.id) + " (KVM debugfs " +
                                         vm->ref.path + ", exact): host = ceil((guest + offset) * 2^frac_bits / "
                                         "ratio); use --mode step");
@@ -450,7 +452,7 @@ int run_sync(const std::vector<std::string>& args) {
   }
   auto vcpus = parse_vcpus(o.get("vcpus").value_or("1"));
   if (!vcpus) return tsync::cli::usage_error(cmd, "bad --vcpus (a count, or a comma-separated list of distinct ids)");
-  pr::session_config cfg;
+  sy::session_config cfg;
   if (auto p = o.get("probes")) {
     auto v = tsync::cli::parse_int<std::uint32_t>(*p);
     if (!v || *v == 0 || *v > pr::max_probes_per_series)
@@ -479,7 +481,7 @@ int run_sync(const std::vector<std::string>& args) {
   if (count && *count > 2 && cfg.interval.count() == 0)
     return tsync::cli::usage_error(cmd, "--count above 2 needs a non-zero --interval");
   const std::string est_name = o.get("estimator").value_or("split_envelope");
-  auto est = pr::named_estimator(est_name);
+  auto est = sy::named_estimator(est_name);
   if (!est) {
     std::string avail;
     for (auto n : tsync::estimate::names()) avail += (avail.empty() ? "" : ", ") + std::string(n);
@@ -524,21 +526,21 @@ int run_sync(const std::vector<std::string>& args) {
     if (auto r = o.get("kvm-root")) q.root = *r;
     kvm_query = q;
   }
-  pr::protocol chosen = pr::protocol::probe;
+  sy::protocol chosen = sy::protocol::probe;
   if (auto id = clk::parse_trace_clock(clock_name)) {
-    pr::selection_input in;
+    sy::selection_input in;
     in.host_clock = in.guest_clock = *id;
     in.have_transport = spec.has_value();
-    if (kvm_query) in.kvm_check = [&] { return pr::check_kvm_debugfs(*kvm_query); };
-    auto sel = pr::select_protocol(in);
+    if (kvm_query) in.kvm_check = [&] { return sy::check_kvm_debugfs(*kvm_query); };
+    auto sel = sy::select_protocol(in);
     for (const auto& d : sel.decisions) {
       if (!quiet)
-        std::cout << "protocol " << pr::to_string(d.proto) << ": " << (d.chosen ? "chosen" : "refused") << " ("
+        std::cout << "protocol " << sy::to_string(d.proto) << ": " << (d.chosen ? "chosen" : "refused") << " ("
                   << d.reason << ")\n";
       if (d.chosen) chosen = d.proto;
     }
   }
-  if (chosen == pr::protocol::kvm && kvm_query) return write_kvm_tables(*kvm_query, prefix, quiet);
+  if (chosen == sy::protocol::kvm && kvm_query) return write_kvm_tables(*kvm_query, prefix, quiet);
   if (!spec) return tsync::cli::fail("sync: KVM sync is not possible here (see above) and no --transport was given");
 
   // One connection per vCPU where the transport has connections, else one channel.
@@ -553,15 +555,15 @@ int run_sync(const std::vector<std::string>& args) {
     conns.push_back(std::make_unique<tr::stream_transport>(std::move(*t)));
     clocks.push_back(std::make_unique<clk::any_clock>(*clock));
   }
-  std::vector<pr::channel> channels;
+  std::vector<sy::channel> channels;
   if (parallel) {
     for (std::size_t i = 0; i < nconn; ++i)
-      channels.push_back(pr::channel{{(*vcpus)[i]}, pr::make_series_runner(*conns[i], *clocks[i], base)});
+      channels.push_back(sy::channel{{(*vcpus)[i]}, sy::make_series_runner(*conns[i], *clocks[i], base)});
   } else {
-    channels.push_back(pr::channel{*vcpus, pr::make_series_runner(*conns[0], *clocks[0], base)});
+    channels.push_back(sy::channel{*vcpus, sy::make_series_runner(*conns[0], *clocks[0], base)});
   }
   if (count) cfg.max_rounds = *count - 1;
-  auto s = pr::make_session(std::move(channels), cfg);
+  auto s = sy::make_session(std::move(channels), cfg);
   if (!s) return tsync::cli::fail("sync: " + s.error().message());
   auto ready = (*s)->start();
   if (!ready) {
@@ -592,7 +594,7 @@ int run_sync(const std::vector<std::string>& args) {
   for (const auto& r : results) {
     const std::string file = prefix + ".vcpu" + std::to_string(r.vcpu) + ".csv";
     std::ofstream out(file);
-    tsync::correct::write_table_csv(out, r.table,
+    tsync::io::write_table_csv(out, r.table,
                                     "tsync sync table of vCPU " + std::to_string(r.vcpu) + " (clock " + clock_name +
                                         ", estimator " + est_name + "): host = guest + offset",
                                     /*with_scaling=*/false);

@@ -10,11 +10,12 @@
 #include <vector>
 
 #include "cli.hpp"
-#include "tsync/interop.hpp"
+#include "tsync/io/tracecmd.hpp"
+#include "tsync/io/table_csv.hpp"
 
 namespace {
 
-using namespace tsync::interop;
+using namespace tsync::io;
 
 const char* const input_help =
     "FILE is a trace.dat file (format version 6 or 7, uncompressed options). With\n"

@@ -1,13 +1,11 @@
 #pragma once
 /// \file
-/// Aggregator for tsync/estimate: per-burst and whole-trace offset/drift
-/// estimators, the piecewise model they return (with JSON), and the registry.
-/// The Eigen-based regression lives in tsync/estimate/regression_eigen.hpp and
-/// joins the registry when TSYNC_HAVE_EIGEN is defined.
+/// The estimator family: per-burst and whole-trace offset/drift estimators, the
+/// piecewise model they return, and the registry. The Eigen-based regression is
+/// not included: see `tsync/estimate/regression_eigen.hpp`.
 #include "tsync/estimate/burst.hpp"
 #include "tsync/estimate/envelope.hpp"
 #include "tsync/estimate/hull.hpp"
-#include "tsync/estimate/json.hpp"
 #include "tsync/estimate/kalman.hpp"
 #include "tsync/estimate/model.hpp"
 #include "tsync/estimate/per_burst.hpp"

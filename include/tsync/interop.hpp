@@ -1,5 +1,5 @@
 #pragma once
 /// \file
-/// Interoperability with other tracers: trace-cmd's TIME_SHIFT and TSC2NSEC
-/// options (codec, options framing, trace.dat reader, conversion to sync tables).
+/// Deprecated path, kept for one release: the trace-cmd formats moved to
+/// `tsync/io/tracecmd.hpp` (namespace `tsync::io`).
 #include "tsync/interop/tracecmd.hpp"

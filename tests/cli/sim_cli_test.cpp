@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "tsync/sim/probe_csv.hpp"
+#include "tsync/io/probes_csv.hpp"
 
 #ifdef TSYNC_CLI_PATH
 namespace {
@@ -30,7 +30,7 @@ TEST_CASE("tsync simulate writes the same readable probes for the same seed", "[
   REQUIRE(run("simulate --scenario quiet --seed 4 --out " + dir + "/sim_b.csv") == 0);
   const auto a = slurp(dir + "/sim_a.csv");
   CHECK(a == slurp(dir + "/sim_b.csv"));
-  auto probes = tsync::sim::read_probes_csv(a);
+  auto probes = tsync::io::read_probes_csv(a);
   REQUIRE(probes.has_value());
   CHECK(probes->size() == 61u * 339u);
   CHECK(slurp(dir + "/sim_t.csv").find("host,guest\n") != std::string::npos);

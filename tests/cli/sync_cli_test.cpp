@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tsync/correct.hpp"
+#include "tsync/io/table_csv.hpp"
 #include "tsync/estimate/model.hpp"
 
 namespace {
@@ -51,7 +52,7 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
   for (int v = 0; v < 2; ++v) {
     std::ifstream in(dir / ("out.vcpu" + std::to_string(v) + ".csv"));
     REQUIRE(in);
-    auto table = tsync::correct::load_table_csv(in);
+    auto table = tsync::io::load_table_csv(in);
     REQUIRE(table.has_value());
     REQUIRE(table->size() == 3);
     for (const auto& s : table->samples()) {

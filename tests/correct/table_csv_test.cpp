@@ -4,10 +4,11 @@
 #include <sstream>
 #include <string>
 
-#include "tsync/correct/table_csv.hpp"
+#include "tsync/io/table_csv.hpp"
 
 using tsync::errc;
 using namespace tsync::correct;
+using namespace tsync::io;
 
 TEST_CASE("A CSV table with comments header blank lines and scaling is parsed") {
   std::istringstream in("# a table\ntime,offset,ratio,frac_bits\n\n100, 1000\n  200,2000,3,1\n# end\n");

@@ -12,11 +12,12 @@
 
 #include "test_util.hpp"
 #include "tsync/correct/offset_steps.hpp"
-#include "tsync/correct/tsc_offset_records.hpp"
+#include "tsync/io/tsc_offset_records.hpp"
 #include "tsync/kvm/tsc.hpp"
 
 using tsync::errc;
 using namespace tsync::correct;
+using namespace tsync::io;
 
 namespace {
 

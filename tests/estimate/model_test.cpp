@@ -93,7 +93,7 @@ TEST_CASE("every estimator's model survives a JSON round trip") {
 
 TEST_CASE("malformed model JSON gives a clear error and never crashes") {
   const std::string good = two_segment_model().to_json();
-  json::parse_error pe;
+  io::json::parse_error pe;
   CHECK(model::from_json("", &pe).error() == errc::invalid_argument);
   CHECK(pe.message.find("end of input") != std::string::npos);
   CHECK(model::from_json("{", &pe).error() == errc::invalid_argument);
@@ -126,25 +126,25 @@ TEST_CASE("malformed model JSON gives a clear error and never crashes") {
 }
 
 TEST_CASE("the JSON reader follows RFC 8259 strictly") {
-  CHECK(json::parse("{\"a\": [1, -2.5e3, true, false, null, \"x\\u00e9\\ud83d\\ude00\"]}").has_value());
-  auto s = json::parse("\"tab\\there \\\"q\\\" \\\\ \\/\"");
+  CHECK(io::json::parse("{\"a\": [1, -2.5e3, true, false, null, \"x\\u00e9\\ud83d\\ude00\"]}").has_value());
+  auto s = io::json::parse("\"tab\\there \\\"q\\\" \\\\ \\/\"");
   REQUIRE(s);
   CHECK(s->text == "tab\there \"q\" \\ /");
-  CHECK_FALSE(json::parse("[1,]").has_value());
-  CHECK_FALSE(json::parse("{\"a\":1,}").has_value());
-  CHECK_FALSE(json::parse("01").has_value());
-  CHECK_FALSE(json::parse("1.").has_value());
-  CHECK_FALSE(json::parse("-").has_value());
-  CHECK_FALSE(json::parse("\"a\nb\"").has_value());
-  CHECK_FALSE(json::parse("\"\\ud800\"").has_value());
-  CHECK_FALSE(json::parse("\"\\x\"").has_value());
-  CHECK_FALSE(json::parse("{\"a\":1,\"a\":2}").has_value());
-  CHECK_FALSE(json::parse("// c\n1").has_value());
-  CHECK_FALSE(json::parse("NaN").has_value());
-  CHECK_FALSE(json::parse("tru").has_value());
+  CHECK_FALSE(io::json::parse("[1,]").has_value());
+  CHECK_FALSE(io::json::parse("{\"a\":1,}").has_value());
+  CHECK_FALSE(io::json::parse("01").has_value());
+  CHECK_FALSE(io::json::parse("1.").has_value());
+  CHECK_FALSE(io::json::parse("-").has_value());
+  CHECK_FALSE(io::json::parse("\"a\nb\"").has_value());
+  CHECK_FALSE(io::json::parse("\"\\ud800\"").has_value());
+  CHECK_FALSE(io::json::parse("\"\\x\"").has_value());
+  CHECK_FALSE(io::json::parse("{\"a\":1,\"a\":2}").has_value());
+  CHECK_FALSE(io::json::parse("// c\n1").has_value());
+  CHECK_FALSE(io::json::parse("NaN").has_value());
+  CHECK_FALSE(io::json::parse("tru").has_value());
   std::string out;
-  json::write_string(out, "a\"b\\c\n\x01");
-  auto back = json::parse(out);
+  io::json::write_string(out, "a\"b\\c\n\x01");
+  auto back = io::json::parse(out);
   REQUIRE(back);
   CHECK(back->text == "a\"b\\c\n\x01");
 }

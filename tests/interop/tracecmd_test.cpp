@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "tsync/correct/table_csv.hpp"
-#include "tsync/interop/tracecmd.hpp"
+#include "tsync/io/table_csv.hpp"
+#include "tsync/io/tracecmd.hpp"
 
 namespace {
 
-using namespace tsync::interop;
+using namespace tsync::io;
 using bytes = std::vector<std::byte>;
 
 // A little writer for hand-made inputs (independent of the encoder).
@@ -440,7 +440,7 @@ TEST_CASE("The table CSV text is read back by the table reader") {
   const std::string csv = to_table_csv(*samples, mode_of(ts));
   CHECK(csv.find("--mode step") != std::string::npos);
   std::istringstream in(csv);
-  auto t = tsync::correct::load_table_csv(in, {tsync::correct::correction_mode::step, {}});
+  auto t = tsync::io::load_table_csv(in, {tsync::correct::correction_mode::step, {}});
   REQUIRE(t.has_value());
   REQUIRE(t->size() == 1);
   CHECK(t->samples()[0] == (*samples)[0]);

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "tsync/kvm.hpp"
+#include "tsync/kvm/debugfs.hpp"
 
 using namespace tsync;
 using namespace tsync::kvm;

@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tsync/probe/registry.hpp"
+#include "tsync/sync/registry.hpp"
 
 using namespace tsync;
-using namespace tsync::probe;
+using namespace tsync::sync;
 using tsync::clock::trace_clock_id;
 
 namespace {

@@ -29,9 +29,11 @@
 #include "tsync/clock.hpp"
 #include "tsync/probe.hpp"
 #include "tsync/transport.hpp"
+#include "tsync/sync.hpp"
 
 using namespace tsync;
 using namespace tsync::probe;
+using namespace tsync::sync;
 using namespace std::chrono_literals;
 
 namespace {

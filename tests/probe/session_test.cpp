@@ -13,10 +13,11 @@
 #include <set>
 #include <thread>
 
-#include "tsync/probe/session.hpp"
+#include "tsync/sync/session.hpp"
 
 using namespace tsync;
 using namespace tsync::probe;
+using namespace tsync::sync;
 using namespace std::chrono_literals;
 
 namespace {

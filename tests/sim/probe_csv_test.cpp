@@ -3,9 +3,10 @@
 #include <string>
 
 #include "tsync/sim/generator.hpp"
-#include "tsync/sim/probe_csv.hpp"
+#include "tsync/io/probes_csv.hpp"
 
 using namespace tsync::sim;
+using namespace tsync::io;
 
 TEST_CASE("Probes written as CSV read back identically", "[sim]") {
   auto sc = *preset("heavy_tail");

@@ -19,8 +19,9 @@
 
 #include "tsync/clock/clock_source.hpp"
 #include "tsync/core/int128.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::clock {
+namespace tsync::inline TSYNC_ABI::clock {
 
 /// `t + offset + floor(drift_ppb * (t − anchor) / 1e9)`, saturated to int64.
 [[nodiscard]] constexpr std::int64_t apply_offset_drift(std::int64_t t, std::int64_t offset, std::int64_t drift_ppb,

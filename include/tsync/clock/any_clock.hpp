@@ -16,8 +16,9 @@
 #include "tsync/clock/tsc_clock.hpp"
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::clock {
+namespace tsync::inline TSYNC_ABI::clock {
 
 /// A POSIX clock or the TSC, chosen at run time.
 class any_clock {

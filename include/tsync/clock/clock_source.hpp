@@ -12,8 +12,9 @@
 #include <concepts>
 #include <cstdint>
 #include <string_view>
+#include "tsync/core/config.hpp"
 
-namespace tsync::clock {
+namespace tsync::inline TSYNC_ABI::clock {
 
 template <class C>
 concept clock_source = requires(C& c) {

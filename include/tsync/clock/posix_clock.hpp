@@ -24,8 +24,9 @@
 #include "tsync/clock/clock_source.hpp"
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::clock {
+namespace tsync::inline TSYNC_ABI::clock {
 
 /// The POSIX clocks tsync can read.
 enum class posix_clock_id : std::uint8_t {

@@ -19,8 +19,9 @@
 
 #include "tsync/clock/adjusted_clock.hpp"
 #include "tsync/clock/clock_source.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::clock {
+namespace tsync::inline TSYNC_ABI::clock {
 
 /// The true time of a simulated world, in ns.
 class virtual_time {

@@ -35,8 +35,9 @@
 #include "tsync/clock/posix_clock.hpp"
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::clock {
+namespace tsync::inline TSYNC_ABI::clock {
 
 /// The ftrace trace clocks tsync knows.
 enum class trace_clock_id : std::uint8_t { local, global, counter, uptime, perf, mono, mono_raw, boot, tai, x86_tsc };

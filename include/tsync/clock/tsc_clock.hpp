@@ -26,11 +26,12 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TSYNC_HAVE_TSC 1
 #include <cpuid.h>
+#include "tsync/core/config.hpp"
 #else
 #define TSYNC_HAVE_TSC 0
 #endif
 
-namespace tsync::clock {
+namespace tsync::inline TSYNC_ABI::clock {
 
 /// How the counter is read (see the file comment).
 enum class tsc_read : std::uint8_t { lfence_rdtsc, rdtscp_lfence };

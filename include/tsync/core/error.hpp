@@ -6,8 +6,9 @@
 
 #include <string>
 #include <system_error>
+#include "tsync/core/config.hpp"
 
-namespace tsync {
+namespace tsync::inline TSYNC_ABI {
 
 /// Error conditions reported by tsync. The numeric values are stable.
 enum class errc : int {

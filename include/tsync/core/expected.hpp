@@ -12,7 +12,8 @@
 
 #if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202202L && !defined(TSYNC_NO_STD_EXPECTED)
 #include <expected>
-namespace tsync {
+#include "tsync/core/config.hpp"
+namespace tsync::inline TSYNC_ABI {
 template <class T, class E> using expected = std::expected<T, E>;
 template <class E> using unexpected = std::unexpected<E>;
 inline constexpr bool uses_std_expected = true;
@@ -25,7 +26,7 @@ inline constexpr bool uses_std_expected = true;
 #include <type_traits>
 #include <utility>
 
-namespace tsync {
+namespace tsync::inline TSYNC_ABI {
 inline constexpr bool uses_std_expected = false;
 
 /// Error wrapper used to construct an `expected` in the error state.

@@ -8,8 +8,9 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include "tsync/core/config.hpp"
 
-namespace tsync {
+namespace tsync::inline TSYNC_ABI {
 
 __extension__ using u128 = unsigned __int128;  ///< unsigned 128-bit integer
 __extension__ using i128 = __int128;           ///< signed 128-bit integer

@@ -6,8 +6,9 @@
 
 #include <cstdint>
 #include <optional>
+#include "tsync/core/config.hpp"
 
-namespace tsync {
+namespace tsync::inline TSYNC_ABI {
 
 /// One two-way probe. `t1` and `t2` are the initiator's send and receive
 /// stamps, `g` the responder's stamp, all integers (ns or ticks of each side's

@@ -22,8 +22,9 @@
 #include <concepts>
 #include <cstdint>
 #include <type_traits>
+#include "tsync/core/config.hpp"
 
-namespace tsync {
+namespace tsync::inline TSYNC_ABI {
 
 /// A clock domain tag: any type with a `static constexpr const char* name`.
 template <class D>

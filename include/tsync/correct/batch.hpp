@@ -19,8 +19,9 @@
 #include "tsync/core/error.hpp"
 #include "tsync/correct/cursor.hpp"
 #include "tsync/correct/sync_table.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::correct {
+namespace tsync::inline TSYNC_ABI::correct {
 
 /// Outcome of a batch call.
 struct batch_status {

@@ -45,8 +45,9 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
 #include "tsync/correct/sync_table.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::correct {
+namespace tsync::inline TSYNC_ABI::correct {
 
 namespace detail {
 

@@ -11,8 +11,9 @@
 #include <optional>
 
 #include "tsync/core/int128.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::correct {
+namespace tsync::inline TSYNC_ABI::correct {
 
 /// `floor(a * b / c)` computed exactly, for `c > 0`, `|b| < 2^64` and
 /// `|a| < 2^126`. Empty when the exact result does not fit a signed 128-bit

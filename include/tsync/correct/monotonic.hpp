@@ -8,8 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include "tsync/core/config.hpp"
 
-namespace tsync::correct {
+namespace tsync::inline TSYNC_ABI::correct {
 
 /// What a monotonicity check found. A violation is an event whose time is
 /// strictly below the time of the event just before it; its size is that

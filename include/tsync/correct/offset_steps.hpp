@@ -41,8 +41,9 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/correct/batch.hpp"
 #include "tsync/kvm/tsc.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::correct {
+namespace tsync::inline TSYNC_ABI::correct {
 
 /// One `kvm:kvm_write_tsc_offset` trace record (host trace, x86-tsc clock).
 /// Offsets are KVM's (guest − scaled host, modulo 2^64), as the tracepoint prints them.

@@ -49,8 +49,9 @@
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/correct/exact.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::correct {
+namespace tsync::inline TSYNC_ABI::correct {
 
 /// How offsets between samples are obtained.
 enum class correction_mode : std::uint8_t {

@@ -29,8 +29,9 @@
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/estimate/prepare.hpp"
 #include "tsync/estimate/types.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// A per-burst estimator: a type with a `name` and a call operator that maps
 /// one screened burst (and the de-trending slope) to an estimate. `gated`

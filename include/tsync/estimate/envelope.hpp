@@ -33,8 +33,9 @@
 #include "tsync/estimate/burst.hpp"
 #include "tsync/estimate/prepare.hpp"
 #include "tsync/estimate/types.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// One burst's bias-corrected envelope centre.
 struct envelope_point {

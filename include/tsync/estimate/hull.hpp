@@ -36,8 +36,9 @@
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/estimate/prepare.hpp"
 #include "tsync/estimate/types.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// A vertex of the feasible polygon: θ = theta_num / den (offset at ref, ns,
 /// relative to `hull_fit::base`) and ρ = rho_num / den.

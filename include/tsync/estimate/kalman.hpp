@@ -38,8 +38,9 @@
 #include "tsync/estimate/model.hpp"
 #include "tsync/estimate/per_burst.hpp"
 #include "tsync/estimate/trace.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 namespace detail {
 

@@ -28,10 +28,11 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
-#include "tsync/estimate/json.hpp"
+#include "tsync/io/json.hpp"
 #include "tsync/estimate/types.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// Why a segment starts where it does.
 enum class boundary_cause : std::uint8_t {
@@ -218,15 +219,15 @@ class model {
   /// `malformed_number` for a number that is not the expected kind,
   /// `non_finite` for a statistical band that is not finite, and the errors of
   /// `check()`.
-  [[nodiscard]] static expected<model, errc> from_json(std::string_view text, json::parse_error* error = nullptr);
+  [[nodiscard]] static expected<model, errc> from_json(std::string_view text, io::json::parse_error* error = nullptr);
 };
 
 namespace detail {
 inline void write_line(std::string& o, const line& l) {
   o += '[';
-  json::write_int(o, l.offset);
+  io::json::write_int(o, l.offset);
   o += ',';
-  json::write_int(o, l.slope_q48);
+  io::json::write_int(o, l.slope_q48);
   o += ']';
 }
 inline void write_lines(std::string& o, const std::vector<line>& ls) {
@@ -242,39 +243,39 @@ inline void write_lines(std::string& o, const std::vector<line>& ls) {
 inline std::string model::to_json() const {
   std::string o;
   o += "{\n  \"format\": \"tsync-model\",\n  \"version\": 1,\n  \"estimator\": ";
-  json::write_string(o, estimator);
+  io::json::write_string(o, estimator);
   o += ",\n  \"segments\": [";
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const auto& s = segments[i];
     o += i ? ",\n    {" : "\n    {";
-    o += "\"begin\": "; json::write_int(o, s.begin);
-    o += ", \"end\": "; json::write_int(o, s.end);
-    o += ", \"ref\": "; json::write_int(o, s.ref);
-    o += ", \"offset\": "; json::write_int(o, s.fit.offset);
-    o += ", \"slope_q48\": "; json::write_int(o, s.fit.slope_q48);
-    o += ", \"drift_ppb\": "; json::write_double(o, q48_to_slope(s.fit.slope_q48) * 1e9);
-    o += ", \"cause\": "; json::write_string(o, to_string(s.diag.cause));
+    o += "\"begin\": "; io::json::write_int(o, s.begin);
+    o += ", \"end\": "; io::json::write_int(o, s.end);
+    o += ", \"ref\": "; io::json::write_int(o, s.ref);
+    o += ", \"offset\": "; io::json::write_int(o, s.fit.offset);
+    o += ", \"slope_q48\": "; io::json::write_int(o, s.fit.slope_q48);
+    o += ", \"drift_ppb\": "; io::json::write_double(o, q48_to_slope(s.fit.slope_q48) * 1e9);
+    o += ", \"cause\": "; io::json::write_string(o, to_string(s.diag.cause));
     o += ",\n     \"hard\": {\"lo\": "; detail::write_lines(o, s.lo);
     o += ", \"hi\": "; detail::write_lines(o, s.hi);
     if (auto hb = hard_bounds(s.ref)) {
-      o += ", \"lo_at_ref\": "; json::write_int(o, hb->lo - s.ref);
-      o += ", \"hi_at_ref\": "; json::write_int(o, hb->hi - s.ref);
+      o += ", \"lo_at_ref\": "; io::json::write_int(o, hb->lo - s.ref);
+      o += ", \"hi_at_ref\": "; io::json::write_int(o, hb->hi - s.ref);
     }
     o += "},\n     \"stat\": ";
     if (s.stat) {
-      o += "{\"var_offset\": "; json::write_double(o, s.stat->var_offset);
-      o += ", \"cov\": "; json::write_double(o, s.stat->cov);
-      o += ", \"var_slope\": "; json::write_double(o, s.stat->var_slope);
-      o += ", \"k\": "; json::write_double(o, s.stat->k);
-      o += ", \"half_width_at_ref\": "; json::write_double(o, s.stat->half_width(0.0));
+      o += "{\"var_offset\": "; io::json::write_double(o, s.stat->var_offset);
+      o += ", \"cov\": "; io::json::write_double(o, s.stat->cov);
+      o += ", \"var_slope\": "; io::json::write_double(o, s.stat->var_slope);
+      o += ", \"k\": "; io::json::write_double(o, s.stat->k);
+      o += ", \"half_width_at_ref\": "; io::json::write_double(o, s.stat->half_width(0.0));
       o += '}';
     } else {
       o += "null";
     }
-    o += ",\n     \"diagnostics\": {\"probes_used\": "; json::write_uint(o, s.diag.stats.probes_used);
-    o += ", \"probes_rejected\": "; json::write_uint(o, s.diag.stats.probes_rejected);
-    o += ", \"min_rtt\": "; json::write_int(o, s.diag.stats.min_rtt);
-    o += ", \"bursts\": "; json::write_uint(o, s.diag.stats.bursts);
+    o += ",\n     \"diagnostics\": {\"probes_used\": "; io::json::write_uint(o, s.diag.stats.probes_used);
+    o += ", \"probes_rejected\": "; io::json::write_uint(o, s.diag.stats.probes_rejected);
+    o += ", \"min_rtt\": "; io::json::write_int(o, s.diag.stats.min_rtt);
+    o += ", \"bursts\": "; io::json::write_uint(o, s.diag.stats.bursts);
     o += "}}";
   }
   o += "\n  ]\n}\n";
@@ -284,14 +285,14 @@ inline std::string model::to_json() const {
 namespace detail {
 
 struct json_reader {
-  json::parse_error* err;
+  io::json::parse_error* err;
   errc fail(errc c, std::string msg) {
     if (err && err->code == errc::ok) *err = {c, 0, std::move(msg)};
     return c;
   }
-  std::optional<std::int64_t> get_int(const json::value& obj, std::string_view key, errc& e) {
-    const json::value* v = obj.find(key);
-    if (!v || v->k != json::value::kind::number) {
+  std::optional<std::int64_t> get_int(const io::json::value& obj, std::string_view key, errc& e) {
+    const io::json::value* v = obj.find(key);
+    if (!v || v->k != io::json::value::kind::number) {
       e = fail(errc::invalid_argument, "missing or non-numeric field '" + std::string(key) + "'");
       return std::nullopt;
     }
@@ -299,9 +300,9 @@ struct json_reader {
     if (!i) e = fail(errc::malformed_number, "field '" + std::string(key) + "' is not a 64-bit integer");
     return i;
   }
-  std::optional<double> get_double(const json::value& obj, std::string_view key, errc& e) {
-    const json::value* v = obj.find(key);
-    if (!v || v->k != json::value::kind::number) {
+  std::optional<double> get_double(const io::json::value& obj, std::string_view key, errc& e) {
+    const io::json::value* v = obj.find(key);
+    if (!v || v->k != io::json::value::kind::number) {
       e = fail(errc::invalid_argument, "missing or non-numeric field '" + std::string(key) + "'");
       return std::nullopt;
     }
@@ -309,13 +310,13 @@ struct json_reader {
     if (!d) e = fail(errc::non_finite, "field '" + std::string(key) + "' is not a finite number");
     return d;
   }
-  bool get_lines(const json::value* v, std::vector<line>& out, errc& e) {
-    if (!v || v->k != json::value::kind::array) {
+  bool get_lines(const io::json::value* v, std::vector<line>& out, errc& e) {
+    if (!v || v->k != io::json::value::kind::array) {
       e = fail(errc::invalid_argument, "hard bounds must be arrays of [offset, slope_q48] pairs");
       return false;
     }
     for (const auto& it : v->items) {
-      if (it.k != json::value::kind::array || it.items.size() != 2) {
+      if (it.k != io::json::value::kind::array || it.items.size() != 2) {
         e = fail(errc::invalid_argument, "a bound line must be [offset, slope_q48]");
         return false;
       }
@@ -333,33 +334,33 @@ struct json_reader {
 
 }  // namespace detail
 
-inline expected<model, errc> model::from_json(std::string_view text, json::parse_error* error) {
+inline expected<model, errc> model::from_json(std::string_view text, io::json::parse_error* error) {
   if (error) *error = {};
-  auto doc = json::parse(text);
+  auto doc = io::json::parse(text);
   if (!doc) {
     if (error) *error = doc.error();
     return unexpected(doc.error().code);
   }
   detail::json_reader r{error};
-  const json::value& root = *doc;
-  if (root.k != json::value::kind::object) return unexpected(r.fail(errc::invalid_argument, "the model must be a JSON object"));
-  const json::value* fmt = root.find("format");
-  if (!fmt || fmt->k != json::value::kind::string || fmt->text != "tsync-model")
+  const io::json::value& root = *doc;
+  if (root.k != io::json::value::kind::object) return unexpected(r.fail(errc::invalid_argument, "the model must be a JSON object"));
+  const io::json::value* fmt = root.find("format");
+  if (!fmt || fmt->k != io::json::value::kind::string || fmt->text != "tsync-model")
     return unexpected(r.fail(errc::invalid_argument, "\"format\" must be \"tsync-model\""));
   errc e = errc::ok;
   auto ver = r.get_int(root, "version", e);
   if (!ver) return unexpected(e);
   if (*ver != 1) return unexpected(r.fail(errc::unsupported_version, "unsupported model version"));
   model m;
-  const json::value* est = root.find("estimator");
-  if (!est || est->k != json::value::kind::string)
+  const io::json::value* est = root.find("estimator");
+  if (!est || est->k != io::json::value::kind::string)
     return unexpected(r.fail(errc::invalid_argument, "\"estimator\" must be a string"));
   m.estimator = est->text;
-  const json::value* segs = root.find("segments");
-  if (!segs || segs->k != json::value::kind::array)
+  const io::json::value* segs = root.find("segments");
+  if (!segs || segs->k != io::json::value::kind::array)
     return unexpected(r.fail(errc::invalid_argument, "\"segments\" must be an array"));
   for (const auto& sv : segs->items) {
-    if (sv.k != json::value::kind::object) return unexpected(r.fail(errc::invalid_argument, "a segment must be an object"));
+    if (sv.k != io::json::value::kind::object) return unexpected(r.fail(errc::invalid_argument, "a segment must be an object"));
     segment s;
     auto begin = r.get_int(sv, "begin", e);
     if (!begin) return unexpected(e);
@@ -375,17 +376,17 @@ inline expected<model, errc> model::from_json(std::string_view text, json::parse
     s.end = *end;
     s.ref = *ref;
     s.fit = {*off, *slope};
-    const json::value* cause = sv.find("cause");
-    if (!cause || cause->k != json::value::kind::string || !cause_from_string(cause->text))
+    const io::json::value* cause = sv.find("cause");
+    if (!cause || cause->k != io::json::value::kind::string || !cause_from_string(cause->text))
       return unexpected(r.fail(errc::invalid_argument, "\"cause\" must name a boundary cause"));
     s.diag.cause = *cause_from_string(cause->text);
-    const json::value* hard = sv.find("hard");
-    if (!hard || hard->k != json::value::kind::object)
+    const io::json::value* hard = sv.find("hard");
+    if (!hard || hard->k != io::json::value::kind::object)
       return unexpected(r.fail(errc::invalid_argument, "\"hard\" must be an object"));
     if (!r.get_lines(hard->find("lo"), s.lo, e) || !r.get_lines(hard->find("hi"), s.hi, e)) return unexpected(e);
-    const json::value* st = sv.find("stat");
+    const io::json::value* st = sv.find("stat");
     if (!st) return unexpected(r.fail(errc::invalid_argument, "missing field 'stat'"));
-    if (st->k == json::value::kind::object) {
+    if (st->k == io::json::value::kind::object) {
       stat_band b;
       auto v0 = r.get_double(*st, "var_offset", e);
       auto v1 = r.get_double(*st, "cov", e);
@@ -397,11 +398,11 @@ inline expected<model, errc> model::from_json(std::string_view text, json::parse
       b.var_slope = *v2;
       b.k = *v3;
       s.stat = b;
-    } else if (st->k != json::value::kind::null) {
+    } else if (st->k != io::json::value::kind::null) {
       return unexpected(r.fail(errc::invalid_argument, "\"stat\" must be an object or null"));
     }
-    const json::value* dg = sv.find("diagnostics");
-    if (!dg || dg->k != json::value::kind::object)
+    const io::json::value* dg = sv.find("diagnostics");
+    if (!dg || dg->k != io::json::value::kind::object)
       return unexpected(r.fail(errc::invalid_argument, "\"diagnostics\" must be an object"));
     auto used = r.get_int(*dg, "probes_used", e);
     auto rej = r.get_int(*dg, "probes_rejected", e);

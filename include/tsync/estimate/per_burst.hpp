@@ -17,8 +17,9 @@
 #include "tsync/estimate/model.hpp"
 #include "tsync/estimate/prepare.hpp"
 #include "tsync/estimate/types.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// A whole-trace estimator: a type with a `name` and a `fit` member.
 template <class E>

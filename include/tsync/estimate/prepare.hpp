@@ -16,8 +16,9 @@
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/estimate/types.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// Lower causality bound of one probe on the offset (host − guest): `t1 − g`.
 /// The caller guarantees it fits (screened probes do).

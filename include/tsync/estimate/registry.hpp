@@ -25,10 +25,11 @@
 
 #if defined(TSYNC_HAVE_EIGEN) && TSYNC_HAVE_EIGEN
 #include "tsync/estimate/regression_eigen.hpp"
+#include "tsync/core/config.hpp"
 #define TSYNC_ESTIMATE_HAS_REGRESSION 1
 #endif
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// One registered estimator.
 struct estimator_info {

@@ -36,8 +36,9 @@
 #include "tsync/estimate/per_burst.hpp"
 #include "tsync/estimate/prepare.hpp"
 #include "tsync/estimate/trace.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// The weighted regression estimator (see the file comment).
 struct regression_estimator {

@@ -26,8 +26,9 @@
 #include "tsync/estimate/model.hpp"
 #include "tsync/estimate/per_burst.hpp"
 #include "tsync/estimate/prepare.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 namespace detail {
 

@@ -17,8 +17,9 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::estimate {
+namespace tsync::inline TSYNC_ABI::estimate {
 
 /// A closed integer interval `[lo, hi]` (an offset interval, or host times).
 struct interval {

@@ -25,8 +25,9 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::kvm {
+namespace tsync::inline TSYNC_ABI::kvm {
 
 /// The conversion fields of a `perf_event_mmap_page`.
 struct perf_time_params {

@@ -40,8 +40,9 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/kvm/tsc.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::kvm {
+namespace tsync::inline TSYNC_ABI::kvm {
 
 /// The default debugfs directory of KVM.
 inline constexpr std::string_view default_debugfs_root = "/sys/kernel/debug/kvm";

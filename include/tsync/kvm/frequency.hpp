@@ -16,8 +16,9 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
 #include "tsync/kvm/tsc.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::kvm {
+namespace tsync::inline TSYNC_ABI::kvm {
 
 /// KVM's default `tsc_tolerance_ppm` module parameter.
 inline constexpr std::uint32_t default_tsc_tolerance_ppm = 250;

@@ -51,8 +51,9 @@
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/probe/message.hpp"
 #include "tsync/transport/transport.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::probe {
+namespace tsync::inline TSYNC_ABI::probe {
 
 /// Parameters of one series on the initiator side.
 struct series_config {

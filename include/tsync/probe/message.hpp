@@ -37,8 +37,9 @@
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::probe {
+namespace tsync::inline TSYNC_ABI::probe {
 
 /// The first four bytes of every message: ASCII "TSYN".
 inline constexpr std::uint32_t wire_magic = 0x4E595354u;

@@ -27,8 +27,9 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
 #include "tsync/sim/random.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::sim {
+namespace tsync::inline TSYNC_ABI::sim {
 
 /// A step of the guest clock's reading at a host time.
 struct offset_step {

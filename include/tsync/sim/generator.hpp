@@ -42,8 +42,9 @@
 #include "tsync/sim/link_model.hpp"
 #include "tsync/sim/random.hpp"
 #include "tsync/sim/scenario.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::sim {
+namespace tsync::inline TSYNC_ABI::sim {
 
 /// Bookkeeping of one burst.
 struct burst_info {

@@ -32,8 +32,9 @@
 
 #include "tsync/core/error.hpp"
 #include "tsync/sim/random.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::sim {
+namespace tsync::inline TSYNC_ABI::sim {
 
 /// Direction of a message: forward = host → guest, backward = guest → host.
 enum class direction : std::uint8_t { forward, backward };

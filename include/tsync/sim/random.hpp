@@ -34,8 +34,9 @@
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::sim {
+namespace tsync::inline TSYNC_ABI::sim {
 
 /// splitmix64: used to expand one 64-bit seed into generator state and to
 /// derive independent sub-seeds (`derive_seed`).

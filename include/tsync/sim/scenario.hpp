@@ -49,9 +49,10 @@
 #include "tsync/sim/clock_model.hpp"
 #include "tsync/sim/link_model.hpp"
 #include "tsync/sim/random.hpp"
-#include "tsync/core/text_error.hpp"
+#include "tsync/io/text.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::sim {
+namespace tsync::inline TSYNC_ABI::sim {
 
 /// Everything that defines a simulated run except the seed.
 struct scenario {

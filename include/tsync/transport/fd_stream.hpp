@@ -40,8 +40,9 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/transport/transport.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::transport {
+namespace tsync::inline TSYNC_ABI::transport {
 
 /// An owning file descriptor (closed on destruction; move-only).
 class unique_fd {

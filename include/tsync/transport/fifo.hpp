@@ -32,8 +32,9 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/transport/fd_stream.hpp"
 #include "tsync/transport/transport.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::transport {
+namespace tsync::inline TSYNC_ABI::transport {
 
 /// Create a named pipe at `path` (an existing FIFO there is fine; an existing
 /// file of another kind is `EEXIST`).

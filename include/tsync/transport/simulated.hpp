@@ -44,8 +44,9 @@
 #include "tsync/core/int128.hpp"
 #include "tsync/sim/link_model.hpp"
 #include "tsync/transport/transport.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::transport {
+namespace tsync::inline TSYNC_ABI::transport {
 
 class simulated_endpoint;
 

@@ -11,8 +11,9 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/transport/fd_stream.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::transport {
+namespace tsync::inline TSYNC_ABI::transport {
 
 /// Two connected transports (`AF_UNIX`, `SOCK_STREAM`, close-on-exec).
 [[nodiscard]] inline expected<std::pair<stream_transport, stream_transport>, std::error_code> make_socketpair() {

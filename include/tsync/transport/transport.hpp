@@ -25,8 +25,9 @@
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::transport {
+namespace tsync::inline TSYNC_ABI::transport {
 
 /// Absolute deadline of a transport operation.
 using deadline = std::chrono::steady_clock::time_point;

@@ -26,8 +26,9 @@
 #include "tsync/transport/fd_stream.hpp"
 #include "tsync/transport/socket.hpp"
 #include "tsync/transport/transport.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::transport {
+namespace tsync::inline TSYNC_ABI::transport {
 
 namespace detail {
 

@@ -22,8 +22,9 @@
 #include "tsync/transport/fd_stream.hpp"
 #include "tsync/transport/socket.hpp"
 #include "tsync/transport/transport.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::transport {
+namespace tsync::inline TSYNC_ABI::transport {
 
 /// Well-known vsock context ids.
 inline constexpr std::uint32_t vsock_cid_any = VMADDR_CID_ANY;

@@ -7,16 +7,17 @@
 #include <string>
 #include <vector>
 
-#include "harness.hpp"
+#include "tsync/accuracy/harness.hpp"
 
 #if __has_include("tsync/estimate.hpp")
 #include "tsync/estimate.hpp"
+#include "tsync/core/config.hpp"
 #define TSYNC_ACCURACY_HAVE_ESTIMATE 1
 #else
 #define TSYNC_ACCURACY_HAVE_ESTIMATE 0
 #endif
 
-namespace tsync::accuracy {
+namespace tsync::inline TSYNC_ABI::accuracy {
 
 /// Whether real estimators are available in this build.
 inline constexpr bool have_estimators = TSYNC_ACCURACY_HAVE_ESTIMATE != 0;

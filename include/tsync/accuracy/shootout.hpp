@@ -11,10 +11,11 @@
 #include <system_error>
 #include <vector>
 
-#include "estimate_adapter.hpp"
-#include "harness.hpp"
+#include "tsync/accuracy/estimate_adapter.hpp"
+#include "tsync/accuracy/harness.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::accuracy {
+namespace tsync::inline TSYNC_ABI::accuracy {
 
 inline constexpr const char* shootout_help =
     "[--seeds N] [--first-seed N] [--scenario NAME]... [--estimator NAME]... [--quick]\n"

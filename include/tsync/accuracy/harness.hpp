@@ -45,8 +45,9 @@
 
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/sim.hpp"
+#include "tsync/core/config.hpp"
 
-namespace tsync::accuracy {
+namespace tsync::inline TSYNC_ABI::accuracy {
 
 /// A host-time interval (closed).
 struct host_interval {
