@@ -38,11 +38,12 @@
 #include <utility>
 #include <vector>
 
+#include "tsync/core/config.hpp"
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/io/tracecmd_events.hpp"
 
-namespace tsync::io {
+namespace tsync::inline TSYNC_ABI::io {
 
 /// Where a guest event lands on the host timeline.
 struct host_placement {
@@ -95,7 +96,7 @@ class checked_out {
     if (std::fflush(f_) != 0 || std::ferror(f_) != 0) fail();
   }
   [[nodiscard]] bool ok() const noexcept { return !failed_; }
-  [[nodiscard]] tracecmd_error error() const {
+  [[nodiscard]] tracecmd_read_error error() const {
     return {errc::io_error, what_ + ": write failed: " + std::strerror(errno_ != 0 ? errno_ : EIO)};
   }
 
@@ -263,7 +264,7 @@ class report_text_writer {
     out_.flush();
     return out_.ok();
   }
-  [[nodiscard]] tracecmd_error error() const { return out_.error(); }
+  [[nodiscard]] tracecmd_read_error error() const { return out_.error(); }
 
  private:
   detail::checked_out out_;
@@ -340,7 +341,7 @@ class chrome_json_writer {
     out_.flush();
     return out_.ok();
   }
-  [[nodiscard]] tracecmd_error error() const { return out_.error(); }
+  [[nodiscard]] tracecmd_read_error error() const { return out_.error(); }
 
  private:
   void sep(std::string& o) {
@@ -372,7 +373,7 @@ class chrome_json_writer {
 /// mapping's error (message names input, vCPU and raw timestamp),
 /// out_of_range (a host raw timestamp above INT64_MAX), io_error (a write).
 template <class Writer>
-[[nodiscard]] expected<merge_stats, tracecmd_error> merge_events(std::span<const merge_input> inputs, Writer& writer) {
+[[nodiscard]] expected<merge_stats, tracecmd_read_error> merge_events(std::span<const merge_input> inputs, Writer& writer) {
   merge_stats st;
   st.per_input.assign(inputs.size(), 0);
   struct stream {
@@ -385,7 +386,7 @@ template <class Writer>
   detail::stream_heap heap;
 
   // Place the head event of stream s; false with `err` set on a mapping error.
-  tracecmd_error err;
+  tracecmd_read_error err;
   auto place = [&](stream& s, const tracecmd_event& e) -> bool {
     const merge_input& in = inputs[s.input];
     if (!in.map) {
@@ -408,7 +409,7 @@ template <class Writer>
 
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].file == nullptr)
-      return unexpected(tracecmd_error{errc::invalid_argument, "merge input " + std::to_string(i) + " has no file"});
+      return unexpected(tracecmd_read_error{errc::invalid_argument, "merge input " + std::to_string(i) + " has no file"});
     tracecmd_file& f = *inputs[i].file;
     for (std::size_t b = 0; b < f.buffer_count(); ++b) {
       tracecmd_buffer& buf = f.buffer(b);

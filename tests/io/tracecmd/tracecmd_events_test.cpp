@@ -21,8 +21,10 @@
 // cli_util.hpp needs the CLI path only for its tsync runners, which are not used here.
 #define TSYNC_CLI_PATH "tsync"
 #include "cli/cli_util.hpp"
+#include "tsync/io/tracecmd.hpp"  // with the option reader in one TU: no name clashes
 #include "tsync/io/tracecmd_events.hpp"
 #include "tsync/io/tracecmd_merge.hpp"
+#include "tsync/tsync.hpp"
 
 namespace {
 
@@ -201,7 +203,7 @@ void check_merge(const std::string& host_path, const std::string& guest_path) {
     const std::string out_path = tmp_path("tracecmd_merge", json ? "out.json" : "out.txt");
     std::FILE* out = std::fopen(out_path.c_str(), "w");
     REQUIRE(out != nullptr);
-    tsync::expected<tsync::io::merge_stats, tsync::io::tracecmd_error> st = tsync::expected<tsync::io::merge_stats, tsync::io::tracecmd_error>(tsync::io::merge_stats{});
+    tsync::expected<tsync::io::merge_stats, tsync::io::tracecmd_read_error> st = tsync::expected<tsync::io::merge_stats, tsync::io::tracecmd_read_error>(tsync::io::merge_stats{});
     if (json) {
       tsync::io::chrome_json_writer w(out, out_path);
       st = tsync::io::merge_events(std::span<const tsync::io::merge_input>(in), w);
