@@ -529,7 +529,8 @@ TEST_CASE("reopening the file every few KiB of records reads exactly the same ev
     INFO(name);
     std::uint64_t r0 = 0, r1 = 0;
     const auto once = read_all(fixture_dir + "/" + name, 0, r0);
-    const auto often = read_all(fixture_dir + "/" + name, 512, r1);
+    // about a dozen reopens per file (each parses the headers again: slow under ASan)
+    const auto often = read_all(fixture_dir + "/" + name, std::string_view(name) == "local_v6.dat" ? 512 : 16384, r1);
     CHECK(r0 == 0);
     CHECK(r1 > 3);
     CHECK(once.size() > 0);
@@ -550,7 +551,7 @@ TEST_CASE("reopening while reading per CPU keeps every CPU's place") {
   tracecmd_file a = open_or_fail(fixture_dir + "/guest.dat");
   tracecmd_file b = open_or_fail(fixture_dir + "/guest.dat");
   a.set_reopen_bytes(0);
-  b.set_reopen_bytes(1024);
+  b.set_reopen_bytes(8192);
   // Alternate between the CPUs so that a reopen happens while the other CPU holds a record.
   std::size_t n = 0;
   bool any = true;
