@@ -47,6 +47,27 @@ struct regression_estimator {
   /// of each direction (the jitter asymmetry); false uses the raw centres.
   bool asymmetry_term = true;
 
+  /// Lag-1 correlation of the residuals `res` (sum of squares `rss`),
+  /// clamped to [0, 0.98]; 0 for fewer than four.
+  [[nodiscard]] static double lag1_correlation(const Eigen::VectorXd& res, double rss) {
+    const Eigen::Index n = res.size();
+    if (n <= 3 || !(rss > 0)) return 0.0;
+    double r1 = 0;
+    for (Eigen::Index i = 0; i + 1 < n; ++i) r1 += res(i) * res(i + 1);
+    return std::clamp(r1 / rss, 0.0, 0.98);
+  }
+
+  /// Model error: where the least-squares line (theta, rho) and the hull's
+  /// envelope line (th_h, rho_h: the LP estimate, blind to how queueing is
+  /// spread) disagree, the band is at least as wide as their difference. On a
+  /// real link a slow queueing wander can tilt the least-squares line by
+  /// 100+ ppb on a same-clock trace.
+  static void widen_to_hull(stat_band& band, double theta, double rho, double th_h, double rho_h) {
+    const double kq = band.k > 0 ? band.k : 1.0;
+    band.var_offset = std::max(band.var_offset, (theta - th_h) * (theta - th_h) / (kq * kq));
+    band.var_slope = std::max(band.var_slope, (rho - rho_h) * (rho - rho_h) / (kq * kq));
+  }
+
   [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
     auto sb = detail::screen_bursts(probes, opt, segmented_jump_gate);
     if (!sb) return unexpected(sb.error());
@@ -96,12 +117,7 @@ struct regression_estimator {
       // and load last longer than a burst): with lag-1 correlation r > 0 the
       // effective sample size is n·(1 − r)/(1 + r), so the covariance grows
       // by (1 + r)/(1 − r). Without it a slow queueing wander passes for drift.
-      const Eigen::VectorXd res = yw - Xw * beta;
-      double r1 = 0;
-      if (n > 3 && rss > 0) {
-        for (Eigen::Index i = 0; i + 1 < n; ++i) r1 += res(i) * res(i + 1);
-        r1 = std::clamp(r1 / rss, 0.0, 0.98);
-      }
+      const double r1 = lag1_correlation(yw - Xw * beta, rss);
       const Eigen::Matrix2d XtWX = Xw.transpose() * Xw;
       const Eigen::Matrix2d cov = sigma2 * (1.0 + r1) / (1.0 - r1) * XtWX.inverse();
       theta = beta(0);
@@ -110,17 +126,7 @@ struct regression_estimator {
                        n > 2 ? student_quantile_two_sided(opt.confidence, dof)
                              : normal_quantile_two_sided(opt.confidence)};
     }
-    // Model error: where the least-squares line and the hull's envelope line
-    // (the LP estimate, blind to how queueing is spread) disagree, the band is
-    // at least as wide as their difference. On a real link a slow queueing
-    // wander can tilt the least-squares line by 100+ ppb on a same-clock trace.
-    {
-      const double th_h = static_cast<double>(seg->fit.offset - base);
-      const double rho_h = q48_to_slope(seg->fit.slope_q48);
-      const double kq = band.k > 0 ? band.k : 1.0;
-      band.var_offset = std::max(band.var_offset, (theta - th_h) * (theta - th_h) / (kq * kq));
-      band.var_slope = std::max(band.var_slope, (rho - rho_h) * (rho - rho_h) / (kq * kq));
-    }
+    widen_to_hull(band, theta, rho, static_cast<double>(seg->fit.offset - base), q48_to_slope(seg->fit.slope_q48));
     auto sq = slope_to_q48(rho);
     if (!sq || !std::isfinite(theta)) return unexpected(errc::non_finite);
     if (!std::isfinite(band.var_offset) || !std::isfinite(band.cov) || !std::isfinite(band.var_slope))
