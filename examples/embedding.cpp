@@ -82,13 +82,15 @@ int main() {
   //    the true host time of each, while the session keeps sampling.
   clk::adjusted_clock<clk::mono_raw_clock> guest_view(clk::mono_raw_clock{}, truth_params);
   struct event {
-    std::int64_t guest_ts;
-    std::int64_t host_truth;
+    tsync::domain_time<tsync::guest> guest_ts;
+    tsync::domain_time<tsync::host> host_truth;
   };
   std::vector<event> events;
   for (int i = 0; i < 8; ++i) {
     const std::int64_t h = host_clock.now();
-    events.push_back({clk::apply_offset_drift(h, truth_params.offset_ns, truth_params.drift_ppb, truth_params.anchor), h});
+    events.push_back({tsync::at_ns<tsync::guest>(clk::apply_offset_drift(h, truth_params.offset_ns,
+                                                                        truth_params.drift_ppb, truth_params.anchor)),
+                      tsync::at_ns<tsync::host>(h)});
     std::this_thread::sleep_for(15ms);
   }
 
@@ -119,14 +121,15 @@ int main() {
   for (const auto& e : events) {
     auto host = table->correct(e.guest_ts);
     if (!host) return fail("correct");
-    const std::int64_t err = *host - e.host_truth;
+    const std::int64_t err = (*host - e.host_truth).count();
     // Each sample is within its hard interval (a few tens of us on a loaded
     // machine); between samples the drift is interpolated.
     const auto b = table->bounds_at(e.guest_ts);
     const std::int64_t allowed = (b ? b->hi - b->lo : 0) + 2000;
     std::printf("  guest %lld -> host %lld (truth %lld, error %lld ns, allowed %lld)\n",
-                static_cast<long long>(e.guest_ts), static_cast<long long>(*host),
-                static_cast<long long>(e.host_truth), static_cast<long long>(err), static_cast<long long>(allowed));
+                static_cast<long long>(tsync::raw_ns(e.guest_ts)), static_cast<long long>(tsync::raw_ns(*host)),
+                static_cast<long long>(tsync::raw_ns(e.host_truth)), static_cast<long long>(err),
+                static_cast<long long>(allowed));
     if (std::llabs(err) > allowed) ++bad;
   }
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return fail("responder did not exit cleanly");

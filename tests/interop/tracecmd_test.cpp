@@ -369,8 +369,8 @@ TEST_CASE("Conversion to sync tables matches sync_table make on the same samples
       std::vector<tsync::sync_sample> expect;
       for (const auto& s : ts.cpus[cpu]) {
         tsync::sync_sample x;
-        x.guest_time = static_cast<std::int64_t>(s.time);
-        x.offset = s.offset;
+        x.guest_time = tsync::at_ns<tsync::guest>(static_cast<std::int64_t>(s.time));
+        x.offset = tsync::guest_to_host(s.offset);
         x.ratio = s.scaling;
         x.frac_bits = static_cast<std::uint8_t>(s.fraction);
         expect.push_back(x);
