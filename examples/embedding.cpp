@@ -41,7 +41,8 @@ int main() {
   namespace sy = tsync::sync;
 
   clk::mono_raw_clock host_clock;
-  const clk::offset_drift truth_params{guest_offset_ns, guest_drift_ppb, host_clock.now()};
+  // The guest clock in this demo: the host clock shifted and drifting (its anchor is a raw reading).
+  const clk::offset_drift truth_params{guest_offset_ns, guest_drift_ppb, host_clock.now_raw()};
 
   // 1. A channel to the peer. Any transport works; a socketpair needs no setup.
   auto pair = tsync::transport::make_socketpair();
@@ -53,7 +54,7 @@ int main() {
   if (pid == 0) {
     auto mine = std::move(pair->second);
     { auto drop = std::move(pair->first); }
-    clk::adjusted_clock<clk::mono_raw_clock> guest_clock(clk::mono_raw_clock{}, truth_params);
+    clk::adjusted_clock<clk::mono_raw_clock, tsync::guest> guest_clock(clk::mono_raw_clock{}, truth_params);
     probe::responder_options opt;
     opt.on_series_start = sy::pin_on_series_start();  // pin to the vCPU; failure only reported
     opt.idle_timeout = 10s;
@@ -80,17 +81,17 @@ int main() {
 
   // 4. "Trace": record guest event times (read from the guest's clock model) and
   //    the true host time of each, while the session keeps sampling.
-  clk::adjusted_clock<clk::mono_raw_clock> guest_view(clk::mono_raw_clock{}, truth_params);
+  clk::adjusted_clock<clk::mono_raw_clock, tsync::guest> guest_view(clk::mono_raw_clock{}, truth_params);
   struct event {
     tsync::domain_time<tsync::guest> guest_ts;
     tsync::domain_time<tsync::host> host_truth;
   };
   std::vector<event> events;
   for (int i = 0; i < 8; ++i) {
-    const std::int64_t h = host_clock.now();
-    events.push_back({tsync::at_ns<tsync::guest>(clk::apply_offset_drift(h, truth_params.offset_ns,
+    const tsync::domain_time<tsync::host> h = host_clock.now();
+    events.push_back({tsync::at_ns<tsync::guest>(clk::apply_offset_drift(tsync::raw_ns(h), truth_params.offset_ns,
                                                                         truth_params.drift_ppb, truth_params.anchor)),
-                      tsync::at_ns<tsync::host>(h)});
+                      h});
     std::this_thread::sleep_for(15ms);
   }
 

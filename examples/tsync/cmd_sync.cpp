@@ -168,7 +168,9 @@ void install_signal_handlers() {
 class agent_clock {
  public:
   agent_clock(clk::any_clock c, clk::offset_drift od) : c_(c, od) {}
-  [[nodiscard]] std::int64_t now() noexcept { return c_.now(); }
+  using domain = tsync::host;  // whichever machine the agent runs on, its stamps are raw (see probe_sample)
+  [[nodiscard]] tsync::ticks<domain> now() noexcept { return c_.now(); }
+  [[nodiscard]] std::int64_t now_raw() noexcept { return c_.now_raw(); }
   [[nodiscard]] std::string_view name() const noexcept { return "agent"; }
 
  private:
@@ -231,7 +233,7 @@ int run_agent(const std::vector<std::string>& args) {
     auto v = tsync::cli::parse_int<std::int64_t>(*s);
     if (!v || *v < -1'000'000'000 || *v > 1'000'000'000) return tsync::cli::usage_error(cmd, "bad --drift-ppb '" + *s + "'");
     od.drift_ppb = *v;
-    od.anchor = base->now();
+    od.anchor = base->now_raw();
   }
   std::chrono::nanoseconds idle = 0ns;
   if (auto s = o.get("idle-timeout")) {

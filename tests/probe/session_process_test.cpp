@@ -238,7 +238,7 @@ TEST_CASE("series between processes recover a known offset and drift within thei
   for (kind k : {kind::socketpair, kind::unix_socket, kind::tcp, kind::fifo}) {
     INFO("transport " << name_of(k));
     clock::mono_raw_clock mine;
-    const clock::offset_drift od{offset, drift_ppb, mine.now()};
+    const clock::offset_drift od{offset, drift_ppb, mine.now_raw()};
     peer p;
     spawn(p, k, [od] { return clock::adjusted_clock<clock::mono_raw_clock>(clock::mono_raw_clock{}, od); });
     // The same adjustment on this side gives the truth at any initiator time.
