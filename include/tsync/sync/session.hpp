@@ -119,12 +119,15 @@ inline void fill_rtt_stats(std::span<const probe_sample> probes, series_estimate
   e.median_rtt = rtts[rtts.size() / 2];
 }
 
-namespace detail {
-/// The registry estimator `name` as an `estimator_fn` (name and options
+}  // namespace tsync::sync
+
+namespace tsync::inline TSYNC_ABI::detail {
+/// The registry estimator `name` as a session `estimator_fn` (name and options
 /// already checked by the caller).
-[[nodiscard]] inline estimator_fn registry_estimator(std::string name, estimate::fit_options opt) {
-  return estimator_fn([name = std::move(name), opt](std::span<const probe_sample> probes)
-                          -> expected<series_estimate, std::error_code> {
+[[nodiscard]] inline sync::estimator_fn registry_estimator(std::string name, estimate::fit_options opt) {
+  using sync::series_estimate;
+  return sync::estimator_fn([name = std::move(name), opt](std::span<const probe_sample> probes)
+                                -> expected<series_estimate, std::error_code> {
     auto m = estimate::fit(name, probes, opt);
     if (!m) return unexpected(make_error_code(m.error()));
     if (m->segments.empty()) return unexpected(make_error_code(errc::empty_input));
@@ -148,11 +151,13 @@ namespace detail {
     e.used = static_cast<std::size_t>(seg.diag.stats.probes_used);
     e.rejected = static_cast<std::size_t>(seg.diag.stats.probes_rejected);
     e.estimator = m->estimator;
-    fill_rtt_stats(probes, e);
+    sync::fill_rtt_stats(probes, e);
     return e;
   });
 }
-}  // namespace detail
+}  // namespace tsync::detail
+
+namespace tsync::inline TSYNC_ABI::sync {
 
 /// An estimator from the `tsync::estimate` registry, chosen by name at run time
 /// (`tsync::estimate::names()` lists them: fastest_response, histogram_peak,
@@ -172,7 +177,7 @@ namespace detail {
   for (auto n : estimate::names()) known = known || n == name;
   if (!known) return unexpected(make_error_code(errc::not_found));
   if (auto v = estimate::validate(opt); !v) return unexpected(make_error_code(v.error()));
-  return detail::registry_estimator(std::move(name), opt);
+  return tsync::detail::registry_estimator(std::move(name), opt);
 }
 
 /// The session's default estimator: the registry's `fastest_response` (the
@@ -180,7 +185,7 @@ namespace detail {
 /// `named_estimator` reads every registry estimator. There is one estimator
 /// per name: the session has no fastest-response of its own.
 [[nodiscard]] inline estimator_fn default_estimator() {
-  return detail::registry_estimator("fastest_response", estimate::fit_options{});
+  return tsync::detail::registry_estimator("fastest_response", estimate::fit_options{});
 }
 
 /// Pin the calling thread to `cpu` (what a responder does when a series for
