@@ -166,11 +166,11 @@ TEST_CASE("per-burst models hold outside the data with bounds that widen by the 
   CHECK(m->segments.front().diag.cause == boundary_cause::hold);
   CHECK(m->segments.back().diag.cause == boundary_cause::hold);
   const std::int64_t before = -1'000'000'000;  // ~2 s before the first probe
-  CHECK(m->to_host(before).value() == before + 500);
-  auto hb = m->hard_bounds(before);
+  CHECK(m->to_host(G(before)).value() == H(before + 500));
+  auto hb = m->hard_bounds(G(before));
   REQUIRE(hb);
   CHECK((hb->hi - hb->lo).count() > 2 * 190'000);  // 1e-4 * ~2e9 ns on each side
-  auto in = m->hard_bounds(2'000'000'000);
+  auto in = m->hard_bounds(G(2'000'000'000));
   REQUIRE(in);
   CHECK((in->hi - in->lo).count() < 25'000);
 }

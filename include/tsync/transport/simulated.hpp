@@ -42,6 +42,7 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
+#include "tsync/core/time.hpp"
 #include "tsync/sim/link_model.hpp"
 #include "tsync/transport/transport.hpp"
 #include "tsync/core/config.hpp"
