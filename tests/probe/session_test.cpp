@@ -210,8 +210,8 @@ TEST_CASE("a zero offset is a valid sample and is kept") {
   (*s)->stop();
   auto t = (*s)->table(0);
   REQUIRE(t.size() == 2);
-  CHECK(t[0].offset == 0);
-  CHECK(t[1].offset == 0);
+  CHECK(t[0].offset == guest_to_host(0));
+  CHECK(t[1].offset == guest_to_host(0));
 }
 
 TEST_CASE("series of vCPUs on different channels run in parallel") {
