@@ -94,13 +94,13 @@ struct fixture {
       std::vector<sync_sample> s;
       std::int64_t off = 1'234'567'890'123;
       for (std::int64_t i = 0; i < n; ++i) {
-        s.push_back(sync_sample{first + i * step, off, 1, 0, std::nullopt});
+        s.push_back(sync_sample{tsync::at_ns<tsync::guest>(first + i * step), tsync::guest_to_host(off), 1, 0, std::nullopt});
         off += static_cast<std::int64_t>(g() % static_cast<std::uint64_t>(step / 5000 + 1)) - step / 10000 +
                static_cast<std::int64_t>(g() % 21) - 10;
       }
       samples[n] = s;
       std::vector<tc_sample> c;
-      for (const auto& x : s) c.push_back({x.guest_time, x.offset, 1, 0});
+      for (const auto& x : s) c.push_back({tsync::raw_ns(x.guest_time), x.offset.count(), 1, 0});
       tc[n] = c;
       t = std::make_unique<sync_table>(*sync_table::make(s, correction_mode::interpolate, outside_policy::clamp));
     }
@@ -144,9 +144,9 @@ void BM_correct_search(benchmark::State& state) {
   std::int64_t* out = f.out.data();
   for (auto _ : state) {
     for (std::size_t i = 0; i < kEvents; ++i) {
-      const auto r = t.correct(in[i]);
+      const auto r = t.correct(tsync::at_ns<tsync::guest>(in[i]));
       errors += r ? 0u : 1u;
-      out[i] = r ? *r : 0;
+      out[i] = r ? tsync::raw_ns(*r) : 0;
     }
     benchmark::DoNotOptimize(f.out.data());
     benchmark::ClobberMemory();
@@ -187,7 +187,7 @@ void BM_correct_batch(benchmark::State& state) {
   }
   // spot check against the reference (outside the timed loop)
   std::size_t mismatches = 0;
-  for (std::size_t i = 0; i < kEvents; i += 4099) mismatches += (*t.correct(f.events[i]) == f.out[i]) ? 0u : 1u;
+  for (std::size_t i = 0; i < kEvents; i += 4099) mismatches += (tsync::raw_ns(*t.correct(tsync::at_ns<tsync::guest>(f.events[i]))) == f.out[i]) ? 0u : 1u;
   state.counters["errors"] = static_cast<double>(errors);
   state.counters["mismatches"] = static_cast<double>(mismatches);
   finish(state);

@@ -24,7 +24,9 @@ using namespace tsync::transport;
 namespace {
 
 struct raw_clock {
-  std::int64_t now() {
+  using domain = tsync::host;
+  tsync::domain_time<tsync::host> now() { return tsync::at_ns<tsync::host>(now_raw()); }
+  std::int64_t now_raw() {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
     return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;

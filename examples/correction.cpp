@@ -48,7 +48,8 @@ void probe_table() {
   std::vector<tsync::sync_sample> samples;
   for (std::int64_t i = 0; i <= 400; ++i) {
     const std::int64_t guest = 10'000'000'000 + i * 5'000'000;
-    samples.push_back(tsync::sync_sample{guest, -3'200'000'000 - i * 200, 1, 0, std::nullopt});
+    samples.push_back(tsync::sync_sample{tsync::at_ns<tsync::guest>(guest),
+                                         tsync::guest_to_host(-3'200'000'000 - i * 200), 1, 0, std::nullopt});
   }
   auto table = corr::sync_table::make(samples, corr::correction_mode::interpolate, corr::outside_policy::extrapolate);
   check(table.has_value(), "sync_table::make");
@@ -69,11 +70,11 @@ void probe_table() {
   std::vector<std::int64_t> batched(events.size());
   corr::cursor cur(*table);
   for (std::size_t i = 0; i < events.size(); ++i) {
-    auto r = table->correct(events[i]);
-    auto c = cur.correct(events[i]);
+    auto r = table->correct(tsync::at_ns<tsync::guest>(events[i]));  // typed reference
+    auto c = cur.correct(events[i]);                                   // raw hot path
     check(r.has_value() && c.has_value(), "correct");
     if (!r || !c) return;
-    ref[i] = *r;
+    ref[i] = tsync::raw_ns(*r);
     streamed[i] = *c;
   }
   const auto st = corr::correct_batch(*table, std::span<const std::int64_t>(events), std::span<std::int64_t>(batched));
@@ -93,9 +94,9 @@ void probe_table() {
 
   // Host -> guest: the smallest guest time whose host time is at least h.
   for (std::size_t i : {std::size_t{0}, std::size_t{77'777}, events.size() - 1}) {
-    auto back = table->to_guest(ref[i]);
-    check(back.has_value() && *back <= events[i], "to_guest is at or before the event");
-    if (back) check(*table->correct(*back) == ref[i], "to_guest maps back to the same host time");
+    auto back = table->to_guest(tsync::at_ns<tsync::host>(ref[i]));
+    check(back.has_value() && tsync::raw_ns(*back) <= events[i], "to_guest is at or before the event");
+    if (back) check(tsync::raw_ns(*table->correct(*back)) == ref[i], "to_guest maps back to the same host time");
   }
 }
 

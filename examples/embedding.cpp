@@ -42,7 +42,8 @@ int main() {
   namespace sy = tsync::sync;
 
   clk::mono_raw_clock host_clock;
-  const clk::offset_drift truth_params{guest_offset_ns, guest_drift_ppb, host_clock.now()};
+  // The guest clock in this demo: the host clock shifted and drifting (its anchor is a raw reading).
+  const clk::offset_drift truth_params{guest_offset_ns, guest_drift_ppb, host_clock.now_raw()};
 
   // 1. A channel to the peer. Any transport works; a socketpair needs no setup.
   auto pair = tsync::transport::make_socketpair();
@@ -54,7 +55,7 @@ int main() {
   if (pid == 0) {
     auto mine = std::move(pair->second);
     { auto drop = std::move(pair->first); }
-    clk::adjusted_clock<clk::mono_raw_clock> guest_clock(clk::mono_raw_clock{}, truth_params);
+    clk::adjusted_clock<clk::mono_raw_clock, tsync::guest> guest_clock(clk::mono_raw_clock{}, truth_params);
     probe::responder_options opt;
     opt.on_series_start = sy::pin_on_series_start();  // pin to the vCPU; failure only reported
     opt.idle_timeout = 10s;
@@ -81,15 +82,17 @@ int main() {
 
   // 4. "Trace": record guest event times (read from the guest's clock model) and
   //    the true host time of each, while the session keeps sampling.
-  clk::adjusted_clock<clk::mono_raw_clock> guest_view(clk::mono_raw_clock{}, truth_params);
+  clk::adjusted_clock<clk::mono_raw_clock, tsync::guest> guest_view(clk::mono_raw_clock{}, truth_params);
   struct event {
-    std::int64_t guest_ts;
-    std::int64_t host_truth;
+    tsync::domain_time<tsync::guest> guest_ts;
+    tsync::domain_time<tsync::host> host_truth;
   };
   std::vector<event> events;
   for (int i = 0; i < 8; ++i) {
-    const std::int64_t h = host_clock.now();
-    events.push_back({clk::apply_offset_drift(h, truth_params.offset_ns, truth_params.drift_ppb, truth_params.anchor), h});
+    const tsync::domain_time<tsync::host> h = host_clock.now();
+    events.push_back({tsync::at_ns<tsync::guest>(clk::apply_offset_drift(tsync::raw_ns(h), truth_params.offset_ns,
+                                                                        truth_params.drift_ppb, truth_params.anchor)),
+                      h});
     std::this_thread::sleep_for(15ms);
   }
 
@@ -120,14 +123,15 @@ int main() {
   for (const auto& e : events) {
     auto host = table->correct(e.guest_ts);
     if (!host) return fail("correct");
-    const std::int64_t err = *host - e.host_truth;
+    const std::int64_t err = (*host - e.host_truth).count();
     // Each sample is within its hard interval (a few tens of us on a loaded
     // machine); between samples the drift is interpolated.
     const auto b = table->bounds_at(e.guest_ts);
     const std::int64_t allowed = (b ? b->hi - b->lo : 0) + 2000;
     std::printf("  guest %lld -> host %lld (truth %lld, error %lld ns, allowed %lld)\n",
-                static_cast<long long>(e.guest_ts), static_cast<long long>(*host),
-                static_cast<long long>(e.host_truth), static_cast<long long>(err), static_cast<long long>(allowed));
+                static_cast<long long>(tsync::raw_ns(e.guest_ts)), static_cast<long long>(tsync::raw_ns(*host)),
+                static_cast<long long>(tsync::raw_ns(e.host_truth)), static_cast<long long>(err),
+                static_cast<long long>(allowed));
     if (std::llabs(err) > allowed) ++bad;
   }
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return fail("responder did not exit cleanly");

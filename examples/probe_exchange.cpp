@@ -18,8 +18,11 @@
 #include "tsync/transport/socketpair.hpp"
 
 namespace {
+// A clock source of one's own: a domain, a typed now() and the raw reading the exchange stamps with.
 struct mono_raw {
-  std::int64_t now() {
+  using domain = tsync::host;
+  tsync::domain_time<tsync::host> now() { return tsync::at_ns<tsync::host>(now_raw()); }
+  std::int64_t now_raw() {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
     return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;

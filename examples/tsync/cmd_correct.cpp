@@ -67,7 +67,7 @@ table_or_message load_csv_file(const std::string& path, const table_options& opt
   // A CSV table's samples carry bounds only when built from an estimator; use them when present.
   auto shared = std::make_shared<sync_table>(*t);  // the bounds outlive the move below
   bounds_fn b = [shared](std::int64_t g, std::int64_t h) -> std::optional<tsync::offset_interval> {
-    auto o = shared->bounds_at(g);
+    auto o = shared->bounds_at(tsync::at_ns<tsync::guest>(g));
     if (!o) return std::nullopt;
     return tsync::offset_interval{h + o->lo, h + o->hi};
   };
@@ -94,9 +94,9 @@ table_or_message load_model_file(const std::string& path, const table_options& o
   // The model's own hard interval is exact; the table's interpolated bounds are not needed.
   auto model = std::make_shared<tsync::estimate::model>(std::move(*m));
   bounds_fn b = [model](std::int64_t g, std::int64_t) -> std::optional<tsync::offset_interval> {
-    auto hb = model->hard_bounds(g);
+    auto hb = model->hard_bounds(tsync::at_ns<tsync::guest>(g));
     if (!hb) return std::nullopt;
-    return tsync::offset_interval{hb->lo, hb->hi};
+    return tsync::offset_interval{tsync::raw_ns(hb->lo), tsync::raw_ns(hb->hi)};
   };
   return loaded_table{std::move(*t), std::move(b)};
 }
@@ -354,7 +354,14 @@ int run_correct(const std::vector<std::string>& args) {
   tsync::correct::cursor cur(*table);
   line_writer out;
   return tsync::cli::for_each_number_line<std::int64_t>(std::cin, cmd, [&](std::int64_t v, std::size_t line) {
-    const auto r = reverse ? table->to_guest(v) : cur.correct(v);
+    // host -> guest through the typed scalar entry point; guest -> host through the cursor (raw hot path)
+    tsync::expected<std::int64_t, tsync::errc> r = tsync::unexpected(tsync::errc::invalid_argument);
+    if (reverse) {
+      auto g = table->to_guest(tsync::at_ns<tsync::host>(v));
+      r = g ? tsync::expected<std::int64_t, tsync::errc>(tsync::raw_ns(*g)) : tsync::unexpected(g.error());
+    } else {
+      r = cur.correct(v);
+    }
     if (!r) {
       out.flush();
       std::cerr << "tsync " << cmd << ": line " << line << ": " << (reverse ? "host" : "guest") << " time " << v

@@ -168,7 +168,9 @@ void install_signal_handlers() {
 class agent_clock {
  public:
   agent_clock(clk::any_clock c, clk::offset_drift od) : c_(c, od) {}
-  [[nodiscard]] std::int64_t now() noexcept { return c_.now(); }
+  using domain = tsync::host;  // whichever machine the agent runs on, its stamps are raw (see probe_sample)
+  [[nodiscard]] tsync::ticks<domain> now() noexcept { return c_.now(); }
+  [[nodiscard]] std::int64_t now_raw() noexcept { return c_.now_raw(); }
   [[nodiscard]] std::string_view name() const noexcept { return "agent"; }
 
  private:
@@ -231,7 +233,7 @@ int run_agent(const std::vector<std::string>& args) {
     auto v = tsync::cli::parse_int<std::int64_t>(*s);
     if (!v || *v < -1'000'000'000 || *v > 1'000'000'000) return tsync::cli::usage_error(cmd, "bad --drift-ppb '" + *s + "'");
     od.drift_ppb = *v;
-    od.anchor = base->now();
+    od.anchor = base->now_raw();
   }
   std::chrono::nanoseconds idle = 0ns;
   if (auto s = o.get("idle-timeout")) {
@@ -387,9 +389,10 @@ bool write_vcpu_model(const std::string& path, const tsync::sync::vcpu_result& r
   for (std::size_t i = 0; i < r.table.size(); ++i) {
     const auto& t = r.table[i];
     est::burst_estimate b;
-    b.ref = t.guest_time;
-    b.offset = t.offset;
-    b.hard = t.bounds ? est::interval{t.offset + t.bounds->lo, t.offset + t.bounds->hi} : est::interval{t.offset, t.offset};
+    const std::int64_t off = t.offset.count();
+    b.ref = tsync::raw_ns(t.guest_time);
+    b.offset = off;
+    b.hard = t.bounds ? est::interval{off + t.bounds->lo, off + t.bounds->hi} : est::interval{off, off};
     b.burst = static_cast<std::uint32_t>(i);
     for (const auto& rec : r.series) {
       if (rec.table_index == i && rec.estimate) {
@@ -420,7 +423,8 @@ int write_kvm_tables(const tsync::kvm::debugfs_query& q, const std::string& pref
       return tsync::cli::fail("sync: vCPU " + std::to_string(v.id) + ": tsc-offset -2^63 has no negation in int64");
     const std::string file = prefix + ".vcpu" + std::to_string(v.id) + ".csv";
     std::ofstream out(file);
-    const tsync::sync_sample sample{0, -kvm_offset, v.params.ratio, v.params.frac_bits, std::nullopt};
+    const tsync::sync_sample sample{tsync::at_ns<tsync::guest>(0), tsync::guest_to_host(-kvm_offset), v.params.ratio,
+                                    v.params.frac_bits, std::nullopt};
     tsync::io::write_table_csv(out, std::span<const tsync::sync_sample>(&sample, 1),
                                     "tsync sync table of vCPU " + std::to_string(v.id) + " (KVM debugfs " +
                                         vm->ref.path + ", exact): host = ceil((guest + offset) * 2^frac_bits / "
@@ -616,7 +620,7 @@ int run_sync(const std::vector<std::string>& args) {
     first_v = false;
     for (std::size_t i = 0; i < r.table.size(); ++i) {
       const auto& t = r.table[i];
-      model << (i ? ", " : "") << "{\"time\": " << t.guest_time << ", \"offset\": " << t.offset;
+      model << (i ? ", " : "") << "{\"time\": " << tsync::raw_ns(t.guest_time) << ", \"offset\": " << t.offset.count();
       if (t.bounds) model << ", \"lo\": " << t.bounds->lo << ", \"hi\": " << t.bounds->hi;
       model << '}';
     }
@@ -634,7 +638,7 @@ int run_sync(const std::vector<std::string>& args) {
     if (!quiet) {
       std::cout << "vcpu " << r.vcpu << ": " << r.table.size() << " samples from " << r.series.size() << " series ("
                 << failed << " failed)";
-      if (!r.table.empty()) std::cout << ", last offset " << r.table.back().offset << " ns";
+      if (!r.table.empty()) std::cout << ", last offset " << r.table.back().offset.count() << " ns";
       if (r.peer_lost) std::cout << ", peer lost: " << r.end_error.message();
       std::cout << " -> " << file << '\n';
     }

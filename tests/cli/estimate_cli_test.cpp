@@ -45,9 +45,9 @@ TEST_CASE("tsync estimate turns a probes CSV into a model JSON that reads back",
     auto m = tsync::estimate::model::from_json(read_all(dir + "/est_model.json"));
     REQUIRE(m.has_value());
     CHECK(m->estimator == name);
-    auto h = m->to_host(3'000'000'000LL);
+    auto h = m->to_host(tsync::at_ns<tsync::guest>(3'000'000'000LL));
     REQUIRE(h.has_value());
-    CHECK(std::llabs(*h - (3'000'000'000LL + 777)) <= 2);
+    CHECK(std::llabs(tsync::raw_ns(*h) - (3'000'000'000LL + 777)) <= 2);
   }
   REQUIRE(run_estimate("estimate --estimator convex_hull --out " + dir + "/est_out.json " + dir + "/est_probes.csv",
                        dir + "/est_summary.txt") == 0);

@@ -56,8 +56,8 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
     REQUIRE(table.has_value());
     REQUIRE(table->size() == 3);
     for (const auto& s : table->samples()) {
-      CHECK(s.offset < -1'000'000'000 + 1'000'000);
-      CHECK(s.offset > -1'000'000'000 - 1'000'000);
+      CHECK(s.offset.count() < -1'000'000'000 + 1'000'000);
+      CHECK(s.offset.count() > -1'000'000'000 - 1'000'000);
     }
   }
   const auto summary = slurp(dir / "out.session.json");
@@ -68,12 +68,12 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
     REQUIRE(m.has_value());
     REQUIRE_FALSE(m->segments.empty());
     const std::int64_t g = m->segments.front().ref;
-    auto h = m->to_host(g);
-    auto hb = m->hard_bounds(g);
+    auto h = m->to_host(tsync::at_ns<tsync::guest>(g));
+    auto hb = m->hard_bounds(tsync::at_ns<tsync::guest>(g));
     REQUIRE(h.has_value());
     REQUIRE(hb.has_value());
-    CHECK(*h - g < -1'000'000'000 + 1'000'000);
-    CHECK(*h - g > -1'000'000'000 - 1'000'000);
+    CHECK(tsync::raw_ns(*h) - g < -1'000'000'000 + 1'000'000);
+    CHECK(tsync::raw_ns(*h) - g > -1'000'000'000 - 1'000'000);
     CHECK(hb->lo <= *h);
     CHECK(*h <= hb->hi);
   }

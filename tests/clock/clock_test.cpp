@@ -21,7 +21,7 @@ TEST_CASE("every POSIX clock opens and reads nanoseconds that do not go backward
     CHECK(c->resolution() > 0);
     const auto a = c->now();
     const auto b = c->now();
-    CHECK(a > 0);
+    CHECK(raw_ns(a) > 0);
     if (id != posix_clock_id::realtime && id != posix_clock_id::tai) CHECK(b >= a);
   }
 }
@@ -35,7 +35,7 @@ TEST_CASE("mono_raw_clock agrees with posix_clock monotonic_raw") {
   const auto c = m.now();
   CHECK(a <= b);
   CHECK(b <= c);
-  CHECK(c - a < 1'000'000'000);
+  CHECK((c - a).count() < 1'000'000'000);
 }
 
 TEST_CASE("posix clock names parse back by exact match only") {
@@ -53,10 +53,10 @@ TEST_CASE("the TSC clock is monotonic on x86-64 and unsupported elsewhere") {
 #if TSYNC_HAVE_TSC
   REQUIRE(c.has_value());
   CHECK(c->name() == "x86-tsc");
-  std::int64_t prev = c->now();
+  auto prev = c->now();
   for (int i = 0; i < 1000; ++i) {
     const auto v = c->now();
-    CHECK(v >= prev);
+    CHECK((v - prev).count() >= 0);
     prev = v;
   }
   auto p = tsc_clock::open(tsc_read::rdtscp_lfence);
@@ -65,7 +65,7 @@ TEST_CASE("the TSC clock is monotonic on x86-64 and unsupported elsewhere") {
     std::uint32_t cpu = 9999;
     const auto a = p->now(cpu);
     CHECK(cpu < 4096);
-    CHECK(p->now() >= a);
+    CHECK((p->now() - a).count() >= 0);
   } else {
     CHECK(p.error() == make_error_code(errc::unsupported));
   }
@@ -87,7 +87,7 @@ TEST_CASE("the TSC advances at a rate of a plausible CPU frequency") {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const auto t1 = m.now();
   const auto c1 = c->now();
-  const double ghz = static_cast<double>(c1 - c0) / static_cast<double>(t1 - t0);
+  const double ghz = static_cast<double>((c1 - c0).count()) / static_cast<double>((t1 - t0).count());
   INFO("TSC rate " << ghz << " GHz");
   CHECK(ghz > 0.1);
   CHECK(ghz < 10.0);
@@ -125,9 +125,9 @@ TEST_CASE("apply_offset_drift matches exact rational arithmetic on random inputs
 TEST_CASE("adjusted_clock reports the offset it adds to its base") {
   adjusted_clock<mono_raw_clock> c(mono_raw_clock{}, {5'000'000, 100'000, 0});
   mono_raw_clock base;
-  const auto b0 = base.now();
-  const auto r = c.now();
-  const auto b1 = base.now();
+  const auto b0 = base.now_raw();
+  const auto r = c.now_raw();
+  const auto b1 = base.now_raw();
   CHECK(r - c.true_offset_at(b0) >= b0);
   CHECK(r - c.true_offset_at(b1) <= b1);
   CHECK(c.true_offset_at(0) == 5'000'000);
@@ -137,16 +137,33 @@ TEST_CASE("adjusted_clock reports the offset it adds to its base") {
 TEST_CASE("simulated_clock follows virtual time through its offset and drift") {
   auto vt = std::make_shared<virtual_time>(1'000'000'000);
   simulated_clock c(vt, {-7, 2000, 1'000'000'000});
-  CHECK(c.now() == 1'000'000'000 - 7);
+  CHECK(c.now() == at_ns<host>(1'000'000'000 - 7));
   vt->advance(1'000'000'000);
-  CHECK(c.now() == 2'000'000'000 - 7 + 2000);
+  CHECK(c.now() == at_ns<host>(2'000'000'000 - 7 + 2000));
   c.set_offset(100);
-  CHECK(c.now() == 2'000'000'000 + 100 + 2000);
+  CHECK(c.now() == at_ns<host>(2'000'000'000 + 100 + 2000));
   c.set_drift(0, 0);
-  CHECK(c.now() == 2'000'000'100);
+  CHECK(c.now() == at_ns<host>(2'000'000'100));
   vt->set(5);
-  CHECK(c.now() == 105);
+  CHECK(c.now() == at_ns<host>(105));
   CHECK(c.reading_at(10) == 110);
+}
+
+TEST_CASE("clock sources carry their domain in the type of now()") {
+  static_assert(std::same_as<decltype(mono_raw_clock{}.now()), domain_time<host>>);
+  static_assert(std::same_as<decltype(basic_mono_raw_clock<guest>{}.now()), domain_time<guest>>);
+  static_assert(std::same_as<reading_t<tsc_clock>, ticks<host>>);
+  static_assert(std::same_as<reading_t<basic_any_clock<guest>>, ticks<guest>>);
+  static_assert(std::same_as<reading_t<adjusted_clock<mono_raw_clock, guest>>, domain_time<guest>>);
+  static_assert(std::same_as<reading_t<adjusted_clock<tsc_clock>>, ticks<host>>);
+  static_assert(std::same_as<reading_t<basic_simulated_clock<guest>>, domain_time<guest>>);
+  // typed and raw readings agree
+  auto vt = std::make_shared<virtual_time>(42);
+  basic_simulated_clock<guest> g(vt, {8, 0, 0});
+  CHECK(g.now() == at_ns<guest>(50));
+  CHECK(g.now_raw() == 50);
+  adjusted_clock<basic_mono_raw_clock<guest>, host> h(basic_mono_raw_clock<guest>{}, {-50, 0, 0});
+  static_assert(std::same_as<decltype(h.now()), domain_time<host>>);
 }
 
 TEST_CASE("simulated_clock with a step per read is strictly increasing across threads") {
@@ -154,8 +171,8 @@ TEST_CASE("simulated_clock with a step per read is strictly increasing across th
   simulated_clock c(vt, {}, 3);
   std::vector<std::int64_t> a(2000), b(2000);
   {
-    std::jthread t1([&] { for (auto& v : a) v = c.now(); });
-    std::jthread t2([&] { for (auto& v : b) v = c.now(); });
+    std::jthread t1([&] { for (auto& v : a) v = c.now_raw(); });
+    std::jthread t2([&] { for (auto& v : b) v = c.now_raw(); });
   }
   for (std::size_t i = 1; i < a.size(); ++i) CHECK(a[i] > a[i - 1]);
   for (std::size_t i = 1; i < b.size(); ++i) CHECK(b[i] > b[i - 1]);
@@ -169,7 +186,7 @@ TEST_CASE("open_clock gives userspace sources by name and refuses the others") {
     REQUIRE(c.has_value());
     CHECK(c->name() == n);
     CHECK_FALSE(c->counts_cycles());
-    CHECK(c->now() > 0);
+    CHECK(c->now().count() > 0);
   }
   auto t = open_clock("x86-tsc");
 #if TSYNC_HAVE_TSC

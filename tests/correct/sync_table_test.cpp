@@ -20,13 +20,13 @@ namespace {
 constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
 
-sync_table table(std::vector<sync_sample> s, correction_mode m = correction_mode::interpolate,
+tsync_test::raw_table table(std::vector<sync_sample> s, correction_mode m = correction_mode::interpolate,
                  outside_policy p = outside_policy::extrapolate) {
   auto t = sync_table::make(std::move(s), m, p);
   REQUIRE(t.has_value());
   return std::move(*t);
 }
-sync_sample smp(std::int64_t t, std::int64_t o) { return sync_sample{t, o, 1, 0, std::nullopt}; }
+sync_sample smp(std::int64_t t, std::int64_t o) { return tsync_test::raw_sample(t, o, 1, 0, std::nullopt); }
 
 // Independent reference for moderate magnitudes: the floor of the exact
 // rational, straight from the definition with one 128-bit product.
@@ -56,25 +56,25 @@ TEST_CASE("Unsorted samples are rejected with unsorted_input and the index is re
 }
 
 TEST_CASE("A zero ratio and frac_bits above 63 are rejected") {
-  std::vector<sync_sample> s{smp(0, 0), sync_sample{10, 0, 0, 48, std::nullopt}};
+  std::vector<sync_sample> s{smp(0, 0), tsync_test::raw_sample(10, 0, 0, 48, std::nullopt)};
   auto t = sync_table::make(s, correction_mode::step, outside_policy::clamp);
   REQUIRE_FALSE(t.has_value());
   CHECK(t.error() == errc::zero_ratio);
-  s[1] = sync_sample{10, 0, 1, 64, std::nullopt};
+  s[1] = tsync_test::raw_sample(10, 0, 1, 64, std::nullopt);
   auto u = sync_table::make(s, correction_mode::step, outside_policy::clamp);
   REQUIRE_FALSE(u.has_value());
   CHECK(u.error() == errc::bad_frac_bits);
 }
 
 TEST_CASE("Bounds that do not contain zero are rejected") {
-  std::vector<sync_sample> s{sync_sample{0, 5, 1, 0, tsync::offset_interval{1, 3}}};
+  std::vector<sync_sample> s{tsync_test::raw_sample(0, 5, 1, 0, tsync::offset_interval{1, 3})};
   auto t = sync_table::make(s);
   REQUIRE_FALSE(t.has_value());
   CHECK(t.error() == errc::invalid_argument);
 }
 
 TEST_CASE("Interpolate mode rejects scaled samples with unsupported") {
-  std::vector<sync_sample> s{sync_sample{0, 5, 3, 1, std::nullopt}};
+  std::vector<sync_sample> s{tsync_test::raw_sample(0, 5, 3, 1, std::nullopt)};
   auto t = sync_table::make(s, correction_mode::interpolate, outside_policy::clamp);
   REQUIRE_FALSE(t.has_value());
   CHECK(t.error() == errc::unsupported);
@@ -84,7 +84,7 @@ TEST_CASE("Interpolate mode rejects scaled samples with unsupported") {
 TEST_CASE("Equal guest times are de-duplicated keeping the last sample in input order") {
   auto t = table({smp(0, 100), smp(10, 1), smp(10, 2), smp(10, 3), smp(20, 4)});
   REQUIRE(t.size() == 3);
-  CHECK(t.samples()[1].offset == 3);
+  CHECK(t.samples()[1].offset.count() == 3);
   CHECK(*t.correct(10) == 13);
   auto st = table({smp(5, 7), smp(5, 9)}, correction_mode::step, outside_policy::clamp);
   REQUIRE(st.size() == 1);
@@ -101,8 +101,8 @@ TEST_CASE("Interpolation is exact at every sample point") {
     for (auto pol : {outside_policy::extrapolate, outside_policy::clamp, outside_policy::reject}) {
       auto t = table(s, correction_mode::interpolate, pol);
       for (const auto& x : t.samples()) {
-        const auto h = t.correct(x.guest_time);
-        const i128 want = static_cast<i128>(x.guest_time) + x.offset;
+        const auto h = t.correct(tsync::raw_ns(x.guest_time));
+        const i128 want = static_cast<i128>(tsync::raw_ns(x.guest_time)) + x.offset.count();
         if (auto w = tsync::narrow_i64(want)) {
           REQUIRE(h.has_value());
           CHECK(*h == *w);
@@ -135,8 +135,8 @@ TEST_CASE("Interpolation matches an independent 128-bit reference on random tabl
     auto t = table(s);
     for (int k = 0; k < 200; ++k) {
       const std::size_t i = r.u64() % (s.size() - 1);
-      const std::int64_t ev = r.range(s[i].guest_time, s[i + 1].guest_time - 1);
-      const i128 want = ref_interp(s[i].guest_time, s[i].offset, s[i + 1].guest_time, s[i + 1].offset, ev);
+      const std::int64_t ev = r.range(tsync::raw_ns(s[i].guest_time), tsync::raw_ns(s[i + 1].guest_time) - 1);
+      const i128 want = ref_interp(tsync::raw_ns(s[i].guest_time), s[i].offset.count(), tsync::raw_ns(s[i + 1].guest_time), s[i + 1].offset.count(), ev);
       const auto h = t.correct(ev);
       REQUIRE(h.has_value());
       REQUIRE(*h == static_cast<std::int64_t>(want));
@@ -232,7 +232,7 @@ TEST_CASE("Step mode one sample with scaling applies the exact KVM inverse") {
   // trace-cmd's single-sample path returns ts + offset and ignores the scaling.
   const std::uint64_t ratio = 187650047023786ULL;  // Intel, 2.0 GHz guest on a 2.999999 GHz host
   const std::int64_t kvm_offset = -1'000'000'000'000;
-  auto t = table({sync_sample{0, -kvm_offset, ratio, 48, std::nullopt}}, correction_mode::step,
+  auto t = table({tsync_test::raw_sample(0, -kvm_offset, ratio, 48, std::nullopt)}, correction_mode::step,
                  outside_policy::clamp);
   const tsync::kvm::tsc_params p{static_cast<std::uint64_t>(kvm_offset), ratio, 48};
   for (std::uint64_t h : {1'000'000'000'000ULL, 27951088470225859ULL, 5'000'000'000'123ULL}) {
@@ -254,7 +254,7 @@ TEST_CASE("Step mode equals kvm to_host on random scaled parameters") {
     const std::uint8_t frac = r.coin(2) ? 48 : 32;
     const std::uint64_t ratio = (std::uint64_t{1} << frac) / 4 + r.u64() % ((std::uint64_t{1} << frac) * 3);
     const std::int64_t off = r.range(-(std::int64_t{1} << 50), std::int64_t{1} << 50);
-    auto t = table({sync_sample{0, off, ratio, frac, std::nullopt}}, correction_mode::step, outside_policy::clamp);
+    auto t = table({tsync_test::raw_sample(0, off, ratio, frac, std::nullopt)}, correction_mode::step, outside_policy::clamp);
     const tsync::kvm::tsc_params p{0u - static_cast<std::uint64_t>(off), ratio, frac};
     const std::int64_t g = r.range(std::max<std::int64_t>(0, -off), std::int64_t{1} << 55);
     const auto want = tsync::kvm::to_host(static_cast<std::uint64_t>(g), p);
@@ -275,8 +275,8 @@ TEST_CASE("Host to guest is the Galois inverse of a monotone interpolated map") 
     const auto pol = static_cast<outside_policy>(iter % 3);
     auto t = table(s, correction_mode::interpolate, pol);
     REQUIRE(t.invertible());
-    const std::int64_t lo = s.front().guest_time - 20'000'000'000;
-    const std::int64_t hi = s.back().guest_time + 20'000'000'000;
+    const std::int64_t lo = tsync::raw_ns(s.front().guest_time) - 20'000'000'000;
+    const std::int64_t hi = tsync::raw_ns(s.back().guest_time) + 20'000'000'000;
     for (int k = 0; k < 100; ++k) {
       const auto c = t.correct(r.range(lo, hi));
       if (!c) continue;  // outside the sampled range under reject
@@ -290,14 +290,14 @@ TEST_CASE("Host to guest is the Galois inverse of a monotone interpolated map") 
       const auto hg = t.correct(*g);
       REQUIRE(hg.has_value());
       CHECK(*hg >= h);  // maps at or after h
-      if (*g > s.front().guest_time || (pol != outside_policy::reject && *g > kMin)) {
+      if (*g > tsync::raw_ns(s.front().guest_time) || (pol != outside_policy::reject && *g > kMin)) {
         const auto before = t.correct(*g - 1);
         if (before) CHECK(*before < h);  // and is the first guest time that does
       }
       ++checked;
     }
     // round trip of a genuine guest time: to_guest(correct(g)) <= g and maps to the same host time
-    const std::int64_t g0 = r.range(s.front().guest_time, s.back().guest_time);
+    const std::int64_t g0 = r.range(tsync::raw_ns(s.front().guest_time), tsync::raw_ns(s.back().guest_time));
     const auto h0 = t.correct(g0);
     const auto g1 = t.to_guest(*h0);
     REQUIRE(g1.has_value());
@@ -322,7 +322,7 @@ TEST_CASE("Host to guest in step mode applies the offset in force at that host t
   CHECK(*t.to_guest(500) == -500);
   // scaled: guest at 2/3 of the host rate, round trip exact (ratio <= 2^frac)
   const std::uint64_t ratio = (std::uint64_t{2} << 32) / 3;
-  auto s = table({sync_sample{0, 7777, ratio, 32, std::nullopt}, sync_sample{1'000'000, 9999, ratio, 32, std::nullopt}},
+  auto s = table({tsync_test::raw_sample(0, 7777, ratio, 32, std::nullopt), tsync_test::raw_sample(1'000'000, 9999, ratio, 32, std::nullopt)},
                  correction_mode::step, outside_policy::clamp);
   for (std::int64_t g : {std::int64_t{0}, std::int64_t{1}, std::int64_t{999'999}, std::int64_t{1'000'000},
                          std::int64_t{123'456'789}}) {
@@ -331,8 +331,8 @@ TEST_CASE("Host to guest in step mode applies the offset in force at that host t
 }
 
 TEST_CASE("Bounds are reported from the bracketing samples") {
-  auto t = table({sync_sample{0, 0, 1, 0, tsync::offset_interval{-5, 3}},
-                  sync_sample{10, 0, 1, 0, tsync::offset_interval{-2, 8}}});
+  auto t = table({tsync_test::raw_sample(0, 0, 1, 0, tsync::offset_interval{-5, 3}),
+                  tsync_test::raw_sample(10, 0, 1, 0, tsync::offset_interval{-2, 8})});
   auto b = t.bounds_at(5);
   REQUIRE(b.has_value());
   CHECK(b->lo == -5);

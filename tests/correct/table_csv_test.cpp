@@ -15,8 +15,8 @@ TEST_CASE("A CSV table with comments header blank lines and scaling is parsed") 
   auto t = parse_table_csv(in);
   REQUIRE(t.has_value());
   REQUIRE(t->samples.size() == 2);
-  CHECK(t->samples[0].guest_time == 100);
-  CHECK(t->samples[0].offset == 1000);
+  CHECK(tsync::raw_ns(t->samples[0].guest_time) == 100);
+  CHECK(t->samples[0].offset.count() == 1000);
   CHECK(t->samples[0].ratio == 1);
   CHECK(t->samples[1].ratio == 3);
   CHECK(t->samples[1].frac_bits == 1);
@@ -56,5 +56,5 @@ TEST_CASE("Loading a CSV table names the line of an unsorted or scaled sample") 
   std::istringstream ok("0,10\n100,20\n");
   auto v = load_table_csv(ok);
   REQUIRE(v.has_value());
-  CHECK(*v->correct(50) == 65);
+  CHECK(*v->correct(tsync::at_ns<tsync::guest>(50)) == tsync::at_ns<tsync::host>(65));
 }

@@ -6,13 +6,53 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
+#include "tsync/correct/sync_table.hpp"
 
 namespace tsync_test {
+
+/// A sync sample from raw counts (the tests' tables are written as numbers).
+inline tsync::sync_sample raw_sample(std::int64_t t, std::int64_t o, std::uint64_t ratio = 1, std::uint8_t frac = 0,
+                                     std::optional<tsync::offset_interval> b = std::nullopt) {
+  return tsync::sync_sample{tsync::at_ns<tsync::guest>(t), tsync::guest_to_host(o), ratio, frac, b};
+}
+
+/// `t.correct` on raw counts.
+inline tsync::expected<std::int64_t, tsync::errc> raw_correct(const tsync::correct::sync_table& t, std::int64_t g) {
+  auto h = t.correct(tsync::at_ns<tsync::guest>(g));
+  if (!h) return tsync::unexpected(h.error());
+  return tsync::raw_ns(*h);
+}
+
+/// A sync table whose scalar queries take and return raw counts, for the
+/// numeric tests of the correction rules (the library's own entry points are
+/// typed; this view unwraps them and nothing else).
+struct raw_table : tsync::correct::sync_table {
+  raw_table(tsync::correct::sync_table t) : tsync::correct::sync_table(std::move(t)) {}  // NOLINT
+  [[nodiscard]] tsync::expected<std::int64_t, tsync::errc> correct(std::int64_t g) const noexcept {
+    auto h = sync_table::correct(tsync::at_ns<tsync::guest>(g));
+    if (!h) return tsync::unexpected(h.error());
+    return tsync::raw_ns(*h);
+  }
+  [[nodiscard]] tsync::expected<std::int64_t, tsync::errc> offset_at(std::int64_t g) const noexcept {
+    auto o = sync_table::offset_at(tsync::at_ns<tsync::guest>(g));
+    if (!o) return tsync::unexpected(o.error());
+    return o->count();
+  }
+  [[nodiscard]] std::optional<tsync::offset_interval> bounds_at(std::int64_t g) const noexcept {
+    return sync_table::bounds_at(tsync::at_ns<tsync::guest>(g));
+  }
+  [[nodiscard]] tsync::expected<std::int64_t, tsync::errc> to_guest(std::int64_t h) const noexcept {
+    auto g = sync_table::to_guest(tsync::at_ns<tsync::host>(h));
+    if (!g) return tsync::unexpected(g.error());
+    return tsync::raw_ns(*g);
+  }
+};
 
 inline std::uint64_t seed_for(std::uint64_t fallback) {
   if (const char* s = std::getenv("TSYNC_SEED")) return std::strtoull(s, nullptr, 10);
@@ -46,8 +86,8 @@ inline std::vector<tsync::sync_sample> random_samples(rng& r, std::size_t n, tab
       t = r.range(-1'000'000'000'000, 1'000'000'000'000);
       o = r.range(-1'000'000'000'000, 1'000'000'000'000);
       for (std::size_t i = 0; i < n; ++i) {
-        s[i].guest_time = t;
-        s[i].offset = o;
+        s[i].guest_time = tsync::at_ns<tsync::guest>(t);
+        s[i].offset = tsync::guest_to_host(o);
         const std::int64_t gap = r.range(1000, 10'000'000'000);
         t += gap;
         o += r.range(-gap / 1000, gap / 1000) + r.range(-50, 50);
@@ -56,8 +96,8 @@ inline std::vector<tsync::sync_sample> random_samples(rng& r, std::size_t n, tab
     case table_kind::wide:  // arbitrary gaps and offset jumps within ±2^61
       t = r.range(-(std::int64_t{1} << 61), std::int64_t{1} << 60);
       for (std::size_t i = 0; i < n; ++i) {
-        s[i].guest_time = t;
-        s[i].offset = r.range(-(std::int64_t{1} << 61), std::int64_t{1} << 61);
+        s[i].guest_time = tsync::at_ns<tsync::guest>(t);
+        s[i].offset = tsync::guest_to_host(r.range(-(std::int64_t{1} << 61), std::int64_t{1} << 61));
         t += r.range(1, std::int64_t{1} << (r.g() % 50));
       }
       break;
@@ -70,8 +110,8 @@ inline std::vector<tsync::sync_sample> random_samples(rng& r, std::size_t n, tab
       ts.erase(std::unique(ts.begin(), ts.end()), ts.end());
       s.resize(ts.size());
       for (std::size_t i = 0; i < ts.size(); ++i) {
-        s[i].guest_time = ts[i];
-        s[i].offset = r.coin(3) ? r.i64() : r.range(-1000, 1000);
+        s[i].guest_time = tsync::at_ns<tsync::guest>(ts[i]);
+        s[i].offset = tsync::guest_to_host(r.coin(3) ? r.i64() : r.range(-1000, 1000));
       }
       break;
     }

@@ -89,17 +89,18 @@ TEST_CASE("regression is unbiased under lopsided queueing and its statistical in
     const auto& s = m->segments.front();
     const std::int64_t g = s.ref;
     const double truth = c.t.host(static_cast<double>(g));
-    auto h = m->to_host(g);
+    auto h = m->to_host(tsync::at_ns<tsync::guest>(g));
     REQUIRE(h);
-    CHECK(std::fabs(static_cast<double>(*h) - truth) < 40.0);
-    auto hb = m->hard_bounds(g);
+    CHECK(std::fabs(static_cast<double>(tsync::raw_ns(*h)) - truth) < 40.0);
+    auto hb = m->hard_bounds(tsync::at_ns<tsync::guest>(g));
     REQUIRE(hb);
-    CHECK(static_cast<double>(hb->lo) <= truth);
-    CHECK(truth <= static_cast<double>(hb->hi));
-    auto sb = m->stat_bounds(g);
+    CHECK(static_cast<double>(tsync::raw_ns(hb->lo)) <= truth);
+    CHECK(truth <= static_cast<double>(tsync::raw_ns(hb->hi)));
+    auto sb = m->stat_bounds(tsync::at_ns<tsync::guest>(g));
     REQUIRE(sb);
-    CHECK(sb->width() < 200);
-    if (static_cast<double>(sb->lo) <= truth && truth <= static_cast<double>(sb->hi)) ++covered;
+    CHECK(sb->width().count() < 200);
+    if (static_cast<double>(tsync::raw_ns(sb->lo)) <= truth && truth <= static_cast<double>(tsync::raw_ns(sb->hi)))
+      ++covered;
   }
   // 95 % intervals: at least 4 of 6 cover (probability > 0.99 if honest).
   CHECK(covered >= 4);

@@ -48,18 +48,20 @@ TEST_CASE("kalman follows frequency wander as well as the per-burst envelope and
     double ek = 0, es = 0;
     std::size_t n = 0, outside = 0, stat_in = 0;
     for (const auto& pt : tsync::sim::truth_grid(*tr, 500'000'000)) {
-      auto hk = k->to_host(pt.guest);
-      auto hs = s->to_host(pt.guest);
-      auto hb = k->hard_bounds(pt.guest);
-      auto sb = k->stat_bounds(pt.guest);
+      const auto g = tsync::at_ns<tsync::guest>(pt.guest);
+      const auto host = tsync::at_ns<tsync::host>(pt.host);
+      auto hk = k->to_host(g);
+      auto hs = s->to_host(g);
+      auto hb = k->hard_bounds(g);
+      auto sb = k->stat_bounds(g);
       REQUIRE(hk);
       REQUIRE(hs);
       REQUIRE(hb);
       REQUIRE(sb);
-      ek += std::pow(static_cast<double>(*hk - pt.host), 2);
-      es += std::pow(static_cast<double>(*hs - pt.host), 2);
-      if (!hb->contains(pt.host)) ++outside;
-      if (sb->contains(pt.host)) ++stat_in;
+      ek += std::pow(static_cast<double>((*hk - host).count()), 2);
+      es += std::pow(static_cast<double>((*hs - host).count()), 2);
+      if (!hb->contains(host)) ++outside;
+      if (sb->contains(host)) ++stat_in;
       ++n;
     }
     const double rk = std::sqrt(ek / static_cast<double>(n)), rs = std::sqrt(es / static_cast<double>(n));

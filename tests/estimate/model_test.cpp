@@ -13,6 +13,9 @@ using namespace tsync;
 using namespace tsync::estimate;
 
 namespace {
+
+constexpr tsync::domain_time<tsync::guest> G(std::int64_t v) { return tsync::at_ns<tsync::guest>(v); }
+constexpr tsync::domain_time<tsync::host> H(std::int64_t v) { return tsync::at_ns<tsync::host>(v); }
 model two_segment_model() {
   model m;
   m.estimator = "hand";
@@ -41,29 +44,29 @@ model two_segment_model() {
 
 TEST_CASE("a model maps guest to host through the segment that holds the time") {
   const auto m = two_segment_model();
-  CHECK(m.to_host(500).value() == 600);
-  CHECK(m.to_host(-100).value() == 0);       // before all: the first segment extends
-  CHECK(m.to_host(2000).value() == 1950);    // at the reference of the second
-  CHECK(m.to_host(2100).value() == 2100);    // 2100 - 50 + 50
-  CHECK(m.to_host(4000).value() == 4950);    // after all: the last segment extends
-  auto hb = m.hard_bounds(2100);
+  CHECK(m.to_host(G(500)).value() == H(600));
+  CHECK(m.to_host(G(-100)).value() == H(0));       // before all: the first segment extends
+  CHECK(m.to_host(G(2000)).value() == H(1950));    // at the reference of the second
+  CHECK(m.to_host(G(2100)).value() == H(2100));    // 2100 - 50 + 50
+  CHECK(m.to_host(G(4000)).value() == H(4950));    // after all: the last segment extends
+  auto hb = m.hard_bounds(G(2100));
   REQUIRE(hb);
-  CHECK(hb->lo == 2100 - 70 - 1);  // min of the two lower lines, minus the rounding slack
-  CHECK(hb->hi == 2100 + 10 + 1);
-  auto sb = m.stat_bounds(2000);
+  CHECK(hb->lo == H(2100 - 70 - 1));  // min of the two lower lines, minus the rounding slack
+  CHECK(hb->hi == H(2100 + 10 + 1));
+  auto sb = m.stat_bounds(G(2000));
   REQUIRE(sb);
-  CHECK(*sb == interval{1950 - 4, 1950 + 4});
-  CHECK_FALSE(m.stat_bounds(500).has_value());
+  CHECK(*sb == tsync::time_interval<tsync::host>{H(1950 - 4), H(1950 + 4)});
+  CHECK_FALSE(m.stat_bounds(G(500)).has_value());
 }
 
 TEST_CASE("a model reports overflow and emptiness instead of wrapping") {
   model empty;
-  CHECK(empty.to_host(0).error() == errc::empty_input);
-  CHECK(empty.hard_bounds(0).error() == errc::empty_input);
-  CHECK_FALSE(empty.stat_bounds(0).has_value());
+  CHECK(empty.to_host(G(0)).error() == errc::empty_input);
+  CHECK(empty.hard_bounds(G(0)).error() == errc::empty_input);
+  CHECK_FALSE(empty.stat_bounds(G(0)).has_value());
   auto m = two_segment_model();
-  CHECK(m.to_host(std::numeric_limits<std::int64_t>::max()).error() == errc::out_of_range);
-  CHECK(m.hard_bounds(std::numeric_limits<std::int64_t>::min()).error() == errc::out_of_range);
+  CHECK(m.to_host(G(std::numeric_limits<std::int64_t>::max())).error() == errc::out_of_range);
+  CHECK(m.hard_bounds(G(std::numeric_limits<std::int64_t>::min())).error() == errc::out_of_range);
 }
 
 TEST_CASE("a model survives a JSON round trip exactly") {
@@ -87,7 +90,7 @@ TEST_CASE("every estimator's model survives a JSON round trip") {
     auto back = model::from_json(text);
     REQUIRE(back);
     CHECK(*back == *m);
-    for (std::size_t i = 0; i < v.size(); i += 101) CHECK(back->to_host(v[i].g).value() == m->to_host(v[i].g).value());
+    for (std::size_t i = 0; i < v.size(); i += 101) CHECK(back->to_host(G(v[i].g)).value() == m->to_host(G(v[i].g)).value());
   }
 }
 
@@ -163,11 +166,11 @@ TEST_CASE("per-burst models hold outside the data with bounds that widen by the 
   CHECK(m->segments.front().diag.cause == boundary_cause::hold);
   CHECK(m->segments.back().diag.cause == boundary_cause::hold);
   const std::int64_t before = -1'000'000'000;  // ~2 s before the first probe
-  CHECK(m->to_host(before).value() == before + 500);
-  auto hb = m->hard_bounds(before);
+  CHECK(m->to_host(G(before)).value() == H(before + 500));
+  auto hb = m->hard_bounds(G(before));
   REQUIRE(hb);
-  CHECK(hb->hi - hb->lo > 2 * 190'000);  // 1e-4 * ~2e9 ns on each side
-  auto in = m->hard_bounds(2'000'000'000);
+  CHECK((hb->hi - hb->lo).count() > 2 * 190'000);  // 1e-4 * ~2e9 ns on each side
+  auto in = m->hard_bounds(G(2'000'000'000));
   REQUIRE(in);
-  CHECK(in->hi - in->lo < 25'000);
+  CHECK((in->hi - in->lo).count() < 25'000);
 }

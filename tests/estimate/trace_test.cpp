@@ -32,14 +32,15 @@ errors score(const model& m, const synth::truth& t, double g0, double g1, int n 
     if (g >= skip_lo && g <= skip_hi) continue;
     const auto gi = static_cast<std::int64_t>(g);
     const double truth = t.host(static_cast<double>(gi));
-    auto h = m.to_host(gi);
+    auto h = m.to_host(tsync::at_ns<tsync::guest>(gi));
     REQUIRE(h);
-    const double err = static_cast<double>(*h) - truth;
+    const double err = static_cast<double>(tsync::raw_ns(*h)) - truth;
     ss += err * err;
     e.max = std::max(e.max, std::fabs(err));
-    auto hb = m.hard_bounds(gi);
+    auto hb = m.hard_bounds(tsync::at_ns<tsync::guest>(gi));
     REQUIRE(hb);
-    if (!(static_cast<double>(hb->lo) <= truth && truth <= static_cast<double>(hb->hi))) ++e.outside;
+    if (!(static_cast<double>(tsync::raw_ns(hb->lo)) <= truth && truth <= static_cast<double>(tsync::raw_ns(hb->hi))))
+      ++e.outside;
     ++e.points;
   }
   e.rms = std::sqrt(ss / static_cast<double>(e.points));
@@ -107,11 +108,11 @@ TEST_CASE("adding a constant to all stamps shifts every model by that constant")
     REQUIRE(a);
     REQUIRE(b);
     for (std::size_t i = 0; i < v.size(); i += 37) {
-      auto ha = a->to_host(v[i].g);
-      auto hb = b->to_host(v[i].g + dg);
+      auto ha = a->to_host(tsync::at_ns<tsync::guest>(v[i].g));
+      auto hb = b->to_host(tsync::at_ns<tsync::guest>(v[i].g + dg));
       REQUIRE(ha);
       REQUIRE(hb);
-      CHECK(std::llabs(*hb - dh - *ha) <= 1);
+      CHECK(std::llabs(tsync::raw_ns(*hb) - dh - tsync::raw_ns(*ha)) <= 1);
     }
   }
 }
@@ -255,13 +256,15 @@ TEST_CASE("the sync table reproduces the model by linear interpolation") {
       CHECK(a.bounds->lo <= 0);
       CHECK(a.bounds->hi >= 0);
       for (int k = 0; k <= 4; ++k) {
-        const std::int64_t t = a.guest_time + (b.guest_time - a.guest_time) * k / 4;
-        const double interp = static_cast<double>(a.offset) + static_cast<double>(b.offset - a.offset) *
-                                                                  static_cast<double>(t - a.guest_time) /
-                                                                  static_cast<double>(b.guest_time - a.guest_time);
-        auto off = m->offset_at(t);
+        const std::int64_t ag = tsync::raw_ns(a.guest_time);
+        const std::int64_t bg = tsync::raw_ns(b.guest_time);
+        const std::int64_t t = ag + (bg - ag) * k / 4;
+        const double interp = static_cast<double>(a.offset.count()) +
+                              static_cast<double>(b.offset.count() - a.offset.count()) * static_cast<double>(t - ag) /
+                                  static_cast<double>(bg - ag);
+        auto off = m->offset_at(tsync::at_ns<tsync::guest>(t));
         REQUIRE(off);
-        CHECK(std::fabs(interp - static_cast<double>(*off)) <= 1.5);
+        CHECK(std::fabs(interp - static_cast<double>(off->count())) <= 1.5);
       }
     }
   }
@@ -289,13 +292,13 @@ TEST_CASE("a frequency step is detected as one step boundary with tight bounds t
     std::int64_t widest = 0;
     std::size_t outside = 0;
     for (const auto& pt : tsync::sim::truth_grid(*tr, 1'000'000'000)) {
-      auto h = m->to_host(pt.guest);
-      auto hb = m->hard_bounds(pt.guest);
+      auto h = m->to_host(tsync::at_ns<tsync::guest>(pt.guest));
+      auto hb = m->hard_bounds(tsync::at_ns<tsync::guest>(pt.guest));
       REQUIRE(h);
       REQUIRE(hb);
-      worst = std::max(worst, std::fabs(static_cast<double>(*h - pt.host)));
-      widest = std::max(widest, hb->width());
-      if (!hb->contains(pt.host)) ++outside;
+      worst = std::max(worst, std::fabs(static_cast<double>(tsync::raw_ns(*h) - pt.host)));
+      widest = std::max(widest, hb->width().count());
+      if (!hb->contains(tsync::at_ns<tsync::host>(pt.host))) ++outside;
     }
     INFO("max error " << worst << " widest hard interval " << widest);
     CHECK(outside == 0);

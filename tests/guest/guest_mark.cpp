@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     }
   }
   if (port.empty()) return usage();
-  auto clock = tsync::clock::open_clock(clock_name);
+  auto clock = tsync::clock::open_clock<tsync::guest>(clock_name);  // this program runs in the guest
   if (!clock) {
     std::fprintf(stderr, "tsync-mark: cannot use clock '%s': %s\n", clock_name.c_str(), clock.error().message().c_str());
     return 1;
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
           continue;
         }
         // Stamp first: the answer's latency widens the host's bracket, not the mark.
-        const std::int64_t now = clock->now();
+        const std::int64_t now = clock->now_raw();  // ns, or cycles for x86-tsc: sent as a bare integer
         if (line.size() > 2 && line[0] == 'M' && line[1] == ' ') {
           const std::string reply = line.substr(2) + ' ' + std::to_string(now) + ' ' + boot_id + '\n';
           if (!write_all(fd, reply)) break;

@@ -430,8 +430,8 @@ TEST_CASE("Conversion to sync tables matches sync_table make on the same samples
       std::vector<tsync::sync_sample> expect;
       for (const auto& s : ts.cpus[cpu]) {
         tsync::sync_sample x;
-        x.guest_time = static_cast<std::int64_t>(s.time);
-        x.offset = s.offset;
+        x.guest_time = tsync::at_ns<tsync::guest>(static_cast<std::int64_t>(s.time));
+        x.offset = tsync::guest_to_host(s.offset);
         x.ratio = s.scaling;
         x.frac_bits = static_cast<std::uint8_t>(s.fraction);
         expect.push_back(x);
@@ -444,7 +444,7 @@ TEST_CASE("Conversion to sync tables matches sync_table make on the same samples
       for (std::size_t i = 0; i < ref->samples().size(); ++i) CHECK(got->samples()[i] == ref->samples()[i]);
       CHECK(got->options().mode == mode);
       for (int k = 0; k < 50; ++k) {
-        const std::int64_t g = static_cast<std::int64_t>(rng() % 2000000);
+        const auto g = tsync::at_ns<tsync::guest>(static_cast<std::int64_t>(rng() % 2000000));
         auto a = got->correct(g);
         auto b = ref->correct(g);
         REQUIRE(a.has_value() == b.has_value());
@@ -462,9 +462,9 @@ TEST_CASE("A single scaled sample is applied with its scaling unlike trace-cmd b
   ts.cpus = {{{0, 0, std::uint64_t{1} << 47, 48}}};  // ratio 1/2: the guest counts at half the host rate
   auto t = to_sync_table(ts, 0);
   REQUIRE(t.has_value());
-  auto h = t->correct(1000);
+  auto h = t->correct(tsync::at_ns<tsync::guest>(1000));
   REQUIRE(h.has_value());
-  CHECK(*h == 2000);  // trace-cmd would return 1000 (it ignores scaling with one sample)
+  CHECK(*h == tsync::at_ns<tsync::host>(2000));  // trace-cmd would return 1000 (it ignores scaling with one sample)
 }
 
 TEST_CASE("A CPU missing from the option is an explicit error as in trace-cmd bug B5") {

@@ -223,8 +223,8 @@ TEST_CASE("series between processes over real transports contain the zero offset
       }
       for (const auto& t : r.table) {
         REQUIRE(t.bounds);
-        CHECK(t.offset + t.bounds->lo <= 0);
-        CHECK(t.offset + t.bounds->hi >= 0);
+        CHECK(t.offset.count() + t.bounds->lo <= 0);
+        CHECK(t.offset.count() + t.bounds->hi >= 0);
         CHECK(t.bounds->lo <= 0);
         CHECK(t.bounds->hi >= 0);
       }
@@ -238,7 +238,7 @@ TEST_CASE("series between processes recover a known offset and drift within thei
   for (kind k : {kind::socketpair, kind::unix_socket, kind::tcp, kind::fifo}) {
     INFO("transport " << name_of(k));
     clock::mono_raw_clock mine;
-    const clock::offset_drift od{offset, drift_ppb, mine.now()};
+    const clock::offset_drift od{offset, drift_ppb, mine.now_raw()};
     peer p;
     spawn(p, k, [od] { return clock::adjusted_clock<clock::mono_raw_clock>(clock::mono_raw_clock{}, od); });
     // The same adjustment on this side gives the truth at any initiator time.
@@ -274,11 +274,13 @@ TEST_CASE("series between processes recover a known offset and drift within thei
     const auto& b = r.table.back();
     REQUIRE(a.bounds);
     REQUIRE(b.bounds);
-    const double dt = static_cast<double>(b.guest_time - a.guest_time);
+    const double dt = static_cast<double>((b.guest_time - a.guest_time).count());
     REQUIRE(dt > 1e8);
-    const double slope = static_cast<double>(b.offset - a.offset) / dt;
-    const double slope_lo = static_cast<double>((b.offset + b.bounds->lo) - (a.offset + a.bounds->hi)) / dt;
-    const double slope_hi = static_cast<double>((b.offset + b.bounds->hi) - (a.offset + a.bounds->lo)) / dt;
+    const std::int64_t ao = a.offset.count();
+    const std::int64_t bo = b.offset.count();
+    const double slope = static_cast<double>(bo - ao) / dt;
+    const double slope_lo = static_cast<double>((bo + b.bounds->lo) - (ao + a.bounds->hi)) / dt;
+    const double slope_hi = static_cast<double>((bo + b.bounds->hi) - (ao + a.bounds->lo)) / dt;
     // guest = host + offset + d*(host - anchor)  =>  d(host - guest)/d(guest) = -d / (1 + d)
     const double d = static_cast<double>(drift_ppb) * 1e-9;
     const double true_slope = -d / (1.0 + d);
@@ -287,7 +289,8 @@ TEST_CASE("series between processes recover a known offset and drift within thei
     CHECK(true_slope - 1e-9 <= slope_hi);
     CHECK(std::abs(slope - true_slope) < 0.25 * d);
     // Offset at the first entry: host - guest = -(offset + drift term)
-    CHECK(std::llabs(a.offset + truth.true_offset_at(a.guest_time + a.offset)) <= a.bounds->hi - a.bounds->lo + 10);
+    CHECK(std::llabs(ao + truth.true_offset_at(tsync::raw_ns(tsync::to_host(a.guest_time, a.offset)))) <=
+          a.bounds->hi - a.bounds->lo + 10);
   }
 }
 
@@ -405,8 +408,8 @@ TEST_CASE("vCPUs on separate connections are probed in parallel with the respond
   for (const auto& r : (*s)->results()) {
     REQUIRE(r.table.size() == 2);
     for (const auto& t : r.table) {
-      CHECK(t.offset + t.bounds->lo <= 0);
-      CHECK(t.offset + t.bounds->hi >= 0);
+      CHECK(t.offset.count() + t.bounds->lo <= 0);
+      CHECK(t.offset.count() + t.bounds->hi >= 0);
     }
   }
 }

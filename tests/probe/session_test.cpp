@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -54,35 +55,36 @@ struct fake_world {
 
 }  // namespace
 
-TEST_CASE("fastest_response picks the smallest round trip and its causal interval") {
+TEST_CASE("the default estimator is the registry's fastest_response: smallest round trip, causal interval") {
   std::vector<probe_sample> ps = {{0, 150, 100, 0, 0, 0}, {1000, 1040, 1010, 1, 0, 0}, {2000, 2100, 2050, 2, 0, 0}};
-  auto e = fastest_response(ps);
+  auto e = default_estimator()(ps);
   REQUIRE(e);
   CHECK(e->at == 1005);
   CHECK(e->offset == 35);
-  CHECK(e->lo == 30);
-  CHECK(e->hi == 40);
+  CHECK(e->lo == 29);  // the model widens its hard bounds by 1 ns for slope rounding
+  CHECK(e->hi == 41);
   CHECK(e->min_rtt == 10);
   CHECK(e->median_rtt == 50);
   CHECK(e->used == 1);
   CHECK(e->estimator == "fastest_response");
 }
 
-TEST_CASE("fastest_response rejects causality violations and reports empty input") {
-  CHECK(fastest_response({}).error() == make_error_code(errc::empty_input));
+TEST_CASE("the default estimator rejects causality violations and reports empty input") {
+  const auto est = default_estimator();
+  CHECK(est({}).error() == make_error_code(errc::empty_input));
   std::vector<probe_sample> bad = {{100, 0, 50, 0, 0, 0}};
-  CHECK(fastest_response(bad).error() == make_error_code(errc::all_rejected));
+  CHECK(est(bad).error() == make_error_code(errc::all_rejected));
   bad.push_back({0, 5, 10, 1, 0, 0});
-  auto e = fastest_response(bad);
+  auto e = est(bad);
   REQUIRE(e);
   CHECK(e->rejected == 1);
   CHECK(e->offset == 0);  // a zero offset is a valid estimate
 }
 
-TEST_CASE("fastest_response does not overflow on extreme stamps") {
+TEST_CASE("the default estimator does not overflow on extreme stamps") {
   const std::int64_t big = std::numeric_limits<std::int64_t>::max() - 10;
   std::vector<probe_sample> ps = {{big - 4, big - 2, big, 0, 0, 0}};
-  auto e = fastest_response(ps);
+  auto e = default_estimator()(ps);
   REQUIRE(e);
   CHECK(e->at == big - 2);
   CHECK(e->offset == 0);
@@ -95,16 +97,16 @@ TEST_CASE("to_sync_sample converts responder minus initiator into host minus gue
   e.hi = 530;
   e.at = 10'000;
   auto host_init = to_sync_sample(e, true);  // initiator = host, responder = guest
-  CHECK(host_init.offset == -500);
-  CHECK(host_init.guest_time == 10'500);
+  CHECK(host_init.offset == guest_to_host(-500));
+  CHECK(host_init.guest_time == at_ns<guest>(10'500));
   REQUIRE(host_init.bounds);
-  CHECK(host_init.offset + host_init.bounds->lo == -530);
-  CHECK(host_init.offset + host_init.bounds->hi == -480);
+  CHECK(host_init.offset.count() + host_init.bounds->lo == -530);
+  CHECK(host_init.offset.count() + host_init.bounds->hi == -480);
   auto guest_init = to_sync_sample(e, false);  // initiator = guest, responder = host
-  CHECK(guest_init.offset == 500);
-  CHECK(guest_init.guest_time == 10'000);
-  CHECK(guest_init.offset + guest_init.bounds->lo == 480);
-  CHECK(guest_init.offset + guest_init.bounds->hi == 530);
+  CHECK(guest_init.offset == guest_to_host(500));
+  CHECK(guest_init.guest_time == at_ns<guest>(10'000));
+  CHECK(guest_init.offset.count() + guest_init.bounds->lo == 480);
+  CHECK(guest_init.offset.count() + guest_init.bounds->hi == 530);
 }
 
 TEST_CASE("make_session rejects invalid configurations") {
@@ -157,8 +159,8 @@ TEST_CASE("a session is ready after the first series and runs a last one at stop
   for (auto& t : res[0].table) {
     REQUIRE(t.bounds);
     // initiator is host: host - guest = -offset, within the hard bounds
-    CHECK(t.offset + t.bounds->lo <= -w.offset);
-    CHECK(t.offset + t.bounds->hi >= -w.offset);
+    CHECK(t.offset.count() + t.bounds->lo <= -w.offset);
+    CHECK(t.offset.count() + t.bounds->hi >= -w.offset);
   }
   CHECK(res[0].series[0].series_id != res[0].series[1].series_id);
   CHECK_FALSE(res[0].peer_lost);
@@ -208,8 +210,8 @@ TEST_CASE("a zero offset is a valid sample and is kept") {
   (*s)->stop();
   auto t = (*s)->table(0);
   REQUIRE(t.size() == 2);
-  CHECK(t[0].offset == 0);
-  CHECK(t[1].offset == 0);
+  CHECK(t[0].offset == guest_to_host(0));
+  CHECK(t[1].offset == guest_to_host(0));
 }
 
 TEST_CASE("series of vCPUs on different channels run in parallel") {
@@ -310,7 +312,7 @@ TEST_CASE("an estimator error is recorded as the series error") {
   std::atomic<int> k{0};
   cfg.estimator = [&](std::span<const probe_sample> ps) -> expected<series_estimate, std::error_code> {
     if (k++ == 0) return unexpected(make_error_code(errc::all_rejected));
-    return fastest_response(ps);
+    return default_estimator()(ps);
   };
   auto s = make_session({channel{{0}, [&](std::uint32_t id, std::uint32_t v, std::uint32_t n) { return w.run(id, v, n); }}},
                         cfg);
@@ -494,21 +496,62 @@ TEST_CASE("every registry estimator chosen by name gives an interval that holds 
   CHECK(named_estimator("no_such_estimator").error() == make_error_code(errc::not_found));
 }
 
-TEST_CASE("the registry fastest_response lies within the built-in one's interval") {
+TEST_CASE("the session's fastest_response and the registry's (tsync estimate) agree bit for bit") {
   fake_world w;
   w.offset = 777;
-  auto est = named_estimator("fastest_response");
-  REQUIRE(est);
-  auto out = w.run(42, 0, 100);
-  auto a = (*est)(out.probes);
-  auto b = fastest_response(out.probes);
-  REQUIRE(a);
-  REQUIRE(b);
-  // The built-in is trace-cmd's (the minimum-RTT probe); the registry's takes
-  // the fastest trip of each direction, whose envelope lies inside that
-  // probe's interval (up to 2 ns of drift allowance and slope rounding).
-  CHECK(a->offset >= b->lo);
-  CHECK(a->offset <= b->hi);
-  CHECK(a->lo >= b->lo - 2);
-  CHECK(a->hi <= b->hi + 2);
+  w.drift_ppb = 3000;
+  std::mutex mu;
+  std::map<std::uint32_t, std::vector<probe_sample>> probes_of;  // series id -> probes
+  session_config cfg;
+  cfg.probes = 60;
+  cfg.interval = 0ms;
+  cfg.max_rounds = 3;
+  auto s = make_session({channel{{0}, [&](std::uint32_t id, std::uint32_t v, std::uint32_t n) {
+                                   auto out = w.run(id, v, n);
+                                   std::lock_guard lk(mu);
+                                   probes_of[id] = out.probes;
+                                   return out;
+                                 }}},
+                        cfg);
+  REQUIRE(s);
+  REQUIRE((*s)->start());
+  REQUIRE((*s)->wait_for_rounds(3, 10s));
+  (*s)->stop();
+  const auto res = (*s)->results();
+  REQUIRE(res.size() == 1);
+  REQUIRE(res[0].series.size() >= 3);
+  for (const auto& rec : res[0].series) {
+    REQUIRE(rec.ok());
+    REQUIRE(rec.table_index);
+    const auto& ps = probes_of.at(rec.series_id);
+    // What `tsync estimate --estimator fastest_response` computes: the registry's fit with default options.
+    auto m = tsync::estimate::fit("fastest_response", ps, tsync::estimate::fit_options{});
+    REQUIRE(m);
+    REQUIRE(m->segments.size() == 1);
+    const std::int64_t ref = m->segments.front().ref;
+    const auto off = m->offset_at(at_ns<guest>(ref));  // initiator - responder at responder time ref
+    const auto hb = m->hard_bounds(at_ns<guest>(ref));
+    REQUIRE(off);
+    REQUIRE(hb);
+    const auto& e = *rec.estimate;
+    CHECK(e.estimator == m->estimator);
+    CHECK(e.offset == -off->count());
+    CHECK(e.at == ref + off->count());
+    CHECK(e.lo == std::min(ref - raw_ns(hb->hi), e.offset));
+    CHECK(e.hi == std::max(ref - raw_ns(hb->lo), e.offset));
+    // the table entry (initiator = host): the responder is the guest, at guest time ref
+    const auto& t = res[0].table[*rec.table_index];
+    CHECK(t.guest_time == at_ns<guest>(ref));
+    CHECK(t.offset == *off);
+    CHECK(t == to_sync_sample(e, true));
+    // and the same as the named estimator a user selects
+    auto named = named_estimator("fastest_response");
+    REQUIRE(named);
+    auto again = (*named)(ps);
+    REQUIRE(again);
+    CHECK(again->offset == e.offset);
+    CHECK(again->at == e.at);
+    CHECK(again->lo == e.lo);
+    CHECK(again->hi == e.hi);
+  }
 }

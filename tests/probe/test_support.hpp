@@ -29,7 +29,9 @@ inline std::int64_t mono_raw_ns() noexcept {
 
 /// CLOCK_MONOTONIC_RAW in nanoseconds.
 struct raw_clock {
-  std::int64_t now() { return mono_raw_ns(); }
+  using domain = tsync::host;
+  tsync::domain_time<tsync::host> now() { return tsync::at_ns<tsync::host>(now_raw()); }
+  std::int64_t now_raw() { return mono_raw_ns(); }
   std::string_view name() const { return "mono_raw"; }
 };
 
@@ -43,7 +45,9 @@ struct shifted_clock {
     const tsync::i128 d = static_cast<tsync::i128>(raw - base) * drift_ppb;
     return raw + offset + static_cast<std::int64_t>(tsync::floor_div(d, 1000000000));
   }
-  std::int64_t now() { return at(mono_raw_ns()); }
+  using domain = tsync::guest;
+  tsync::domain_time<tsync::guest> now() { return tsync::at_ns<tsync::guest>(now_raw()); }
+  std::int64_t now_raw() { return at(mono_raw_ns()); }
   std::string_view name() const { return "shifted_mono_raw"; }
 };
 

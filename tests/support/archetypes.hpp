@@ -28,7 +28,9 @@ class clock_archetype {
   explicit clock_archetype(std::int64_t start, std::int64_t step) : t_(start), step_(step) {}
   clock_archetype(const clock_archetype&) = delete;
   clock_archetype& operator=(const clock_archetype&) = delete;
-  std::int64_t now() {
+  using domain = tsync::host;
+  tsync::domain_time<tsync::host> now() { return tsync::at_ns<tsync::host>(now_raw()); }
+  std::int64_t now_raw() {
     std::lock_guard lk(m_);
     t_ += step_;
     return t_;

@@ -45,16 +45,18 @@ inline std::vector<estimator_entry> library_entries(const std::vector<std::strin
                      auto shared = std::make_shared<tsync::estimate::model>(std::move(*m));
                      fitted_map f;
                      f.to_host = [shared](std::int64_t g) -> std::optional<std::int64_t> {
-                       auto h = shared->to_host(g);
-                       return h ? std::optional<std::int64_t>(*h) : std::nullopt;
+                       auto h = shared->to_host(at_ns<guest>(g));
+                       return h ? std::optional<std::int64_t>(raw_ns(*h)) : std::nullopt;
                      };
                      f.hard = [shared](std::int64_t g) -> std::optional<host_interval> {
-                       auto b = shared->hard_bounds(g);
-                       return b ? std::optional<host_interval>(host_interval{b->lo, b->hi}) : std::nullopt;
+                       auto b = shared->hard_bounds(at_ns<guest>(g));
+                       return b ? std::optional<host_interval>(host_interval{raw_ns(b->lo), raw_ns(b->hi)})
+                                : std::nullopt;
                      };
                      f.stat = [shared](std::int64_t g) -> std::optional<host_interval> {
-                       auto b = shared->stat_bounds(g);
-                       return b ? std::optional<host_interval>(host_interval{b->lo, b->hi}) : std::nullopt;
+                       auto b = shared->stat_bounds(at_ns<guest>(g));
+                       return b ? std::optional<host_interval>(host_interval{raw_ns(b->lo), raw_ns(b->hi)})
+                                : std::nullopt;
                      };
                      f.segments = shared->segments.size();
                      for (std::size_t i = 1; i < shared->segments.size(); ++i)

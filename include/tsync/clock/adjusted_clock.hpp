@@ -40,13 +40,22 @@ struct offset_drift {
   std::int64_t anchor = 0;     ///< base reading at which the drift term is zero
 };
 
-/// `Base` seen through a fixed offset and drift. `now()` is as thread-safe as `Base::now()`.
-template <clock_source Base> class adjusted_clock {
+/// `Base` seen through a fixed offset and drift, as the clock of domain `D`
+/// (by default the base's; a test that plays the guest with a shifted host
+/// clock writes `adjusted_clock<mono_raw_clock, guest>`). `now()` returns the
+/// base's kind of reading (time or counter) in domain `D` and is as
+/// thread-safe as `Base::now()`.
+template <clock_source Base, clock_domain D = typename Base::domain> class adjusted_clock {
  public:
+  using domain = D;
   adjusted_clock(Base base, offset_drift od) noexcept(std::is_nothrow_move_constructible_v<Base>)
       : base_(std::move(base)), od_(od) {}
-  [[nodiscard]] std::int64_t now() noexcept(noexcept(std::declval<Base&>().now())) {
-    return apply_offset_drift(base_.now(), od_.offset_ns, od_.drift_ppb, od_.anchor);
+  [[nodiscard]] rebind_reading<reading_t<Base>, D> now() noexcept(noexcept(std::declval<Base&>().now_raw())) {
+    return reading_from_raw<rebind_reading<reading_t<Base>, D>>(now_raw());
+  }
+  /// The same reading as a bare integer (the probe exchange's stamp).
+  [[nodiscard]] std::int64_t now_raw() noexcept(noexcept(std::declval<Base&>().now_raw())) {
+    return apply_offset_drift(base_.now_raw(), od_.offset_ns, od_.drift_ppb, od_.anchor);
   }
   [[nodiscard]] std::string_view name() const noexcept { return "adjusted"; }
   [[nodiscard]] const offset_drift& params() const noexcept { return od_; }

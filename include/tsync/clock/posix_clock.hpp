@@ -79,20 +79,25 @@ namespace detail {
 }
 }  // namespace detail
 
-/// A POSIX clock chosen at run time. Cheap to copy; `now()` is thread-safe.
-class posix_clock {
+/// A POSIX clock chosen at run time, read on the machine of domain `D`.
+/// Cheap to copy; `now()` is thread-safe. `posix_clock` is the host's;
+/// code running in a guest reads `basic_posix_clock<guest>`.
+template <clock_domain D> class basic_posix_clock {
  public:
+  using domain = D;
   /// Check that the kernel supports `id` and return a clock that reads it.
   /// Errors: the `errno` of `clock_gettime` (e.g. `EINVAL` for an unsupported clock).
-  [[nodiscard]] static expected<posix_clock, std::error_code> open(posix_clock_id id) noexcept {
+  [[nodiscard]] static expected<basic_posix_clock, std::error_code> open(posix_clock_id id) noexcept {
     timespec ts{};
     if (::clock_gettime(to_clockid(id), &ts) != 0) {
       return unexpected(std::error_code(errno, std::system_category()));
     }
-    return posix_clock(id);
+    return basic_posix_clock(id);
   }
-  /// Current reading in nanoseconds since the clock's epoch.
-  [[nodiscard]] std::int64_t now() const noexcept { return detail::read_clockid(to_clockid(id_)); }
+  /// Current reading, nanoseconds since the clock's epoch.
+  [[nodiscard]] domain_time<D> now() const noexcept { return at_ns<D>(now_raw()); }
+  /// The same reading as a bare integer (the probe exchange's stamp).
+  [[nodiscard]] std::int64_t now_raw() const noexcept { return detail::read_clockid(to_clockid(id_)); }
   [[nodiscard]] std::string_view name() const noexcept { return to_string(id_); }
   [[nodiscard]] posix_clock_id id() const noexcept { return id_; }
   /// Resolution reported by `clock_getres`, in ns (0 if unavailable).
@@ -103,17 +108,28 @@ class posix_clock {
   }
 
  private:
-  explicit posix_clock(posix_clock_id id) noexcept : id_(id) {}
+  explicit basic_posix_clock(posix_clock_id id) noexcept : id_(id) {}
   posix_clock_id id_;
 };
 
-/// `CLOCK_MONOTONIC_RAW` in nanoseconds: tsync's default clock source.
-struct mono_raw_clock {
-  [[nodiscard]] std::int64_t now() const noexcept { return detail::read_clockid(CLOCK_MONOTONIC_RAW); }
+/// The host's POSIX clock chosen at run time.
+using posix_clock = basic_posix_clock<host>;
+
+/// `CLOCK_MONOTONIC_RAW` in nanoseconds, read on the machine of domain `D`:
+/// tsync's default clock source. `mono_raw_clock` is the host's.
+template <clock_domain D> struct basic_mono_raw_clock {
+  using domain = D;
+  [[nodiscard]] domain_time<D> now() const noexcept { return at_ns<D>(now_raw()); }
+  /// The same reading as a bare integer (the probe exchange's stamp).
+  [[nodiscard]] std::int64_t now_raw() const noexcept { return detail::read_clockid(CLOCK_MONOTONIC_RAW); }
   [[nodiscard]] std::string_view name() const noexcept { return "mono_raw"; }
 };
 
+/// The host's `CLOCK_MONOTONIC_RAW`.
+using mono_raw_clock = basic_mono_raw_clock<host>;
+
 static_assert(clock_source<posix_clock>);
 static_assert(clock_source<mono_raw_clock>);
+static_assert(clock_source<basic_mono_raw_clock<guest>>);
 
 }  // namespace tsync::clock

@@ -36,16 +36,20 @@ class virtual_time {
   std::atomic<std::int64_t> t_;
 };
 
-/// A clock that reads a shared `virtual_time` through an offset and drift:
-/// `reading = apply_offset_drift(true_time, offset, drift_ppb, anchor)`.
-class simulated_clock {
+/// A clock of domain `D` that reads a shared `virtual_time` through an offset
+/// and drift: `reading = apply_offset_drift(true_time, offset, drift_ppb, anchor)`.
+/// `simulated_clock` is a host clock; a simulated guest is `basic_simulated_clock<guest>`.
+template <clock_domain D> class basic_simulated_clock {
  public:
+  using domain = D;
   /// `step_per_read` ns are added to the virtual time before each read (0: time moves only when set).
-  explicit simulated_clock(std::shared_ptr<virtual_time> time, offset_drift od = {},
-                           std::int64_t step_per_read = 0) noexcept
+  explicit basic_simulated_clock(std::shared_ptr<virtual_time> time, offset_drift od = {},
+                                 std::int64_t step_per_read = 0) noexcept
       : time_(std::move(time)), offset_(od.offset_ns), drift_(od.drift_ppb), anchor_(od.anchor),
         step_(step_per_read) {}
-  [[nodiscard]] std::int64_t now() noexcept {
+  [[nodiscard]] domain_time<D> now() noexcept { return at_ns<D>(now_raw()); }
+  /// The same reading as a bare integer (the probe exchange's stamp).
+  [[nodiscard]] std::int64_t now_raw() noexcept {
     const std::int64_t t = step_ != 0 ? time_->advance(step_) : time_->now();
     return reading_at(t);
   }
@@ -71,6 +75,9 @@ class simulated_clock {
   std::atomic<std::int64_t> anchor_;
   std::int64_t step_;
 };
+
+/// A simulated host clock.
+using simulated_clock = basic_simulated_clock<host>;
 
 static_assert(clock_source<simulated_clock>);
 

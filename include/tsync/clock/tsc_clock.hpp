@@ -70,23 +70,29 @@ struct tsc_features {
 [[nodiscard]] inline tsc_features query_tsc_features() noexcept { return {}; }
 #endif
 
-/// The TSC in raw cycles. `now()` returns the 64-bit counter reinterpreted as
-/// int64 (a TSC reaches 2^63 only after ~97 years at 3 GHz).
-class tsc_clock {
+/// The TSC of the machine of domain `D`, in raw cycles. `now()` returns a
+/// `ticks<D>`; `now_raw()` the 64-bit counter reinterpreted as int64 (a TSC
+/// reaches 2^63 only after ~97 years at 3 GHz). `tsc_clock` is the host's; code
+/// running in a guest reads `basic_tsc_clock<guest>`.
+template <clock_domain D> class basic_tsc_clock {
  public:
+  using domain = D;
   /// A TSC clock read with `how`. Errors: `errc::unsupported` off x86-64, or
   /// for `rdtscp_lfence` on a CPU without rdtscp.
-  [[nodiscard]] static expected<tsc_clock, std::error_code> open(tsc_read how = tsc_read::lfence_rdtsc) noexcept {
+  [[nodiscard]] static expected<basic_tsc_clock, std::error_code> open(tsc_read how = tsc_read::lfence_rdtsc) noexcept {
 #if TSYNC_HAVE_TSC
     const tsc_features f = query_tsc_features();
     if (how == tsc_read::rdtscp_lfence && !f.rdtscp) return unexpected(make_error_code(errc::unsupported));
-    return tsc_clock(how, f);
+    return basic_tsc_clock(how, f);
 #else
     (void)how;
     return unexpected(make_error_code(errc::unsupported));
 #endif
   }
-  [[nodiscard]] std::int64_t now() const noexcept {
+  /// The counter.
+  [[nodiscard]] ticks<D> now() const noexcept { return ticks<D>(static_cast<std::uint64_t>(now_raw())); }
+  /// The counter as a bare integer (the probe exchange's stamp).
+  [[nodiscard]] std::int64_t now_raw() const noexcept {
 #if TSYNC_HAVE_TSC
     if (how_ == tsc_read::rdtscp_lfence) {
       std::uint32_t aux = 0;
@@ -99,13 +105,13 @@ class tsc_clock {
   }
   /// Read the counter and the CPU it was read on (from IA32_TSC_AUX, which
   /// Linux sets to `node << 12 | cpu`); `cpu` is left unchanged with lfence_rdtsc.
-  [[nodiscard]] std::int64_t now(std::uint32_t& cpu) const noexcept {
+  [[nodiscard]] ticks<D> now(std::uint32_t& cpu) const noexcept {
 #if TSYNC_HAVE_TSC
     if (how_ == tsc_read::rdtscp_lfence) {
       std::uint32_t aux = 0;
       const auto v = rdtscp_ordered(aux);
       cpu = aux & 0xfffu;
-      return static_cast<std::int64_t>(v);
+      return ticks<D>(v);
     }
 #endif
     (void)cpu;
@@ -116,10 +122,13 @@ class tsc_clock {
   [[nodiscard]] const tsc_features& features() const noexcept { return features_; }
 
  private:
-  tsc_clock(tsc_read how, tsc_features f) noexcept : how_(how), features_(f) {}
+  basic_tsc_clock(tsc_read how, tsc_features f) noexcept : how_(how), features_(f) {}
   tsc_read how_;
   tsc_features features_;
 };
+
+/// The host's TSC.
+using tsc_clock = basic_tsc_clock<host>;
 
 static_assert(clock_source<tsc_clock>);
 

@@ -108,6 +108,21 @@ template <clock_domain D> [[nodiscard]] constexpr domain_time<D> at_ns(std::int6
   return domain_time<D>(std::chrono::nanoseconds(ns));
 }
 
+/// The raw nanosecond count of a domain time (leaving the typed world: name
+/// the domain at the call site, e.g. `raw_ns(h)` where `h` is a host time).
+template <clock_domain D> [[nodiscard]] constexpr std::int64_t raw_ns(domain_time<D> t) noexcept {
+  return t.time_since_epoch().count();
+}
+
+/// A closed interval `[lo, hi]` of times of domain D.
+template <clock_domain D> struct time_interval {
+  domain_time<D> lo{};
+  domain_time<D> hi{};
+  [[nodiscard]] constexpr bool contains(domain_time<D> t) const noexcept { return lo <= t && t <= hi; }
+  [[nodiscard]] constexpr std::chrono::nanoseconds width() const noexcept { return hi - lo; }
+  friend constexpr bool operator==(const time_interval&, const time_interval&) = default;
+};
+
 /// An offset that maps times of `From` to times of `To`: value = To − From.
 template <clock_domain From, clock_domain To> class offset {
  public:
@@ -115,11 +130,15 @@ template <clock_domain From, clock_domain To> class offset {
   using to_domain = To;
   constexpr offset() noexcept = default;
   constexpr explicit offset(std::chrono::nanoseconds v) noexcept : v_(v) {}
+  /// An offset of `ns` nanoseconds (or counter ticks, where the domain counts ticks).
+  constexpr explicit offset(std::int64_t ns) noexcept : v_(ns) {}
   /// The offset that makes `to` and `from` the same instant.
   [[nodiscard]] static constexpr offset between(domain_time<From> from, domain_time<To> to) noexcept {
     return offset(to.time_since_epoch() - from.time_since_epoch());
   }
   [[nodiscard]] constexpr std::chrono::nanoseconds value() const noexcept { return v_; }
+  /// The raw count of `value()`.
+  [[nodiscard]] constexpr std::int64_t count() const noexcept { return v_.count(); }
   /// Map a time of `From` to `To`.
   [[nodiscard]] constexpr domain_time<To> apply(domain_time<From> t) const noexcept {
     return domain_time<To>(t.time_since_epoch() + v_);

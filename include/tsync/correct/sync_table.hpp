@@ -30,6 +30,13 @@
 /// Results are signed 64-bit. A host time outside `int64_t` is `errc::overflow`,
 /// never a wrapped value.
 ///
+/// Typed time: the scalar entry points (`correct`, `offset_at`, `bounds_at`,
+/// `to_guest`) take and return `domain_time<guest>` / `domain_time<host>` (and
+/// `offset<guest, host>`), so a host time cannot be corrected as a guest time.
+/// The region accessors below and the span overloads of the batch and cursor
+/// paths (correct/batch.hpp, correct/cursor.hpp) stay over raw `int64_t` guest
+/// times: they are the hot paths, and their names state the domain.
+///
 /// Equal guest times: the input must be sorted by guest time (non-decreasing);
 /// of several samples with the same guest time the **last one in input order
 /// wins** (a later measurement supersedes an earlier one).
@@ -198,7 +205,7 @@ class sync_table {
     }
     t.samples_ = std::move(kept);
     t.times_.reserve(t.samples_.size());
-    for (const auto& s : t.samples_) t.times_.push_back(s.guest_time);
+    for (const auto& s : t.samples_) t.times_.push_back(raw_ns(s.guest_time));
     t.build_host_index();
     t.build_kernels();
     return t;
@@ -222,26 +229,30 @@ class sync_table {
   /// Guest → host, the reference: binary search for the region, then the exact
   /// formula. Errors: `errc::out_of_range` (outside the sampled range under
   /// `outside_policy::reject`), `errc::overflow` (host time outside int64).
-  [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) const noexcept {
-    return correct_in_region(region_of(guest_time), guest_time);
+  [[nodiscard]] expected<domain_time<host>, errc> correct(domain_time<guest> guest_time) const noexcept {
+    const std::int64_t t = raw_ns(guest_time);
+    auto h = correct_in_region(region_of(t), t);
+    if (!h) return unexpected(h.error());
+    return at_ns<host>(*h);
   }
 
   /// The offset (host − guest) that applies at `guest_time` in interpolate
   /// mode, or `host − guest` of the corrected time in step mode.
-  [[nodiscard]] expected<std::int64_t, errc> offset_at(std::int64_t guest_time) const noexcept {
-    auto h = eval_exact(region_of(guest_time), guest_time);
+  [[nodiscard]] expected<guest_to_host, errc> offset_at(domain_time<guest> guest_time) const noexcept {
+    const std::int64_t t = raw_ns(guest_time);
+    auto h = eval_exact(region_of(t), t);
     if (!h) return unexpected(h.error());
-    auto o = narrow_i64(*h - guest_time);
+    auto o = narrow_i64(*h - t);
     if (!o) return unexpected(errc::overflow);
-    return *o;
+    return guest_to_host(*o);
   }
 
   /// The uncertainty interval of the offset at `guest_time`, when the samples
   /// carry one: in interpolate mode between two samples the union of both
   /// intervals (`{min lo, max hi}`), elsewhere the nearest (step: applying)
   /// sample's interval. Empty when the relevant samples have none.
-  [[nodiscard]] std::optional<offset_interval> bounds_at(std::int64_t guest_time) const noexcept {
-    const std::size_t k = region_of(guest_time);
+  [[nodiscard]] std::optional<offset_interval> bounds_at(domain_time<guest> guest_time) const noexcept {
+    const std::size_t k = region_of(raw_ns(guest_time));
     const std::size_t n = samples_.size();
     if (k == 0) return samples_[0].bounds;
     if (k == n || opt_.mode == correction_mode::step) return samples_[k - 1].bounds;
@@ -262,12 +273,16 @@ class sync_table {
   /// time is outside the sampled host range; `errc::overflow` when the result
   /// does not fit int64. When every guest time maps at or after `host_time`
   /// the answer is `INT64_MIN`.
-  [[nodiscard]] expected<std::int64_t, errc> to_guest(std::int64_t host_time) const noexcept {
+  [[nodiscard]] expected<domain_time<guest>, errc> to_guest(domain_time<host> host_time) const noexcept {
     if (!invertible_) return unexpected(errc::ambiguous);
-    return opt_.mode == correction_mode::step ? to_guest_step(host_time) : to_guest_interp(host_time);
+    const std::int64_t h = raw_ns(host_time);
+    auto g = opt_.mode == correction_mode::step ? to_guest_step(h) : to_guest_interp(h);
+    if (!g) return unexpected(g.error());
+    return at_ns<guest>(*g);
   }
 
   // ---- region access for the streaming cursor and the batch path ----
+  // (raw int64 guest times: the hot paths' representation)
 
   /// Number of regions: `size() + 1` (before the first sample, between each
   /// pair, after the last).
@@ -305,25 +320,25 @@ class sync_table {
     return static_cast<std::uint64_t>(times_[i + 1]) - static_cast<std::uint64_t>(times_[i]);
   }
   [[nodiscard]] i128 seg_rise(std::size_t i) const noexcept {
-    return static_cast<i128>(samples_[i + 1].offset) - samples_[i].offset;
+    return static_cast<i128>(samples_[i + 1].offset.count()) - samples_[i].offset.count();
   }
   // Exact host time on the line of segment i (samples i, i+1), any t.
   [[nodiscard]] expected<i128, errc> line(std::size_t i, std::int64_t t) const noexcept {
     const auto f = floor_muldiv(seg_rise(i), static_cast<i128>(t) - times_[i], seg_len(i));
     if (!f) return unexpected(errc::overflow);
-    return static_cast<i128>(t) + samples_[i].offset + *f;
+    return static_cast<i128>(t) + samples_[i].offset.count() + *f;
   }
   // Exact step (KVM inverse) host time with sample s.
   [[nodiscard]] i128 step_host(const sync_sample& s, std::int64_t t) const noexcept {
-    const i128 sv = static_cast<i128>(t) + s.offset;
+    const i128 sv = static_cast<i128>(t) + s.offset.count();
     if (is_unscaled(s)) return sv;
     return ceil_div(sv * (static_cast<i128>(1) << s.frac_bits), static_cast<i128>(s.ratio));
   }
   // Exact forward (host → guest) with sample s: floor(h * ratio / 2^frac) − offset.
   [[nodiscard]] static i128 step_guest(const sync_sample& s, std::int64_t h) noexcept {
-    if (s.ratio == (std::uint64_t{1} << s.frac_bits)) return static_cast<i128>(h) - s.offset;
+    if (s.ratio == (std::uint64_t{1} << s.frac_bits)) return static_cast<i128>(h) - s.offset.count();
     return floor_div(static_cast<i128>(h) * static_cast<i128>(s.ratio), static_cast<i128>(1) << s.frac_bits) -
-           s.offset;
+           s.offset.count();
   }
 
   [[nodiscard]] expected<i128, errc> eval_exact(std::size_t k, std::int64_t t) const noexcept {
@@ -332,13 +347,13 @@ class sync_table {
     const bool after_last = k == n && t != times_[n - 1];
     if ((k == 0 || after_last) && reject) return unexpected(errc::out_of_range);
     if (opt_.mode == correction_mode::step) return step_host(samples_[k == 0 ? 0 : k - 1], t);
-    if (n == 1) return static_cast<i128>(t) + samples_[0].offset;
+    if (n == 1) return static_cast<i128>(t) + samples_[0].offset.count();
     if (k == 0) {
-      if (opt_.outside == outside_policy::clamp) return static_cast<i128>(t) + samples_[0].offset;
+      if (opt_.outside == outside_policy::clamp) return static_cast<i128>(t) + samples_[0].offset.count();
       return line(0, t);
     }
     if (k == n) {
-      if (!after_last || opt_.outside == outside_policy::clamp) return static_cast<i128>(t) + samples_[n - 1].offset;
+      if (!after_last || opt_.outside == outside_policy::clamp) return static_cast<i128>(t) + samples_[n - 1].offset.count();
       return line(n - 2, t);
     }
     return line(k - 1, t);
@@ -350,7 +365,7 @@ class sync_table {
     invertible_ = true;
     for (std::size_t i = 0; i < n; ++i) {
       host_at_[i] = opt_.mode == correction_mode::step ? step_host(samples_[i], times_[i])
-                                                       : static_cast<i128>(times_[i]) + samples_[i].offset;
+                                                       : static_cast<i128>(times_[i]) + samples_[i].offset.count();
       if (i > 0 && host_at_[i] < host_at_[i - 1]) invertible_ = false;
     }
   }
@@ -383,7 +398,7 @@ class sync_table {
     k.lo = lo;
     k.hi = hi;
     k.anchor = static_cast<std::uint64_t>(times_[i]);
-    k.hbase = static_cast<std::uint64_t>(times_[i]) + static_cast<std::uint64_t>(samples_[i].offset);
+    k.hbase = static_cast<std::uint64_t>(times_[i]) + static_cast<std::uint64_t>(samples_[i].offset.count());
     k.q = static_cast<std::uint64_t>(q);
     k.r = static_cast<std::uint64_t>(r);
     k.den = den;
@@ -455,14 +470,14 @@ class sync_table {
         if (reject && k == 0) continue;
         if (reject && k == n) hi = lo;
         if (k == 0 && times_[0] == min_time) continue;
-        kernels_[k] = const_kernel(s.offset, lo, hi);
+        kernels_[k] = const_kernel(s.offset.count(), lo, hi);
       }
       return;
     }
     // Interpolate mode.
     if (times_[0] != min_time && !reject) {
       if (n == 1 || opt_.outside == outside_policy::clamp)
-        kernels_[0] = const_kernel(samples_[0].offset, min_time, static_cast<i128>(times_[0]) - 1);
+        kernels_[0] = const_kernel(samples_[0].offset.count(), min_time, static_cast<i128>(times_[0]) - 1);
       // extrapolating before the first sample: exact path (x would be negative)
     }
     for (std::size_t i = 0; i + 1 < n; ++i) {
@@ -471,9 +486,9 @@ class sync_table {
     }
     const std::int64_t last = times_[n - 1];
     if (reject) {
-      kernels_[n] = const_kernel(samples_[n - 1].offset, last, last);
+      kernels_[n] = const_kernel(samples_[n - 1].offset.count(), last, last);
     } else if (n == 1 || opt_.outside == outside_policy::clamp) {
-      kernels_[n] = const_kernel(samples_[n - 1].offset, last, max_time);
+      kernels_[n] = const_kernel(samples_[n - 1].offset.count(), last, max_time);
     } else if (fits(host_at_[n - 1])) {
       // Extrapolate after the last sample along segment n-2. The exact host is
       // monotone in t along the line, so the times whose host fits int64 form
@@ -548,7 +563,7 @@ class sync_table {
         return unexpected(errc::out_of_range);
       }
       if (n == 1 || opt_.outside == outside_policy::clamp) {
-        const i128 t = hv - samples_[0].offset;
+        const i128 t = hv - samples_[0].offset.count();
         if (t < min_time) return min_time;
         return static_cast<std::int64_t>(t);
       }
@@ -559,7 +574,7 @@ class sync_table {
     if (k == n) {  // h > host at the last sample
       if (reject) return unexpected(errc::out_of_range);
       if (n == 1 || opt_.outside == outside_policy::clamp) {
-        const i128 t = hv - samples_[n - 1].offset;
+        const i128 t = hv - samples_[n - 1].offset.count();
         if (t > max_time) return unexpected(errc::out_of_range);
         return static_cast<std::int64_t>(t);
       }

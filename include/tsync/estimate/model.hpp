@@ -14,6 +14,13 @@
 ///   host(t)   = t + offset(t)                                      (rounded to nearest)
 ///   hard(t)   = [t + min over `lo` lines, t + max over `hi` lines] (widened by the slope rounding)
 ///   stat(t)   = host(t) ± stat.half_width(t − ref)                 (when the method gives one)
+///
+/// Typed time: the queries (`offset_at`, `to_host`, `hard_bounds`,
+/// `stat_bounds`) take a `domain_time<guest>` and answer in host time
+/// (`domain_time<host>`, `time_interval<host>`) or as an `offset<guest, host>`.
+/// The segments' own fields (`begin`, `end`, `ref`, the lines) are raw
+/// nanosecond counts of guest time: they are the model's data, read and written
+/// by the estimators and the JSON form.
 
 #include <algorithm>
 #include <cmath>
@@ -120,23 +127,25 @@ class model {
     return it == segments.begin() ? segments.front() : *(it - 1);
   }
 
-  /// The offset (host − guest) at guest time `g`, rounded to nearest.
-  [[nodiscard]] expected<std::int64_t, errc> offset_at(std::int64_t g) const {
+  /// The offset (host − guest) at guest time `gt`, rounded to nearest.
+  [[nodiscard]] expected<guest_to_host, errc> offset_at(domain_time<guest> gt) const {
     if (segments.empty()) return unexpected(errc::empty_input);
+    const std::int64_t g = raw_ns(gt);
     const auto& s = segment_at(g);
     auto v = narrow_i64(s.fit.value_at(static_cast<i128>(g) - s.ref));
     if (!v) return unexpected(errc::out_of_range);
-    return *v;
+    return guest_to_host(*v);
   }
 
   /// The host time of guest time `g`. Errors: `empty_input` for an empty
   /// model, `out_of_range` if the result does not fit in int64.
-  [[nodiscard]] expected<std::int64_t, errc> to_host(std::int64_t g) const {
+  [[nodiscard]] expected<domain_time<host>, errc> to_host(domain_time<guest> gt) const {
     if (segments.empty()) return unexpected(errc::empty_input);
+    const std::int64_t g = raw_ns(gt);
     const auto& s = segment_at(g);
     auto v = narrow_i64(static_cast<i128>(g) + s.fit.value_at(static_cast<i128>(g) - s.ref));
     if (!v) return unexpected(errc::out_of_range);
-    return *v;
+    return at_ns<host>(*v);
   }
 
   /// The hard interval of host times for guest time `g`: every host time the
@@ -144,8 +153,9 @@ class model {
   /// within a segment, |drift| <= max_drift outside the data). The stored
   /// slopes are rounded to 2^-48, so the interval is widened by
   /// `1 + |t − ref| / 2^48` ns each way.
-  [[nodiscard]] expected<interval, errc> hard_bounds(std::int64_t g) const {
+  [[nodiscard]] expected<time_interval<host>, errc> hard_bounds(domain_time<guest> gt) const {
     if (segments.empty()) return unexpected(errc::empty_input);
+    const std::int64_t g = raw_ns(gt);
     const auto& s = segment_at(g);
     if (s.lo.empty() || s.hi.empty()) return unexpected(errc::invalid_argument);
     const i128 dt = static_cast<i128>(g) - s.ref;
@@ -157,24 +167,26 @@ class model {
     auto a = narrow_i64(static_cast<i128>(g) + lo - slack);
     auto b = narrow_i64(static_cast<i128>(g) + hi + slack);
     if (!a || !b) return unexpected(errc::out_of_range);
-    return interval{*a, *b};
+    return time_interval<host>{at_ns<host>(*a), at_ns<host>(*b)};
   }
 
   /// The statistical interval of host times for guest time `g`, when the
   /// segment has one (empty otherwise, or if it would not fit in int64).
-  [[nodiscard]] std::optional<interval> stat_bounds(std::int64_t g) const {
+  [[nodiscard]] std::optional<time_interval<host>> stat_bounds(domain_time<guest> gt) const {
     if (segments.empty()) return std::nullopt;
+    const std::int64_t g = raw_ns(gt);
     const auto& s = segment_at(g);
     if (!s.stat) return std::nullopt;
-    auto h = to_host(g);
-    if (!h) return std::nullopt;
+    auto ht = to_host(gt);
+    if (!ht) return std::nullopt;
+    const std::int64_t h = raw_ns(*ht);
     const double half = s.stat->half_width(static_cast<double>(static_cast<i128>(g) - s.ref));
     if (!std::isfinite(half) || half > 4e18) return std::nullopt;
     const auto w = static_cast<i128>(std::ceil(half));
-    auto a = narrow_i64(static_cast<i128>(*h) - w);
-    auto b = narrow_i64(static_cast<i128>(*h) + w);
+    auto a = narrow_i64(static_cast<i128>(h) - w);
+    auto b = narrow_i64(static_cast<i128>(h) + w);
     if (!a || !b) return std::nullopt;
-    return interval{*a, *b};
+    return time_interval<host>{at_ns<host>(*a), at_ns<host>(*b)};
   }
 
   /// Samples for the correction engine (unscaled: ratio 1, frac_bits 0), such
@@ -190,17 +202,17 @@ class model {
       auto off = narrow_i64(s.fit.value_at(dt));
       if (!off) return;
       sync_sample ss;
-      ss.guest_time = t;
-      ss.offset = *off;
+      ss.guest_time = at_ns<guest>(t);
+      ss.offset = guest_to_host(*off);
       ss.ratio = 1;
       ss.frac_bits = 0;
-      auto hb = hard_bounds(t);
+      auto hb = hard_bounds(at_ns<guest>(t));
       if (hb) {
-        auto lo = narrow_i64(static_cast<i128>(hb->lo) - t - *off);
-        auto hi = narrow_i64(static_cast<i128>(hb->hi) - t - *off);
+        auto lo = narrow_i64(static_cast<i128>(raw_ns(hb->lo)) - t - *off);
+        auto hi = narrow_i64(static_cast<i128>(raw_ns(hb->hi)) - t - *off);
         if (lo && hi && *lo <= 0 && *hi >= 0) ss.bounds = offset_interval{*lo, *hi};
       }
-      if (!out.empty() && out.back().guest_time >= t) return;
+      if (!out.empty() && raw_ns(out.back().guest_time) >= t) return;
       out.push_back(ss);
     };
     for (std::size_t i = 0; i < segments.size(); ++i) {
@@ -257,9 +269,9 @@ inline std::string model::to_json() const {
     o += ", \"cause\": "; io::json::write_string(o, to_string(s.diag.cause));
     o += ",\n     \"hard\": {\"lo\": "; detail::write_lines(o, s.lo);
     o += ", \"hi\": "; detail::write_lines(o, s.hi);
-    if (auto hb = hard_bounds(s.ref)) {
-      o += ", \"lo_at_ref\": "; io::json::write_int(o, hb->lo - s.ref);
-      o += ", \"hi_at_ref\": "; io::json::write_int(o, hb->hi - s.ref);
+    if (auto hb = hard_bounds(at_ns<guest>(s.ref))) {
+      o += ", \"lo_at_ref\": "; io::json::write_int(o, raw_ns(hb->lo) - s.ref);
+      o += ", \"hi_at_ref\": "; io::json::write_int(o, raw_ns(hb->hi) - s.ref);
     }
     o += "},\n     \"stat\": ";
     if (s.stat) {

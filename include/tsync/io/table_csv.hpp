@@ -69,13 +69,15 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
                                          "expected 'time,offset' or 'time,offset,ratio,frac_bits', found " +
                                              std::to_string(f.size()) + " field(s)"));
     sync_sample s;
+    std::int64_t time = 0;
+    std::int64_t off = 0;
     static constexpr const char* names[] = {"time", "offset", "ratio", "frac_bits"};
     for (std::size_t i = 0; i < f.size(); ++i) {
       errc e = errc::ok;
       unsigned frac = 0;
       switch (i) {
-        case 0: e = tsync::detail::parse_decimal(f[i], s.guest_time); break;
-        case 1: e = tsync::detail::parse_decimal(f[i], s.offset); break;
+        case 0: e = tsync::detail::parse_decimal(f[i], time); break;
+        case 1: e = tsync::detail::parse_decimal(f[i], off); break;
         case 2: e = tsync::detail::parse_decimal(f[i], s.ratio); break;
         default:
           e = tsync::detail::parse_decimal(f[i], frac);
@@ -90,6 +92,8 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
     }
     if (f.size() == 4 && s.ratio == 0)
       return unexpected(detail::csv_fail(line, errc::zero_ratio, "ratio is zero"));
+    s.guest_time = at_ns<guest>(time);
+    s.offset = guest_to_host(off);
     out.samples.push_back(s);
     out.lines.push_back(line);
   }
@@ -123,7 +127,7 @@ inline void write_table_csv(std::ostream& out, std::span<const sync_sample> samp
   if (!comment.empty()) out << "# " << comment << '\n';
   out << (with_scaling ? "time,offset,ratio,frac_bits\n" : "time,offset\n");
   for (const auto& x : samples) {
-    out << x.guest_time << ',' << x.offset;
+    out << raw_ns(x.guest_time) << ',' << x.offset.count();
     if (with_scaling) out << ',' << x.ratio << ',' << static_cast<unsigned>(x.frac_bits);
     out << '\n';
   }

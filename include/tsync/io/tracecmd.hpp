@@ -606,8 +606,8 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
       return tc_fail(tracecmd_errc::bad_fraction, tracecmd_error::no_offset, where + ": fraction bits " + std::to_string(s.fraction) + " above 63");
     if (s.scaling == 0) return tc_fail(tracecmd_errc::zero_scaling, tracecmd_error::no_offset, where + ": scaling ratio is 0");
     sync_sample x;
-    x.guest_time = static_cast<std::int64_t>(s.time);
-    x.offset = s.offset;
+    x.guest_time = at_ns<guest>(static_cast<std::int64_t>(s.time));
+    x.offset = guest_to_host(s.offset);
     x.ratio = s.scaling;
     x.frac_bits = static_cast<std::uint8_t>(s.fraction);
     out.push_back(x);

@@ -304,7 +304,7 @@ template <transport::message_transport T, clock::clock_source C>
       res.error = make_error_code(errc::timed_out);
       break;
     }
-    const std::int64_t t1 = clock.now();
+    const std::int64_t t1 = clock.now_raw();
     if (auto ec = detail::send_message(t, message{probe_msg{sid, id}}, out, cfg.deadline)) {
       res.error = ec;
       break;
@@ -314,7 +314,7 @@ template <transport::message_transport T, clock::clock_source C>
     const auto until = detail::earliest(cfg.deadline, cfg.per_probe_timeout);
     for (;;) {
       auto r = t.receive(in, until);
-      const std::int64_t t2 = clock.now();
+      const std::int64_t t2 = clock.now_raw();
       if (!r) {
         if (detail::is(r.error(), errc::timed_out)) {
           ++st.lost;
@@ -518,7 +518,7 @@ template <transport::message_transport T, clock::clock_source C>
       return unexpected(make_error_code(errc::timed_out));
     }
     auto r = t.receive(in, detail::earliest(until, poll));
-    const std::int64_t g = clock.now();
+    const std::int64_t g = clock.now_raw();
     if (!r) {
       if (detail::is(r.error(), errc::timed_out)) continue;
       if (detail::is(r.error(), errc::peer_closed) && !active) {

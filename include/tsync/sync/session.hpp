@@ -86,7 +86,10 @@ using series_runner =
 
 /// One series' offset estimate in the probe exchange's own terms: `offset` is
 /// responder − initiator at initiator time `at`, and the truth lies, by
-/// causality alone, in `[lo, hi]` (`lo <= offset <= hi`).
+/// causality alone, in `[lo, hi]` (`lo <= offset <= hi`). Raw integers, like
+/// `probe_sample`: which side is the host is known only at run time
+/// (`session_config::initiator_is_host`); `to_sync_sample` turns an estimate
+/// into typed guest→host terms, and the session's tables are typed.
 struct series_estimate {
   std::int64_t offset = 0;
   std::int64_t lo = 0;
@@ -116,40 +119,45 @@ inline void fill_rtt_stats(std::span<const probe_sample> probes, series_estimate
   e.median_rtt = rtts[rtts.size() / 2];
 }
 
-/// The built-in estimator ("fastest response"), used when a session has no
-/// other: the probe with the smallest round trip, its offset `g − (t1 + t2)/2`
-/// (floor) at `(t1 + t2)/2`, its hard interval `[g − t2, g − t1]`. Probes with
-/// `t2 < t1` are rejected. Errors: `errc::empty_input`, `errc::all_rejected`.
-[[nodiscard]] inline expected<series_estimate, std::error_code> fastest_response(
-    std::span<const probe_sample> probes) {
-  if (probes.empty()) return unexpected(make_error_code(errc::empty_input));
-  const probe_sample* best = nullptr;
-  std::size_t rejected = 0;
-  for (const auto& p : probes) {
-    if (p.t2 < p.t1) {
-      ++rejected;
-      continue;
-    }
-    // t2 - t1 cannot overflow for t2 >= t1 unless the stamps span > 2^63 ns: compare as unsigned.
-    const auto rtt = static_cast<std::uint64_t>(p.t2) - static_cast<std::uint64_t>(p.t1);
-    if (best == nullptr || rtt < static_cast<std::uint64_t>(best->t2) - static_cast<std::uint64_t>(best->t1))
-      best = &p;
-  }
-  if (best == nullptr) return unexpected(make_error_code(errc::all_rejected));
-  // floor((t1 + t2) / 2) without overflow
-  const std::int64_t mid = best->t1 + static_cast<std::int64_t>(
-                                          (static_cast<std::uint64_t>(best->t2) - static_cast<std::uint64_t>(best->t1)) / 2);
-  series_estimate e;
-  e.offset = best->g - mid;
-  e.lo = best->g - best->t2;
-  e.hi = best->g - best->t1;
-  e.at = mid;
-  e.used = 1;
-  e.rejected = rejected;
-  e.estimator = "fastest_response";
-  fill_rtt_stats(probes, e);
-  return e;
+}  // namespace tsync::sync
+
+namespace tsync::inline TSYNC_ABI::detail {
+/// The registry estimator `name` as a session `estimator_fn` (name and options
+/// already checked by the caller).
+[[nodiscard]] inline sync::estimator_fn registry_estimator(std::string name, estimate::fit_options opt) {
+  using sync::series_estimate;
+  return sync::estimator_fn([name = std::move(name), opt](std::span<const probe_sample> probes)
+                                -> expected<series_estimate, std::error_code> {
+    auto m = estimate::fit(name, probes, opt);
+    if (!m) return unexpected(make_error_code(m.error()));
+    if (m->segments.empty()) return unexpected(make_error_code(errc::empty_input));
+    const auto& seg = m->segments.front();
+    const std::int64_t ref = seg.ref;
+    // The model maps the responder's clock (its "guest" side) onto the
+    // initiator's (its "host" side), whichever of them is the real host.
+    auto off = m->offset_at(at_ns<guest>(ref));   // initiator - responder at responder time ref
+    auto hb = m->hard_bounds(at_ns<guest>(ref));  // initiator times possible at ref
+    if (!off) return unexpected(make_error_code(off.error()));
+    if (!hb) return unexpected(make_error_code(hb.error()));
+    const auto at = checked_add(ref, off->count());
+    const auto lo = checked_sub(ref, raw_ns(hb->hi));  // responder - initiator, lower bound
+    const auto hi = checked_sub(ref, raw_ns(hb->lo));
+    if (!at || !lo || !hi) return unexpected(make_error_code(errc::overflow));
+    series_estimate e;
+    e.offset = -off->count();
+    e.at = *at;
+    e.lo = std::min(*lo, e.offset);
+    e.hi = std::max(*hi, e.offset);
+    e.used = static_cast<std::size_t>(seg.diag.stats.probes_used);
+    e.rejected = static_cast<std::size_t>(seg.diag.stats.probes_rejected);
+    e.estimator = m->estimator;
+    sync::fill_rtt_stats(probes, e);
+    return e;
+  });
 }
+}  // namespace tsync::detail
+
+namespace tsync::inline TSYNC_ABI::sync {
 
 /// An estimator from the `tsync::estimate` registry, chosen by name at run time
 /// (`tsync::estimate::names()` lists them: fastest_response, histogram_peak,
@@ -169,32 +177,15 @@ inline void fill_rtt_stats(std::span<const probe_sample> probes, series_estimate
   for (auto n : estimate::names()) known = known || n == name;
   if (!known) return unexpected(make_error_code(errc::not_found));
   if (auto v = estimate::validate(opt); !v) return unexpected(make_error_code(v.error()));
-  return estimator_fn([name = std::move(name), opt](std::span<const probe_sample> probes)
-                          -> expected<series_estimate, std::error_code> {
-    auto m = estimate::fit(name, probes, opt);
-    if (!m) return unexpected(make_error_code(m.error()));
-    if (m->segments.empty()) return unexpected(make_error_code(errc::empty_input));
-    const auto& seg = m->segments.front();
-    const std::int64_t ref = seg.ref;
-    auto off = m->offset_at(ref);          // initiator - responder at responder time ref
-    auto hb = m->hard_bounds(ref);         // initiator times possible at ref
-    if (!off) return unexpected(make_error_code(off.error()));
-    if (!hb) return unexpected(make_error_code(hb.error()));
-    const auto at = checked_add(ref, *off);
-    const auto lo = checked_sub(ref, hb->hi);  // responder - initiator, lower bound
-    const auto hi = checked_sub(ref, hb->lo);
-    if (!at || !lo || !hi) return unexpected(make_error_code(errc::overflow));
-    series_estimate e;
-    e.offset = -*off;
-    e.at = *at;
-    e.lo = std::min(*lo, e.offset);
-    e.hi = std::max(*hi, e.offset);
-    e.used = static_cast<std::size_t>(seg.diag.stats.probes_used);
-    e.rejected = static_cast<std::size_t>(seg.diag.stats.probes_rejected);
-    e.estimator = m->estimator;
-    fill_rtt_stats(probes, e);
-    return e;
-  });
+  return tsync::detail::registry_estimator(std::move(name), opt);
+}
+
+/// The session's default estimator: the registry's `fastest_response` (the
+/// same model `tsync estimate --estimator fastest_response` fits), read as
+/// `named_estimator` reads every registry estimator. There is one estimator
+/// per name: the session has no fastest-response of its own.
+[[nodiscard]] inline estimator_fn default_estimator() {
+  return tsync::detail::registry_estimator("fastest_response", estimate::fit_options{});
 }
 
 /// Pin the calling thread to `cpu` (what a responder does when a series for
@@ -295,7 +286,7 @@ struct session_config {
   /// True when the initiator (this side, stamping t1 and t2) is the host and the
   /// responder the guest; false for the reverse. Decides the sign of table offsets.
   bool initiator_is_host = true;
-  /// The estimator; empty means `fastest_response`.
+  /// The estimator; empty means `default_estimator()` (the registry's `fastest_response`).
   estimator_fn estimator;
   /// Estimate from the probes of a series that failed part-way (they are causally valid).
   bool use_partial_series = true;
@@ -311,16 +302,16 @@ struct ready_report {
 };
 
 /// Convert a series estimate (responder − initiator) into a sync table entry
-/// (host − guest at a guest time), with the hard interval as bounds.
+/// (host − guest at a guest time, typed), with the hard interval as bounds.
 [[nodiscard]] inline sync_sample to_sync_sample(const series_estimate& e, bool initiator_is_host) noexcept {
   sync_sample s;
   if (initiator_is_host) {
-    s.guest_time = e.at + e.offset;  // the responder (guest) reading at that instant
-    s.offset = -e.offset;
+    s.guest_time = at_ns<guest>(e.at + e.offset);  // the responder (guest) reading at that instant
+    s.offset = guest_to_host(-e.offset);
     s.bounds = offset_interval{e.offset - e.hi, e.offset - e.lo};
   } else {
-    s.guest_time = e.at;
-    s.offset = e.offset;
+    s.guest_time = at_ns<guest>(e.at);
+    s.offset = guest_to_host(e.offset);
     s.bounds = offset_interval{e.lo - e.offset, e.hi - e.offset};
   }
   return s;
@@ -437,7 +428,7 @@ class session {
   enum class state : std::uint8_t { idle, running, stopping, stopped };
 
   session(std::vector<channel> ch, session_config cfg) : channels_(std::move(ch)), cfg_(std::move(cfg)) {
-    if (!cfg_.estimator) cfg_.estimator = fastest_response;
+    if (!cfg_.estimator) cfg_.estimator = default_estimator();
     rounds_.assign(channels_.size(), 0);
     ended_.assign(channels_.size(), false);
     live_channels_ = channels_.size();

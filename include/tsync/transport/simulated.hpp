@@ -42,6 +42,7 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
+#include "tsync/core/time.hpp"
 #include "tsync/sim/link_model.hpp"
 #include "tsync/transport/transport.hpp"
 #include "tsync/core/config.hpp"
@@ -265,8 +266,10 @@ inline simulated_endpoint simulated_link::responder() { return simulated_endpoin
 
 /// A clock reading a simulated link's virtual time, shifted and drifting:
 /// `reading = v + offset_ns + floor((v − start) · drift_ppb / 1e9)` for virtual host time `v`.
-/// (The initiator usually reads `offset_ns = 0, drift_ppb = 0`.) Satisfies `clock::clock_source`.
-struct link_clock {
+/// (The initiator usually reads `offset_ns = 0, drift_ppb = 0`.) Satisfies
+/// `clock::clock_source` as a clock of domain `D` (the host's by default).
+template <clock_domain D = host> struct link_clock {
+  using domain = D;
   std::shared_ptr<simulated_link> link;
   std::int64_t offset_ns = 0;
   std::int64_t drift_ppb = 0;
@@ -276,7 +279,9 @@ struct link_clock {
     const i128 d = static_cast<i128>(v - start) * drift_ppb;
     return v + offset_ns + static_cast<std::int64_t>(floor_div(d, 1000000000));
   }
-  std::int64_t now() { return at(link->now()); }
+  domain_time<D> now() { return at_ns<D>(now_raw()); }
+  /// The same reading as a bare integer (the probe exchange's stamp).
+  std::int64_t now_raw() { return at(link->now()); }
   [[nodiscard]] std::string_view name() const noexcept { return "simulated_link"; }
 };
 
