@@ -77,10 +77,10 @@ std::size_t misses(const model& m, const guest_clock& c, double from, double to)
     if (!c.running(h)) continue;
     const double gd = c.guest(h);
     const auto g = static_cast<std::int64_t>(std::floor(gd));
-    auto hb = m.hard_bounds(g);
+    auto hb = m.hard_bounds(tsync::at_ns<tsync::guest>(g));
     REQUIRE(hb);
     // The host time of the integer guest time g is within 1 ns of h.
-    if (static_cast<double>(hb->lo) > h + 1 || static_cast<double>(hb->hi) < h - 1) ++bad;
+    if (static_cast<double>(tsync::raw_ns(hb->lo)) > h + 1 || static_cast<double>(tsync::raw_ns(hb->hi)) < h - 1) ++bad;
   }
   return bad;
 }
@@ -131,9 +131,9 @@ TEST_CASE("a frequency step splits the segmented model and no hard interval excl
   // The point estimate follows both lines (no interpolation over the kink).
   for (double h : {7e9, 20e9}) {
     const auto g = static_cast<std::int64_t>(c.guest(h));
-    auto th = m->to_host(g);
+    auto th = m->to_host(tsync::at_ns<tsync::guest>(g));
     REQUIRE(th);
-    CHECK(std::fabs(static_cast<double>(*th) - h) < 3e3);
+    CHECK(std::fabs(static_cast<double>(tsync::raw_ns(*th)) - h) < 3e3);
   }
 }
 

@@ -43,17 +43,17 @@ link_score score(const model& m, const std::vector<probe_sample>& probes) {
   std::vector<double> widths;
   double sum = 0, ss = 0;
   for (const auto& p : probes) {
-    auto h = m.to_host(p.g);
-    auto hb = m.hard_bounds(p.g);
+    auto h = m.to_host(tsync::at_ns<tsync::guest>(p.g));
+    auto hb = m.hard_bounds(tsync::at_ns<tsync::guest>(p.g));
     REQUIRE(h);
     REQUIRE(hb);
-    const double e = static_cast<double>(*h - p.g);
+    const double e = static_cast<double>(tsync::raw_ns(*h) - p.g);
     sum += e;
     ss += e * e;
     s.max = std::max(s.max, std::fabs(e));
-    if (!hb->contains(p.g)) ++s.misses;
+    if (!hb->contains(tsync::at_ns<tsync::host>(p.g))) ++s.misses;  // the truth: host = guest
     if (!hb->contains(*h)) ++s.outside;
-    widths.push_back(static_cast<double>(hb->width()));
+    widths.push_back(static_cast<double>(hb->width().count()));
   }
   const double n = static_cast<double>(probes.size());
   s.mean = sum / n;

@@ -146,8 +146,11 @@ namespace tsync::inline TSYNC_ABI::detail {
     series_estimate e;
     e.offset = -off->count();
     e.at = *at;
-    e.lo = std::min(*lo, e.offset);
-    e.hi = std::max(*hi, e.offset);
+    // An estimate outside its own hard interval is a defect of the estimator,
+    // never hidden by widening the interval: the series fails instead.
+    if (e.offset < *lo || e.offset > *hi) return unexpected(make_error_code(errc::infeasible));
+    e.lo = *lo;
+    e.hi = *hi;
     e.used = static_cast<std::size_t>(seg.diag.stats.probes_used);
     e.rejected = static_cast<std::size_t>(seg.diag.stats.probes_rejected);
     e.estimator = m->estimator;
