@@ -1,33 +1,55 @@
 #pragma once
 /// \file
-/// The error type and the whitespace trimming shared by tsync's line-oriented
-/// text readers (scenario files, probe and sync-table CSV, the tool's input).
+/// The number parser and the whitespace trimming shared by tsync's
+/// line-oriented text readers (scenario files, probe and sync-table CSV, the
+/// tool's input). Their error type, `text_error`, is in core/error.hpp.
 
 #include <charconv>
+#include <cmath>
+#include <type_traits>
 #include <cstddef>
 #include <string>
 #include <string_view>
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/config.hpp"
+#include "tsync/core/expected.hpp"
 
 namespace tsync::inline TSYNC_ABI {
-
-/// A text-input error: the code, the 1-based line (0: not tied to a line) and a
-/// message naming the field and the problem.
-struct text_error {
-  errc code = errc::invalid_argument;
-  std::size_t line = 0;
-  std::string message{};
-  /// "line N: message" (or the message alone).
-  [[nodiscard]] std::string what() const {
-    return line == 0 ? message : "line " + std::to_string(line) + ": " + message;
-  }
-};
 
 namespace io {
 /// The error of every CSV reader (table and probes): an alias of `text_error`.
 using csv_error = text_error;
+
+/// The one decimal parser of tsync's text inputs: all of `s` as a base-10
+/// integer of type `T`, or as a finite floating-point number when `T` is a
+/// floating-point type. No spaces, no leading `+`, no `0x`. Returns `errc::ok`,
+/// `errc::malformed_number` (empty, not a number, trailing characters),
+/// `errc::number_out_of_range` or (floating point) `errc::non_finite`.
+template <class T> errc parse_decimal(std::string_view s, T& v) noexcept {
+  if (s.empty()) return errc::malformed_number;
+  T out{};
+  std::from_chars_result r{};
+  if constexpr (std::is_floating_point_v<T>) {
+    r = std::from_chars(s.data(), s.data() + s.size(), out, std::chars_format::general);
+  } else {
+    r = std::from_chars(s.data(), s.data() + s.size(), out, 10);
+  }
+  if (r.ec == std::errc::result_out_of_range) return errc::number_out_of_range;
+  if (r.ec != std::errc{} || r.ptr != s.data() + s.size()) return errc::malformed_number;
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!std::isfinite(out)) return errc::non_finite;
+  }
+  v = out;
+  return errc::ok;
+}
+
+/// `parse_decimal` returning the value.
+template <class T> [[nodiscard]] expected<T, errc> parse_decimal(std::string_view s) noexcept {
+  T v{};
+  if (auto e = parse_decimal(s, v); e != errc::ok) return unexpected(e);
+  return v;
+}
 }  // namespace io
 
 namespace detail {
@@ -39,15 +61,7 @@ inline std::string_view trim_text(std::string_view s) noexcept {
   return s;
 }
 
-/// Parse all of `s` as a base-10 integer: `errc::ok`, `errc::malformed_number`
-/// (empty, not a number, or trailing characters) or `errc::number_out_of_range`.
-template <class T> errc parse_decimal(std::string_view s, T& v) noexcept {
-  if (s.empty()) return errc::malformed_number;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
-  if (ec == std::errc::result_out_of_range) return errc::number_out_of_range;
-  if (ec != std::errc{} || p != s.data() + s.size()) return errc::malformed_number;
-  return errc::ok;
-}
+using io::parse_decimal;  // the former name, kept for one release
 }  // namespace detail
 
 }  // namespace tsync

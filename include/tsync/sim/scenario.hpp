@@ -6,7 +6,8 @@
 ///
 /// Text format: one `key=value` per line; blank lines and lines starting with
 /// `#` are ignored; spaces around key and value are ignored. Durations take a
-/// unit suffix `ns`, `us`, `ms`, `s` or `min` (none = ns) and may have a decimal
+/// unit suffix `ns`, `us`, `ms`, `s`, `m` or `min`, `h` (none = ns; the
+/// grammar of io/duration.hpp) and may have a decimal
 /// fraction (`2.5ms`); rates are plain decimals; distributions use the text form
 /// of `random.hpp` (`exp:2000`, values in ns). Repeatable keys
 /// (`clock.offset_step`, `clock.freq_step`, `link.asym_step`) add one step per
@@ -51,6 +52,7 @@
 #include "tsync/sim/random.hpp"
 #include "tsync/io/text.hpp"
 #include "tsync/core/config.hpp"
+#include "tsync/io/duration.hpp"
 
 namespace tsync::inline TSYNC_ABI::sim {
 
@@ -85,6 +87,7 @@ struct scenario {
     if (start_ns < 0 || start_ns > (std::int64_t{1} << 62) || duration_ns > (std::int64_t{1} << 60))
       return errc::out_of_range;
     if (auto e = clock.validate(); e != errc::ok) return e;
+    if (duration_ns / clock.knot_ns >= static_cast<std::int64_t>(truth_map::max_knots)) return errc::oversized;
     return link.validate();
   }
   /// Number of bursts: one at the start and one every interval up to the duration.
@@ -185,41 +188,9 @@ using parse_error = tsync::text_error;
 
 namespace detail {
 
-/// Print a duration with the largest unit that represents it exactly.
-inline std::string format_duration(std::int64_t ns) {
-  struct unit { std::int64_t f; const char* s; };
-  for (const unit u : {unit{60'000'000'000, "min"}, unit{1'000'000'000, "s"}, unit{1'000'000, "ms"}, unit{1'000, "us"}})
-    if (ns != 0 && ns % u.f == 0) return std::to_string(ns / u.f) + u.s;
-  return std::to_string(ns) + "ns";
-}
-
-/// Parse a duration: `[-]DIGITS[.DIGITS][unit]`, unit in ns, us, ms, s, min.
-inline expected<std::int64_t, errc> parse_duration(std::string_view t) {
-  std::int64_t f = 1;
-  auto ends = [&](std::string_view suf) {
-    return t.size() >= suf.size() && t.substr(t.size() - suf.size()) == suf;
-  };
-  if (ends("min")) { f = 60'000'000'000; t.remove_suffix(3); }
-  else if (ends("ns")) { f = 1; t.remove_suffix(2); }
-  else if (ends("us")) { f = 1'000; t.remove_suffix(2); }
-  else if (ends("ms")) { f = 1'000'000; t.remove_suffix(2); }
-  else if (ends("s")) { f = 1'000'000'000; t.remove_suffix(1); }
-  if (t.empty()) return unexpected(errc::malformed_number);
-  if (t.find_first_of(".eE") == std::string_view::npos) {
-    std::int64_t v = 0;
-    auto res = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (res.ec == std::errc::result_out_of_range) return unexpected(errc::number_out_of_range);
-    if (res.ec != std::errc{} || res.ptr != t.data() + t.size()) return unexpected(errc::malformed_number);
-    auto r = checked_mul(v, f);
-    if (!r) return unexpected(errc::number_out_of_range);
-    return *r;
-  }
-  auto d = parse_double(t);
-  if (!d) return unexpected(d.error());
-  const double v = *d * static_cast<double>(f);
-  if (!(std::abs(v) < 9.2e18)) return unexpected(errc::number_out_of_range);
-  return static_cast<std::int64_t>(std::llround(v));
-}
+using io::format_duration;
+/// The scenario files' durations: the one grammar of io/duration.hpp.
+inline expected<std::int64_t, errc> parse_duration(std::string_view t) { return io::parse_duration(t); }
 
 inline std::vector<std::string_view> split_commas(std::string_view v) {
   std::vector<std::string_view> out;
@@ -328,14 +299,7 @@ inline std::vector<std::string_view> split_commas(std::string_view v) {
       out = *v;
       return errc::ok;
     };
-    auto u32 = [&](std::uint32_t& out) -> errc {
-      std::uint32_t v = 0;
-      auto res = std::from_chars(val.data(), val.data() + val.size(), v);
-      if (res.ec == std::errc::result_out_of_range) return errc::number_out_of_range;
-      if (res.ec != std::errc{} || res.ptr != val.data() + val.size() || val.empty()) return errc::malformed_number;
-      out = v;
-      return errc::ok;
-    };
+    auto u32 = [&](std::uint32_t& out) -> errc { return io::parse_decimal(val, out); };
     auto dist = [&](distribution& out) -> errc {
       auto v = parse_distribution(val);
       if (!v) return v.error();
