@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "tsync/io/file.hpp"
 #include "tsync/estimate.hpp"
 #include "tsync/io/probes_csv.hpp"
 
@@ -68,6 +69,7 @@ int run(const std::vector<std::string>& args) {
   std::ifstream file;
   std::istream* in = &std::cin;
   if (path != "-") {
+    if (auto ok = tsync::io::check_input_file(path); !ok) return tsync::cli::fail("estimate: " + ok.error().message);
     file.open(path);
     if (!file) return tsync::cli::fail("estimate: cannot open '" + path + "'");
     in = &file;

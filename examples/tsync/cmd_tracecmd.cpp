@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "tsync/io/file.hpp"
 #include "tsync/io/tracecmd.hpp"
 #include "tsync/io/table_csv.hpp"
 
@@ -48,14 +49,9 @@ loaded load(const std::string& cmd, const tsync::cli::options& opt) {
     out.info = std::move(*r);
     return out;
   }
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    out.status = tsync::cli::fail(path + ": cannot open");
-    return out;
-  }
-  const std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) {
-    out.status = tsync::cli::fail(path + ": read error");
+  auto raw = tsync::io::read_small_file(path, std::size_t{16} << 20);
+  if (!raw) {
+    out.status = tsync::cli::fail(raw.error().message);
     return out;
   }
   std::vector<std::byte> b(raw.size());

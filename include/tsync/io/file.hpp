@@ -50,6 +50,26 @@ struct fd_closer {
 };
 }  // namespace detail
 
+/// Check that `path` can be opened for reading as a regular file or a pipe
+/// (the errors of `read_small_file`, without reading): for readers that
+/// stream large inputs instead of loading them.
+[[nodiscard]] inline expected<void, text_error> check_input_file(const std::string& path) {
+  if (path.empty()) return unexpected(detail::file_error(path, errc::invalid_argument, "empty file name"));
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    return unexpected(detail::file_error(path, detail::errno_to_errc(e), std::strerror(e)));
+  }
+  if (S_ISDIR(st.st_mode)) return unexpected(detail::file_error(path, errc::invalid_argument, "is a directory"));
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+    return unexpected(detail::file_error(path, errc::unsupported, "not a regular file (a device or socket)"));
+  if (::access(path.c_str(), R_OK) != 0) {
+    const int e = errno;
+    return unexpected(detail::file_error(path, detail::errno_to_errc(e), std::strerror(e)));
+  }
+  return {};
+}
+
 /// Read all of `path` (see the file comment).
 [[nodiscard]] inline expected<std::string, text_error> read_small_file(const std::string& path,
                                                                        std::size_t max_bytes = default_max_file_bytes) {

@@ -145,6 +145,7 @@ class probe_csv_reader {
 /// Read probes from CSV text.
 [[nodiscard]] inline expected<std::vector<probe_sample>, csv_error> read_probes_csv(std::string_view text) {
   probe_csv_reader r;
+  if (text.substr(0, utf8_bom.size()) == utf8_bom) text.remove_prefix(utf8_bom.size());
   while (!text.empty()) {
     const auto nl = text.find('\n');
     if (auto ok = r.line(text.substr(0, nl)); !ok) return unexpected(ok.error());
@@ -155,11 +156,16 @@ class probe_csv_reader {
 
 /// Read probes from a stream (an I/O failure other than end of file is
 /// `errc::io_error` at line 0).
-[[nodiscard]] inline expected<std::vector<probe_sample>, csv_error> read_probes_csv(std::istream& in) {
+/// The input is read within `limits` (see io/text.hpp).
+[[nodiscard]] inline expected<std::vector<probe_sample>, csv_error> read_probes_csv(std::istream& in,
+                                                                                   text_limits limits = {}) {
   probe_csv_reader r;
   std::string line;
-  while (std::getline(in, line))
+  line_reader lines(in, limits);
+  while (lines.next(line))
     if (auto ok = r.line(line); !ok) return unexpected(ok.error());
+  if (lines.error() != errc::ok)
+    return unexpected(csv_error{lines.error(), lines.line(), lines.message()});
   if (in.bad()) return unexpected(csv_error{errc::io_error, 0, "read error"});
   return std::move(r).finish();
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <type_traits>
 #include <cstddef>
+#include <istream>
 #include <string>
 #include <string_view>
 
@@ -43,6 +44,72 @@ template <class T> errc parse_decimal(std::string_view s, T& v) noexcept {
   v = out;
   return errc::ok;
 }
+
+/// The caps of a line-oriented text reader (both overridable per call): the
+/// total input and one line, in bytes. Above either, the reader stops with
+/// `errc::oversized` after reading at most the cap plus one byte, so endless
+/// inputs (`/dev/zero`, a pipe) fail fast.
+struct text_limits {
+  std::size_t max_bytes = std::size_t{64} << 20;  ///< 64 MiB
+  std::size_t max_line = std::size_t{1} << 20;    ///< 1 MiB
+};
+
+/// A UTF-8 byte-order mark, which text readers skip at the start of an input.
+inline constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
+
+/// Reads lines from a stream within `text_limits`, skipping a leading UTF-8
+/// byte-order mark. `next` returns false at the end of the input or on an
+/// error (then `error()` is `errc::oversized` or `errc::io_error`).
+class line_reader {
+ public:
+  explicit line_reader(std::istream& in, text_limits limits = {}) : in_(in), limits_(limits) {}
+  /// The next line, without its '\n', into `out`.
+  bool next(std::string& out) {
+    out.clear();
+    if (error_ != errc::ok) return false;
+    std::streambuf* sb = in_.rdbuf();
+    if (sb == nullptr) return fail(errc::io_error);
+    bool any = false;
+    while (true) {
+      const int c = sb->sbumpc();
+      if (c == std::char_traits<char>::eof()) {
+        if (!any) return false;
+        break;
+      }
+      any = true;
+      if (++total_ > limits_.max_bytes) return fail(errc::oversized);
+      if (c == '\n') break;
+      if (out.size() >= limits_.max_line) return fail(errc::oversized);
+      out += static_cast<char>(c);
+    }
+    ++line_;
+    if (line_ == 1 && out.compare(0, utf8_bom.size(), utf8_bom) == 0) out.erase(0, utf8_bom.size());
+    return true;
+  }
+  /// The 1-based number of the last line returned (of the failing line on error).
+  [[nodiscard]] std::size_t line() const noexcept { return line_; }
+  /// `errc::ok` at a clean end of input.
+  [[nodiscard]] errc error() const noexcept { return error_; }
+  /// A message for `error()`.
+  [[nodiscard]] std::string message() const {
+    if (error_ != errc::oversized) return "read error";
+    return total_ > limits_.max_bytes
+               ? "input larger than " + std::to_string(limits_.max_bytes) + " bytes (text_limits::max_bytes)"
+               : "line longer than " + std::to_string(limits_.max_line) + " bytes (text_limits::max_line)";
+  }
+
+ private:
+  bool fail(errc e) {
+    error_ = e;
+    ++line_;
+    return false;
+  }
+  std::istream& in_;
+  text_limits limits_;
+  std::size_t total_ = 0;
+  std::size_t line_ = 0;
+  errc error_ = errc::ok;
+};
 
 /// `parse_decimal` returning the value.
 template <class T> [[nodiscard]] expected<T, errc> parse_decimal(std::string_view s) noexcept {

@@ -44,6 +44,7 @@
 #include "tsync/io/table_csv.hpp"
 #include "tsync/kvm/clock_ns.hpp"
 #include "tsync/core/config.hpp"
+#include "tsync/io/file.hpp"
 
 namespace tsync::inline TSYNC_ABI::io {
 
@@ -975,8 +976,11 @@ template <class Source> class dat_parser {
 }
 
 /// The same from a file on disk, reading only the header and the options.
-/// `io_error` when it cannot be opened or read.
+/// `io_error` when it cannot be opened or read, or is a directory ("is a
+/// directory") or a device (the message of io/file.hpp names the file).
 [[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat_file(const std::string& path) {
+  if (auto ok = check_input_file(path); !ok)
+    return detail::tc_fail(tracecmd_errc::io_error, tracecmd_error::no_offset, ok.error().message);
   std::ifstream f(path, std::ios::binary);
   if (!f) return detail::tc_fail(tracecmd_errc::io_error, tracecmd_error::no_offset, "cannot open '" + path + "'");
   const file_source src(f);
