@@ -25,6 +25,7 @@
 
 #include "cli.hpp"
 #include "tsync/io/file.hpp"
+#include "tsync/io/model_json.hpp"
 #include "tsync/correct.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/io/tsc_offset_records.hpp"
@@ -81,12 +82,8 @@ table_or_message load_csv_file(const std::string& path, const table_options& opt
 table_or_message load_model_file(const std::string& path, const table_options& opt) {
   auto text = tsync::io::read_small_file(path, std::size_t{16} << 20);
   if (!text) return tsync::unexpected("model " + text.error().message);
-  tsync::io::json::parse_error perr;
-  auto m = tsync::estimate::model::from_json(*text, &perr);
-  if (!m) {
-    const std::string why = perr.message.empty() ? tsync::to_string(m.error()) : perr.message;
-    return tsync::unexpected("model '" + path + "' (byte " + std::to_string(perr.offset) + "): " + why);
-  }
+  auto m = tsync::io::read_model_json(*text);
+  if (!m) return tsync::unexpected("model '" + path + "' " + m.error().what());
   if (opt.mode != correction_mode::interpolate)
     return tsync::unexpected(std::string("a model is a drift model: use --mode interpolate"));
   auto t = sync_table::make(m->to_sync_table(), opt);

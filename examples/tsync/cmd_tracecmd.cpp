@@ -54,8 +54,8 @@ loaded load(const std::string& cmd, const tsync::cli::options& opt) {
     out.status = tsync::cli::fail(raw.error().message);
     return out;
   }
-  std::vector<std::byte> b(raw.size());
-  for (std::size_t i = 0; i < raw.size(); ++i) b[i] = static_cast<std::byte>(raw[i]);
+  std::vector<std::byte> b(raw->size());
+  for (std::size_t i = 0; i < raw->size(); ++i) b[i] = static_cast<std::byte>((*raw)[i]);
   const auto order = opt.has("big-endian") ? byte_order::big : byte_order::little;
   auto ts = decode_time_shift(b, order);
   if (!ts) {
