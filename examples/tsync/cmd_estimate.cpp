@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "tsync/io/file.hpp"
+#include "tsync/io/text.hpp"
 #include "tsync/estimate.hpp"
 #include "tsync/io/probes_csv.hpp"
 
@@ -53,9 +54,8 @@ int run(const std::vector<std::string>& args) {
   fo.strict = o.has("strict");
   fo.filter_outliers = !o.has("no-filter");
   if (auto d = o.get("max-drift")) {
-    char* end = nullptr;
-    const double ppm = std::strtod(d->c_str(), &end);
-    if (end == d->c_str() || *end != '\0' || !std::isfinite(ppm) || ppm <= 0 || ppm > 5e5)
+    double ppm = 0;
+    if (tsync::io::parse_decimal(*d, ppm) != tsync::errc::ok || ppm <= 0 || ppm > 5e5)
       return tsync::cli::usage_error("estimate", "--max-drift needs a positive number of ppm (at most 500000)");
     fo.max_drift = ppm * 1e-6;
   }
