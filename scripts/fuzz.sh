@@ -39,6 +39,11 @@ write_message_seeds() {
   printf 'TSYN\x01\x09\x00\x00\x0f\x00\x00\x00\x01\x00\x00\x00\x19\x00\x00\x00\x03\x00\x00\x00abc' > "$corpus/seed_error"
   # A framed stream of two messages.
   { printf '\x14\x00\x00\x00'; cat "$corpus/seed_probe"; printf '\x0c\x00\x00\x00'; cat "$corpus/seed_bye"; } > "$corpus/seed_stream"
+  # A series for the responder (fuzz/fuzz_message.cpp: 2-byte frame lengths).
+  { printf '\x1c\x00'; cat "$corpus/seed_start"; printf '\x14\x00'; cat "$corpus/seed_probe";
+    printf '\x14\x00'; cat "$corpus/seed_end"; printf '\x0c\x00'; cat "$corpus/seed_bye"; } > "$corpus/seed_series"
+  # A frame at the 64 KiB limit (length 0 means 65536).
+  { printf '\x00\x00'; head -c 65536 /dev/zero; } > "$corpus/seed_max_frame"
 }
 
 # The trace-cmd option decoders. The first byte of an input picks the byte
