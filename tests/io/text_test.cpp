@@ -92,3 +92,16 @@ TEST_CASE("text_error carries code line field and message and quote_input escape
   const tsync::index_error ie{errc::overflow, 7};
   CHECK(ie == tsync::index_error{errc::overflow, 7});
 }
+
+TEST_CASE("CSV errors escape control bytes of the input they quote") {
+  // Regression: error messages echoed raw NUL and escape bytes to the terminal.
+  std::istringstream t(std::string("time,offset\n1\x1b[2J,5\n", 20));
+  auto r = tsync::io::parse_table_csv(t);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().line == 2);
+  CHECK(r.error().message.find('\x1b') == std::string::npos);
+  CHECK(r.error().message.find("\\x1b") != std::string::npos);
+  auto p = tsync::io::read_probes_csv(std::string_view("t1,g,t2\n1,2\0,3\n", 15));
+  REQUIRE_FALSE(p);
+  CHECK(p.error().message.find('\0') == std::string::npos);
+}

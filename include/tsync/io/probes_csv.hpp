@@ -99,7 +99,7 @@ class probe_csv_reader {
       }
       if (e != errc::ok)
         return fail(e, std::string("field ") + std::to_string(i + 1) + " (" + name + "): '" +
-                           std::string(fields[i].substr(0, 40)) + "' is not a valid integer (" + to_string(e) + ")");
+                           quote_input(fields[i], 40) + "' is not a valid integer (" + to_string(e) + ")");
     }
     if (!have_id) p.id = probes_.size();
     probes_.push_back(p);
@@ -124,9 +124,9 @@ class probe_csv_reader {
       else if (f == "id") c = csv_col::id;
       else if (f == "burst") c = csv_col::burst;
       else if (f == "vcpu") c = csv_col::vcpu;
-      else return fail(errc::invalid_argument, "unknown column '" + std::string(f.substr(0, 40)) + "' in the header");
+      else return fail(errc::invalid_argument, "unknown column '" + quote_input(f, 40) + "' in the header");
       if (seen[static_cast<int>(c)])
-        return fail(errc::invalid_argument, "column '" + std::string(f) + "' appears twice in the header");
+        return fail(errc::invalid_argument, "column '" + quote_input(f, 40) + "' appears twice in the header");
       seen[static_cast<int>(c)] = true;
       cols_.push_back(c);
     }

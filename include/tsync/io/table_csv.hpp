@@ -88,7 +88,7 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
       }
       if (e != errc::ok)
         return unexpected(detail::csv_fail(line, e,
-                                           std::string(names[i]) + " '" + std::string(f[i].substr(0, 40)) +
+                                           std::string(names[i]) + " '" + quote_input(f[i], 40) +
                                                "': " + to_string(e)));
     }
     if (f.size() == 4 && s.ratio == 0)

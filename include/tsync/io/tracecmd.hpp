@@ -922,7 +922,7 @@ template <class Source> class dat_parser {
     if (!ver) return unexpected(ver.error());
     if (*ver == "6") info.version = 6;
     else if (*ver == "7") info.version = 7;
-    else return tc_fail(tracecmd_errc::unsupported_version, 10, "version '" + ver->substr(0, 16) + "' (6 and 7 are supported)");
+    else return tc_fail(tracecmd_errc::unsupported_version, 10, "version '" + quote_input(*ver, 16) + "' (6 and 7 are supported)");
     auto endian = bytes(1, "endianness flag");
     if (!endian) return unexpected(endian.error());
     const auto e = std::to_integer<unsigned>((*endian)[0]);
