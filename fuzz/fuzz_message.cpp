@@ -1,11 +1,17 @@
-// libFuzzer target: the probe wire decoder, and the stream framing in front of it.
+// libFuzzer target: the probe wire protocol -- the decoder, the responder's state
+// machine (`serve`, what the agent runs for every client) and, for small inputs,
+// the stream framing in front of them.
 //
 // Properties checked on every input:
 // - decode() never crashes, never reads out of bounds, never hangs;
 // - whatever decodes re-encodes to exactly the input bytes (the codec is canonical),
 //   and what it decodes to satisfies the documented limits;
-// - the framed stream transport fed the same bytes yields only whole frames within
-//   max_message_size, each of which goes through decode() too, and then a clean error.
+// - `serve` fed the input as a sequence of frames (each a 2-byte little-endian
+//   length, 0 meaning 65536 = the 64 KiB limit, then that many bytes) through a
+//   fake in-memory transport returns (never hangs), and everything it sends
+//   decodes and fits max_message_size;
+// - the framed stream transport fed the same bytes (inputs up to 4 KiB) yields
+//   only whole frames within max_message_size, then a clean error.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,8 +19,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <span>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
+#include "tsync/probe/exchange.hpp"
 #include "tsync/probe/message.hpp"
 #include "tsync/transport/fd_stream.hpp"
 
@@ -40,18 +49,55 @@ void check_decoded(std::span<const std::byte> in) {
   if (const auto* e = std::get_if<error_msg>(&*m)) check(e->reason.size() <= max_reason_length);
 }
 
+// A message transport over the fuzz input: each receive() returns the next frame.
+class fake_transport {
+ public:
+  explicit fake_transport(std::span<const std::byte> in) : in_(in) {}
+  tsync::expected<void, std::error_code> send(std::span<const std::byte> bytes, tsync::transport::deadline) {
+    check(bytes.size() <= tsync::transport::max_message_size);
+    check(tsync::probe::decode(bytes).has_value());
+    return {};
+  }
+  tsync::expected<std::size_t, std::error_code> receive(std::vector<std::byte>& buf, tsync::transport::deadline) {
+    if (in_.size() < 2) return tsync::unexpected(tsync::make_error_code(tsync::errc::peer_closed));
+    std::size_t n = std::to_integer<std::size_t>(in_[0]) | (std::to_integer<std::size_t>(in_[1]) << 8);
+    if (n == 0) n = tsync::transport::max_message_size;
+    in_ = in_.subspan(2);
+    if (n > in_.size()) n = in_.size();
+    buf.assign(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(n));
+    in_ = in_.subspan(n);
+    return n;
+  }
+
+ private:
+  std::span<const std::byte> in_;
+};
+
+// A clock that advances one microsecond per reading.
+struct counter_clock {
+  std::int64_t t = 0;
+  std::int64_t now() noexcept { return t += 1000; }
+  [[nodiscard]] std::string_view name() const noexcept { return "fuzz"; }
+};
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::span<const std::byte> in(reinterpret_cast<const std::byte*>(data), size);
   check_decoded(in);
 
+  // The responder's state machine over the input as frames.
+  {
+    fake_transport t(in);
+    counter_clock clk;
+    tsync::probe::responder_options opt;
+    (void)tsync::probe::serve(t, clk, opt);
+  }
+
   // The same bytes as a stream: whole frames only, then a clean error.
-  if (size > 0 && size <= 200000) {
+  if (size > 0 && size <= 4096) {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return 0;
-    int sndbuf = 1 << 20;
-    (void)::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     std::size_t done = 0;
     while (done < size) {
       const ssize_t w = ::write(fds[0], data + done, size - done);

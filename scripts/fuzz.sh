@@ -1,66 +1,88 @@
 #!/usr/bin/env bash
-# Build the libFuzzer targets (clang, `fuzz` preset) and fuzz for DURATION
-# seconds in all (default 60): two thirds on the probe wire decoder, one third
-# on the trace-cmd option decoders, each from a small seed corpus of valid
-# inputs. Exits non-zero when a fuzzer finds a crash, a leak or a hang.
+# Build the libFuzzer targets (clang, `fuzz` preset) and fuzz every reader for
+# DURATION seconds in all (default 60), split between the targets: the wire
+# decoder gets a quarter, the others share the rest equally (at least 1 s each).
+# Each starts from its seed corpus: tests/fuzz_corpus/<name>/ plus, for the
+# wire and trace-cmd decoders, the binary seeds written below. Exits non-zero
+# when a fuzzer finds a crash, a leak or a hang.
 #
-#   ./scripts/fuzz.sh [DURATION]
+#   ./scripts/fuzz.sh [DURATION] [TARGET...]
+#
+# Targets: message tracecmd table probes model scenario tsc_writes debugfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-60}"
 case "$duration" in ''|*[!0-9]*) echo "fuzz.sh: DURATION must be a whole number of seconds" >&2; exit 2 ;; esac
+shift || true
+all=(message tracecmd table probes model scenario tsc_writes debugfs)
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || targets=("${all[@]}")
 
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz --target tsync_fuzz_message tsync_fuzz_tracecmd
+build_targets=()
+for t in "${targets[@]}"; do build_targets+=("tsync_fuzz_$t"); done
+cmake --build --preset fuzz --target "${build_targets[@]}"
 
-bin=build/fuzz/fuzz/tsync_fuzz_message
-work=build/fuzz/run
-corpus="$work/corpus"
-mkdir -p "$corpus" "$work/artifacts"
-
-# Seed corpus: one valid message of each type (little-endian; see docs/protocol.md).
-seed() { printf "$2" > "$corpus/seed_$1"; }
-hdr() { echo -n 'TSYN\x01'"$1"'\x00\x00'"$2"'\x00\x00\x00'; }
-seed start     "$(hdr '\x01' '\x10')\x01\x00\x00\x00\x01\x00\x00\x00\x53\x01\x00\x00\x02\x00\x00\x00"
-seed start_ack "$(hdr '\x02' '\x08')\x01\x00\x00\x00\x01\x00\x00\x00"
-seed probe     "$(hdr '\x03' '\x08')\x01\x00\x00\x00\x05\x00\x00\x00"
-seed reply     "$(hdr '\x04' '\x10')\x01\x00\x00\x00\x05\x00\x00\x00\x10\x32\x54\x76\x98\xba\xdc\x0e"
-seed end       "$(hdr '\x05' '\x08')\x01\x00\x00\x00\x53\x01\x00\x00"
-seed end_ack   "$(hdr '\x06' '\x08')\x01\x00\x00\x00\x52\x01\x00\x00"
-printf 'TSYN\x01\x07\x01\x00\x20\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff' > "$corpus/seed_deferred"
-seed bye       "$(hdr '\x0a' '\x00')"
-printf 'TSYN\x01\x09\x00\x00\x0f\x00\x00\x00\x01\x00\x00\x00\x19\x00\x00\x00\x03\x00\x00\x00abc' > "$corpus/seed_error"
-# A framed stream of two messages.
-{ printf '\x14\x00\x00\x00'; cat "$corpus/seed_probe"; printf '\x0c\x00\x00\x00'; cat "$corpus/seed_bye"; } > "$corpus/seed_stream"
-
-# Split the time: the wire decoder two thirds, the trace-cmd decoders the rest.
-tc_duration=$(( duration / 3 ))
-[ "$tc_duration" -ge 1 ] || tc_duration=1
-msg_duration=$(( duration - tc_duration ))
-[ "$msg_duration" -ge 1 ] || msg_duration=1
-
-echo "=== tsync: fuzzing the wire decoder for ${msg_duration}s"
-"$bin" -max_total_time="$msg_duration" -timeout=10 -rss_limit_mb=2048 -max_len=70000 \
-  -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$corpus"
+# Binary seeds of the wire protocol (little-endian; see docs/protocol.md).
+write_message_seeds() {
+  local corpus="$1"
+  seed() { printf "$2" > "$corpus/seed_$1"; }
+  hdr() { echo -n 'TSYN\x01'"$1"'\x00\x00'"$2"'\x00\x00\x00'; }
+  seed start     "$(hdr '\x01' '\x10')\x01\x00\x00\x00\x01\x00\x00\x00\x53\x01\x00\x00\x02\x00\x00\x00"
+  seed start_ack "$(hdr '\x02' '\x08')\x01\x00\x00\x00\x01\x00\x00\x00"
+  seed probe     "$(hdr '\x03' '\x08')\x01\x00\x00\x00\x05\x00\x00\x00"
+  seed reply     "$(hdr '\x04' '\x10')\x01\x00\x00\x00\x05\x00\x00\x00\x10\x32\x54\x76\x98\xba\xdc\x0e"
+  seed end       "$(hdr '\x05' '\x08')\x01\x00\x00\x00\x53\x01\x00\x00"
+  seed end_ack   "$(hdr '\x06' '\x08')\x01\x00\x00\x00\x52\x01\x00\x00"
+  printf 'TSYN\x01\x07\x01\x00\x20\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff' > "$corpus/seed_deferred"
+  seed bye       "$(hdr '\x0a' '\x00')"
+  printf 'TSYN\x01\x09\x00\x00\x0f\x00\x00\x00\x01\x00\x00\x00\x19\x00\x00\x00\x03\x00\x00\x00abc' > "$corpus/seed_error"
+  # A framed stream of two messages.
+  { printf '\x14\x00\x00\x00'; cat "$corpus/seed_probe"; printf '\x0c\x00\x00\x00'; cat "$corpus/seed_bye"; } > "$corpus/seed_stream"
+  # A series for the responder (fuzz/fuzz_message.cpp: 2-byte frame lengths).
+  { printf '\x1c\x00'; cat "$corpus/seed_start"; printf '\x14\x00'; cat "$corpus/seed_probe";
+    printf '\x14\x00'; cat "$corpus/seed_end"; printf '\x0c\x00'; cat "$corpus/seed_bye"; } > "$corpus/seed_series"
+  # A frame at the 64 KiB limit (length 0 means 65536).
+  { printf '\x00\x00'; head -c 65536 /dev/zero; } > "$corpus/seed_max_frame"
+}
 
 # The trace-cmd option decoders. The first byte of an input picks the byte
 # order (bit 0: big-endian); the rest is a TIME_SHIFT, TSC2NSEC, options list or
 # trace.dat (see fuzz/fuzz_tracecmd.cpp).
-tc_bin=build/fuzz/fuzz/tsync_fuzz_tracecmd
-tc_work=build/fuzz/run_tracecmd
-tc_corpus="$tc_work/corpus"
-mkdir -p "$tc_corpus" "$tc_work/artifacts"
-# TIME_SHIFT, little-endian: 1 CPU, 2 samples, with fraction bits.
-printf '\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00''\x10\x00\x00\x00\x00\x00\x00\x00\x20\x00\x00\x00\x00\x00\x00\x00''\xff\xff\xff\xff\xff\xff\xff\xff\x05\x00\x00\x00\x00\x00\x00\x00''\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00''\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$tc_corpus/seed_time_shift_le"
-# TIME_SHIFT, big-endian: 2 CPUs, 1 sample each, no fraction bits.
-printf '\x01\x00\x00\x00\x00\x00\x00\x00\x2a\x00\x00\x00\x00\x00\x00\x00\x02''\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x02\xff\xff\xff\xff\xff\xff\xff\xfe\x00\x00\x80\x00\x00\x00\x00\x00''\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x03\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x01' > "$tc_corpus/seed_time_shift_be"
-# TSC2NSEC, little-endian.
-printf '\x00\x99\x99\xaa\x2a\x1f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$tc_corpus/seed_tsc2nsec"
-# An options list: TSC2NSEC (id 14) then the v6 end marker.
-printf '\x00\x0e\x00\x10\x00\x00\x00\x99\x99\xaa\x2a\x1f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$tc_corpus/seed_options"
-# The start of a v7 trace.dat (magic, version, endianness, long size, page size, compression, options offset).
-printf '\x17\x08\x44tracing7\x00\x00\x08\x00\x10\x00\x00none\x00\x00\x20\x00\x00\x00\x00\x00\x00\x00''\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00''\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$tc_corpus/seed_dat_v7"
+write_tracecmd_seeds() {
+  local c="$1"
+  printf '\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00''\x10\x00\x00\x00\x00\x00\x00\x00\x20\x00\x00\x00\x00\x00\x00\x00''\xff\xff\xff\xff\xff\xff\xff\xff\x05\x00\x00\x00\x00\x00\x00\x00''\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00''\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$c/seed_time_shift_le"
+  printf '\x01\x00\x00\x00\x00\x00\x00\x00\x2a\x00\x00\x00\x00\x00\x00\x00\x02''\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x02\xff\xff\xff\xff\xff\xff\xff\xfe\x00\x00\x80\x00\x00\x00\x00\x00''\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x03\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x01' > "$c/seed_time_shift_be"
+  printf '\x00\x99\x99\xaa\x2a\x1f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$c/seed_tsc2nsec"
+  printf '\x00\x0e\x00\x10\x00\x00\x00\x99\x99\xaa\x2a\x1f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$c/seed_options"
+  printf '\x17\x08\x44tracing7\x00\x00\x08\x00\x10\x00\x00none\x00\x00\x20\x00\x00\x00\x00\x00\x00\x00''\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00''\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$c/seed_dat_v7"
+}
 
-echo "=== tsync: fuzzing the trace-cmd option decoders for ${tc_duration}s"
-"$tc_bin" -max_total_time="$tc_duration" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-  -artifact_prefix="$tc_work/artifacts/" -print_final_stats=1 "$tc_corpus"
+# Time per target: the wire decoder a quarter (when it runs), the rest shared.
+n=${#targets[@]}
+msg_share=0
+for t in "${targets[@]}"; do [ "$t" = message ] && msg_share=$(( duration / 4 )); done
+[ "$n" -gt 1 ] || msg_share=$duration
+others=$(( n - (msg_share > 0 ? 1 : 0) ))
+per=1
+[ "$others" -gt 0 ] && per=$(( (duration - msg_share) / others ))
+[ "$per" -ge 1 ] || per=1
+[ "$msg_share" -ge 1 ] || msg_share=1
+
+for t in "${targets[@]}"; do
+  bin=build/fuzz/fuzz/tsync_fuzz_$t
+  work=build/fuzz/run_$t
+  corpus="$work/corpus"
+  mkdir -p "$corpus" "$work/artifacts"
+  [ -d "tests/fuzz_corpus/$t" ] && cp -n tests/fuzz_corpus/$t/* "$corpus/" 2>/dev/null || true
+  secs=$per
+  max_len=65536
+  case "$t" in
+    message) write_message_seeds "$corpus"; secs=$msg_share; max_len=70000 ;;
+    tracecmd) write_tracecmd_seeds "$corpus"; max_len=4096 ;;
+    debugfs) max_len=64 ;;
+  esac
+  echo "=== tsync: fuzzing $t for ${secs}s"
+  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
+    -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$corpus"
+done

@@ -5,8 +5,14 @@
 #include <vector>
 
 #include "tsync/accuracy/shootout.hpp"
+#if defined(TSYNC_HAVE_EIGEN) && TSYNC_HAVE_EIGEN
+#include "tsync/estimate/regression_eigen.hpp"
+#endif
 
 int main(int argc, char** argv) {
+#if defined(TSYNC_HAVE_EIGEN) && TSYNC_HAVE_EIGEN
+  (void)tsync::estimate::register_regression(tsync::estimate::default_registry());
+#endif
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const auto& a : args)
     if (a == "--help" || a == "-h") {

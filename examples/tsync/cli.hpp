@@ -3,7 +3,6 @@
 // (each cmd_*.cpp registers its own with a static `command_registrar`), a small
 // option parser, and helpers for line-oriented numeric input with line numbers.
 
-#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -104,11 +103,10 @@ class options {
 
 /// Parse a whole string as a decimal integer of type T (no sign for unsigned,
 /// no leading '+', no spaces). Empty on anything else, including overflow.
+/// (The library's one decimal parser, `tsync::io::parse_decimal`.)
 template <class T> std::optional<T> parse_int(std::string_view s) {
   T v{};
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
-  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  if (tsync::io::parse_decimal(s, v) != tsync::errc::ok) return std::nullopt;
   return v;
 }
 

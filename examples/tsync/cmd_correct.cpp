@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "tsync/io/file.hpp"
+#include "tsync/io/model_json.hpp"
 #include "tsync/correct.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/io/tsc_offset_records.hpp"
@@ -57,8 +59,9 @@ struct table_source {
 };
 
 table_or_message load_csv_file(const std::string& path, const table_options& opt) {
-  std::ifstream in(path);
-  if (!in) return tsync::unexpected("cannot open table '" + path + "': " + std::strerror(errno));
+  auto text = tsync::io::read_small_file(path);
+  if (!text) return tsync::unexpected("table " + text.error().message);
+  std::istringstream in(std::move(*text));
   auto t = tsync::io::load_table_csv(in, opt);
   if (!t) {
     if (t.error().line == 0) return tsync::unexpected("table '" + path + "': " + t.error().message);
@@ -77,16 +80,10 @@ table_or_message load_csv_file(const std::string& path, const table_options& opt
 // A piecewise model written by `tsync sync` / the estimators (model JSON),
 // turned into interpolation samples by `model::to_sync_table()`.
 table_or_message load_model_file(const std::string& path, const table_options& opt) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return tsync::unexpected("cannot open model '" + path + "': " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  tsync::io::json::parse_error perr;
-  auto m = tsync::estimate::model::from_json(text.str(), &perr);
-  if (!m) {
-    const std::string why = perr.message.empty() ? tsync::to_string(m.error()) : perr.message;
-    return tsync::unexpected("model '" + path + "' (byte " + std::to_string(perr.offset) + "): " + why);
-  }
+  auto text = tsync::io::read_small_file(path, std::size_t{16} << 20);
+  if (!text) return tsync::unexpected("model " + text.error().message);
+  auto m = tsync::io::read_model_json(*text);
+  if (!m) return tsync::unexpected("model '" + path + "' " + m.error().what());
   if (opt.mode != correction_mode::interpolate)
     return tsync::unexpected(std::string("a model is a drift model: use --mode interpolate"));
   auto t = sync_table::make(m->to_sync_table(), opt);
@@ -206,6 +203,8 @@ int run_tsc_writes(const char* cmd, const tsync::cli::options& o) {
     return tsync::cli::usage_error(cmd, "--start needs a value");
   }
 
+  if (auto ok = tsync::io::check_input_file(*path); !ok)
+    return tsync::cli::fail(std::string(cmd) + ": cannot open trace " + ok.error().message);
   std::ifstream in(*path, std::ios::binary);
   if (!in) return tsync::cli::fail(std::string(cmd) + ": cannot open trace '" + *path + "': " + std::strerror(errno));
   auto recs = tsync::io::read_tsc_offset_records(in);

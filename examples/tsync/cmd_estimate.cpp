@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "tsync/io/file.hpp"
+#include "tsync/io/text.hpp"
 #include "tsync/estimate.hpp"
 #include "tsync/io/probes_csv.hpp"
 
@@ -52,9 +54,8 @@ int run(const std::vector<std::string>& args) {
   fo.strict = o.has("strict");
   fo.filter_outliers = !o.has("no-filter");
   if (auto d = o.get("max-drift")) {
-    char* end = nullptr;
-    const double ppm = std::strtod(d->c_str(), &end);
-    if (end == d->c_str() || *end != '\0' || !std::isfinite(ppm) || ppm <= 0 || ppm > 5e5)
+    double ppm = 0;
+    if (tsync::io::parse_decimal(*d, ppm) != tsync::errc::ok || ppm <= 0 || ppm > 5e5)
       return tsync::cli::usage_error("estimate", "--max-drift needs a positive number of ppm (at most 500000)");
     fo.max_drift = ppm * 1e-6;
   }
@@ -68,6 +69,7 @@ int run(const std::vector<std::string>& args) {
   std::ifstream file;
   std::istream* in = &std::cin;
   if (path != "-") {
+    if (auto ok = tsync::io::check_input_file(path); !ok) return tsync::cli::fail("estimate: " + ok.error().message);
     file.open(path);
     if (!file) return tsync::cli::fail("estimate: cannot open '" + path + "'");
     in = &file;

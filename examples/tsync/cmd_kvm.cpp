@@ -4,9 +4,11 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli.hpp"
+#include "tsync/io/json.hpp"
 #include "tsync/kvm.hpp"
 #include "tsync/kvm/debugfs.hpp"
 
@@ -15,21 +17,10 @@ namespace {
 using namespace tsync;
 using namespace tsync::kvm;
 
-std::string json_escape(const std::string& s) {
+// JSON string literals through the library's one JSON writer.
+std::string json_string(std::string_view s) {
   std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      static const char* hex = "0123456789abcdef";
-      o += "\\u00";
-      o += hex[(c >> 4) & 0xf];
-      o += hex[c & 0xf];
-    } else {
-      o += c;
-    }
-  }
+  tsync::io::json::write_string(o, s);
   return o;
 }
 
@@ -273,8 +264,8 @@ int run_params(const std::vector<std::string>& args) {
   if (auto root = o.get("root")) q.root = *root;
   auto vm = read_vm_detailed(q);
   if (!vm) return cli::fail(vm.error().message());
-  std::cout << "{\n  \"pid\": " << vm->ref.pid << ",\n  \"fd\": " << vm->ref.fd << ",\n  \"path\": \""
-            << json_escape(vm->ref.path) << "\",\n  \"vcpus\": [";
+  std::cout << "{\n  \"pid\": " << vm->ref.pid << ",\n  \"fd\": " << vm->ref.fd << ",\n  \"path\": "
+            << json_string(vm->ref.path) << ",\n  \"vcpus\": [";
   for (std::size_t i = 0; i < vm->vcpus.size(); ++i) {
     std::cout << (i ? ",\n" : "\n");
     print_vcpu_json(std::cout, vm->vcpus[i]);
@@ -294,8 +285,8 @@ int run_list(const std::vector<std::string>& args) {
   std::cout << "[";
   for (std::size_t i = 0; i < vms->size(); ++i) {
     const auto& v = (*vms)[i];
-    std::cout << (i ? ",\n " : "\n ") << "{\"pid\": " << v.pid << ", \"fd\": " << v.fd << ", \"path\": \""
-              << json_escape(v.path) << "\"}";
+    std::cout << (i ? ",\n " : "\n ") << "{\"pid\": " << v.pid << ", \"fd\": " << v.fd << ", \"path\": "
+              << json_string(v.path) << "}";
   }
   std::cout << (vms->empty() ? "]\n" : "\n]\n");
   return 0;

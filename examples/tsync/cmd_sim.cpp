@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tsync/io/file.hpp"
 #include "tsync/accuracy/shootout.hpp"
 #include "cli.hpp"
 #include "tsync/sim.hpp"
@@ -29,11 +30,9 @@ int run_simulate(const std::vector<std::string>& args) {
   tsync::sim::scenario sc;
   if (auto f = o.get("scenario-file")) {
     if (o.has("scenario")) return tsync::cli::usage_error(cmd, "give --scenario or --scenario-file, not both");
-    std::ifstream in(*f);
-    if (!in) return tsync::cli::fail("simulate: cannot open scenario file " + *f);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto parsed = tsync::sim::parse_scenario(ss.str());
+    auto text = tsync::io::read_small_file(*f, std::size_t{1} << 20);
+    if (!text) return tsync::cli::fail("simulate: scenario file " + text.error().message);
+    auto parsed = tsync::sim::parse_scenario(*text);
     if (!parsed) return tsync::cli::fail("simulate: " + *f + ": " + parsed.error().what());
     sc = *parsed;
   } else {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "tsync/io/duration.hpp"
 #include "tsync/clock.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/estimate/per_burst.hpp"
@@ -37,21 +38,12 @@ namespace clk = tsync::clock;
 
 // ---------------------------------------------------------------- parsing
 
-/// `<int>ns|us|ms|s|m`, or "0".
+/// A duration option: the grammar of tsync/io/duration.hpp with a unit
+/// (ns, us, ms, s, m or min, h; "0" alone), non-negative and overflow-checked.
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s) {
-  if (s == "0") return std::chrono::nanoseconds(0);
-  std::size_t i = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-  if (i == 0 || i > 12) return std::nullopt;
-  auto n = tsync::cli::parse_int<std::int64_t>(s.substr(0, i));
-  if (!n) return std::nullopt;
-  const auto unit = s.substr(i);
-  if (unit == "ns") return std::chrono::nanoseconds(*n);
-  if (unit == "us") return std::chrono::microseconds(*n);
-  if (unit == "ms") return std::chrono::milliseconds(*n);
-  if (unit == "s") return std::chrono::seconds(*n);
-  if (unit == "m") return std::chrono::minutes(*n);
-  return std::nullopt;
+  auto d = tsync::io::parse_chrono_duration(s, {.unit_required = true, .allow_negative = false});
+  if (!d) return std::nullopt;
+  return *d;
 }
 
 /// A transport address from `--transport`.

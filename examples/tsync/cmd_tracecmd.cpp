@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "tsync/io/file.hpp"
 #include "tsync/io/tracecmd.hpp"
 #include "tsync/io/table_csv.hpp"
 
@@ -50,18 +51,13 @@ loaded load(const std::string& cmd, const tsync::cli::options& opt) {
     out.info = std::move(*r);
     return out;
   }
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    out.status = tsync::cli::fail(path + ": cannot open");
+  auto raw = tsync::io::read_small_file(path, std::size_t{16} << 20);
+  if (!raw) {
+    out.status = tsync::cli::fail(raw.error().message);
     return out;
   }
-  const std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) {
-    out.status = tsync::cli::fail(path + ": read error");
-    return out;
-  }
-  std::vector<std::byte> b(raw.size());
-  for (std::size_t i = 0; i < raw.size(); ++i) b[i] = static_cast<std::byte>(raw[i]);
+  std::vector<std::byte> b(raw->size());
+  for (std::size_t i = 0; i < raw->size(); ++i) b[i] = static_cast<std::byte>((*raw)[i]);
   const auto order = opt.has("big-endian") ? byte_order::big : byte_order::little;
   auto ts = decode_time_shift(b, order);
   if (!ts) {

@@ -68,7 +68,7 @@ TEST_CASE("the student quantile approaches the normal one and widens for few deg
   CHECK(student_quantile_two_sided(0.95, 5) == Approx(2.571).epsilon(0.02));
 }
 
-#ifdef TSYNC_ESTIMATE_HAS_REGRESSION
+#ifdef TSYNC_TEST_HAS_REGRESSION
 TEST_CASE("regression is unbiased under lopsided queueing and its statistical interval covers the truth") {
   // The raw-midpoint regression was biased by +1.4 us here.
   int covered = 0;

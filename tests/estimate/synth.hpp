@@ -1,11 +1,17 @@
 #pragma once
 // A small probe generator with exact ground truth, for the estimator tests.
 // (The full simulator lives in tsync/sim; this one keeps the tests of this
-// folder self-contained.) Include it first: it also enables the Eigen-based
-// estimators in the registry when Eigen is on the include path.
-#if !defined(TSYNC_HAVE_EIGEN) && defined(__has_include)
+// folder self-contained.) It also registers the Eigen-based estimator in the
+// default registry when Eigen is on the include path (the explicit include and
+// registration call that every program using it makes).
+#if defined(__has_include)
 #if __has_include(<Eigen/Dense>)
-#define TSYNC_HAVE_EIGEN 1
+#include "tsync/estimate/regression_eigen.hpp"
+#define TSYNC_TEST_HAS_REGRESSION 1
+namespace synth {
+inline const bool regression_registered =
+    tsync::estimate::register_regression(tsync::estimate::default_registry()).has_value();
+}  // namespace synth
 #endif
 #endif
 

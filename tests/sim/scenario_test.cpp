@@ -98,3 +98,32 @@ TEST_CASE("An empty scenario text gives the defaults", "[sim]") {
   auto sc2 = parse_scenario("# only a comment");
   REQUIRE(sc2.has_value());
 }
+
+TEST_CASE("A knot spacing that would need unbounded memory is refused by validation", "[sim]") {
+  // Regression: clock.knot=1ns passed validation, then allocated without bound.
+  auto r = parse_scenario("clock.knot=1ns\n");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == tsync::errc::oversized);
+  scenario sc;
+  sc.clock.knot_ns = 1;
+  CHECK(sc.validate() == tsync::errc::oversized);
+  CHECK(tsync::sim::truth_map::make(sc.clock, 0, sc.duration_ns, 1).error() == tsync::errc::oversized);
+  CHECK(parse_scenario("clock.knot=10ms\n").has_value());
+}
+
+TEST_CASE("Offset steps whose sum would wrap int64 are refused", "[sim]") {
+  // Regression: two large offset steps wrapped int64 silently (UBSan).
+  auto r = parse_scenario("clock.offset_step=1s,4611686018427387904ns\nclock.offset_step=2s,4611686018427387904ns\n");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == tsync::errc::out_of_range);
+  CHECK(parse_scenario("clock.offset_step=1s,-5ms\nclock.offset_step=2s,5ms\n").has_value());
+}
+
+TEST_CASE("Scenario durations use the one grammar with m and min for minutes", "[sim]") {
+  auto a = parse_scenario("duration=2m\n");
+  auto b = parse_scenario("duration=2min\n");
+  REQUIRE(a.has_value());
+  REQUIRE(b.has_value());
+  CHECK(a->duration_ns == 120'000'000'000);
+  CHECK(a->duration_ns == b->duration_ns);
+}

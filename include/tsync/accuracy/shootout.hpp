@@ -3,7 +3,6 @@
 // program: parses options, runs the harness, prints the table, writes CSV and
 // plot data.
 
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,6 +13,7 @@
 #include "tsync/accuracy/estimate_adapter.hpp"
 #include "tsync/accuracy/harness.hpp"
 #include "tsync/core/config.hpp"
+#include "tsync/io/text.hpp"
 
 namespace tsync::inline TSYNC_ABI::accuracy {
 
@@ -57,8 +57,7 @@ inline int shootout_main(const std::vector<std::string>& args, std::ostream& out
       v = args[++i];
     }
     auto num = [&](auto& dst) {
-      auto res = std::from_chars(v.data(), v.data() + v.size(), dst);
-      if (res.ec != std::errc{} || res.ptr != v.data() + v.size()) {
+      if (tsync::io::parse_decimal(v, dst) != tsync::errc::ok) {
         err << "tsync shootout: " << a << ": not a valid number: '" << v << "'\n";
         return false;
       }

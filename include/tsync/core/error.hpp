@@ -2,9 +2,19 @@
 /// \file
 /// The library's error codes: a small `errc` enum (used by the math, which must
 /// stay `constexpr`) plus a `std::error_category` so that every `errc` converts
-/// to `std::error_code` for I/O-facing APIs.
+/// to `std::error_code` for I/O-facing APIs, and the two "where" types of the
+/// fallible APIs:
+///
+/// * `text_error` (code, line, field, message): every text or file reader;
+/// * `index_error` (code, index): every operation over a span of items.
+///
+/// Every fallible API returns `expected<T, E>` with `E` one of `errc`,
+/// `text_error`, `index_error` (or `std::error_code` at the operating-system
+/// edge).
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include "tsync/core/config.hpp"
 
@@ -98,6 +108,58 @@ class error_category_impl final : public std::error_category {
 [[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), error_category()};
 }
+
+/// Where and why a span operation failed: the code and the index of the first
+/// item concerned (0 for argument errors).
+struct index_error {
+  errc code = errc::ok;
+  std::size_t index = 0;
+  friend constexpr bool operator==(const index_error&, const index_error&) = default;
+};
+
+/// `s` as it may be quoted in an error message: at most `max` bytes, control
+/// bytes and bytes above 0x7e written as `\xNN` (so a message never carries a
+/// NUL or a terminal escape), `...` appended when cut.
+[[nodiscard]] inline std::string quote_input(std::string_view s, std::size_t max = 64) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  const std::size_t n = s.size() < max ? s.size() : max;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c > 0x7e || c == '\\') {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (n < s.size()) out += "...";
+  return out;
+}
+
+/// Where and why a text input failed: the code, the 1-based line (0 when not
+/// tied to a line), the field (a column or key name, or the file name for
+/// file-level errors; empty when none) and a message. Messages quote input
+/// only through `quote_input`.
+struct text_error {
+  errc code = errc::invalid_argument;
+  std::size_t line = 0;
+  std::string field{};
+  std::string message{};
+
+  text_error() = default;
+  /// An error without a field.
+  text_error(errc c, std::size_t l, std::string msg) : code(c), line(l), message(std::move(msg)) {}
+  text_error(errc c, std::size_t l, std::string f, std::string msg)
+      : code(c), line(l), field(std::move(f)), message(std::move(msg)) {}
+
+  /// "line N: message" (or the message alone when `line` is 0).
+  [[nodiscard]] std::string what() const {
+    return line == 0 ? message : "line " + std::to_string(line) + ": " + message;
+  }
+  friend bool operator==(const text_error&, const text_error&) = default;
+};
 
 }  // namespace tsync
 

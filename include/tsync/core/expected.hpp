@@ -1,24 +1,16 @@
 #pragma once
 /// \file
-/// `tsync::expected<T, E>`: `std::expected` when the standard library has it
-/// (`__cpp_lib_expected >= 202202L`), otherwise a small union-based fallback
-/// with the same spelling for the members tsync uses.
+/// `tsync::expected<T, E>`: either a value or an error, tsync's own type under
+/// every `-std` (never `std::expected`, so its behaviour and ABI do not depend
+/// on the standard library), with the spelling of `std::expected` for the
+/// members tsync uses.
 ///
-/// Callers must test `has_value()` (or `operator bool`) before `value()` /
-/// `operator*`; the fallback's `value()` on an error terminates the program
-/// (tsync never throws).
+/// It never throws. `value()` on an error always aborts with a message.
+/// `operator*`, `operator->` and `error()` on the wrong state abort with a
+/// message when `TSYNC_CHECKED` is 1 (the default unless `NDEBUG`; see
+/// core/config.hpp); with `TSYNC_CHECKED` 0 they are unchecked (undefined
+/// behaviour on the wrong state, as for `std::expected`).
 
-#include <version>
-
-#if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202202L && !defined(TSYNC_NO_STD_EXPECTED)
-#include <expected>
-#include "tsync/core/config.hpp"
-namespace tsync::inline TSYNC_ABI {
-template <class T, class E> using expected = std::expected<T, E>;
-template <class E> using unexpected = std::unexpected<E>;
-inline constexpr bool uses_std_expected = true;
-}  // namespace tsync
-#else
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -26,9 +18,9 @@ inline constexpr bool uses_std_expected = true;
 #include <type_traits>
 #include <utility>
 
-namespace tsync::inline TSYNC_ABI {
-inline constexpr bool uses_std_expected = false;
+#include "tsync/core/config.hpp"
 
+namespace tsync::inline TSYNC_ABI {
 /// Error wrapper used to construct an `expected` in the error state.
 template <class E> class unexpected {
  public:
@@ -45,10 +37,21 @@ template <class E> class unexpected {
 template <class E> unexpected(E) -> unexpected<E>;
 
 namespace detail {
-[[noreturn]] inline void bad_expected_access() noexcept {
-  std::fputs("tsync: value() called on an expected holding an error\n", stderr);
+[[noreturn]] inline void bad_expected_access(const char* what) noexcept {
+  std::fputs("tsync: ", stderr);
+  std::fputs(what, stderr);
+  std::fputs("\n", stderr);
   std::abort();
 }
+/// The check of `operator*`, `operator->` and `error()` (see the file comment).
+constexpr void check_expected_access([[maybe_unused]] bool ok, [[maybe_unused]] const char* what) noexcept {
+#if TSYNC_CHECKED
+  if (!ok) bad_expected_access(what);
+#endif
+}
+inline constexpr const char* deref_error = "operator* or operator-> on an expected holding an error";
+inline constexpr const char* error_of_value = "error() on an expected holding a value";
+inline constexpr const char* value_of_error = "value() on an expected holding an error";
 }  // namespace detail
 
 namespace detail {
@@ -118,16 +121,17 @@ template <class T, class E> class expected : private detail::expected_storage<T,
 
   [[nodiscard]] constexpr bool has_value() const noexcept { return has_; }
   constexpr explicit operator bool() const noexcept { return has_; }
-  [[nodiscard]] constexpr T& value() & { if (!has_) detail::bad_expected_access(); return v_; }
-  [[nodiscard]] constexpr const T& value() const& { if (!has_) detail::bad_expected_access(); return v_; }
-  [[nodiscard]] constexpr T&& value() && { if (!has_) detail::bad_expected_access(); return std::move(v_); }
-  [[nodiscard]] constexpr const E& error() const& noexcept { return e_; }
-  [[nodiscard]] constexpr E& error() & noexcept { return e_; }
-  constexpr T& operator*() & noexcept { return v_; }
-  constexpr const T& operator*() const& noexcept { return v_; }
-  constexpr T&& operator*() && noexcept { return std::move(v_); }
-  constexpr T* operator->() noexcept { return std::addressof(v_); }
-  constexpr const T* operator->() const noexcept { return std::addressof(v_); }
+  [[nodiscard]] constexpr T& value() & { if (!has_) detail::bad_expected_access(detail::value_of_error); return v_; }
+  [[nodiscard]] constexpr const T& value() const& { if (!has_) detail::bad_expected_access(detail::value_of_error); return v_; }
+  [[nodiscard]] constexpr T&& value() && { if (!has_) detail::bad_expected_access(detail::value_of_error); return std::move(v_); }
+  [[nodiscard]] constexpr const E& error() const& noexcept { detail::check_expected_access(!has_, detail::error_of_value); return e_; }
+  [[nodiscard]] constexpr E& error() & noexcept { detail::check_expected_access(!has_, detail::error_of_value); return e_; }
+  [[nodiscard]] constexpr E&& error() && noexcept { detail::check_expected_access(!has_, detail::error_of_value); return std::move(e_); }
+  constexpr T& operator*() & noexcept { detail::check_expected_access(has_, detail::deref_error); return v_; }
+  constexpr const T& operator*() const& noexcept { detail::check_expected_access(has_, detail::deref_error); return v_; }
+  constexpr T&& operator*() && noexcept { detail::check_expected_access(has_, detail::deref_error); return std::move(v_); }
+  constexpr T* operator->() noexcept { detail::check_expected_access(has_, detail::deref_error); return std::addressof(v_); }
+  constexpr const T* operator->() const noexcept { detail::check_expected_access(has_, detail::deref_error); return std::addressof(v_); }
   template <class U> [[nodiscard]] constexpr T value_or(U&& d) const& {
     return has_ ? v_ : static_cast<T>(std::forward<U>(d));
   }
@@ -156,13 +160,12 @@ template <class E> class expected<void, E> {
   template <class G> constexpr expected(unexpected<G>&& u) : has_(false), e_(std::move(u).error()) {}  // NOLINT
   [[nodiscard]] constexpr bool has_value() const noexcept { return has_; }
   constexpr explicit operator bool() const noexcept { return has_; }
-  constexpr void value() const { if (!has_) detail::bad_expected_access(); }
-  constexpr void operator*() const noexcept {}
-  [[nodiscard]] constexpr const E& error() const& noexcept { return e_; }
+  constexpr void value() const { if (!has_) detail::bad_expected_access(detail::value_of_error); }
+  constexpr void operator*() const noexcept { detail::check_expected_access(has_, detail::deref_error); }
+  [[nodiscard]] constexpr const E& error() const& noexcept { detail::check_expected_access(!has_, detail::error_of_value); return e_; }
 
  private:
   bool has_;
   E e_;
 };
 }  // namespace tsync
-#endif

@@ -35,9 +35,12 @@
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
-#include "tsync/io/json.hpp"
 #include "tsync/estimate/types.hpp"
 #include "tsync/core/config.hpp"
+
+namespace tsync::inline TSYNC_ABI::io::json {
+struct parse_error;
+}  // namespace tsync::io::json
 
 namespace tsync::inline TSYNC_ABI::estimate {
 
@@ -224,214 +227,20 @@ class model {
     return out;
   }
 
-  /// The model as JSON (see docs/estimators.md for the schema).
+  /// The model as JSON (see docs/estimators.md for the schema): forwards to
+  /// `io::model_to_json` (io/model_json.hpp).
   [[nodiscard]] std::string to_json() const;
   /// Read a model written by `to_json`. Errors: `invalid_argument` for JSON
   /// syntax or a missing / mistyped field (`error` gets the details),
   /// `malformed_number` for a number that is not the expected kind,
   /// `non_finite` for a statistical band that is not finite, and the errors of
-  /// `check()`.
+  /// `check()`. Forwards to `io::read_model_json` (io/model_json.hpp), whose
+  /// `text_error` names the field; kept for one release.
   [[nodiscard]] static expected<model, errc> from_json(std::string_view text, io::json::parse_error* error = nullptr);
 };
 
-namespace detail {
-inline void write_line(std::string& o, const line& l) {
-  o += '[';
-  io::json::write_int(o, l.offset);
-  o += ',';
-  io::json::write_int(o, l.slope_q48);
-  o += ']';
-}
-inline void write_lines(std::string& o, const std::vector<line>& ls) {
-  o += '[';
-  for (std::size_t i = 0; i < ls.size(); ++i) {
-    if (i) o += ',';
-    write_line(o, ls[i]);
-  }
-  o += ']';
-}
-}  // namespace detail
-
-inline std::string model::to_json() const {
-  std::string o;
-  o += "{\n  \"format\": \"tsync-model\",\n  \"version\": 1,\n  \"estimator\": ";
-  io::json::write_string(o, estimator);
-  o += ",\n  \"segments\": [";
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    const auto& s = segments[i];
-    o += i ? ",\n    {" : "\n    {";
-    o += "\"begin\": "; io::json::write_int(o, s.begin);
-    o += ", \"end\": "; io::json::write_int(o, s.end);
-    o += ", \"ref\": "; io::json::write_int(o, s.ref);
-    o += ", \"offset\": "; io::json::write_int(o, s.fit.offset);
-    o += ", \"slope_q48\": "; io::json::write_int(o, s.fit.slope_q48);
-    o += ", \"drift_ppb\": "; io::json::write_double(o, q48_to_slope(s.fit.slope_q48) * 1e9);
-    o += ", \"cause\": "; io::json::write_string(o, to_string(s.diag.cause));
-    o += ",\n     \"hard\": {\"lo\": "; detail::write_lines(o, s.lo);
-    o += ", \"hi\": "; detail::write_lines(o, s.hi);
-    if (auto hb = hard_bounds(at_ns<guest>(s.ref))) {
-      o += ", \"lo_at_ref\": "; io::json::write_int(o, raw_ns(hb->lo) - s.ref);
-      o += ", \"hi_at_ref\": "; io::json::write_int(o, raw_ns(hb->hi) - s.ref);
-    }
-    o += "},\n     \"stat\": ";
-    if (s.stat) {
-      o += "{\"var_offset\": "; io::json::write_double(o, s.stat->var_offset);
-      o += ", \"cov\": "; io::json::write_double(o, s.stat->cov);
-      o += ", \"var_slope\": "; io::json::write_double(o, s.stat->var_slope);
-      o += ", \"k\": "; io::json::write_double(o, s.stat->k);
-      o += ", \"half_width_at_ref\": "; io::json::write_double(o, s.stat->half_width(0.0));
-      o += '}';
-    } else {
-      o += "null";
-    }
-    o += ",\n     \"diagnostics\": {\"probes_used\": "; io::json::write_uint(o, s.diag.stats.probes_used);
-    o += ", \"probes_rejected\": "; io::json::write_uint(o, s.diag.stats.probes_rejected);
-    o += ", \"min_rtt\": "; io::json::write_int(o, s.diag.stats.min_rtt);
-    o += ", \"bursts\": "; io::json::write_uint(o, s.diag.stats.bursts);
-    o += "}}";
-  }
-  o += "\n  ]\n}\n";
-  return o;
-}
-
-namespace detail {
-
-struct json_reader {
-  io::json::parse_error* err;
-  errc fail(errc c, std::string msg) {
-    if (err && err->code == errc::ok) *err = {c, 0, std::move(msg)};
-    return c;
-  }
-  std::optional<std::int64_t> get_int(const io::json::value& obj, std::string_view key, errc& e) {
-    const io::json::value* v = obj.find(key);
-    if (!v || v->k != io::json::value::kind::number) {
-      e = fail(errc::invalid_argument, "missing or non-numeric field '" + std::string(key) + "'");
-      return std::nullopt;
-    }
-    auto i = v->as_int64();
-    if (!i) e = fail(errc::malformed_number, "field '" + std::string(key) + "' is not a 64-bit integer");
-    return i;
-  }
-  std::optional<double> get_double(const io::json::value& obj, std::string_view key, errc& e) {
-    const io::json::value* v = obj.find(key);
-    if (!v || v->k != io::json::value::kind::number) {
-      e = fail(errc::invalid_argument, "missing or non-numeric field '" + std::string(key) + "'");
-      return std::nullopt;
-    }
-    auto d = v->as_double();
-    if (!d) e = fail(errc::non_finite, "field '" + std::string(key) + "' is not a finite number");
-    return d;
-  }
-  bool get_lines(const io::json::value* v, std::vector<line>& out, errc& e) {
-    if (!v || v->k != io::json::value::kind::array) {
-      e = fail(errc::invalid_argument, "hard bounds must be arrays of [offset, slope_q48] pairs");
-      return false;
-    }
-    for (const auto& it : v->items) {
-      if (it.k != io::json::value::kind::array || it.items.size() != 2) {
-        e = fail(errc::invalid_argument, "a bound line must be [offset, slope_q48]");
-        return false;
-      }
-      auto a = it.items[0].as_int64();
-      auto b = it.items[1].as_int64();
-      if (!a || !b) {
-        e = fail(errc::malformed_number, "a bound line must hold two 64-bit integers");
-        return false;
-      }
-      out.push_back({*a, *b});
-    }
-    return true;
-  }
-};
-
-}  // namespace detail
-
-inline expected<model, errc> model::from_json(std::string_view text, io::json::parse_error* error) {
-  if (error) *error = {};
-  auto doc = io::json::parse(text);
-  if (!doc) {
-    if (error) *error = doc.error();
-    return unexpected(doc.error().code);
-  }
-  detail::json_reader r{error};
-  const io::json::value& root = *doc;
-  if (root.k != io::json::value::kind::object) return unexpected(r.fail(errc::invalid_argument, "the model must be a JSON object"));
-  const io::json::value* fmt = root.find("format");
-  if (!fmt || fmt->k != io::json::value::kind::string || fmt->text != "tsync-model")
-    return unexpected(r.fail(errc::invalid_argument, "\"format\" must be \"tsync-model\""));
-  errc e = errc::ok;
-  auto ver = r.get_int(root, "version", e);
-  if (!ver) return unexpected(e);
-  if (*ver != 1) return unexpected(r.fail(errc::unsupported_version, "unsupported model version"));
-  model m;
-  const io::json::value* est = root.find("estimator");
-  if (!est || est->k != io::json::value::kind::string)
-    return unexpected(r.fail(errc::invalid_argument, "\"estimator\" must be a string"));
-  m.estimator = est->text;
-  const io::json::value* segs = root.find("segments");
-  if (!segs || segs->k != io::json::value::kind::array)
-    return unexpected(r.fail(errc::invalid_argument, "\"segments\" must be an array"));
-  for (const auto& sv : segs->items) {
-    if (sv.k != io::json::value::kind::object) return unexpected(r.fail(errc::invalid_argument, "a segment must be an object"));
-    segment s;
-    auto begin = r.get_int(sv, "begin", e);
-    if (!begin) return unexpected(e);
-    auto end = r.get_int(sv, "end", e);
-    if (!end) return unexpected(e);
-    auto ref = r.get_int(sv, "ref", e);
-    if (!ref) return unexpected(e);
-    auto off = r.get_int(sv, "offset", e);
-    if (!off) return unexpected(e);
-    auto slope = r.get_int(sv, "slope_q48", e);
-    if (!slope) return unexpected(e);
-    s.begin = *begin;
-    s.end = *end;
-    s.ref = *ref;
-    s.fit = {*off, *slope};
-    const io::json::value* cause = sv.find("cause");
-    if (!cause || cause->k != io::json::value::kind::string || !cause_from_string(cause->text))
-      return unexpected(r.fail(errc::invalid_argument, "\"cause\" must name a boundary cause"));
-    s.diag.cause = *cause_from_string(cause->text);
-    const io::json::value* hard = sv.find("hard");
-    if (!hard || hard->k != io::json::value::kind::object)
-      return unexpected(r.fail(errc::invalid_argument, "\"hard\" must be an object"));
-    if (!r.get_lines(hard->find("lo"), s.lo, e) || !r.get_lines(hard->find("hi"), s.hi, e)) return unexpected(e);
-    const io::json::value* st = sv.find("stat");
-    if (!st) return unexpected(r.fail(errc::invalid_argument, "missing field 'stat'"));
-    if (st->k == io::json::value::kind::object) {
-      stat_band b;
-      auto v0 = r.get_double(*st, "var_offset", e);
-      auto v1 = r.get_double(*st, "cov", e);
-      auto v2 = r.get_double(*st, "var_slope", e);
-      auto v3 = r.get_double(*st, "k", e);
-      if (!v0 || !v1 || !v2 || !v3) return unexpected(e);
-      b.var_offset = *v0;
-      b.cov = *v1;
-      b.var_slope = *v2;
-      b.k = *v3;
-      s.stat = b;
-    } else if (st->k != io::json::value::kind::null) {
-      return unexpected(r.fail(errc::invalid_argument, "\"stat\" must be an object or null"));
-    }
-    const io::json::value* dg = sv.find("diagnostics");
-    if (!dg || dg->k != io::json::value::kind::object)
-      return unexpected(r.fail(errc::invalid_argument, "\"diagnostics\" must be an object"));
-    auto used = r.get_int(*dg, "probes_used", e);
-    auto rej = r.get_int(*dg, "probes_rejected", e);
-    auto mr = r.get_int(*dg, "min_rtt", e);
-    auto nb = r.get_int(*dg, "bursts", e);
-    if (!used || !rej || !mr || !nb) return unexpected(e);
-    if (*used < 0 || *rej < 0 || *nb < 0 || *nb > static_cast<std::int64_t>(std::numeric_limits<std::uint32_t>::max()))
-      return unexpected(r.fail(errc::out_of_range, "negative or oversized diagnostic count"));
-    s.diag.stats = {static_cast<std::uint64_t>(*used), static_cast<std::uint64_t>(*rej), *mr,
-                    static_cast<std::uint32_t>(*nb)};
-    m.segments.push_back(std::move(s));
-  }
-  if (auto c = m.check(); !c) {
-    return unexpected(r.fail(c.error(), c.error() == errc::empty_input ? "the model has no segments"
-                                                                       : "segments violate the model invariants"));
-  }
-  return m;
-}
-
 }  // namespace tsync::estimate
+
+// The JSON form (`to_json`, `from_json`) is defined in io/model_json.hpp,
+// included here so that this header keeps offering it.
+#include "tsync/io/model_json.hpp"

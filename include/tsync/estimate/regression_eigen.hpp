@@ -18,7 +18,9 @@
 /// see). The hard interval is the exact hull polygon of the same probes (the
 /// fit fails with `errc::infeasible` when no line satisfies causality).
 ///
-/// Include this header only where Eigen is available (link `tsync::eigen`).
+/// Include this header only where Eigen is available (link `tsync::eigen`),
+/// and call `register_regression(default_registry())` (or on your own
+/// `registry`) to make `regression` available by name.
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -35,6 +37,7 @@
 #include "tsync/estimate/model.hpp"
 #include "tsync/estimate/per_burst.hpp"
 #include "tsync/estimate/prepare.hpp"
+#include "tsync/estimate/registry.hpp"
 #include "tsync/estimate/trace.hpp"
 #include "tsync/core/config.hpp"
 
@@ -146,5 +149,14 @@ struct regression_estimator {
 };
 
 static_assert(trace_estimator<regression_estimator>);
+
+/// Add `regression` to `r`. Adding it twice is not an error (the second call
+/// does nothing).
+inline expected<void, errc> register_regression(registry& r) {
+  if (r.find(regression_estimator::name) != nullptr) return {};
+  return r.add({regression_estimator::name, "whole-trace",
+                "chrony-style delay-weighted least squares with asymmetry term (Eigen)",
+                &detail::fit_trace<regression_estimator>});
+}
 
 }  // namespace tsync::estimate

@@ -5,9 +5,11 @@
 /// The reader builds a tree of `json::value`s; numbers keep their text so that
 /// 64-bit integers are read exactly. It rejects trailing commas, comments,
 /// leading zeros, unescaped control characters, lone surrogates, duplicate
-/// keys, trailing garbage and nesting deeper than 64 levels. It never throws
+/// keys, trailing garbage, nesting deeper than 64 levels and documents above
+/// the `parse_limits` (size and value count). It never throws
 /// on bad input and reports the byte offset of the first error.
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -67,14 +69,26 @@ struct parse_error {
   std::string message;
 };
 
+/// Limits of the reader (both overridable): the document size and the number
+/// of values (every number, string, literal, array and object counts one).
+/// Time is linear in the document size; memory about 100 bytes per value.
+struct parse_limits {
+  std::size_t max_bytes = std::size_t{16} << 20;
+  std::size_t max_values = std::size_t{1} << 18;
+};
+
 namespace detail {
 
 class parser {
  public:
-  explicit parser(std::string_view s) : s_(s) {}
+  explicit parser(std::string_view s, parse_limits limits = {}) : s_(s), limits_(limits) {}
 
   expected<value, parse_error> run() {
     value v;
+    if (s_.size() > limits_.max_bytes) {
+      err_ = {errc::oversized, 0, "document larger than " + std::to_string(limits_.max_bytes) + " bytes (parse_limits::max_bytes)"};
+      return unexpected(err_);
+    }
     ws();
     if (!parse(v, 0)) return unexpected(err_);
     ws();
@@ -84,7 +98,9 @@ class parser {
 
  private:
   std::string_view s_;
+  parse_limits limits_;
   std::size_t i_ = 0;
+  std::size_t values_ = 0;
   parse_error err_{};
 
   unexpected<parse_error> fail(std::string msg) {
@@ -105,6 +121,7 @@ class parser {
   }
   bool parse(value& v, int depth) {
     if (depth > 64) return set_error("nesting deeper than 64 levels");
+    if (!count_value()) return false;
     if (i_ >= s_.size()) return set_error("unexpected end of input");
     const char c = s_[i_];
     if (c == '{') return object(v, depth);
@@ -242,6 +259,24 @@ class parser {
       return set_error("expected ',' or ']'");
     }
   }
+  // Duplicate keys, found in O(n log n) once the object is read (a check per
+  // key against every earlier one was quadratic).
+  bool unique_keys(const value& v) {
+    const auto& k = v.member_keys;
+    if (k.size() < 2) return true;
+    std::vector<std::string_view> sorted(k.begin(), k.end());
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 1; i < sorted.size(); ++i)
+      if (sorted[i] == sorted[i - 1]) return set_error("duplicate key \"" + quote_input(sorted[i]) + "\"");
+    return true;
+  }
+  // Every value counts against the limit (a value costs about 100 bytes).
+  bool count_value() {
+    if (++values_ <= limits_.max_values) return true;
+    if (err_.code == errc::ok)
+      err_ = {errc::oversized, i_, "more than " + std::to_string(limits_.max_values) + " values (parse_limits::max_values)"};
+    return false;
+  }
   bool object(value& v, int depth) {
     v.k = value::kind::object;
     ++i_;
@@ -255,7 +290,6 @@ class parser {
       if (i_ >= s_.size() || s_[i_] != '"') return set_error("expected a string key");
       std::string key;
       if (!string(key)) return false;
-      if (v.find(key) != nullptr) return set_error("duplicate key '" + key + "'");
       ws();
       if (i_ >= s_.size() || s_[i_] != ':') return set_error("expected ':'");
       ++i_;
@@ -267,7 +301,7 @@ class parser {
       ws();
       if (i_ >= s_.size()) return set_error("unterminated object");
       if (s_[i_] == ',') { ++i_; continue; }
-      if (s_[i_] == '}') { ++i_; return true; }
+      if (s_[i_] == '}') { ++i_; return unique_keys(v); }
       return set_error("expected ',' or '}'");
     }
   }
@@ -276,7 +310,9 @@ class parser {
 }  // namespace detail
 
 /// Parse one JSON document.
-[[nodiscard]] inline expected<value, parse_error> parse(std::string_view text) { return detail::parser(text).run(); }
+[[nodiscard]] inline expected<value, parse_error> parse(std::string_view text, parse_limits limits = {}) {
+  return detail::parser(text, limits).run();
+}
 
 /// Append `s` as a JSON string literal.
 inline void write_string(std::string& out, std::string_view s) {

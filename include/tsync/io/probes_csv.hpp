@@ -99,7 +99,7 @@ class probe_csv_reader {
       }
       if (e != errc::ok)
         return fail(e, std::string("field ") + std::to_string(i + 1) + " (" + name + "): '" +
-                           std::string(fields[i].substr(0, 40)) + "' is not a valid integer (" + to_string(e) + ")");
+                           quote_input(fields[i], 40) + "' is not a valid integer (" + to_string(e) + ")");
     }
     if (!have_id) p.id = probes_.size();
     probes_.push_back(p);
@@ -124,9 +124,9 @@ class probe_csv_reader {
       else if (f == "id") c = csv_col::id;
       else if (f == "burst") c = csv_col::burst;
       else if (f == "vcpu") c = csv_col::vcpu;
-      else return fail(errc::invalid_argument, "unknown column '" + std::string(f.substr(0, 40)) + "' in the header");
+      else return fail(errc::invalid_argument, "unknown column '" + quote_input(f, 40) + "' in the header");
       if (seen[static_cast<int>(c)])
-        return fail(errc::invalid_argument, "column '" + std::string(f) + "' appears twice in the header");
+        return fail(errc::invalid_argument, "column '" + quote_input(f, 40) + "' appears twice in the header");
       seen[static_cast<int>(c)] = true;
       cols_.push_back(c);
     }
@@ -145,6 +145,7 @@ class probe_csv_reader {
 /// Read probes from CSV text.
 [[nodiscard]] inline expected<std::vector<probe_sample>, csv_error> read_probes_csv(std::string_view text) {
   probe_csv_reader r;
+  if (text.substr(0, utf8_bom.size()) == utf8_bom) text.remove_prefix(utf8_bom.size());
   while (!text.empty()) {
     const auto nl = text.find('\n');
     if (auto ok = r.line(text.substr(0, nl)); !ok) return unexpected(ok.error());
@@ -155,11 +156,16 @@ class probe_csv_reader {
 
 /// Read probes from a stream (an I/O failure other than end of file is
 /// `errc::io_error` at line 0).
-[[nodiscard]] inline expected<std::vector<probe_sample>, csv_error> read_probes_csv(std::istream& in) {
+/// The input is read within `limits` (see io/text.hpp).
+[[nodiscard]] inline expected<std::vector<probe_sample>, csv_error> read_probes_csv(std::istream& in,
+                                                                                   text_limits limits = {}) {
   probe_csv_reader r;
   std::string line;
-  while (std::getline(in, line))
+  line_reader lines(in, limits);
+  while (lines.next(line))
     if (auto ok = r.line(line); !ok) return unexpected(ok.error());
+  if (lines.error() != errc::ok)
+    return unexpected(csv_error{lines.error(), lines.line(), lines.message()});
   if (in.bad()) return unexpected(csv_error{errc::io_error, 0, "read error"});
   return std::move(r).finish();
 }

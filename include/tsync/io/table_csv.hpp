@@ -41,13 +41,16 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
 }  // namespace detail
 
 /// Parse a table from text (see the file comment for the format).
-[[nodiscard]] inline expected<csv_table, csv_error> parse_table_csv(std::istream& in) {
+/// The input is read within `limits` (see io/text.hpp); a UTF-8 byte-order
+/// mark before the first line is skipped.
+[[nodiscard]] inline expected<csv_table, csv_error> parse_table_csv(std::istream& in, text_limits limits = {}) {
   csv_table out;
   std::string raw;
   std::size_t line = 0;
   bool seen_data = false;
-  while (std::getline(in, raw)) {
-    ++line;
+  line_reader lines(in, limits);
+  while (lines.next(raw)) {
+    line = lines.line();
     const std::string_view t = tsync::detail::trim_text(raw);
     if (t.empty() || t.front() == '#') continue;
     std::vector<std::string_view> f;
@@ -87,7 +90,7 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
       }
       if (e != errc::ok)
         return unexpected(detail::csv_fail(line, e,
-                                           std::string(names[i]) + " '" + std::string(f[i].substr(0, 40)) +
+                                           std::string(names[i]) + " '" + quote_input(f[i], 40) +
                                                "': " + to_string(e)));
     }
     if (f.size() == 4 && s.ratio == 0)
@@ -97,14 +100,16 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
     out.samples.push_back(s);
     out.lines.push_back(line);
   }
+  if (lines.error() != errc::ok) return unexpected(detail::csv_fail(lines.line(), lines.error(), lines.message()));
   if (in.bad()) return unexpected(csv_error{errc::io_error, line, "read error after line " + std::to_string(line)});
   return out;
 }
 
 /// Parse a table and build a `sync_table`; a validation error (unsorted
 /// times, a scaled sample in interpolate mode, ...) names the sample's line.
-[[nodiscard]] inline expected<correct::sync_table, csv_error> load_table_csv(std::istream& in, correct::table_options opt = {}) {
-  auto parsed = parse_table_csv(in);
+[[nodiscard]] inline expected<correct::sync_table, csv_error> load_table_csv(std::istream& in, correct::table_options opt = {},
+                                                                            text_limits limits = {}) {
+  auto parsed = parse_table_csv(in, limits);
   if (!parsed) return unexpected(parsed.error());
   if (auto bad = correct::check_samples(parsed->samples, opt.mode)) {
     if (bad->code == errc::empty_input) return unexpected(csv_error{errc::empty_input, 0, "the table has no samples"});

@@ -44,6 +44,7 @@
 #include "tsync/io/table_csv.hpp"
 #include "tsync/kvm/clock_ns.hpp"
 #include "tsync/core/config.hpp"
+#include "tsync/io/file.hpp"
 
 namespace tsync::inline TSYNC_ABI::io {
 
@@ -921,7 +922,7 @@ template <class Source> class dat_parser {
     if (!ver) return unexpected(ver.error());
     if (*ver == "6") info.version = 6;
     else if (*ver == "7") info.version = 7;
-    else return tc_fail(tracecmd_errc::unsupported_version, 10, "version '" + ver->substr(0, 16) + "' (6 and 7 are supported)");
+    else return tc_fail(tracecmd_errc::unsupported_version, 10, "version '" + quote_input(*ver, 16) + "' (6 and 7 are supported)");
     auto endian = bytes(1, "endianness flag");
     if (!endian) return unexpected(endian.error());
     const auto e = std::to_integer<unsigned>((*endian)[0]);
@@ -1170,9 +1171,12 @@ template <class Source> class dat_parser {
 }
 
 /// The same from a file on disk, reading only the header and the options.
-/// `io_error` when it cannot be opened or read.
+/// `io_error` when it cannot be opened or read, or is a directory ("is a
+/// directory") or a device (the message of io/file.hpp names the file).
 [[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat_file(const std::string& path,
                                                                                   dat_read_options ro = {}) {
+  if (auto ok = check_input_file(path); !ok)
+    return detail::tc_fail(tracecmd_errc::io_error, tracecmd_error::no_offset, ok.error().message);
   std::ifstream f(path, std::ios::binary);
   if (!f) return detail::tc_fail(tracecmd_errc::io_error, tracecmd_error::no_offset, "cannot open '" + path + "'");
   const file_source src(f);

@@ -188,12 +188,11 @@ struct tsc_params {
 // Precomputed exact inverse (no 128-bit division per value).
 // ---------------------------------------------------------------------------
 
-/// Why a batch conversion stopped.
-struct batch_error {
-  errc code = errc::ok;   ///< `overflow`, `invalid_argument` (span sizes) or a `validate` error
-  std::size_t index = 0;  ///< index of the first value that failed (0 for argument errors)
-  friend constexpr bool operator==(const batch_error&, const batch_error&) = default;
-};
+/// Why a batch conversion stopped: `code` is `overflow`, `invalid_argument`
+/// (span sizes) or a `validate` error, `index` the first value that failed (0
+/// for argument errors). The library's one span error (core/error.hpp); the
+/// name is kept for one release.
+using batch_error = index_error;
 
 namespace detail {
 // The constants of an `inverse_plan`, as the batch kernels read them.

@@ -74,7 +74,11 @@ struct clock_model {
 
   friend bool operator==(const clock_model&, const clock_model&) = default;
 
-  /// `errc::ok`, or `invalid_argument` (knot <= 0, quanta <= 0, period <= 0,
+  /// The largest sum of the offset steps' magnitudes (2^62 ns).
+  static constexpr std::int64_t max_offset_step_sum_ns = std::int64_t{1} << 62;
+
+  /// `errc::ok`, `out_of_range` (offset steps whose magnitudes sum above
+  /// `max_offset_step_sum_ns`), or `invalid_argument` (knot <= 0, quanta <= 0, period <= 0,
   /// negative noise or random walk, glitch_prob outside [0, 1], |rates| >= 10%,
   /// steps at negative times), `non_finite` (NaN / inf).
   [[nodiscard]] errc validate() const noexcept {
@@ -91,8 +95,14 @@ struct clock_model {
       if (s.at_ns < 0) return errc::invalid_argument;
       total_ppm += std::abs(s.delta_ppm);
     }
-    for (const auto& s : offset_steps)
+    // Offset steps: their running sum must stay far from int64's limits (a
+    // wrapped sum would silently move the truth).
+    i128 step_sum = 0;
+    for (const auto& s : offset_steps) {
       if (s.at_ns < 0) return errc::invalid_argument;
+      step_sum += s.delta_ns < 0 ? -static_cast<i128>(s.delta_ns) : static_cast<i128>(s.delta_ns);
+      if (step_sum > max_offset_step_sum_ns) return errc::out_of_range;
+    }
     if (total_ppm >= 1e5) return errc::invalid_argument;
     return errc::ok;
   }
@@ -110,16 +120,20 @@ class truth_map {
     std::int64_t h0, g0, h1, g1;
   };
 
+  /// The most knots of a regular grid (`span / knot`); more is `errc::oversized`.
+  static constexpr std::size_t max_knots = 10'000'000;
+
   truth_map() = default;
 
   /// Realise `m` for host times `[start_ns, start_ns + span_ns]` from `seed`
   /// (the random walk is the only random part). `m` must be valid.
   /// Errors: the model's `validate()` error, `errc::invalid_argument` for a
-  /// negative span, `errc::overflow` if a reading leaves int64.
+  /// negative span, `errc::oversized` for `span / knot >= max_knots`, `errc::overflow` if a reading leaves int64.
   static expected<truth_map, errc> make(const clock_model& m, std::int64_t start_ns, std::int64_t span_ns,
                                         std::uint64_t seed) {
     if (auto e = m.validate(); e != errc::ok) return unexpected(e);
     if (span_ns < 0) return unexpected(errc::invalid_argument);
+    if (span_ns / m.knot_ns >= static_cast<std::int64_t>(max_knots)) return unexpected(errc::oversized);
     const auto end = checked_add(start_ns, span_ns);
     if (!end) return unexpected(errc::overflow);
     const auto g_start = checked_sub(start_ns, m.offset_ns);

@@ -102,6 +102,156 @@ struct trace {
 /// Independent random streams of one run, derived from its seed.
 enum class stream : std::uint64_t { truth = 0, link = 1, stamps = 2, schedule = 3 };
 
+namespace detail {
+
+/// The state of one simulated run, advanced burst by burst (`run_burst`) and
+/// probe by probe: send a probe (`send_probe`), wait for its reply and record
+/// every reply that arrives meanwhile (`collect`).
+class simulation {
+ public:
+  simulation(const scenario& sc, std::uint64_t seed, trace& tr)
+      : sc_(sc),
+        tr_(tr),
+        link_(sc.link, derive_seed(seed, static_cast<std::uint64_t>(stream::link)), sc.start_ns),
+        stamp_rng_(derive_seed(seed, static_cast<std::uint64_t>(stream::stamps))),
+        sched_rng_(derive_seed(seed, static_cast<std::uint64_t>(stream::schedule))),
+        stamps_{&sc.clock} {
+    const std::size_t n = static_cast<std::size_t>(sc.burst_count()) * sc.probes_per_burst;
+    tr_.probes.reserve(n);
+    tr_.probe_truths.reserve(n);
+    recorded_ids_.reserve(n);
+  }
+
+  /// Run burst `b`: its start (with jitter), then its probes one after the other.
+  void run_burst(std::uint32_t b) {
+    burst_info bi;
+    bi.index = b;
+    bi.vcpu = b % sc_.vcpus;
+    const std::int64_t jitter =
+        sc_.burst_jitter_ns > 0
+            ? static_cast<std::int64_t>(sched_rng_.below(static_cast<std::uint64_t>(sc_.burst_jitter_ns)))
+            : 0;
+    std::int64_t s = sc_.start_ns + static_cast<std::int64_t>(b) * sc_.burst_interval_ns + jitter;
+    bi.start_ns = s;
+    pending_.clear();
+    for (std::uint32_t k = 0; k < sc_.probes_per_burst; ++k) {
+      const std::uint64_t id = next_id_++;
+      recorded_ids_.push_back(false);
+      ++bi.sent;
+      const std::int64_t t1 = stamps_.host_stamp(s, stamp_rng_);
+      send_probe(s, id);
+      s = collect(s, t1, id, bi) + sc_.probe_gap_ns;
+    }
+    bi.end_ns = s - sc_.probe_gap_ns;
+    tr_.bursts.push_back(bi);
+  }
+
+  /// The run's totals.
+  void finish() {
+    tr_.stats.sent = next_id_;
+    tr_.stats.recorded = tr_.probes.size();
+    tr_.stats.messages_lost = link_.lost();
+  }
+
+ private:
+  struct in_flight {
+    std::int64_t arrival;
+    std::int64_t g;
+    std::int64_t guest_rx;
+    std::int64_t send;
+    std::uint64_t id;
+    bool glitched;
+  };
+
+  // The forward message (and its duplicate): the guest stamps and replies to each copy.
+  void send_probe(std::int64_t s, std::uint64_t id) {
+    const delivery fd = link_.send(direction::forward, s);
+    if (!fd) return;
+    const std::int64_t copies[2] = {fd.arrival, fd.duplicate.value_or(0)};
+    const int n_copies = fd.duplicate ? 2 : 1;
+    for (int c = 0; c < n_copies; ++c) {
+      const std::int64_t a = copies[c];
+      bool glitched = false;
+      const std::int64_t g = stamps_.guest_stamp(tr_.truth.guest_at(a), stamp_rng_, glitched);
+      const delivery bd = link_.send(direction::backward, a);
+      if (bd) {
+        pending_.push_back({bd.arrival, g, a, s, id, glitched});
+        if (bd.duplicate) pending_.push_back({*bd.duplicate, g, a, s, id, glitched});
+      }
+    }
+  }
+
+  // Wait for probe `id`'s own reply (at most `timeout`); drop replies that
+  // arrived before the wait; record every reply that arrives during it.
+  // Returns the end of the wait.
+  std::int64_t collect(std::int64_t s, std::int64_t t1, std::uint64_t id, burst_info& bi) {
+    std::erase_if(pending_, [s](const in_flight& f) { return f.arrival < s; });
+    std::sort(pending_.begin(), pending_.end(),
+              [](const in_flight& x, const in_flight& y) { return x.arrival < y.arrival; });
+    std::int64_t wait_end = s + sc_.timeout_ns;
+    bool got_own = false;
+    for (const auto& f : pending_) {
+      if (f.id == id && f.arrival <= wait_end) {
+        wait_end = f.arrival;
+        got_own = true;
+        break;
+      }
+    }
+    std::size_t taken = 0;
+    for (const auto& f : pending_) {
+      if (f.arrival > wait_end) break;
+      ++taken;
+      record(f, s, t1, id, bi);
+      if (got_own && f.id == id && f.arrival == wait_end) break;
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(taken));
+    if (!got_own) ++tr_.stats.timeouts;
+    return wait_end;
+  }
+
+  // Record reply `f` to the probe `id` sent at `s` and stamped `t1`.
+  void record(const in_flight& f, std::int64_t s, std::int64_t t1, std::uint64_t id, burst_info& bi) {
+    probe_sample p;
+    p.t1 = t1;
+    p.g = f.g;
+    p.t2 = stamps_.host_stamp(f.arrival, stamp_rng_);
+    p.id = f.id;
+    p.burst = bi.index;
+    p.vcpu = bi.vcpu;
+    probe_truth pt;
+    pt.sent_id = id;
+    pt.send_ns = s;
+    pt.guest_rx_ns = f.guest_rx;
+    pt.recv_ns = f.arrival;
+    pt.glitched = f.glitched;
+    const auto idx = static_cast<std::size_t>(f.id);
+    if (recorded_ids_[idx]) {
+      pt.duplicate = true;
+      ++tr_.stats.duplicates;
+    } else if (f.id != id) {
+      pt.mispaired = true;
+      ++tr_.stats.mispaired;
+    }
+    recorded_ids_[idx] = true;
+    if (f.glitched) ++tr_.stats.glitched;
+    tr_.probes.push_back(p);
+    tr_.probe_truths.push_back(pt);
+    ++bi.recorded;
+  }
+
+  const scenario& sc_;
+  trace& tr_;
+  link_state link_;
+  rng stamp_rng_;
+  rng sched_rng_;
+  stamp_model stamps_;
+  std::vector<in_flight> pending_{};
+  std::vector<bool> recorded_ids_{};
+  std::uint64_t next_id_ = 0;
+};
+
+}  // namespace detail
+
 /// Run `sc` with `seed`. Errors: the scenario's `validate()` error, or
 /// `errc::overflow` when a time leaves int64.
 [[nodiscard]] inline expected<trace, errc> simulate(const scenario& sc, std::uint64_t seed) {
@@ -117,115 +267,10 @@ enum class stream : std::uint64_t { truth = 0, link = 1, stamps = 2, schedule = 
                                derive_seed(seed, static_cast<std::uint64_t>(stream::truth)));
   if (!truth) return unexpected(truth.error());
   tr.truth = std::move(*truth);
-
-  link_state link(sc.link, derive_seed(seed, static_cast<std::uint64_t>(stream::link)), sc.start_ns);
-  rng stamp_rng(derive_seed(seed, static_cast<std::uint64_t>(stream::stamps)));
-  rng sched_rng(derive_seed(seed, static_cast<std::uint64_t>(stream::schedule)));
-  const stamp_model stamps{&sc.clock};
-
-  struct in_flight {
-    std::int64_t arrival;
-    std::int64_t g;
-    std::int64_t guest_rx;
-    std::int64_t send;
-    std::uint64_t id;
-    bool glitched;
-  };
-  std::vector<in_flight> pending;
-  std::vector<bool> recorded_ids;
-  std::uint64_t next_id = 0;
+  detail::simulation run(sc, seed, tr);
   const std::uint32_t n_bursts = sc.burst_count();
-  tr.probes.reserve(static_cast<std::size_t>(n_bursts) * sc.probes_per_burst);
-  tr.probe_truths.reserve(tr.probes.capacity());
-  recorded_ids.reserve(tr.probes.capacity());
-
-  for (std::uint32_t b = 0; b < n_bursts; ++b) {
-    burst_info bi;
-    bi.index = b;
-    bi.vcpu = b % sc.vcpus;
-    const std::int64_t jitter =
-        sc.burst_jitter_ns > 0 ? static_cast<std::int64_t>(sched_rng.below(static_cast<std::uint64_t>(sc.burst_jitter_ns)))
-                               : 0;
-    std::int64_t s = sc.start_ns + static_cast<std::int64_t>(b) * sc.burst_interval_ns + jitter;
-    bi.start_ns = s;
-    pending.clear();
-    for (std::uint32_t k = 0; k < sc.probes_per_burst; ++k) {
-      const std::uint64_t id = next_id++;
-      recorded_ids.push_back(false);
-      ++bi.sent;
-      const std::int64_t t1 = stamps.host_stamp(s, stamp_rng);
-      // Forward message (and its duplicate): the guest stamps and replies to each copy.
-      const delivery fd = link.send(direction::forward, s);
-      if (fd) {
-        std::int64_t copies[2] = {fd.arrival, fd.duplicate.value_or(0)};
-        const int n_copies = fd.duplicate ? 2 : 1;
-        for (int c = 0; c < n_copies; ++c) {
-          const std::int64_t a = copies[c];
-          bool glitched = false;
-          const std::int64_t g = stamps.guest_stamp(tr.truth.guest_at(a), stamp_rng, glitched);
-          const delivery bd = link.send(direction::backward, a);
-          if (bd) {
-            pending.push_back({bd.arrival, g, a, s, id, glitched});
-            if (bd.duplicate) pending.push_back({*bd.duplicate, g, a, s, id, glitched});
-          }
-        }
-      }
-      // Wait for this probe's own reply (at most `timeout`); drop replies that
-      // arrived before the wait; record every reply that arrives during it.
-      std::erase_if(pending, [s](const in_flight& f) { return f.arrival < s; });
-      std::sort(pending.begin(), pending.end(),
-                [](const in_flight& x, const in_flight& y) { return x.arrival < y.arrival; });
-      std::int64_t wait_end = s + sc.timeout_ns;
-      bool got_own = false;
-      for (const auto& f : pending) {
-        if (f.id == id && f.arrival <= wait_end) {
-          wait_end = f.arrival;
-          got_own = true;
-          break;
-        }
-      }
-      std::size_t taken = 0;
-      for (const auto& f : pending) {
-        if (f.arrival > wait_end) break;
-        ++taken;
-        probe_sample p;
-        p.t1 = t1;
-        p.g = f.g;
-        p.t2 = stamps.host_stamp(f.arrival, stamp_rng);
-        p.id = f.id;
-        p.burst = b;
-        p.vcpu = bi.vcpu;
-        probe_truth pt;
-        pt.sent_id = id;
-        pt.send_ns = s;
-        pt.guest_rx_ns = f.guest_rx;
-        pt.recv_ns = f.arrival;
-        pt.glitched = f.glitched;
-        const auto idx = static_cast<std::size_t>(f.id);
-        if (recorded_ids[idx]) {
-          pt.duplicate = true;
-          ++tr.stats.duplicates;
-        } else if (f.id != id) {
-          pt.mispaired = true;
-          ++tr.stats.mispaired;
-        }
-        recorded_ids[idx] = true;
-        if (f.glitched) ++tr.stats.glitched;
-        tr.probes.push_back(p);
-        tr.probe_truths.push_back(pt);
-        ++bi.recorded;
-        if (got_own && f.id == id && f.arrival == wait_end) break;
-      }
-      pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(taken));
-      if (!got_own) ++tr.stats.timeouts;
-      s = wait_end + sc.probe_gap_ns;
-    }
-    bi.end_ns = s - sc.probe_gap_ns;
-    tr.bursts.push_back(bi);
-  }
-  tr.stats.sent = next_id;
-  tr.stats.recorded = tr.probes.size();
-  tr.stats.messages_lost = link.lost();
+  for (std::uint32_t b = 0; b < n_bursts; ++b) run.run_burst(b);
+  run.finish();
   return tr;
 }
 

@@ -34,6 +34,7 @@
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/io/text.hpp"
 #include "tsync/core/config.hpp"
 
 namespace tsync::inline TSYNC_ABI::sim {
@@ -214,15 +215,7 @@ inline std::string format_double(double v) {
   return std::string(buf.data(), res.ptr);
 }
 /// A whole string as a finite double (no spaces, no leading '+').
-inline expected<double, errc> parse_double(std::string_view s) {
-  if (s.empty()) return unexpected(errc::malformed_number);
-  double v = 0;
-  auto res = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (res.ec == std::errc::result_out_of_range) return unexpected(errc::number_out_of_range);
-  if (res.ec != std::errc{} || res.ptr != s.data() + s.size()) return unexpected(errc::malformed_number);
-  if (!std::isfinite(v)) return unexpected(errc::non_finite);
-  return v;
-}
+inline expected<double, errc> parse_double(std::string_view s) { return io::parse_decimal<double>(s); }
 }  // namespace detail
 
 /// The text form of a distribution (see the file comment); round-trips exactly

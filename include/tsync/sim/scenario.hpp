@@ -1,12 +1,13 @@
 #pragma once
 /// \file
-/// A simulation scenario (clock model + link model + probing schedule), its
-/// `key=value` text format, and the named presets of the benchmark (B1–B8 of
+/// A simulation scenario (clock model + link model + probing schedule) and
+/// the named presets of the benchmark (B1–B8 of
 /// the estimator reference, plus `frequency_step`).
 ///
-/// Text format: one `key=value` per line; blank lines and lines starting with
+/// Text format (io/scenario_text.hpp): one `key=value` per line; blank lines and lines starting with
 /// `#` are ignored; spaces around key and value are ignored. Durations take a
-/// unit suffix `ns`, `us`, `ms`, `s` or `min` (none = ns) and may have a decimal
+/// unit suffix `ns`, `us`, `ms`, `s`, `m` or `min`, `h` (none = ns; the
+/// grammar of io/duration.hpp) and may have a decimal
 /// fraction (`2.5ms`); rates are plain decimals; distributions use the text form
 /// of `random.hpp` (`exp:2000`, values in ns). Repeatable keys
 /// (`clock.offset_step`, `clock.freq_step`, `link.asym_step`) add one step per
@@ -37,7 +38,6 @@
 /// | `link.asym_step=AT,fwd|back,DELTA` | the minimum delay of one direction changes by DELTA at AT |
 
 #include <array>
-#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -49,7 +49,6 @@
 #include "tsync/sim/clock_model.hpp"
 #include "tsync/sim/link_model.hpp"
 #include "tsync/sim/random.hpp"
-#include "tsync/io/text.hpp"
 #include "tsync/core/config.hpp"
 
 namespace tsync::inline TSYNC_ABI::sim {
@@ -85,6 +84,7 @@ struct scenario {
     if (start_ns < 0 || start_ns > (std::int64_t{1} << 62) || duration_ns > (std::int64_t{1} << 60))
       return errc::out_of_range;
     if (auto e = clock.validate(); e != errc::ok) return e;
+    if (duration_ns / clock.knot_ns >= static_cast<std::int64_t>(truth_map::max_knots)) return errc::oversized;
     return link.validate();
   }
   /// Number of bursts: one at the start and one every interval up to the duration.
@@ -176,256 +176,12 @@ struct scenario {
   return sc;
 }
 
-// ---------------------------------------------------------------------------
-// Text format
-
-/// A parse error: the code, the 1-based line number (0 when not tied to a
-/// line) and a message naming the key and the problem.
+/// A parse error of the text form: `tsync::text_error` (code, line, field =
+/// the key, message).
 using parse_error = tsync::text_error;
 
-namespace detail {
-
-/// Print a duration with the largest unit that represents it exactly.
-inline std::string format_duration(std::int64_t ns) {
-  struct unit { std::int64_t f; const char* s; };
-  for (const unit u : {unit{60'000'000'000, "min"}, unit{1'000'000'000, "s"}, unit{1'000'000, "ms"}, unit{1'000, "us"}})
-    if (ns != 0 && ns % u.f == 0) return std::to_string(ns / u.f) + u.s;
-  return std::to_string(ns) + "ns";
-}
-
-/// Parse a duration: `[-]DIGITS[.DIGITS][unit]`, unit in ns, us, ms, s, min.
-inline expected<std::int64_t, errc> parse_duration(std::string_view t) {
-  std::int64_t f = 1;
-  auto ends = [&](std::string_view suf) {
-    return t.size() >= suf.size() && t.substr(t.size() - suf.size()) == suf;
-  };
-  if (ends("min")) { f = 60'000'000'000; t.remove_suffix(3); }
-  else if (ends("ns")) { f = 1; t.remove_suffix(2); }
-  else if (ends("us")) { f = 1'000; t.remove_suffix(2); }
-  else if (ends("ms")) { f = 1'000'000; t.remove_suffix(2); }
-  else if (ends("s")) { f = 1'000'000'000; t.remove_suffix(1); }
-  if (t.empty()) return unexpected(errc::malformed_number);
-  if (t.find_first_of(".eE") == std::string_view::npos) {
-    std::int64_t v = 0;
-    auto res = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (res.ec == std::errc::result_out_of_range) return unexpected(errc::number_out_of_range);
-    if (res.ec != std::errc{} || res.ptr != t.data() + t.size()) return unexpected(errc::malformed_number);
-    auto r = checked_mul(v, f);
-    if (!r) return unexpected(errc::number_out_of_range);
-    return *r;
-  }
-  auto d = parse_double(t);
-  if (!d) return unexpected(d.error());
-  const double v = *d * static_cast<double>(f);
-  if (!(std::abs(v) < 9.2e18)) return unexpected(errc::number_out_of_range);
-  return static_cast<std::int64_t>(std::llround(v));
-}
-
-inline std::vector<std::string_view> split_commas(std::string_view v) {
-  std::vector<std::string_view> out;
-  while (true) {
-    auto c = v.find(',');
-    out.push_back(v.substr(0, c));
-    if (c == std::string_view::npos) break;
-    v = v.substr(c + 1);
-  }
-  return out;
-}
-
-}  // namespace detail
-
-/// The text form of `sc` (every key, steps one per line).
-[[nodiscard]] inline std::string to_text(const scenario& sc) {
-  using detail::format_double;
-  using detail::format_duration;
-  std::string o;
-  auto kv = [&](std::string_view k, const std::string& v) {
-    o.append(k);
-    o += '=';
-    o += v;
-    o += '\n';
-  };
-  kv("name", sc.name);
-  kv("description", sc.description);
-  kv("start", format_duration(sc.start_ns));
-  kv("duration", format_duration(sc.duration_ns));
-  kv("burst_interval", format_duration(sc.burst_interval_ns));
-  kv("burst_jitter", format_duration(sc.burst_jitter_ns));
-  kv("probes_per_burst", std::to_string(sc.probes_per_burst));
-  kv("probe_gap", format_duration(sc.probe_gap_ns));
-  kv("timeout", format_duration(sc.timeout_ns));
-  kv("vcpus", std::to_string(sc.vcpus));
-  const clock_model& c = sc.clock;
-  kv("clock.offset", format_duration(c.offset_ns));
-  kv("clock.drift_ppm", format_double(c.drift_ppm));
-  kv("clock.freq_rw_ppb", format_double(c.freq_rw_ppb));
-  kv("clock.wander_ppm", format_double(c.wander_ppm));
-  kv("clock.wander_period", format_duration(c.wander_period_ns));
-  kv("clock.wander_phase", format_double(c.wander_phase_rad));
-  for (const auto& st : c.offset_steps) kv("clock.offset_step", format_duration(st.at_ns) + "," + format_duration(st.delta_ns));
-  for (const auto& st : c.frequency_steps) kv("clock.freq_step", format_duration(st.at_ns) + "," + format_double(st.delta_ppm));
-  kv("clock.knot", format_duration(c.knot_ns));
-  kv("clock.host_quantum", format_duration(c.host_quantum_ns));
-  kv("clock.guest_quantum", format_duration(c.guest_quantum_ns));
-  kv("clock.host_noise", format_double(c.host_noise_ns));
-  kv("clock.guest_noise", format_double(c.guest_noise_ns));
-  kv("clock.glitch_prob", format_double(c.glitch_prob));
-  kv("clock.glitch", format_duration(c.glitch_ns));
-  const link_model& l = sc.link;
-  kv("link.fwd.min", format_duration(l.fwd.min_ns));
-  kv("link.fwd.queue", to_string(l.fwd.queue));
-  kv("link.back.min", format_duration(l.back.min_ns));
-  kv("link.back.queue", to_string(l.back.queue));
-  kv("link.loss", format_double(l.loss_prob));
-  kv("link.dup", format_double(l.dup_prob));
-  kv("link.dup_delay", to_string(l.dup_delay));
-  kv("link.reorder", format_double(l.reorder_prob));
-  kv("link.reorder_delay", to_string(l.reorder_delay));
-  kv("link.spike", format_double(l.spike_prob));
-  kv("link.spike_delay", to_string(l.spike_delay));
-  for (const auto& st : l.asymmetry_steps)
-    kv("link.asym_step", format_duration(st.at_ns) + "," + (st.dir == direction::forward ? "fwd" : "back") + "," +
-                             format_duration(st.delta_ns));
-  return o;
-}
-
-/// Parse the text format (see the file comment). The result is validated.
-/// Errors name the line and key: unknown key, missing `=`, malformed value,
-/// `preset` not on the first setting line, or an invalid scenario (line 0).
-[[nodiscard]] inline expected<scenario, parse_error> parse_scenario(std::string_view text) {
-  scenario sc;
-  bool cleared_offset = false, cleared_freq = false, cleared_asym = false;
-  bool any_setting = false;
-  std::size_t line_no = 0;
-  while (!text.empty() || line_no == 0) {
-    ++line_no;
-    const auto nl = text.find('\n');
-    const std::string_view raw = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-    const std::string_view line = tsync::detail::trim_text(raw);
-    if (line.empty() || line.front() == '#') {
-      if (text.empty()) break;
-      continue;
-    }
-    const auto eq = line.find('=');
-    if (eq == std::string_view::npos)
-      return unexpected(parse_error{errc::invalid_argument, line_no, "expected key=value, got '" + std::string(line.substr(0, 60)) + "'"});
-    const std::string_view key = tsync::detail::trim_text(line.substr(0, eq));
-    const std::string_view val = tsync::detail::trim_text(line.substr(eq + 1));
-    auto err = [&](errc e, std::string_view what) {
-      return unexpected(parse_error{e, line_no, std::string(key) + ": " + std::string(what) + " ('" +
-                                                    std::string(val.substr(0, 60)) + "': " + to_string(e) + ")"});
-    };
-    auto dur = [&](std::int64_t& out) -> errc {
-      auto v = detail::parse_duration(val);
-      if (!v) return v.error();
-      out = *v;
-      return errc::ok;
-    };
-    auto dbl = [&](double& out) -> errc {
-      auto v = detail::parse_double(val);
-      if (!v) return v.error();
-      out = *v;
-      return errc::ok;
-    };
-    auto u32 = [&](std::uint32_t& out) -> errc {
-      std::uint32_t v = 0;
-      auto res = std::from_chars(val.data(), val.data() + val.size(), v);
-      if (res.ec == std::errc::result_out_of_range) return errc::number_out_of_range;
-      if (res.ec != std::errc{} || res.ptr != val.data() + val.size() || val.empty()) return errc::malformed_number;
-      out = v;
-      return errc::ok;
-    };
-    auto dist = [&](distribution& out) -> errc {
-      auto v = parse_distribution(val);
-      if (!v) return v.error();
-      out = *v;
-      return errc::ok;
-    };
-    errc e = errc::ok;
-    const char* what = "bad value";
-    if (key == "preset") {
-      if (any_setting) return err(errc::invalid_argument, "preset must come before every other key");
-      auto p = preset(val);
-      if (!p) return err(p.error(), "unknown preset");
-      sc = *p;
-    } else if (key == "name") {
-      sc.name = std::string(val);
-    } else if (key == "description") {
-      sc.description = std::string(val);
-    } else if (key == "start") { e = dur(sc.start_ns); what = "expected a duration";
-    } else if (key == "duration") { e = dur(sc.duration_ns); what = "expected a duration";
-    } else if (key == "burst_interval") { e = dur(sc.burst_interval_ns); what = "expected a duration";
-    } else if (key == "burst_jitter") { e = dur(sc.burst_jitter_ns); what = "expected a duration";
-    } else if (key == "probes_per_burst") { e = u32(sc.probes_per_burst); what = "expected a count";
-    } else if (key == "probe_gap") { e = dur(sc.probe_gap_ns); what = "expected a duration";
-    } else if (key == "timeout") { e = dur(sc.timeout_ns); what = "expected a duration";
-    } else if (key == "vcpus") { e = u32(sc.vcpus); what = "expected a count";
-    } else if (key == "clock.offset") { e = dur(sc.clock.offset_ns); what = "expected a duration";
-    } else if (key == "clock.drift_ppm") { e = dbl(sc.clock.drift_ppm); what = "expected a number";
-    } else if (key == "clock.freq_rw_ppb") { e = dbl(sc.clock.freq_rw_ppb); what = "expected a number";
-    } else if (key == "clock.wander_ppm") { e = dbl(sc.clock.wander_ppm); what = "expected a number";
-    } else if (key == "clock.wander_period") { e = dur(sc.clock.wander_period_ns); what = "expected a duration";
-    } else if (key == "clock.wander_phase") { e = dbl(sc.clock.wander_phase_rad); what = "expected a number";
-    } else if (key == "clock.knot") { e = dur(sc.clock.knot_ns); what = "expected a duration";
-    } else if (key == "clock.host_quantum") { e = dur(sc.clock.host_quantum_ns); what = "expected a duration";
-    } else if (key == "clock.guest_quantum") { e = dur(sc.clock.guest_quantum_ns); what = "expected a duration";
-    } else if (key == "clock.host_noise") { e = dbl(sc.clock.host_noise_ns); what = "expected a number (ns)";
-    } else if (key == "clock.guest_noise") { e = dbl(sc.clock.guest_noise_ns); what = "expected a number (ns)";
-    } else if (key == "clock.glitch_prob") { e = dbl(sc.clock.glitch_prob); what = "expected a probability";
-    } else if (key == "clock.glitch") { e = dur(sc.clock.glitch_ns); what = "expected a duration";
-    } else if (key == "clock.offset_step" || key == "clock.freq_step" || key == "link.asym_step") {
-      const auto parts = detail::split_commas(val);
-      const std::size_t want = key == "link.asym_step" ? 3 : 2;
-      if (parts.size() != want)
-        return err(errc::invalid_argument, want == 3 ? "expected AT,fwd|back,DELTA" : "expected AT,DELTA");
-      auto at = detail::parse_duration(tsync::detail::trim_text(parts[0]));
-      if (!at) return err(at.error(), "bad step time");
-      if (key == "clock.offset_step") {
-        auto d = detail::parse_duration(tsync::detail::trim_text(parts[1]));
-        if (!d) return err(d.error(), "bad step size");
-        if (!cleared_offset) sc.clock.offset_steps.clear();
-        cleared_offset = true;
-        sc.clock.offset_steps.push_back({*at, *d});
-      } else if (key == "clock.freq_step") {
-        auto d = detail::parse_double(tsync::detail::trim_text(parts[1]));
-        if (!d) return err(d.error(), "bad step size (ppm)");
-        if (!cleared_freq) sc.clock.frequency_steps.clear();
-        cleared_freq = true;
-        sc.clock.frequency_steps.push_back({*at, *d});
-      } else {
-        const auto dir_text = tsync::detail::trim_text(parts[1]);
-        direction dir{};
-        if (dir_text == "fwd" || dir_text == "forward") dir = direction::forward;
-        else if (dir_text == "back" || dir_text == "backward") dir = direction::backward;
-        else return err(errc::invalid_argument, "direction must be fwd or back");
-        auto d = detail::parse_duration(tsync::detail::trim_text(parts[2]));
-        if (!d) return err(d.error(), "bad step size");
-        if (!cleared_asym) sc.link.asymmetry_steps.clear();
-        cleared_asym = true;
-        sc.link.asymmetry_steps.push_back({*at, dir, *d});
-      }
-    } else if (key == "link.fwd.min") { e = dur(sc.link.fwd.min_ns); what = "expected a duration";
-    } else if (key == "link.fwd.queue") { e = dist(sc.link.fwd.queue); what = "expected a distribution";
-    } else if (key == "link.back.min") { e = dur(sc.link.back.min_ns); what = "expected a duration";
-    } else if (key == "link.back.queue") { e = dist(sc.link.back.queue); what = "expected a distribution";
-    } else if (key == "link.loss") { e = dbl(sc.link.loss_prob); what = "expected a probability";
-    } else if (key == "link.dup") { e = dbl(sc.link.dup_prob); what = "expected a probability";
-    } else if (key == "link.dup_delay") { e = dist(sc.link.dup_delay); what = "expected a distribution";
-    } else if (key == "link.reorder") { e = dbl(sc.link.reorder_prob); what = "expected a probability";
-    } else if (key == "link.reorder_delay") { e = dist(sc.link.reorder_delay); what = "expected a distribution";
-    } else if (key == "link.spike") { e = dbl(sc.link.spike_prob); what = "expected a probability";
-    } else if (key == "link.spike_delay") { e = dist(sc.link.spike_delay); what = "expected a distribution";
-    } else {
-      return unexpected(parse_error{errc::not_found, line_no, "unknown key '" + std::string(key.substr(0, 60)) + "'"});
-    }
-    if (e != errc::ok) return err(e, what);
-    any_setting = true;
-    if (text.empty()) break;
-  }
-  if (auto e = sc.validate(); e != errc::ok)
-    return unexpected(parse_error{e, 0, std::string("invalid scenario: ") + to_string(e)});
-  return sc;
-}
-
 }  // namespace tsync::sim
+
+// The text form (`to_text`, `parse_scenario`) lives in io/scenario_text.hpp;
+// included here so that this header keeps offering it.
+#include "tsync/io/scenario_text.hpp"
