@@ -504,7 +504,7 @@ TEST_CASE("the session's fastest_response and the registry's (tsync estimate) ag
   std::map<std::uint32_t, std::vector<probe_sample>> probes_of;  // series id -> probes
   session_config cfg;
   cfg.probes = 60;
-  cfg.interval = 0ms;
+  cfg.interval = 1ms;  // (zero would mean: the first series and the last only)
   cfg.max_rounds = 3;
   auto s = make_session({channel{{0}, [&](std::uint32_t id, std::uint32_t v, std::uint32_t n) {
                                    auto out = w.run(id, v, n);
