@@ -98,15 +98,18 @@ namespace detail {
 
 /// trace-cmd's fastest response: the probe with the smallest `t2 − t1` (the
 /// first one on ties), its midpoint offset at its guest stamp, and its own
-/// interval `[t1 − g, t2 − g]` as the hard interval.
+/// interval `[t1 − g, t2 − g]` as the hard interval. Like every other
+/// estimator it refuses a burst whose probes contradict each other (their hard
+/// envelope, drift allowance included, is empty): `errc::infeasible`.
 struct fastest_response_estimator {
   static constexpr std::string_view name = "fastest_response";
   static constexpr bool gated = false;
-  [[nodiscard]] expected<burst_estimate, errc> operator()(const burst_probes& b, const fit_options&, double) const {
+  [[nodiscard]] expected<burst_estimate, errc> operator()(const burst_probes& b, const fit_options& o, double) const {
     if (b.probes.empty()) return unexpected(errc::empty_input);
     const probe_sample* best = &b.probes.front();
     for (const auto& p : b.probes)
       if (rtt_of(p) < rtt_of(*best)) best = &p;
+    if (auto h = detail::hard_envelope(b, best->g, o.max_drift); !h) return unexpected(h.error());
     burst_estimate e;
     e.ref = best->g;
     e.offset = static_cast<std::int64_t>(midpoint_offset(*best));
