@@ -36,8 +36,13 @@ int finish_stdout(int rc) {
   int err = !std::cout ? errno : 0;
   if (std::fflush(stdout) != 0 && err == 0) err = errno != 0 ? errno : EIO;
   if (std::ferror(stdout) && err == 0) err = errno != 0 ? errno : EIO;
+  if ((std::ferror(stdout) || !std::cout) && (err == 0 || err == EIO)) {
+    // The failing write's errno was overwritten since: one byte more on the
+    // already broken stream tells which error it is (ENOSPC, EBADF, EPIPE, ...).
+    if (::write(STDOUT_FILENO, "\n", 1) < 0) err = errno;
+    if (err == 0) err = EIO;
+  }
   if (::close(STDOUT_FILENO) != 0 && errno != EBADF && err == 0) err = errno;
-  if (err == 0 && !std::cout) err = EIO;
   if (err == 0) return rc;
   std::cerr << "tsync: cannot write standard output: " << std::strerror(err) << '\n';
   return rc == 0 ? 1 : rc;
