@@ -14,7 +14,9 @@
 ///   `ENOMEM`) the loop backs off (`backoff`, default 100 ms) instead of spinning.
 ///
 /// `log` gets one line per state change (cap reached / below cap again, accept
-/// failing / accepting again), never one per connection.
+/// failing / accepting again), never one per connection; the capped state is
+/// left at most once per `cap_log_interval`, so churn at the cap logs at most
+/// two lines a second.
 
 #include <atomic>
 #include <chrono>
@@ -43,6 +45,8 @@ struct server_options {
   std::chrono::nanoseconds poll = std::chrono::milliseconds(200);     ///< how often `stop` is checked
   std::uint64_t max_accepted = 0;  ///< > 0: stop accepting after this many served connections
   std::function<void(const std::string&)> log;  ///< one line per state change (may be empty)
+  /// The capped state is left (and logged) at most this often.
+  std::chrono::nanoseconds cap_log_interval = std::chrono::seconds(1);
 };
 
 /// Counters of a `server::run`.
@@ -99,23 +103,27 @@ class server {
     std::unique_lock lk(mu_);
     if (active_ >= opt_.max_connections) {
       ++stats_.refused;
+      if (at_cap_) return;  // `p` closes the connection
+      at_cap_ = true;
+      cap_since_ = std::chrono::steady_clock::now();
+      refused_at_cap_ = stats_.refused - 1;
       lk.unlock();
-      if (!at_cap_) {
-        at_cap_ = true;
-        say("connection cap reached (" + std::to_string(opt_.max_connections) + "): refusing new connections");
-      }
-      return;  // `p` closes the connection
+      say("connection cap reached (" + std::to_string(opt_.max_connections) + "): refusing new connections");
+      return;
     }
-    if (at_cap_) {
+    if (at_cap_ && std::chrono::steady_clock::now() - cap_since_ >= opt_.cap_log_interval) {
+      // Leaving the capped state is logged at most once per interval, so a
+      // client churning at the cap cannot flood the log.
       at_cap_ = false;
+      const auto refused = stats_.refused - refused_at_cap_;
       lk.unlock();
-      say("below the connection cap again");
+      say("below the connection cap again (" + std::to_string(refused) + " refused meanwhile)");
       lk.lock();
     }
     ++active_;
     ++stats_.accepted;
     queue_.push_back(std::move(*p));
-    if (idle_ == 0 && threads_.size() < opt_.max_connections) {
+    if (queue_.size() > idle_ && threads_.size() < opt_.max_connections) {
       try {
         threads_.emplace_back([this] { work(); });
       } catch (const std::system_error&) {
@@ -224,6 +232,8 @@ class server {
   std::size_t active_ = 0, idle_ = 0;
   bool closing_ = false;
   bool at_cap_ = false, accept_failing_ = false;  // accept-loop thread only
+  std::chrono::steady_clock::time_point cap_since_{};
+  std::uint64_t refused_at_cap_ = 0;
   std::stop_source handlers_stop_;
   server_stats stats_{};
 };
