@@ -29,6 +29,7 @@
 #include "tsync/correct.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/io/tsc_offset_records.hpp"
+#include "tsync/sync/tsc_writes.hpp"
 #include "tsync/io/json.hpp"
 #include "tsync/estimate/model.hpp"
 
@@ -122,13 +123,16 @@ class line_writer {
     buf_ += '\n';
     if (buf_.size() > (1u << 16)) flush();
   }
-  /// `ambiguous: h1 h2 ...` for an event whose offset the data cannot decide.
-  void put_ambiguous(const std::vector<std::uint64_t>& candidates) {
+  /// `ambiguous: h1 h2 ...` for an event whose offset the data cannot decide;
+  /// when not every candidate is shown, `ambiguous: h1 h2 h3 ... hN (N candidates)`.
+  void put_ambiguous(const std::vector<std::uint64_t>& shown, std::size_t candidates) {
     buf_ += "ambiguous:";
-    for (auto c : candidates) {
+    for (std::size_t i = 0; i < shown.size(); ++i) {
+      if (i + 1 == shown.size() && candidates > shown.size()) buf_ += " ...";
       buf_ += ' ';
-      buf_ += std::to_string(c);
+      buf_ += std::to_string(shown[i]);
     }
+    if (candidates > shown.size()) buf_ += " (" + std::to_string(candidates) + " candidates)";
     buf_ += '\n';
     if (buf_.size() > (1u << 16)) flush();
   }
@@ -153,22 +157,6 @@ class line_writer {
 
 /// Exit status of `--tsc-writes` when some events are ambiguous (all lines are written).
 constexpr int exit_ambiguous = 3;
-
-/// The line of the first record of `vcpu` whose previous offset is not the
-/// next offset of the record before it (records sorted by host time).
-std::string chain_break(const std::vector<tsync::correct::tsc_offset_write>& w, const std::vector<std::size_t>& lines,
-                        std::uint32_t vcpu) {
-  std::optional<std::size_t> last;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (w[i].vcpu != vcpu) continue;
-    if (last && w[i].previous_offset != w[*last].next_offset)
-      return "line " + std::to_string(lines[i]) + ": prev=" + std::to_string(w[i].previous_offset) +
-             " but the record of vCPU " + std::to_string(vcpu) + " before it (line " + std::to_string(lines[*last]) +
-             ") has next=" + std::to_string(w[*last].next_offset) + ": a record is missing";
-    last = i;
-  }
-  return "the records do not chain";
-}
 
 // `--tsc-writes FILE --vcpu N [--ratio R --frac-bits F]`: guest TSCs of one
 // per-CPU stream (stdin) to host TSCs, through the offset periods of vCPU N.
@@ -209,52 +197,15 @@ int run_tsc_writes(const char* cmd, const tsync::cli::options& o) {
   if (!in) return tsync::cli::fail(std::string(cmd) + ": cannot open trace '" + *path + "': " + std::strerror(errno));
   auto recs = tsync::io::read_tsc_offset_records(in);
   if (!recs) return tsync::cli::fail(std::string(cmd) + ": trace '" + *path + "' " + recs.error().what());
-  // A merged trace is in time order already; per-CPU files put one after the
-  // other are not. Order by host time (stable: equal times keep file order).
-  std::vector<std::size_t> order(recs->writes.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return recs->writes[a].host_tsc < recs->writes[b].host_tsc; });
-  std::vector<tsync::correct::tsc_offset_write> writes;
-  std::vector<std::size_t> lines;
-  for (auto i : order) {
-    writes.push_back(recs->writes[i]);
-    lines.push_back(recs->lines[i]);
-  }
-  if (start) {
-    // No event is before `start`: the records at or before it only say which
-    // offset is in force there. Keep the last of them as a record at `start`
-    // that does not change the offset, so that the period before it, which
-    // small guest times would also fit, cannot be chosen.
-    std::vector<tsync::correct::tsc_offset_write> kept;
-    std::vector<std::size_t> kept_lines;
-    std::optional<std::size_t> last_before;
-    for (std::size_t i = 0; i < writes.size(); ++i) {
-      if (writes[i].vcpu == *vcpu && writes[i].host_tsc <= *start) {
-        if (last_before && writes[i].previous_offset != writes[*last_before].next_offset)
-          return tsync::cli::fail(std::string(cmd) + ": trace '" + *path + "' " + chain_break(writes, lines, *vcpu));
-        last_before = i;
-        continue;
-      }
-      kept.push_back(writes[i]);
-      kept_lines.push_back(lines[i]);
-    }
-    if (last_before) {
-      const auto& w = writes[*last_before];
-      kept.insert(kept.begin(), {*start, *vcpu, w.next_offset, w.next_offset});
-      kept_lines.insert(kept_lines.begin(), lines[*last_before]);
-    }
-    writes = std::move(kept);
-    lines = std::move(kept_lines);
-  }
-  const std::string where = std::string(cmd) + ": trace '" + *path + "'";
-  auto periods = tsync::correct::offset_periods::make(writes, *vcpu, ratio, static_cast<std::uint8_t>(frac));
-  if (!periods) {
-    if (periods.error() == tsync::errc::empty_input)
-      return tsync::cli::fail(where + " has no kvm_write_tsc_offset record of vCPU " + std::to_string(*vcpu));
-    if (periods.error() == tsync::errc::invalid_argument)
-      return tsync::cli::fail(where + " " + chain_break(writes, lines, *vcpu));
-    return tsync::cli::fail(where + ": " + tsync::to_string(periods.error()));
+  tsync::sync::tsc_write_pipeline::options po;
+  po.vcpu = *vcpu;
+  po.ratio = ratio;
+  po.frac_bits = static_cast<std::uint8_t>(frac);
+  po.start = start;
+  auto pipe = tsync::sync::tsc_write_pipeline::make({std::move(recs->writes), std::move(recs->lines)}, po);
+  if (!pipe) {
+    const auto& e = pipe.error();
+    return tsync::cli::fail(std::string(cmd) + ": trace '" + *path + "' " + (e.line ? e.what() : e.message));
   }
 
   std::vector<std::uint64_t> guest;  // the resolver needs the whole stream
@@ -264,35 +215,24 @@ int run_tsc_writes(const char* cmd, const tsync::cli::options& o) {
       });
       rc != 0)
     return rc;
-  const auto res = tsync::correct::resolve_offset_steps(*periods, guest);
+  const auto res = pipe->resolve(guest);
   if (!res)
     return tsync::cli::fail(std::string(cmd) + ": the guest stream fits no sequence of vCPU " + std::to_string(*vcpu) +
                             "'s offsets (" + tsync::to_string(res.error()) +
                             "): it goes backward within a period, holds events of another vCPU, or a record is missing");
   line_writer out;
   std::size_t ambiguous = 0;
-  for (const auto& run : res->runs()) {
-    if (run.decided()) {  // one offset for the whole run
-      const auto prm = periods->params(run.first_period);
-      for (std::size_t i = run.begin; i < run.end; ++i) {
-        const auto h = tsync::kvm::to_host(guest[i], prm);
-        if (!h) {
-          out.flush();
-          return tsync::cli::fail(std::string(cmd) + ": event " + std::to_string(i + 1) + ": " +
-                                  tsync::to_string(h.error()));
-        }
-        out.put_u64(*h);
-      }
-      continue;
+  for (std::size_t i = 0; i < guest.size(); ++i) {
+    const auto ev = pipe->event(*res, guest, i);
+    if (!ev) {
+      out.flush();
+      return tsync::cli::fail(std::string(cmd) + ": event " + std::to_string(i + 1) + ": " + tsync::to_string(ev.error()));
     }
-    for (std::size_t i = run.begin; i < run.end; ++i) {
-      const auto r = tsync::correct::resolve_event(*periods, *res, guest, i);
-      if (r.host) {
-        out.put_u64(*r.host);
-      } else {
-        out.put_ambiguous(r.candidate_hosts);
-        ++ambiguous;
-      }
+    if (ev->host) {
+      out.put_u64(*ev->host);
+    } else {
+      out.put_ambiguous(ev->shown, ev->candidates);
+      ++ambiguous;
     }
   }
   out.flush();

@@ -1,5 +1,11 @@
 // `tsync`: the command-line front end of the library. Subcommands live in
 // cmd_*.cpp files beside this one and register themselves (see cli.hpp).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -22,10 +28,50 @@ void print_overview(std::ostream& os) {
   }
 }
 
+/// Flush and close standard output; a write error (full disk, /dev/full, a closed
+/// stdout) turns a successful exit into status 1 with the errno text on stderr.
+int finish_stdout(int rc) {
+  errno = 0;
+  std::cout.flush();
+  int err = !std::cout ? errno : 0;
+  if (std::fflush(stdout) != 0 && err == 0) err = errno != 0 ? errno : EIO;
+  if (std::ferror(stdout) && err == 0) err = errno != 0 ? errno : EIO;
+  if ((std::ferror(stdout) || !std::cout) && (err == 0 || err == EIO)) {
+    // The failing write's errno was overwritten since: one byte more on the
+    // already broken stream tells which error it is (ENOSPC, EBADF, EPIPE, ...).
+    if (::write(STDOUT_FILENO, "\n", 1) < 0) err = errno;
+    if (err == 0) err = EIO;
+  }
+  if (::close(STDOUT_FILENO) != 0 && errno != EBADF && err == 0) err = errno;
+  if (err == 0) return rc;
+  std::cerr << "tsync: cannot write standard output: " << std::strerror(err) << '\n';
+  return rc == 0 ? 1 : rc;
+}
+
+int dispatch(const std::vector<std::string>& args);
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed stdout or stderr would hand its number to the next file opened, and
+  // output would land in that file: hold the slot with a read-only /dev/null, so
+  // writes there fail (EBADF) and are reported instead.
+  for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int n = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (n >= 0 && n != fd) {
+        (void)::dup2(n, fd);
+        ::close(n);
+      }
+    }
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
+  return finish_stdout(dispatch(args));
+}
+
+namespace {
+
+int dispatch(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_overview(args.empty() ? std::cerr : std::cout);
     return args.empty() ? 2 : 0;
@@ -64,3 +110,5 @@ int main(int argc, char** argv) {
   print_overview(std::cerr);
   return 2;
 }
+
+}  // namespace

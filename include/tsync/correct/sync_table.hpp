@@ -264,11 +264,11 @@ class sync_table {
 
   /// Host → guest: the smallest guest time `t` with `correct(t) >= host_time`
   /// (for a host time that some guest time maps to, the first such guest time;
-  /// the map is monotone, so this is its Galois inverse). In step mode: the
-  /// offset in force at `host_time` is that of the last sample whose own host
-  /// time is `<= host_time`, applied forward as KVM does
-  /// (`floor(host * ratio / 2^frac) − offset`).
-  /// Errors: `errc::ambiguous` when `!invertible()`; `errc::out_of_range` when
+  /// the map is monotone, so this is its Galois inverse), in both modes: in
+  /// step mode `correct(to_guest(h)) >= h` and `correct(to_guest(h) − 1) < h`
+  /// within the sampled range.
+  /// Errors: `errc::ambiguous` when `!invertible()` (in step mode also when an
+  /// offset that steps down makes the map fall between two samples); `errc::out_of_range` when
   /// no guest time maps at or after `host_time` or (reject policy) the host
   /// time is outside the sampled host range; `errc::overflow` when the result
   /// does not fit int64. When every guest time maps at or after `host_time`
@@ -334,13 +334,6 @@ class sync_table {
     if (is_unscaled(s)) return sv;
     return ceil_div(sv * (static_cast<i128>(1) << s.frac_bits), static_cast<i128>(s.ratio));
   }
-  // Exact forward (host → guest) with sample s: floor(h * ratio / 2^frac) − offset.
-  [[nodiscard]] static i128 step_guest(const sync_sample& s, std::int64_t h) noexcept {
-    if (s.ratio == (std::uint64_t{1} << s.frac_bits)) return static_cast<i128>(h) - s.offset.count();
-    return floor_div(static_cast<i128>(h) * static_cast<i128>(s.ratio), static_cast<i128>(1) << s.frac_bits) -
-           s.offset.count();
-  }
-
   [[nodiscard]] expected<i128, errc> eval_exact(std::size_t k, std::int64_t t) const noexcept {
     const std::size_t n = samples_.size();
     const bool reject = opt_.outside == outside_policy::reject;
@@ -367,6 +360,12 @@ class sync_table {
       host_at_[i] = opt_.mode == correction_mode::step ? step_host(samples_[i], times_[i])
                                                        : static_cast<i128>(times_[i]) + samples_[i].offset.count();
       if (i > 0 && host_at_[i] < host_at_[i - 1]) invertible_ = false;
+      // Step mode: the last guest tick under the previous sample must not map
+      // above this sample's first one (an offset that steps down makes the map
+      // non-monotone between the samples although their own host times rise).
+      if (i > 0 && opt_.mode == correction_mode::step && times_[i] > times_[i - 1] &&
+          step_host(samples_[i - 1], times_[i] - 1) > host_at_[i])
+        invertible_ = false;
     }
   }
 
@@ -584,14 +583,24 @@ class sync_table {
     return solve(host_at_[k] - host_at_[k - 1], seg_len(k - 1), hv - host_at_[k - 1], times_[k - 1]);
   }
 
+  // The smallest guest time t with step_host(s, t) >= h:
+  // ceil((t + o)·2^f / r) >= h  <=>  t + o >= floor((h − 1)·r / 2^f) + 1.
+  [[nodiscard]] static i128 step_inverse(const sync_sample& s, std::int64_t h) noexcept {
+    if (s.ratio == (std::uint64_t{1} << s.frac_bits)) return static_cast<i128>(h) - s.offset;
+    return floor_div((static_cast<i128>(h) - 1) * static_cast<i128>(s.ratio), static_cast<i128>(1) << s.frac_bits) + 1 -
+           s.offset;
+  }
+
+  // The Galois inverse of the (monotone) step map: the first sample k whose host
+  // time reaches h; the answer lies in the segment before it, or is times_[k].
   [[nodiscard]] expected<std::int64_t, errc> to_guest_step(std::int64_t h) const noexcept {
     const std::size_t n = samples_.size();
     const i128 hv = h;
     const std::size_t k =
-        static_cast<std::size_t>(std::upper_bound(host_at_.begin(), host_at_.end(), hv) - host_at_.begin());
+        static_cast<std::size_t>(std::lower_bound(host_at_.begin(), host_at_.end(), hv) - host_at_.begin());
     const bool reject = opt_.outside == outside_policy::reject;
-    if (k == 0 && reject) return unexpected(errc::out_of_range);
-    const i128 g = step_guest(samples_[k == 0 ? 0 : k - 1], h);
+    i128 g = step_inverse(samples_[k == 0 ? 0 : k - 1], h);
+    if (k > 0 && k < n && g > times_[k]) g = times_[k];
     if (reject && (g < times_[0] || g > times_[n - 1])) return unexpected(errc::out_of_range);
     auto v = narrow_i64(g);
     if (!v) return unexpected(errc::overflow);

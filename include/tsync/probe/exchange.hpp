@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -179,6 +180,270 @@ void send_abort(T& t, std::uint32_t series, const std::error_code& ec, std::stri
 
 }  // namespace detail
 
+/// The initiator's state machine for one series, in three parts that can be
+/// driven (and tested) one by one: `start()` (the `start`/`start_ack`
+/// handshake), `step()` (one probe and its reply), `finish()` (the `end`
+/// handshake and deferred stamps). `run_series` chains them.
+template <transport::message_transport T, clock::clock_source C>
+class initiator_series {
+ public:
+  initiator_series(T& t, C& clock, const series_config& cfg) : t_(t), clock_(clock), cfg_(cfg) {
+    in_.reserve(max_encoded_size);
+    out_.reserve(max_encoded_size);
+  }
+
+  /// Validate the configuration and run the start handshake (re-sent up to
+  /// `handshake_retries` times). False when the series ended (see `result()`).
+  [[nodiscard]] bool start() {
+    if (cfg_.probes == 0 || cfg_.probes > max_probes_per_series || cfg_.vcpu > max_vcpu_id ||
+        (cfg_.flags & ~series_flag::all) != 0 || cfg_.per_probe_timeout <= std::chrono::nanoseconds::zero()) {
+      res_.error = make_error_code(errc::invalid_argument);
+      return false;
+    }
+    pend_.assign(cfg_.probes, pending{});
+    const message start = start_msg{cfg_.series_id, cfg_.flags, cfg_.probes, cfg_.vcpu};
+    for (std::uint32_t attempt = 0; attempt <= cfg_.handshake_retries; ++attempt) {
+      if (expired()) break;
+      if (auto ec = detail::send_message(t_, start, out_, cfg_.deadline)) return fail(ec);
+      auto acked = await_start_ack(detail::earliest(cfg_.deadline, cfg_.per_probe_timeout));
+      if (res_.error) return false;
+      if (acked) {
+        started_ = true;
+        return true;
+      }
+    }
+    abort_peer(make_error_code(errc::timed_out), "no start_ack");
+    return fail(make_error_code(errc::timed_out));
+  }
+
+  /// Send the next probe and wait for its reply (or its timeout). False when
+  /// there is no next probe: all were sent, or the series ended (`failed()`).
+  [[nodiscard]] bool step() {
+    if (!started_ || res_.error || next_ >= cfg_.probes) return false;
+    if (expired()) return fail(make_error_code(errc::timed_out));
+    const std::uint32_t id = next_++;
+    const std::int64_t t1 = clock_.now_raw();
+    if (auto ec = detail::send_message(t_, message{probe_msg{cfg_.series_id, id}}, out_, cfg_.deadline))
+      return fail(ec);
+    ++res_.stats.sent;
+    pend_[id].t1 = t1;
+    await_reply(id, detail::earliest(cfg_.deadline, cfg_.per_probe_timeout));
+    return !res_.error && next_ < cfg_.probes;
+  }
+
+  /// The end handshake: `end`, the deferred stamps (deferred mode) and `end_ack`.
+  void finish() {
+    if (!started_ || res_.error) return;
+    bool acked = false;
+    const message end = end_msg{cfg_.series_id, res_.stats.sent};
+    for (std::uint32_t attempt = 0; attempt <= cfg_.handshake_retries && !acked && !res_.error; ++attempt) {
+      if (expired()) break;
+      if (auto ec = detail::send_message(t_, end, out_, cfg_.deadline)) {
+        res_.error = ec;
+        break;
+      }
+      acked = await_end_ack(attempt, detail::earliest(cfg_.deadline, cfg_.end_timeout));
+    }
+    if (!acked && !res_.error) res_.error = make_error_code(errc::timed_out);
+    if (deferred()) {
+      for (const auto& p : pend_) {
+        if (p.answered && p.stamped) ++res_.stats.deferred_stamps;
+        if (p.answered != p.stamped) ++res_.stats.unresolved;
+      }
+    }
+  }
+
+  [[nodiscard]] bool failed() const noexcept { return static_cast<bool>(res_.error); }
+
+  /// The outcome so far, with the samples collected (probe-id order).
+  [[nodiscard]] series_result result() {
+    res_.probes.clear();
+    for (std::uint32_t i = 0; i < pend_.size(); ++i) {
+      const auto& p = pend_[i];
+      if (p.answered && p.stamped) res_.probes.push_back(probe_sample{p.t1, p.g, p.t2, i, cfg_.series_id, cfg_.vcpu});
+    }
+    return res_;
+  }
+
+ private:
+  struct pending {
+    std::int64_t t1 = 0;
+    std::int64_t t2 = 0;
+    std::int64_t g = 0;
+    bool answered = false;
+    bool stamped = false;
+  };
+
+  [[nodiscard]] bool expired() const { return std::chrono::steady_clock::now() >= cfg_.deadline; }
+  [[nodiscard]] bool deferred() const noexcept { return res_.mode == stamp_mode::deferred; }
+  bool fail(const std::error_code& ec) {
+    res_.error = ec;
+    return false;
+  }
+  void abort_peer(const std::error_code& ec, std::string_view why) {
+    detail::send_abort(t_, cfg_.series_id, ec, why, out_, detail::earliest(cfg_.deadline, cfg_.per_probe_timeout));
+  }
+
+  /// Receive and decode one message before `until`; empty on a timeout or an
+  /// error (then `res_.error` is set, and a malformed message is reported to the peer).
+  std::optional<message> receive(transport::deadline until, bool timeout_is_error) {
+    auto r = t_.receive(in_, until);
+    if (!r) {
+      if (!detail::is(r.error(), errc::timed_out) || timeout_is_error) res_.error = r.error();
+      return std::nullopt;
+    }
+    auto m = decode(in_);
+    if (!m) {
+      abort_peer(m.error(), "malformed message");
+      res_.error = m.error();
+      return std::nullopt;
+    }
+    return std::move(*m);
+  }
+
+  /// True once the `start_ack` of this series came; false on a timeout or an error.
+  bool await_start_ack(transport::deadline until) {
+    for (;;) {
+      auto m = receive(until, false);
+      if (!m) return false;
+      if (const auto* a = std::get_if<start_ack_msg>(&*m); a != nullptr && a->series_id == cfg_.series_id) {
+        res_.mode = a->mode;
+        return true;
+      }
+      if (auto ec = other(*m)) return fail(ec);
+    }
+  }
+
+  /// Wait for the reply to probe `id`; a timeout counts it lost (and may end the series).
+  void await_reply(std::uint32_t id, transport::deadline until) {
+    for (;;) {
+      auto r = t_.receive(in_, until);
+      const std::int64_t t2 = clock_.now_raw();
+      if (!r) {
+        if (!detail::is(r.error(), errc::timed_out)) {
+          res_.error = r.error();
+        } else {
+          ++res_.stats.lost;
+          if (expired() || ++consecutive_lost_ >= cfg_.max_consecutive_lost) {
+            res_.error = make_error_code(errc::timed_out);
+            abort_peer(res_.error, "responder stalled");
+          }
+        }
+        return;
+      }
+      auto m = decode(in_);
+      if (!m) {
+        abort_peer(m.error(), "malformed message");
+        res_.error = m.error();
+        return;
+      }
+      if (const auto* rep = std::get_if<reply_msg>(&*m);
+          rep != nullptr && rep->series_id == cfg_.series_id && rep->probe_id == id) {
+        auto& p = pend_[id];
+        p.t2 = t2;
+        p.answered = true;
+        if (!deferred()) {
+          p.g = rep->g;
+          p.stamped = true;
+        }
+        ++res_.stats.replies;
+        consecutive_lost_ = 0;
+        return;
+      }
+      if (auto ec = other(*m)) {
+        res_.error = ec;
+        return;
+      }
+    }
+  }
+
+  /// Deferred stamps of this series: false (and the error set) when they count more than was sent.
+  bool take_stamps(const deferred_msg& d, std::uint32_t attempt) {
+    auto& st = res_.stats;
+    stamps_seen_ += d.entries.size();
+    // Each `end` (re)sent may be answered by the full set once: more is a lie.
+    if (d.entries.size() > st.sent || stamps_seen_ > static_cast<std::uint64_t>(st.sent) * (attempt + 1)) {
+      res_.error = make_error_code(errc::protocol_error);
+      abort_peer(res_.error, "more stamps than probes sent");
+      return false;
+    }
+    for (const auto& e : d.entries) {
+      if (e.probe_id >= st.sent) {
+        ++st.out_of_range;
+      } else if (pend_[e.probe_id].stamped) {
+        ++st.duplicates;
+      } else {
+        pend_[e.probe_id].g = e.g;
+        pend_[e.probe_id].stamped = true;
+      }
+    }
+    if (d.last) last_batch_ = true;
+    return true;
+  }
+
+  /// One round of waiting for `end_ack` (and deferred stamps): true once acknowledged.
+  bool await_end_ack(std::uint32_t attempt, transport::deadline until) {
+    if (!deferred()) last_batch_ = true;
+    for (;;) {
+      auto m = receive(until, false);
+      if (!m) return false;
+      if (const auto* d = std::get_if<deferred_msg>(&*m); d != nullptr && d->series_id == cfg_.series_id && deferred()) {
+        if (!take_stamps(*d, attempt)) return false;
+        continue;
+      }
+      if (const auto* k = std::get_if<end_ack_msg>(&*m); k != nullptr && k->series_id == cfg_.series_id) {
+        if (k->probes_received > res_.stats.sent) {
+          res_.error = make_error_code(errc::protocol_error);
+          abort_peer(res_.error, "end_ack counts more probes than were sent");
+          return false;
+        }
+        res_.stats.peer_received = k->probes_received;
+        return last_batch_;  // without the last batch: ask again
+      }
+      if (auto ec = other(*m)) return fail(ec);
+    }
+  }
+
+  /// A message that is not the one awaited: count it, or end the series.
+  std::error_code other(const message& m) {
+    auto& st = res_.stats;
+    const std::uint32_t sid = cfg_.series_id;
+    if (const auto* e = std::get_if<error_msg>(&m)) {
+      if (e->series_id == sid || e->series_id == 0) {
+        res_.peer_reason = e->reason;
+        return detail::peer_error(e->code);
+      }
+      ++st.stale;
+    } else if (const auto* r = std::get_if<reply_msg>(&m)) {
+      if (r->series_id != sid) ++st.stale;
+      else if (r->probe_id >= st.sent) ++st.out_of_range;
+      else if (pend_[r->probe_id].answered) ++st.duplicates;
+      else ++st.late;
+    } else if (const auto* a = std::get_if<start_ack_msg>(&m)) {
+      if (a->series_id == sid) ++st.duplicates; else ++st.stale;
+    } else if (const auto* k = std::get_if<end_ack_msg>(&m)) {
+      if (k->series_id == sid) ++st.duplicates; else ++st.stale;
+    } else if (const auto* d = std::get_if<deferred_msg>(&m)) {
+      if (d->series_id == sid) ++st.unexpected; else ++st.stale;
+    } else {
+      ++st.unexpected;
+    }
+    return {};
+  }
+
+  T& t_;
+  C& clock_;
+  series_config cfg_;
+  series_result res_;
+  std::vector<pending> pend_;
+  std::vector<std::byte> in_, out_;
+  std::uint32_t next_ = 0;
+  std::uint32_t consecutive_lost_ = 0;
+  std::uint64_t stamps_seen_ = 0;
+  bool started_ = false;
+  bool last_batch_ = false;
+};
+
 /// Run one series of `cfg.probes` probes as the initiator.
 ///
 /// `clock` stamps t1 just before each probe is sent and t2 just after its reply
@@ -190,245 +455,12 @@ void send_abort(T& t, std::uint32_t series, const std::error_code& ec, std::stri
 /// counts above what was sent, the code of a peer's `error` message, or a transport error.
 template <transport::message_transport T, clock::clock_source C>
 [[nodiscard]] series_result run_series(T& t, C& clock, const series_config& cfg) {
-  series_result res;
-  if (cfg.probes == 0 || cfg.probes > max_probes_per_series || cfg.vcpu > max_vcpu_id ||
-      (cfg.flags & ~series_flag::all) != 0 || cfg.per_probe_timeout <= std::chrono::nanoseconds::zero()) {
-    res.error = make_error_code(errc::invalid_argument);
-    return res;
+  initiator_series<T, C> s(t, clock, cfg);
+  if (!s.start()) return s.result();
+  while (s.step()) {
   }
-  const std::uint32_t sid = cfg.series_id;
-  const std::uint32_t n = cfg.probes;
-  std::vector<std::byte> in;
-  std::vector<std::byte> out;
-  in.reserve(max_encoded_size);
-  out.reserve(max_encoded_size);
-  auto& st = res.stats;
-
-  struct pending {
-    std::int64_t t1 = 0;
-    std::int64_t t2 = 0;
-    std::int64_t g = 0;
-    bool answered = false;
-    bool stamped = false;
-  };
-  std::vector<pending> pend(n);
-
-  const auto abort_peer = [&](const std::error_code& ec, std::string_view why) {
-    detail::send_abort(t, sid, ec, why, out, detail::earliest(cfg.deadline, cfg.per_probe_timeout));
-  };
-  // A message that is not the one awaited: count it, or end the series.
-  const auto other = [&](const message& m) -> std::error_code {
-    if (const auto* e = std::get_if<error_msg>(&m)) {
-      if (e->series_id == sid || e->series_id == 0) {
-        res.peer_reason = e->reason;
-        return detail::peer_error(e->code);
-      }
-      ++st.stale;
-    } else if (const auto* r = std::get_if<reply_msg>(&m)) {
-      if (r->series_id != sid) {
-        ++st.stale;
-      } else if (r->probe_id >= st.sent) {
-        ++st.out_of_range;
-      } else if (pend[r->probe_id].answered) {
-        ++st.duplicates;
-      } else {
-        ++st.late;
-      }
-    } else if (const auto* a = std::get_if<start_ack_msg>(&m)) {
-      if (a->series_id == sid) ++st.duplicates; else ++st.stale;
-    } else if (const auto* k = std::get_if<end_ack_msg>(&m)) {
-      if (k->series_id == sid) ++st.duplicates; else ++st.stale;
-    } else if (const auto* d = std::get_if<deferred_msg>(&m)) {
-      if (d->series_id == sid) ++st.unexpected; else ++st.stale;
-    } else {
-      ++st.unexpected;
-    }
-    return {};
-  };
-  const auto collect = [&] {
-    res.probes.clear();
-    for (std::uint32_t i = 0; i < n; ++i) {
-      const auto& p = pend[i];
-      if (p.answered && p.stamped) res.probes.push_back(probe_sample{p.t1, p.g, p.t2, i, sid, cfg.vcpu});
-    }
-  };
-  const auto expired = [&] { return std::chrono::steady_clock::now() >= cfg.deadline; };
-
-  // ---- start ----
-  {
-    bool acked = false;
-    const message start = start_msg{sid, cfg.flags, n, cfg.vcpu};
-    for (std::uint32_t attempt = 0; attempt <= cfg.handshake_retries && !acked; ++attempt) {
-      if (expired()) break;
-      if (auto ec = detail::send_message(t, start, out, cfg.deadline)) {
-        res.error = ec;
-        return res;
-      }
-      const auto until = detail::earliest(cfg.deadline, cfg.per_probe_timeout);
-      for (;;) {
-        auto r = t.receive(in, until);
-        if (!r) {
-          if (detail::is(r.error(), errc::timed_out)) break;
-          res.error = r.error();
-          return res;
-        }
-        auto m = decode(in);
-        if (!m) {
-          abort_peer(m.error(), "malformed message");
-          res.error = m.error();
-          return res;
-        }
-        if (const auto* a = std::get_if<start_ack_msg>(&*m); a != nullptr && a->series_id == sid) {
-          res.mode = a->mode;
-          acked = true;
-          break;
-        }
-        if (auto ec = other(*m)) {
-          res.error = ec;
-          return res;
-        }
-      }
-    }
-    if (!acked) {
-      abort_peer(make_error_code(errc::timed_out), "no start_ack");
-      res.error = make_error_code(errc::timed_out);
-      return res;
-    }
-  }
-  const bool deferred = res.mode == stamp_mode::deferred;
-
-  // ---- probes ----
-  std::uint32_t consecutive_lost = 0;
-  for (std::uint32_t id = 0; id < n && !res.error; ++id) {
-    if (expired()) {
-      res.error = make_error_code(errc::timed_out);
-      break;
-    }
-    const std::int64_t t1 = clock.now_raw();
-    if (auto ec = detail::send_message(t, message{probe_msg{sid, id}}, out, cfg.deadline)) {
-      res.error = ec;
-      break;
-    }
-    ++st.sent;
-    pend[id].t1 = t1;
-    const auto until = detail::earliest(cfg.deadline, cfg.per_probe_timeout);
-    for (;;) {
-      auto r = t.receive(in, until);
-      const std::int64_t t2 = clock.now_raw();
-      if (!r) {
-        if (detail::is(r.error(), errc::timed_out)) {
-          ++st.lost;
-          ++consecutive_lost;
-          if (expired() || consecutive_lost >= cfg.max_consecutive_lost) {
-            res.error = make_error_code(errc::timed_out);
-            abort_peer(res.error, "responder stalled");
-          }
-        } else {
-          res.error = r.error();
-        }
-        break;
-      }
-      auto m = decode(in);
-      if (!m) {
-        abort_peer(m.error(), "malformed message");
-        res.error = m.error();
-        break;
-      }
-      if (const auto* rep = std::get_if<reply_msg>(&*m);
-          rep != nullptr && rep->series_id == sid && rep->probe_id == id) {
-        auto& p = pend[id];
-        p.t2 = t2;
-        p.answered = true;
-        if (!deferred) {
-          p.g = rep->g;
-          p.stamped = true;
-        }
-        ++st.replies;
-        consecutive_lost = 0;
-        break;
-      }
-      if (auto ec = other(*m)) {
-        res.error = ec;
-        break;
-      }
-    }
-  }
-  if (res.error) {
-    collect();
-    return res;
-  }
-
-  // ---- end (and deferred stamps) ----
-  bool acked = false;
-  bool last_batch = !deferred;
-  std::uint64_t stamps_seen = 0;
-  const message end = end_msg{sid, st.sent};
-  for (std::uint32_t attempt = 0; attempt <= cfg.handshake_retries && !acked && !res.error; ++attempt) {
-    if (expired()) break;
-    if (auto ec = detail::send_message(t, end, out, cfg.deadline)) {
-      res.error = ec;
-      break;
-    }
-    const auto until = detail::earliest(cfg.deadline, cfg.end_timeout);
-    for (;;) {
-      auto r = t.receive(in, until);
-      if (!r) {
-        if (!detail::is(r.error(), errc::timed_out)) res.error = r.error();
-        break;
-      }
-      auto m = decode(in);
-      if (!m) {
-        abort_peer(m.error(), "malformed message");
-        res.error = m.error();
-        break;
-      }
-      if (const auto* d = std::get_if<deferred_msg>(&*m); d != nullptr && d->series_id == sid && deferred) {
-        stamps_seen += d->entries.size();
-        // Each `end` (re)sent may be answered by the full set once: more is a lie.
-        if (d->entries.size() > st.sent || stamps_seen > static_cast<std::uint64_t>(st.sent) * (attempt + 1)) {
-          res.error = make_error_code(errc::protocol_error);
-          abort_peer(res.error, "more stamps than probes sent");
-          break;
-        }
-        for (const auto& e : d->entries) {
-          if (e.probe_id >= st.sent) {
-            ++st.out_of_range;
-          } else if (pend[e.probe_id].stamped) {
-            ++st.duplicates;
-          } else {
-            pend[e.probe_id].g = e.g;
-            pend[e.probe_id].stamped = true;
-          }
-        }
-        if (d->last) last_batch = true;
-        continue;
-      }
-      if (const auto* k = std::get_if<end_ack_msg>(&*m); k != nullptr && k->series_id == sid) {
-        if (k->probes_received > st.sent) {
-          res.error = make_error_code(errc::protocol_error);
-          abort_peer(res.error, "end_ack counts more probes than were sent");
-          break;
-        }
-        st.peer_received = k->probes_received;
-        if (last_batch) acked = true;
-        break;  // without the last batch: ask again
-      }
-      if (auto ec = other(*m)) {
-        res.error = ec;
-        break;
-      }
-    }
-  }
-  if (!acked && !res.error) res.error = make_error_code(errc::timed_out);
-  if (deferred) {
-    for (std::uint32_t i = 0; i < n; ++i) {
-      const auto& p = pend[i];
-      if (p.answered && p.stamped) ++st.deferred_stamps;
-      if (p.answered != p.stamped) ++st.unresolved;
-    }
-  }
-  collect();
-  return res;
+  if (!s.failed()) s.finish();
+  return s.result();
 }
 
 /// Send a `result` (e.g. the estimate of a series) to the peer.
@@ -447,6 +479,219 @@ template <transport::message_transport T>
   return {};
 }
 
+/// The responder's state machine, one message at a time: `step()` receives (up
+/// to the poll interval) and answers one message; it returns the end of serving
+/// (normal or an error) once there is one. `serve` loops over it.
+template <transport::message_transport T, clock::clock_source C>
+class responder {
+ public:
+  using outcome = expected<serve_stats, std::error_code>;
+
+  responder(T& t, C& clock, const responder_options& opt, transport::deadline until = transport::deadline::max(),
+            std::stop_token stop = {})
+      : t_(t), clock_(clock), opt_(opt), until_(until), stop_(std::move(stop)),
+        poll_(opt.poll_interval > std::chrono::nanoseconds::zero() ? opt.poll_interval
+                                                                    : std::chrono::milliseconds(50)) {
+    in_.reserve(max_encoded_size);
+    out_.reserve(max_encoded_size);
+  }
+
+  /// Handle at most one message; the outcome once serving is over.
+  [[nodiscard]] std::optional<outcome> step() {
+    if (stop_.stop_requested()) return ended(serve_end::stopped);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until_) return ended(serve_end::deadline);
+    if (opt_.idle_timeout > std::chrono::nanoseconds::zero() && now - last_activity_ >= opt_.idle_timeout)
+      return outcome(unexpected(make_error_code(errc::timed_out)));
+    auto r = t_.receive(in_, detail::earliest(until_, poll_));
+    const std::int64_t g = clock_.now_raw();
+    if (!r) {
+      if (detail::is(r.error(), errc::timed_out)) return std::nullopt;
+      if (detail::is(r.error(), errc::peer_closed) && !active_) return ended(serve_end::peer_closed);
+      return outcome(unexpected(r.error()));
+    }
+    last_activity_ = std::chrono::steady_clock::now();
+    auto m = decode(in_);
+    if (!m) {
+      abort_peer(active_ ? cur_.series_id : 0, m.error(), "malformed message");
+      return outcome(unexpected(m.error()));
+    }
+    return handle(*m, g);
+  }
+
+  /// Whether a series is in progress.
+  [[nodiscard]] bool active() const noexcept { return active_; }
+  [[nodiscard]] const serve_stats& stats() const noexcept { return st_; }
+
+ private:
+  std::optional<outcome> handle(const message& m, std::int64_t g) {
+    switch (type_of(m)) {
+      case message_type::start: return on_start(std::get<start_msg>(m));
+      case message_type::probe: return on_probe(std::get<probe_msg>(m), g);
+      case message_type::end: return on_end(std::get<end_msg>(m));
+      case message_type::result:
+        ++st_.results_received;
+        if (opt_.on_result) opt_.on_result(std::get<result_msg>(m));
+        return std::nullopt;
+      case message_type::error: {
+        ++st_.errors_received;
+        const auto& e = std::get<error_msg>(m);
+        if (active_ && (e.series_id == cur_.series_id || e.series_id == 0)) {
+          active_ = false;
+          ++st_.series_abandoned;
+        }
+        return std::nullopt;
+      }
+      case message_type::bye: return ended(serve_end::bye);
+      case message_type::start_ack:
+      case message_type::reply:
+      case message_type::end_ack:
+      case message_type::deferred: ++st_.unexpected_messages; return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
+  std::optional<outcome> on_start(const start_msg& s) {
+    if (active_ && s.series_id == cur_.series_id && received_ == 0)
+      return sent(send(message{start_ack_msg{s.series_id, opt_.mode}}));  // a repeated start whose ack was lost
+    if (active_) ++st_.series_abandoned;
+    active_ = false;
+    if (opt_.on_series_start) {
+      if (auto ec = opt_.on_series_start(s)) {
+        ++st_.series_refused;
+        abort_peer(s.series_id, ec, "series refused: " + ec.message());
+        return std::nullopt;
+      }
+    }
+    active_ = true;
+    cur_ = s;
+    seen_.assign(s.probe_count, 0);
+    received_ = 0;
+    stamps_.clear();
+    ++st_.series_started;
+    return sent(send(message{start_ack_msg{s.series_id, opt_.mode}}));
+  }
+
+  std::optional<outcome> on_probe(const probe_msg& p, std::int64_t g) {
+    if (!active_ || p.series_id != cur_.series_id) {
+      ++st_.stale_messages;
+      return std::nullopt;
+    }
+    if (p.probe_id >= cur_.probe_count) {
+      ++st_.out_of_range_probes;
+      return std::nullopt;
+    }
+    if (seen_[p.probe_id] != 0) {
+      ++st_.duplicate_probes;
+      return std::nullopt;
+    }
+    seen_[p.probe_id] = 1;
+    ++received_;
+    if (opt_.on_probe) opt_.on_probe(p);
+    std::int64_t stamp = g;
+    if (opt_.mode == stamp_mode::deferred) {
+      stamps_.push_back(stamp_entry{p.probe_id, g});
+      stamp = 0;
+    }
+    if (auto ec = send(message{reply_msg{p.series_id, p.probe_id, stamp}})) return send_failed(ec);
+    ++st_.probes_answered;
+    return std::nullopt;
+  }
+
+  std::optional<outcome> on_end(const end_msg& e) {
+    if (!active_ || e.series_id != cur_.series_id) {
+      if (!active_ && have_last_ && e.series_id == last_id_) return sent(send_end_answer());
+      ++st_.stale_messages;
+      return std::nullopt;
+    }
+    if (e.probes_sent > cur_.probe_count) {
+      const auto ec = make_error_code(errc::protocol_error);
+      abort_peer(e.series_id, ec, "end counts more probes than start announced");
+      return outcome(unexpected(ec));
+    }
+    if (opt_.mode == stamp_mode::deferred && opt_.resolve_deferred) {
+      if (auto ec = opt_.resolve_deferred(cur_, stamps_)) {
+        abort_peer(e.series_id, ec, "deferred stamps unavailable: " + ec.message());
+        active_ = false;
+        ++st_.series_abandoned;
+        return std::nullopt;
+      }
+      const std::uint32_t limit = e.probes_sent;
+      std::erase_if(stamps_, [&](const stamp_entry& x) { return x.probe_id >= limit; });
+      if (stamps_.size() > limit) stamps_.resize(limit);
+    }
+    active_ = false;
+    have_last_ = true;
+    last_id_ = e.series_id;
+    last_received_ = received_;
+    last_stamps_ = std::move(stamps_);
+    stamps_.clear();
+    ++st_.series_completed;
+    if (auto ec = send_end_answer()) return send_failed(ec);
+    if (opt_.max_series > 0 && st_.series_completed >= opt_.max_series) return ended(serve_end::max_series);
+    return std::nullopt;
+  }
+
+  /// The answer to `end` of the last completed series: deferred stamps (in
+  /// batches) and `end_ack`; also re-sent for a repeated `end` whose answer was lost.
+  std::error_code send_end_answer() {
+    if (opt_.mode == stamp_mode::deferred) {
+      const auto& s = last_stamps_;
+      std::size_t i = 0;
+      do {
+        deferred_msg d;
+        d.series_id = last_id_;
+        const std::size_t k = std::min<std::size_t>(max_batch_entries, s.size() - i);
+        d.entries.assign(s.begin() + static_cast<std::ptrdiff_t>(i), s.begin() + static_cast<std::ptrdiff_t>(i + k));
+        i += k;
+        d.last = i >= s.size();
+        if (auto ec = send(message{std::move(d)})) return ec;
+      } while (i < s.size());
+    }
+    return send(message{end_ack_msg{last_id_, last_received_}});
+  }
+
+  std::error_code send(const message& m) {
+    return detail::send_message(t_, m, out_, detail::earliest(until_, opt_.send_timeout));
+  }
+  void abort_peer(std::uint32_t series, const std::error_code& ec, std::string_view why) {
+    detail::send_abort(t_, series, ec, why, out_, detail::earliest(until_, opt_.send_timeout));
+  }
+  std::optional<outcome> sent(const std::error_code& ec) {
+    if (!ec) return std::nullopt;
+    return send_failed(ec);
+  }
+  /// A failed send: the peer is gone (fine between series) or the transport broke.
+  outcome send_failed(const std::error_code& ec) {
+    if (detail::is(ec, errc::peer_closed) && !active_) return ended(serve_end::peer_closed);
+    return unexpected(ec);
+  }
+  outcome ended(serve_end why) {
+    st_.ended = why;
+    return st_;
+  }
+
+  T& t_;
+  C& clock_;
+  const responder_options& opt_;
+  transport::deadline until_;
+  std::stop_token stop_;
+  std::chrono::nanoseconds poll_;
+  serve_stats st_{};
+  std::vector<std::byte> in_, out_;
+  bool active_ = false;
+  start_msg cur_{};
+  std::vector<std::uint8_t> seen_;
+  std::uint32_t received_ = 0;
+  std::vector<stamp_entry> stamps_;
+  // The last completed series, to answer a repeated `end` whose answer was lost.
+  bool have_last_ = false;
+  std::uint32_t last_id_ = 0;
+  std::uint32_t last_received_ = 0;
+  std::vector<stamp_entry> last_stamps_;
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+};
+
 /// Answer probes as the responder until `bye`, the peer closing between series,
 /// `stop` being requested, the deadline `until`, or `opt.max_series` completed series.
 ///
@@ -459,196 +704,9 @@ template <transport::message_transport T, clock::clock_source C>
 [[nodiscard]] expected<serve_stats, std::error_code> serve(T& t, C& clock, const responder_options& opt,
                                                            transport::deadline until = transport::deadline::max(),
                                                            std::stop_token stop = {}) {
-  serve_stats st;
-  std::vector<std::byte> in;
-  std::vector<std::byte> out;
-  in.reserve(max_encoded_size);
-  out.reserve(max_encoded_size);
-  bool active = false;
-  start_msg cur{};
-  std::vector<std::uint8_t> seen;
-  std::uint32_t received = 0;
-  std::vector<stamp_entry> stamps;
-  // The last completed series, to answer a repeated `end` whose answer was lost.
-  bool have_last = false;
-  std::uint32_t last_id = 0;
-  std::uint32_t last_received = 0;
-  std::vector<stamp_entry> last_stamps;
-  auto last_activity = std::chrono::steady_clock::now();
-  const auto poll = opt.poll_interval > std::chrono::nanoseconds::zero() ? opt.poll_interval
-                                                                          : std::chrono::milliseconds(50);
-
-  const auto send = [&](const message& m) { return detail::send_message(t, m, out, detail::earliest(until, opt.send_timeout)); };
-  const auto send_end_answer = [&](std::uint32_t id, std::uint32_t count,
-                                   const std::vector<stamp_entry>& s) -> std::error_code {
-    if (opt.mode == stamp_mode::deferred) {
-      std::size_t i = 0;
-      do {
-        deferred_msg d;
-        d.series_id = id;
-        const std::size_t k = std::min<std::size_t>(max_batch_entries, s.size() - i);
-        d.entries.assign(s.begin() + static_cast<std::ptrdiff_t>(i), s.begin() + static_cast<std::ptrdiff_t>(i + k));
-        i += k;
-        d.last = i >= s.size();
-        if (auto ec = send(message{std::move(d)})) return ec;
-      } while (i < s.size());
-    }
-    return send(message{end_ack_msg{id, count}});
-  };
-  // A failed send: the peer is gone (fine between series) or the transport broke.
-  const auto send_failed = [&](const std::error_code& ec) -> expected<serve_stats, std::error_code> {
-    if (detail::is(ec, errc::peer_closed) && !active) {
-      st.ended = serve_end::peer_closed;
-      return st;
-    }
-    return unexpected(ec);
-  };
-
+  responder<T, C> r(t, clock, opt, until, std::move(stop));
   for (;;) {
-    if (stop.stop_requested()) {
-      st.ended = serve_end::stopped;
-      return st;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= until) {
-      st.ended = serve_end::deadline;
-      return st;
-    }
-    if (opt.idle_timeout > std::chrono::nanoseconds::zero() && now - last_activity >= opt.idle_timeout) {
-      return unexpected(make_error_code(errc::timed_out));
-    }
-    auto r = t.receive(in, detail::earliest(until, poll));
-    const std::int64_t g = clock.now_raw();
-    if (!r) {
-      if (detail::is(r.error(), errc::timed_out)) continue;
-      if (detail::is(r.error(), errc::peer_closed) && !active) {
-        st.ended = serve_end::peer_closed;
-        return st;
-      }
-      return unexpected(r.error());
-    }
-    last_activity = std::chrono::steady_clock::now();
-    auto m = decode(in);
-    if (!m) {
-      detail::send_abort(t, active ? cur.series_id : 0, m.error(), "malformed message", out,
-                         detail::earliest(until, opt.send_timeout));
-      return unexpected(m.error());
-    }
-    switch (type_of(*m)) {
-      case message_type::start: {
-        const auto& s = std::get<start_msg>(*m);
-        if (active && s.series_id == cur.series_id && received == 0) {
-          if (auto ec = send(message{start_ack_msg{s.series_id, opt.mode}})) return send_failed(ec);
-          break;  // a repeated start whose ack was lost
-        }
-        if (active) ++st.series_abandoned;
-        active = false;
-        if (opt.on_series_start) {
-          if (auto ec = opt.on_series_start(s)) {
-            ++st.series_refused;
-            detail::send_abort(t, s.series_id, ec, "series refused: " + ec.message(), out,
-                               detail::earliest(until, opt.send_timeout));
-            break;
-          }
-        }
-        active = true;
-        cur = s;
-        seen.assign(s.probe_count, 0);
-        received = 0;
-        stamps.clear();
-        ++st.series_started;
-        if (auto ec = send(message{start_ack_msg{s.series_id, opt.mode}})) return send_failed(ec);
-        break;
-      }
-      case message_type::probe: {
-        const auto& p = std::get<probe_msg>(*m);
-        if (!active || p.series_id != cur.series_id) {
-          ++st.stale_messages;
-          break;
-        }
-        if (p.probe_id >= cur.probe_count) {
-          ++st.out_of_range_probes;
-          break;
-        }
-        if (seen[p.probe_id] != 0) {
-          ++st.duplicate_probes;
-          break;
-        }
-        seen[p.probe_id] = 1;
-        ++received;
-        if (opt.on_probe) opt.on_probe(p);
-        std::int64_t stamp = g;
-        if (opt.mode == stamp_mode::deferred) {
-          stamps.push_back(stamp_entry{p.probe_id, g});
-          stamp = 0;
-        }
-        if (auto ec = send(message{reply_msg{p.series_id, p.probe_id, stamp}})) return send_failed(ec);
-        ++st.probes_answered;
-        break;
-      }
-      case message_type::end: {
-        const auto& e = std::get<end_msg>(*m);
-        if (active && e.series_id == cur.series_id) {
-          if (e.probes_sent > cur.probe_count) {
-            const auto ec = make_error_code(errc::protocol_error);
-            detail::send_abort(t, e.series_id, ec, "end counts more probes than start announced", out,
-                               detail::earliest(until, opt.send_timeout));
-            return unexpected(ec);
-          }
-          if (opt.mode == stamp_mode::deferred && opt.resolve_deferred) {
-            if (auto ec = opt.resolve_deferred(cur, stamps)) {
-              detail::send_abort(t, e.series_id, ec, "deferred stamps unavailable: " + ec.message(), out,
-                                 detail::earliest(until, opt.send_timeout));
-              active = false;
-              ++st.series_abandoned;
-              break;
-            }
-            const std::uint32_t limit = e.probes_sent;
-            std::erase_if(stamps, [&](const stamp_entry& x) { return x.probe_id >= limit; });
-            if (stamps.size() > limit) stamps.resize(limit);
-          }
-          active = false;
-          have_last = true;
-          last_id = e.series_id;
-          last_received = received;
-          last_stamps = std::move(stamps);
-          stamps.clear();
-          ++st.series_completed;
-          if (auto ec = send_end_answer(last_id, last_received, last_stamps)) return send_failed(ec);
-          if (opt.max_series > 0 && st.series_completed >= opt.max_series) {
-            st.ended = serve_end::max_series;
-            return st;
-          }
-        } else if (!active && have_last && e.series_id == last_id) {
-          if (auto ec = send_end_answer(last_id, last_received, last_stamps)) return send_failed(ec);
-        } else {
-          ++st.stale_messages;
-        }
-        break;
-      }
-      case message_type::result:
-        ++st.results_received;
-        if (opt.on_result) opt.on_result(std::get<result_msg>(*m));
-        break;
-      case message_type::error: {
-        ++st.errors_received;
-        const auto& e = std::get<error_msg>(*m);
-        if (active && (e.series_id == cur.series_id || e.series_id == 0)) {
-          active = false;
-          ++st.series_abandoned;
-        }
-        break;
-      }
-      case message_type::bye:
-        st.ended = serve_end::bye;
-        return st;
-      case message_type::start_ack:
-      case message_type::reply:
-      case message_type::end_ack:
-      case message_type::deferred:
-        ++st.unexpected_messages;
-        break;
-    }
+    if (auto done = r.step()) return std::move(*done);
   }
 }
 

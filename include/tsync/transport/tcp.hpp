@@ -117,6 +117,15 @@ class tcp_listener {
     return stream_transport::adopt(std::move(*fd));
   }
 
+  /// Accept one peer's raw fd before `d` (`TCP_NODELAY` set), for servers that
+  /// frame it on another thread.
+  [[nodiscard]] expected<unique_fd, std::error_code> accept_fd(deadline d) const {
+    auto fd = listener_.accept_fd(d);
+    if (!fd) return unexpected(fd.error());
+    if (auto ec = detail::set_nodelay(fd->get())) return unexpected(ec);
+    return fd;
+  }
+
  private:
   socket_listener listener_;
   std::uint16_t port_ = 0;

@@ -8,6 +8,7 @@
 /// Paths that start with `@` name the Linux abstract namespace (no file).
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -105,6 +106,26 @@ namespace detail {
   return v;
 }
 
+/// Remove the socket file at `path` when nobody listens on it (a connect is
+/// refused). Returns `EADDRINUSE` when the file is not a socket or a listener
+/// answers, the error of `lstat`/`unlink` otherwise, and success once removed.
+[[nodiscard]] inline std::error_code remove_stale_socket(std::string_view path) {
+  const std::string p(path);
+  struct stat st {};
+  if (::lstat(p.c_str(), &st) < 0) return errno == ENOENT ? std::error_code{} : last_error();
+  if (!S_ISSOCK(st.st_mode)) return std::make_error_code(std::errc::address_in_use);
+  sockaddr_un a{};
+  auto len = make_unix_addr(path, a);
+  if (!len) return len.error();
+  auto fd = make_socket(AF_UNIX, SOCK_STREAM);
+  if (!fd) return fd.error();
+  const int r = ::connect(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len);
+  // EAGAIN: a listener with a full backlog is alive; EINPROGRESS does not happen on AF_UNIX.
+  if (r == 0 || errno != ECONNREFUSED) return std::make_error_code(std::errc::address_in_use);
+  if (::unlink(p.c_str()) < 0 && errno != ENOENT) return last_error();
+  return {};
+}
+
 }  // namespace detail
 
 /// Connect to a Unix stream socket at `path` before `d`.
@@ -136,15 +157,24 @@ class unix_listener : public socket_listener {
   unix_listener& operator=(const unix_listener&) = delete;
   ~unix_listener() { cleanup(); }
 
-  /// Bind and listen on `path`. An existing file there is an error (`EADDRINUSE`);
-  /// the caller decides whether to remove a stale socket.
-  [[nodiscard]] static expected<unix_listener, std::error_code> listen(std::string_view path, int backlog = 16) {
+  /// Bind and listen on `path`. An existing file there is an error (`EADDRINUSE`)
+  /// unless `replace_stale` is set and the file is a socket nobody listens on
+  /// (connecting to it is refused): such a file, left behind by a killed process,
+  /// is removed and the bind retried once. A regular file, a directory, or a
+  /// socket with a live listener is never touched.
+  [[nodiscard]] static expected<unix_listener, std::error_code> listen(std::string_view path, int backlog = 16,
+                                                                       bool replace_stale = false) {
     sockaddr_un a{};
     auto len = detail::make_unix_addr(path, a);
     if (!len) return unexpected(len.error());
     auto fd = detail::make_socket(AF_UNIX, SOCK_STREAM);
     if (!fd) return unexpected(fd.error());
-    if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len) < 0) return unexpected(last_error());
+    if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len) < 0) {
+      const std::error_code ec = last_error();
+      if (!replace_stale || ec != std::errc::address_in_use || path[0] == '@') return unexpected(ec);
+      if (auto sec = detail::remove_stale_socket(path)) return unexpected(sec);
+      if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len) < 0) return unexpected(last_error());
+    }
     unix_listener l;
     l.socket_listener::operator=(socket_listener(std::move(*fd)));
     if (path[0] != '@') l.path_ = std::string(path);
@@ -211,8 +241,8 @@ class hybrid_vsock_acceptor {
   };
 
   [[nodiscard]] static expected<hybrid_vsock_acceptor, std::error_code> listen(
-      std::string_view path, std::uint32_t first_assigned_port = 1073741824u) {
-    auto l = unix_listener::listen(path);
+      std::string_view path, std::uint32_t first_assigned_port = 1073741824u, bool replace_stale = false) {
+    auto l = unix_listener::listen(path, 16, replace_stale);
     if (!l) return unexpected(l.error());
     hybrid_vsock_acceptor h;
     h.listener_ = std::move(*l);
@@ -223,16 +253,30 @@ class hybrid_vsock_acceptor {
   /// Accept one client, read its `CONNECT <port>\n` and answer `OK <assigned>\n`.
   /// A malformed request is answered by closing the connection and yields
   /// `errc::protocol_error` (or `errc::oversized` for an over-long line).
+  /// The handshake runs on the caller's thread: a server that must not be held up
+  /// by silent clients calls `accept_fd` and `hybrid_vsock_handshake` on another.
   [[nodiscard]] expected<accepted, std::error_code> accept(deadline d) {
     auto fd = listener_.accept_fd(d);
     if (!fd) return unexpected(fd.error());
-    auto line = detail::read_line(fd->get(), hybrid_vsock_max_line, d);
+    return hybrid_vsock_handshake(std::move(*fd), next_port_++, d);
+  }
+
+  /// Accept one client without reading its request (see `hybrid_vsock_handshake`).
+  [[nodiscard]] expected<unique_fd, std::error_code> accept_fd(deadline d) const { return listener_.accept_fd(d); }
+
+  /// The port the next handshake assigns (counts up on every call).
+  [[nodiscard]] std::uint32_t take_port() noexcept { return next_port_++; }
+
+  /// The VMM side of the handshake on an accepted fd: read `CONNECT <port>\n`
+  /// before `d`, answer `OK <assigned>\n`, then frame the stream.
+  [[nodiscard]] static expected<accepted, std::error_code> hybrid_vsock_handshake(unique_fd fd, std::uint32_t assigned,
+                                                                                 deadline d) {
+    auto line = detail::read_line(fd.get(), hybrid_vsock_max_line, d);
     if (!line) return unexpected(line.error());
     auto port = detail::parse_word_port(*line, "CONNECT");
     if (!port) return unexpected(port.error());
-    const std::uint32_t assigned = next_port_++;
-    if (auto ec = detail::write_all(fd->get(), "OK " + std::to_string(assigned) + "\n", d)) return unexpected(ec);
-    auto t = stream_transport::adopt(std::move(*fd));
+    if (auto ec = detail::write_all(fd.get(), "OK " + std::to_string(assigned) + "\n", d)) return unexpected(ec);
+    auto t = stream_transport::adopt(std::move(fd));
     if (!t) return unexpected(t.error());
     return accepted{std::move(*t), *port, assigned};
   }

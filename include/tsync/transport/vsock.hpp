@@ -82,6 +82,9 @@ class vsock_listener {
   /// Accept one peer before `d`.
   [[nodiscard]] expected<stream_transport, std::error_code> accept(deadline d) const { return listener_.accept(d); }
 
+  /// Accept one peer's raw fd before `d`.
+  [[nodiscard]] expected<unique_fd, std::error_code> accept_fd(deadline d) const { return listener_.accept_fd(d); }
+
  private:
   socket_listener listener_;
   std::uint32_t port_ = 0;

@@ -1,0 +1,50 @@
+#pragma once
+/// \file
+/// The KVM protocol's output: a VM's per-vCPU TSC parameters read from debugfs
+/// as step-mode sync tables (one sample from guest TSC 0, offset = −tsc-offset,
+/// with the scaling ratio), the tables `tsync correct --mode step` reads.
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tsync/core/config.hpp"
+#include "tsync/core/error.hpp"
+#include "tsync/core/expected.hpp"
+#include "tsync/core/sync_sample.hpp"
+#include "tsync/kvm/debugfs.hpp"
+
+namespace tsync::inline TSYNC_ABI::sync {
+
+/// One vCPU's step table.
+struct kvm_vcpu_table {
+  std::uint32_t vcpu = 0;
+  std::int64_t tsc_offset = 0;  ///< as debugfs prints it
+  sync_sample sample{};         ///< host = ceil((guest + offset) * 2^frac_bits / ratio)
+};
+
+/// Why a VM's tables could not be made.
+struct kvm_tables_error {
+  std::uint32_t vcpu = 0;
+  errc code = errc::invalid_argument;
+  std::string message;
+};
+
+/// The step table of every vCPU of `vm`. A tsc-offset of −2^63 has no negation
+/// in int64: `errc::number_out_of_range` naming the vCPU.
+[[nodiscard]] inline expected<std::vector<kvm_vcpu_table>, kvm_tables_error> kvm_tables(const kvm::vm_info& vm) {
+  std::vector<kvm_vcpu_table> out;
+  out.reserve(vm.vcpus.size());
+  for (const auto& v : vm.vcpus) {
+    const std::int64_t off = v.tsc_offset();
+    if (off == std::numeric_limits<std::int64_t>::min())
+      return unexpected(kvm_tables_error{v.id, errc::number_out_of_range,
+                                         "vCPU " + std::to_string(v.id) + ": tsc-offset -2^63 has no negation in int64"});
+    out.push_back(kvm_vcpu_table{v.id, off, sync_sample{0, -off, v.params.ratio, v.params.frac_bits, std::nullopt}});
+  }
+  return out;
+}
+
+}  // namespace tsync::sync

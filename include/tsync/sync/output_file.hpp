@@ -1,0 +1,197 @@
+#pragma once
+/// \file
+/// Output files that are never silently lost: every write and the close are
+/// checked, and an error names the file with the errno text.
+///
+/// - `atomic_file`: written to `PATH.tmp.PID`, then fsynced and renamed over
+///   `PATH` by `commit()`; a file that was not committed is removed, so a reader
+///   sees either the old file, or the whole new one, never a truncated one.
+/// - `append_log`: a log that grows as the session runs (each `append` goes to
+///   the kernel at once, `sync()` makes it durable), so `kill -9` loses at most
+///   what was not appended yet.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "tsync/core/config.hpp"
+
+namespace tsync::inline TSYNC_ABI::sync {
+
+/// A failed output operation: the file and the OS error.
+struct output_error {
+  std::string path;
+  std::error_code code;
+  /// "cannot write PATH: <errno text>".
+  [[nodiscard]] std::string what() const { return "cannot write " + path + ": " + code.message(); }
+};
+
+namespace detail {
+[[nodiscard]] inline std::error_code errno_code() noexcept { return {errno, std::generic_category()}; }
+
+/// Write all of `s` to `fd` (retrying short writes and EINTR).
+[[nodiscard]] inline std::error_code write_all_fd(int fd, std::string_view s) noexcept {
+  while (!s.empty()) {
+    const ssize_t w = ::write(fd, s.data(), s.size());
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_code();
+    }
+    if (w == 0) return std::make_error_code(std::errc::io_error);
+    s.remove_prefix(static_cast<std::size_t>(w));
+  }
+  return {};
+}
+}  // namespace detail
+
+/// A file written under a temporary name and renamed into place by `commit()`.
+/// Text is buffered (`buffer_limit` bytes) and written as the buffer fills.
+class atomic_file {
+ public:
+  static constexpr std::size_t buffer_limit = 64 * 1024;
+
+  atomic_file() = default;
+  atomic_file(const atomic_file&) = delete;
+  atomic_file& operator=(const atomic_file&) = delete;
+  atomic_file(atomic_file&& o) noexcept
+      : path_(std::move(o.path_)), tmp_(std::move(o.tmp_)), fd_(std::exchange(o.fd_, -1)),
+        buf_(std::move(o.buf_)), err_(o.err_) {}
+  atomic_file& operator=(atomic_file&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      path_ = std::move(o.path_);
+      tmp_ = std::move(o.tmp_);
+      fd_ = std::exchange(o.fd_, -1);
+      buf_ = std::move(o.buf_);
+      err_ = o.err_;
+    }
+    return *this;
+  }
+  ~atomic_file() { abandon(); }
+
+  /// Create `PATH.tmp.PID` (mode 0644 before umask).
+  [[nodiscard]] static atomic_file create(std::string path) {
+    atomic_file f;
+    f.path_ = std::move(path);
+    f.tmp_ = f.path_ + ".tmp." + std::to_string(::getpid());
+    f.fd_ = ::open(f.tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f.fd_ < 0) f.err_ = detail::errno_code();
+    return f;
+  }
+
+  /// Append text (errors are kept and reported by `commit`).
+  atomic_file& operator<<(std::string_view s) {
+    if (err_) return *this;
+    buf_.append(s);
+    if (buf_.size() >= buffer_limit) flush_buffer();
+    return *this;
+  }
+
+  /// The first error so far (empty if none).
+  [[nodiscard]] std::error_code error() const noexcept { return err_; }
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+  /// Write the rest, fsync, close and rename over the final path.
+  [[nodiscard]] std::error_code commit() {
+    if (!err_) flush_buffer();
+    if (!err_ && ::fsync(fd_) < 0) err_ = detail::errno_code();
+    if (fd_ >= 0) {
+      if (::close(fd_) < 0 && !err_) err_ = detail::errno_code();
+      fd_ = -1;
+    }
+    if (!err_ && ::rename(tmp_.c_str(), path_.c_str()) < 0) err_ = detail::errno_code();
+    if (err_) {
+      ::unlink(tmp_.c_str());
+    }
+    tmp_.clear();
+    return err_;
+  }
+
+  /// Commit and describe a failure (`output_error` naming the final path).
+  [[nodiscard]] bool commit(output_error& e) {
+    if (auto ec = commit()) {
+      e = output_error{path_, ec};
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  void flush_buffer() {
+    if (err_ || fd_ < 0) return;
+    err_ = detail::write_all_fd(fd_, buf_);
+    buf_.clear();
+  }
+  void abandon() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    tmp_.clear();
+  }
+
+  std::string path_, tmp_;
+  int fd_ = -1;
+  std::string buf_;
+  std::error_code err_;
+};
+
+/// A log written as it grows: `append` hands each piece to the kernel at once.
+class append_log {
+ public:
+  append_log() = default;
+  append_log(const append_log&) = delete;
+  append_log& operator=(const append_log&) = delete;
+  append_log(append_log&& o) noexcept : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), err_(o.err_) {}
+  ~append_log() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  /// Create (truncate) `path`.
+  [[nodiscard]] static append_log create(std::string path) {
+    append_log l;
+    l.path_ = std::move(path);
+    l.fd_ = ::open(l.path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (l.fd_ < 0) l.err_ = detail::errno_code();
+    return l;
+  }
+
+  /// Append `s` (one write; the first error is kept).
+  std::error_code append(std::string_view s) {
+    if (!err_) err_ = detail::write_all_fd(fd_, s);
+    return err_;
+  }
+
+  /// fsync (the first error is kept).
+  std::error_code sync() {
+    if (!err_ && ::fsync(fd_) < 0) err_ = detail::errno_code();
+    return err_;
+  }
+
+  /// fsync, close, and rename to `final_path` (empty: keep the name).
+  [[nodiscard]] std::error_code finish(const std::string& final_path = {}) {
+    (void)sync();
+    if (fd_ >= 0) {
+      if (::close(fd_) < 0 && !err_) err_ = detail::errno_code();
+      fd_ = -1;
+    }
+    if (!err_ && !final_path.empty() && ::rename(path_.c_str(), final_path.c_str()) < 0) err_ = detail::errno_code();
+    return err_;
+  }
+
+  [[nodiscard]] std::error_code error() const noexcept { return err_; }
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::error_code err_;
+};
+
+}  // namespace tsync::sync
