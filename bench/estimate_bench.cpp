@@ -19,12 +19,16 @@
 #include <random>
 #include <vector>
 
+#include <sstream>
+#include <string>
+
 #include "tsync/estimate.hpp"
+#include "tsync/io/probes_csv.hpp"
 
 // Heap accounting for the peak-memory counter (this binary only).
 namespace {
 std::atomic<std::size_t> heap_now{0}, heap_peak{0};
-void* counted_alloc(std::size_t n) {
+[[gnu::noinline]] void* counted_alloc(std::size_t n) {
   void* p = std::malloc(n == 0 ? 1 : n);
   if (p == nullptr) throw std::bad_alloc();
   const std::size_t now = heap_now += malloc_usable_size(p);
@@ -33,7 +37,7 @@ void* counted_alloc(std::size_t n) {
   }
   return p;
 }
-void counted_free(void* p) noexcept {
+[[gnu::noinline]] void counted_free(void* p) noexcept {
   if (p == nullptr) return;
   heap_now -= malloc_usable_size(p);
   std::free(p);
@@ -118,8 +122,26 @@ void BM_estimator(benchmark::State& state, const char* name, bool step) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * probes.size()));
 }
 
+// Parsing the probes CSV (tsync/io/probes_csv.hpp) from memory; target >= 50 MB/s.
+void BM_read_probes_csv(benchmark::State& state) {
+  const auto probes = make_probes(static_cast<std::size_t>(state.range(0)), false);
+  std::ostringstream os;
+  tsync::io::write_probes_csv(os, probes);
+  const std::string text = os.str();
+  for (auto _ : state) {
+    auto r = tsync::io::read_probes_csv(std::string_view(text));
+    if (!r || r->size() != probes.size()) {
+      state.SkipWithError("parse failed");
+      return;
+    }
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * text.size()));
+}
+
 }  // namespace
 
+BENCHMARK(BM_read_probes_csv)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_memcpy_reference)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_fit_hull, feasible, false)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(BM_fit_hull, infeasible, true)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
