@@ -2,7 +2,8 @@
 # Install the Debian 12 packages tsync's build, tests, benchmarks and demo need,
 # but only those that are missing. Run as root (or with sudo available).
 set -euo pipefail
-pkgs=(cmake make g++ clang lld libclang-rt-14-dev pkg-config catch2 libbenchmark-dev libeigen3-dev gnuplot-nox trace-cmd)
+pkgs=(cmake make g++ clang lld libclang-rt-14-dev pkg-config catch2 libbenchmark-dev libeigen3-dev gnuplot-nox trace-cmd
+      python3 qemu-system-x86 busybox-static cpio)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,7 +40,9 @@ loaded load(const std::string& cmd, const tsync::cli::options& opt) {
       out.status = tsync::cli::usage_error(cmd, "--big-endian goes with --payload (a trace.dat declares its byte order)");
       return out;
     }
-    auto r = read_trace_dat_file(path);
+    dat_read_options ro;
+    ro.use_unlinked_time_shift = opt.has("use-unlinked");
+    auto r = read_trace_dat_file(path, ro);
     if (!r) {
       out.status = tsync::cli::fail(path + ": " + r.error().what());
       return out;
@@ -74,14 +76,28 @@ loaded load(const std::string& cmd, const tsync::cli::options& opt) {
   return out;
 }
 
+// What the decoder repaired (trace-cmd bug B7, ...) goes to stderr as warnings.
+void warn_repairs(const std::string& path, const trace_dat_info& info) {
+  const auto& o = info.options;
+  if (o.unlinked_time_shift) {
+    std::cerr << "tsync: warning: " << path << ": a TIME_SHIFT options section at byte " << o.unlinked_time_shift_at
+              << " is not linked from the file's options chain (trace-cmd wrote it but never linked it, so trace-cmd"
+              << " itself ignores it); " << (o.time_shift_option ? "using it as asked (--use-unlinked)" : "pass --use-unlinked to use it")
+              << "\n";
+  }
+  if (!info.options.time_shift_option) return;
+  for (const auto& r : info.options.time_shift_option->repairs) std::cerr << "tsync: warning: " << path << ": " << r << "\n";
+}
+
 int run_show(const std::vector<std::string>& args) {
   const std::string cmd = "tracecmd show";
-  tsync::cli::options opt(args, {"payload", "big-endian"});
+  tsync::cli::options opt(args, {"payload", "big-endian", "use-unlinked"});
   if (!opt.error().empty()) return tsync::cli::usage_error(cmd, opt.error());
-  if (auto u = opt.unknown({"payload", "big-endian"})) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
+  if (auto u = opt.unknown({"payload", "big-endian", "use-unlinked"})) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
   auto l = load(cmd, opt);
   if (!l.info) return l.status;
   const auto& info = *l.info;
+  warn_repairs(opt.positional()[0], info);
   if (info.version != 0)
     std::cout << "trace.dat version " << info.version << ", "
               << (info.order == byte_order::little ? "little" : "big") << "-endian, long size " << info.long_size
@@ -104,9 +120,9 @@ int run_show(const std::vector<std::string>& args) {
 
 int run_table(const std::vector<std::string>& args) {
   const std::string cmd = "tracecmd table";
-  tsync::cli::options opt(args, {"payload", "big-endian"});
+  tsync::cli::options opt(args, {"payload", "big-endian", "use-unlinked"});
   if (!opt.error().empty()) return tsync::cli::usage_error(cmd, opt.error());
-  if (auto u = opt.unknown({"payload", "big-endian", "cpu"})) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
+  if (auto u = opt.unknown({"payload", "big-endian", "cpu", "use-unlinked"})) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
   const auto cpu_text = opt.get("cpu");
   if (!cpu_text) return tsync::cli::usage_error(cmd, "--cpu N is required");
   const auto cpu = tsync::cli::parse_int<std::uint32_t>(*cpu_text);
@@ -115,6 +131,7 @@ int run_table(const std::vector<std::string>& args) {
   if (!l.info) return l.status;
   const std::string& path = opt.positional()[0];
   if (!l.info->options.time_shift_option) return tsync::cli::fail(path + ": no TIME_SHIFT option");
+  warn_repairs(path, *l.info);
   const auto& ts = *l.info->options.time_shift_option;
   // Build the table to validate it exactly as `tsync correct` will.
   auto table = to_sync_table(ts, *cpu);
@@ -125,19 +142,24 @@ int run_table(const std::vector<std::string>& args) {
 
 const tsync::cli::command_registrar reg_show{tsync::cli::command{
     "tracecmd show", "print the TIME_SHIFT / TSC2NSEC options of a trace-cmd trace.dat",
-    "[--payload [--big-endian]] FILE\n\n"
+    "[--payload [--big-endian]] [--use-unlinked] FILE\n\n"
     "Prints the trace.dat header fields, then the TIME_SHIFT option (trace id, flags,\n"
     "every CPU's samples: time, offset = host - guest, scaling, fraction bits) and the\n"
     "TSC2NSEC option (mult, shift, offset), or says that they are absent.\n\n" +
         std::string(input_help) +
         "Malformed options are reported with the byte offset and the reason, including the\n"
-        "layouts of trace-cmd bugs B7 (inconsistent per-CPU counts), B16 (no CPUs) and\n"
-        "B18 (a CPU with no samples).",
+        "layouts of trace-cmd bugs B16 (no CPUs) and B18 (a CPU with no samples). Files\n"
+        "with trace-cmd bug B7 (every per-CPU count field holding the last CPU's count)\n"
+        "are repaired when the counts are recoverable from the payload size and each CPU's\n"
+        "time order, with a warning naming the recovered counts, and refused when the split\n"
+        "is ambiguous. A v7 file whose options chain has no TIME_SHIFT is searched for an\n"
+        "unlinked TIME_SHIFT section (trace-cmd sometimes writes it without linking it): a\n"
+        "warning gives its offset, and --use-unlinked uses it.",
     run_show}};
 
 const tsync::cli::command_registrar reg_table{tsync::cli::command{
     "tracecmd table", "write one CPU's TIME_SHIFT samples as a tsync sync table (CSV)",
-    "--cpu N [--payload [--big-endian]] FILE\n\n"
+    "--cpu N [--payload [--big-endian]] [--use-unlinked] FILE\n\n"
     "Writes the samples of guest CPU N as 'time,offset,ratio,frac_bits' lines (with a\n"
     "header and a '#' comment naming the mode) to stdout: the table 'tsync correct\n"
     "--table' reads. The mode is 'step' for KVM files (flags bit 0 clear) and\n"

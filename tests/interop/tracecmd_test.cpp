@@ -305,7 +305,7 @@ TEST_CASE("A CPU with zero samples is rejected as trace-cmd bug B18") {
   CHECK(encode_time_shift(ts, byte_order::little).error().code == tracecmd_errc::zero_samples);
 }
 
-TEST_CASE("The layout of trace-cmd bug B7 is detected and named") {
+TEST_CASE("The layout of trace-cmd bug B7 is recovered and named") {
   // Two vCPUs with 2 and 3 samples, written the way trace-cmd's writer does:
   // both count fields hold the last count (3), the arrays have the true
   // lengths, and both fraction arrays have 3 entries.
@@ -315,12 +315,73 @@ TEST_CASE("The layout of trace-cmd bug B7 is detected and named") {
     w.u32(3).u64(10).u64(20).u64(30).u64(200).u64(200).u64(200).u64(1).u64(1).u64(1);
     for (int i = 0; i < 6; ++i) w.u64(0);
     auto r = decode_time_shift(w.b, o);
-    REQUIRE_FALSE(r.has_value());
-    INFO(r.error().what());
-    CHECK(r.error().code == tracecmd_errc::inconsistent_counts);
-    CHECK(r.error().message.find("B7") != std::string::npos);
-    CHECK(r.error().message.find("do not add up") != std::string::npos);
+    REQUIRE(r.has_value());
+    REQUIRE(r->cpus.size() == 2);
+    CHECK(r->cpus[0] == std::vector<time_shift_sample>{{10, 100, 1, 0}, {20, 100, 1, 0}});
+    CHECK(r->cpus[1] == std::vector<time_shift_sample>{{10, 200, 1, 0}, {20, 200, 1, 0}, {30, 200, 1, 0}});
+    REQUIRE(r->repairs.size() == 1);
+    CHECK(r->repairs[0].find("B7") != std::string::npos);
+    CHECK(r->repairs[0].find("2, 3") != std::string::npos);
   }
+}
+
+TEST_CASE("B7 recovery finds the counts of several CPUs from their time order") {
+  // Four vCPUs with 5, 1, 4 and 2 samples; every count field holds 2.
+  const std::vector<std::vector<std::uint64_t>> times{{1, 2, 3, 4, 5}, {7}, {2, 4, 6, 8}, {100, 200}};
+  auto w = header(4);
+  std::int64_t off = -1000;
+  for (const auto& t : times) {
+    w.u32(2);
+    for (auto x : t) w.u64(x);
+    for (std::size_t i = 0; i < t.size(); ++i) w.u64(static_cast<std::uint64_t>(off--));
+    for (std::size_t i = 0; i < t.size(); ++i) w.u64(1);
+  }
+  for (int i = 0; i < 4 * 2; ++i) w.u64(0);
+  auto r = decode_time_shift(w.b, byte_order::little);
+  INFO((r ? std::string() : r.error().what()));
+  REQUIRE(r.has_value());
+  REQUIRE(r->cpus.size() == 4);
+  for (std::size_t c = 0; c < 4; ++c) {
+    REQUIRE(r->cpus[c].size() == times[c].size());
+    for (std::size_t i = 0; i < times[c].size(); ++i) CHECK(r->cpus[c][i].time == times[c][i]);
+  }
+  CHECK(r->cpus[2][0].offset == -1000 - 6);
+  REQUIRE(r->repairs.size() == 1);
+  CHECK(r->repairs[0].find("5, 1, 4, 2") != std::string::npos);
+}
+
+TEST_CASE("An ambiguous B7 split is refused with both candidates named") {
+  // Three vCPUs with 2, 1 and 2 samples whose every word is 2, the last count:
+  // the arrays split as 1,2,2 just as well as 2,1,2.
+  auto w = header(3);
+  for (std::uint64_t c : {std::uint64_t{2}, std::uint64_t{1}, std::uint64_t{2}}) {
+    w.u32(2);
+    for (std::uint64_t i = 0; i < 3 * c; ++i) w.u64(2);
+  }
+  for (int i = 0; i < 3 * 2; ++i) w.u64(0);
+  auto r = decode_time_shift(w.b, byte_order::little);
+  REQUIRE_FALSE(r.has_value());
+  INFO(r.error().what());
+  CHECK(r.error().code == tracecmd_errc::inconsistent_counts);
+  CHECK(r.error().message.find("ambiguous") != std::string::npos);
+  CHECK(r.error().message.find("1, 2, 2") != std::string::npos);
+  CHECK(r.error().message.find("2, 1, 2") != std::string::npos);
+}
+
+TEST_CASE("B7 recovery of a hostile payload ends quickly") {
+  // 64 CPUs, every word equal to the count: every split looks consistent.
+  const std::uint64_t n = 64, k = 1;
+  auto w = header(static_cast<std::uint32_t>(n));
+  const std::uint64_t total = 4000;
+  for (std::uint64_t cpu = 0; cpu < n; ++cpu) {
+    w.u32(static_cast<std::uint32_t>(k));
+    const std::uint64_t c = cpu + 1 == n ? k : (cpu == 0 ? total - k - (n - 2) : 1);
+    for (std::uint64_t i = 0; i < 3 * c; ++i) w.u64(k);
+  }
+  for (std::uint64_t i = 0; i < n * k; ++i) w.u64(0);
+  auto r = decode_time_shift(w.b, byte_order::little);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == tracecmd_errc::inconsistent_counts);
 }
 
 TEST_CASE("Decreasing sample times are rejected") {
@@ -685,6 +746,43 @@ TEST_CASE("A v7 trace.dat yields the options of every chained section") {
       INFO("prefix " << n);
       CHECK_FALSE(read_trace_dat(prefix).has_value());
     }
+  }
+}
+
+TEST_CASE("An unlinked v7 TIME_SHIFT section is found and used only when asked") {
+  for (auto o : {byte_order::little, byte_order::big}) {
+    const auto ts = sample_option();
+    v7_file f(o);
+    f.first_offset(0);
+    bytes first;
+    append_option(first, option_tsc2nsec, *encode_tsc2nsec(tsc2nsec{715828121, 31, 0}, o), o);
+    append_options_end(first, o, option_framing::v7, 0);
+    const std::size_t s1 = f.section(first);
+    f.patch_u64(f.offset_field, s1);
+    f.w.raw(bytes(13));  // event data in between
+    bytes second;
+    append_option(second, option_time_shift, *encode_time_shift(ts, o), o);
+    append_options_end(second, o, option_framing::v7, 0);
+    const std::size_t s2 = f.section(second);  // written, but the first DONE still says 0
+    f.w.raw(bytes(5));
+    auto r = read_trace_dat(f.w.b);
+    REQUIRE(r.has_value());
+    CHECK_FALSE(r->options.time_shift_option.has_value());
+    REQUIRE(r->options.unlinked_time_shift.has_value());
+    CHECK(*r->options.unlinked_time_shift == ts);
+    CHECK(r->options.unlinked_time_shift_at == s2);
+    dat_read_options ro;
+    ro.use_unlinked_time_shift = true;
+    auto used = read_trace_dat(f.w.b, ro);
+    REQUIRE(used.has_value());
+    REQUIRE(used->options.time_shift_option.has_value());
+    CHECK(*used->options.time_shift_option == ts);
+    // Once linked, it is the chain's and no longer reported as unlinked.
+    f.patch_u64(s1 + 16 + first.size() - 8, s2);
+    auto linked = read_trace_dat(f.w.b);
+    REQUIRE(linked.has_value());
+    CHECK(linked->options.time_shift_option.has_value());
+    CHECK_FALSE(linked->options.unlinked_time_shift.has_value());
   }
 }
 

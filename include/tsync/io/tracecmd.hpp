@@ -172,6 +172,9 @@ struct time_shift {
   std::uint32_t flags = 0;                           ///< protocol flags (bit 0: interpolate); other bits are kept as is
   bool has_fraction = true;                          ///< the optional fraction-bits arrays are present
   std::vector<std::vector<time_shift_sample>> cpus;  ///< samples per guest CPU, index = CPU
+  /// What the decoder repaired (e.g. trace-cmd bug B7's count fields), one sentence each;
+  /// empty for a well-formed payload. Never written by the encoder.
+  std::vector<std::string> repairs{};
   /// True when flags bit 0 (interpolate) is set.
   [[nodiscard]] bool interpolate() const noexcept { return (flags & time_shift_flag_interpolate) != 0; }
   friend bool operator==(const time_shift&, const time_shift&) = default;
@@ -247,7 +250,18 @@ class tc_reader {
 //   size = 16 + 4n + 24 S + 8 n K,  S != n K,
 // and the last CPU's count field, right before its 24 K bytes of arrays and
 // the 8 n K bytes of fractions, reads K.
-inline std::optional<tracecmd_error> tc_check_b7(std::span<const std::byte> in, byte_order o, std::uint64_t n) {
+//
+// Recovery: the true counts c_0..c_{n-1} (c_{n-1} = K, sum S) are the splits
+// of the arrays for which every CPU's block starts with a count field reading
+// K, every CPU's times are non-decreasing, and no scaling is zero. They are
+// enumerated depth first (the time order cuts most branches at once); more
+// than one consistent split is ambiguous and refused, and the search is
+// bounded so that a hostile payload cannot make it slow.
+struct b7_layout {
+  std::uint64_t n = 0, k = 0, total = 0;
+};
+
+inline std::optional<b7_layout> tc_b7_layout(std::span<const std::byte> in, byte_order o, std::uint64_t n) {
   if (n < 2 || in.size() < 20) return std::nullopt;
   const std::uint64_t k = tc_get(in.data() + 16, 4, o);
   if (k == 0) return std::nullopt;
@@ -257,17 +271,133 @@ inline std::optional<tracecmd_error> tc_check_b7(std::span<const std::byte> in, 
   const u128 rest = size - fixed;
   if (rest % 24 != 0) return std::nullopt;
   const u128 total = rest / 24;
-  if (total == static_cast<u128>(n) * k || total < k) return std::nullopt;
+  if (total == static_cast<u128>(n) * k || total < k + (n - 1)) return std::nullopt;
   const u128 last_count_at = size - 8 * static_cast<u128>(n) * k - 24 * static_cast<u128>(k) - 4;
   if (last_count_at < 16 + 4 * static_cast<u128>(n - 1)) return std::nullopt;
   if (tc_get(in.data() + static_cast<std::size_t>(last_count_at), 4, o) != k) return std::nullopt;
+  return b7_layout{n, k, static_cast<std::uint64_t>(total)};
+}
+
+class b7_splitter {
+ public:
+  static constexpr std::uint64_t max_steps = 1'000'000;
+  b7_splitter(std::span<const std::byte> in, byte_order o, const b7_layout& l) : in_(in), o_(o), l_(l) {}
+
+  /// Every consistent split (at most 2 are collected); `exhausted` when the search was cut short.
+  void run() { descend(0, 16, l_.total); }
+  [[nodiscard]] const std::vector<std::vector<std::uint64_t>>& found() const noexcept { return found_; }
+  [[nodiscard]] bool exhausted() const noexcept { return steps_ >= max_steps; }
+
+ private:
+  [[nodiscard]] std::uint64_t word(std::uint64_t at) const noexcept { return tc_get(in_.data() + at, 8, o_); }
+  // Block of CPU `cpu` at `pos` with `c` samples: times sorted and scalings non-zero.
+  [[nodiscard]] bool block_ok(std::uint64_t pos, std::uint64_t c) const noexcept {
+    for (std::uint64_t j = 0; j < c; ++j)
+      if (word(pos + 4 + 16 * c + 8 * j) == 0) return false;
+    return true;
+  }
+  void descend(std::uint64_t cpu, std::uint64_t pos, std::uint64_t left) {
+    if (found_.size() >= 2 || ++steps_ >= max_steps) return;
+    if (pos + 4 > in_.size() || tc_get(in_.data() + pos, 4, o_) != l_.k) return;
+    const std::uint64_t cpus_after = l_.n - 1 - cpu;
+    if (cpus_after == 0) {
+      if (left != l_.k || pos + 4 + 24 * left + 8 * l_.n * l_.k != in_.size()) return;
+      for (std::uint64_t j = 1; j < left; ++j)
+        if (word(pos + 4 + 8 * j) < word(pos + 4 + 8 * (j - 1))) return;
+      if (!block_ok(pos, left)) return;
+      cur_.push_back(left);
+      found_.push_back(cur_);
+      cur_.pop_back();
+      return;
+    }
+    // This CPU takes c samples; every later CPU needs at least one, the last K.
+    const std::uint64_t most = left - l_.k - (cpus_after - 1);
+    for (std::uint64_t c = 1; c <= most && found_.size() < 2 && steps_ < max_steps; ++c) {
+      ++steps_;
+      if (c > 1 && word(pos + 4 + 8 * (c - 1)) < word(pos + 4 + 8 * (c - 2))) break;  // times stop being sorted
+      if (!block_ok(pos, c)) continue;
+      cur_.push_back(c);
+      descend(cpu + 1, pos + 4 + 24 * c, left - c);
+      cur_.pop_back();
+    }
+  }
+
+  std::span<const std::byte> in_;
+  byte_order o_;
+  b7_layout l_;
+  std::uint64_t steps_ = 0;
+  std::vector<std::uint64_t> cur_;
+  std::vector<std::vector<std::uint64_t>> found_;
+};
+
+inline std::string tc_join_counts(const std::vector<std::uint64_t>& c) {
+  std::string s;
+  for (std::size_t i = 0; i < c.size(); ++i) s += (i ? ", " : "") + std::to_string(c[i]);
+  return s;
+}
+
+// Build the time_shift of a recovered split; fractions are trusted only where
+// the writer read inside the CPU's array (index < min(K, c_i)).
+inline expected<time_shift, tracecmd_error> tc_b7_build(std::span<const std::byte> in, byte_order o, const b7_layout& l,
+                                                         const std::vector<std::uint64_t>& counts) {
+  time_shift ts;
+  ts.peer_trace_id = tc_get(in.data(), 8, o);
+  ts.flags = static_cast<std::uint32_t>(tc_get(in.data() + 8, 4, o));
+  ts.cpus.resize(static_cast<std::size_t>(l.n));
+  std::uint64_t pos = 16;
+  for (std::size_t cpu = 0; cpu < ts.cpus.size(); ++cpu) {
+    const std::uint64_t c = counts[cpu];
+    auto& v = ts.cpus[cpu];
+    v.resize(static_cast<std::size_t>(c));
+    for (std::uint64_t j = 0; j < c; ++j) {
+      v[j].time = tc_get(in.data() + pos + 4 + 8 * j, 8, o);
+      v[j].offset = static_cast<std::int64_t>(tc_get(in.data() + pos + 4 + 8 * c + 8 * j, 8, o));
+      v[j].scaling = tc_get(in.data() + pos + 4 + 16 * c + 8 * j, 8, o);
+    }
+    pos += 4 + 24 * c;
+  }
+  for (std::size_t cpu = 0; cpu < ts.cpus.size(); ++cpu) {
+    auto& v = ts.cpus[cpu];
+    for (std::uint64_t j = 0; j < v.size(); ++j) {
+      if (j < l.k) {
+        v[j].fraction = tc_get(in.data() + pos + 8 * (cpu * l.k + j), 8, o);
+      } else if (v[j].scaling != 1) {
+        return tc_fail(tracecmd_errc::inconsistent_counts, 16,
+                       "trace-cmd bug B7: CPU " + std::to_string(cpu) + " has " + std::to_string(v.size()) +
+                           " scaled samples but the writer stored only " + std::to_string(l.k) +
+                           " fraction-bit entries for it; the scaling of the others is lost");
+      }
+      if (v[j].scaling == 1) v[j].fraction = 0;  // unscaled: trace-cmd writes (1, 0); the entry may be garbage
+    }
+  }
+  ts.repairs.push_back("trace-cmd bug B7: every per-CPU count field holds the last CPU's count " + std::to_string(l.k) +
+                       "; the per-CPU counts were recovered from the payload size and each CPU's time order: " +
+                       tc_join_counts(counts));
+  return ts;
+}
+
+// Recover a B7 payload, or explain why not (nullopt: not the B7 layout).
+inline std::optional<expected<time_shift, tracecmd_error>> tc_recover_b7(std::span<const std::byte> in, byte_order o,
+                                                                         std::uint64_t n) {
+  const auto l = tc_b7_layout(in, o, n);
+  if (!l) return std::nullopt;
+  b7_splitter sp(in, o, *l);
+  sp.run();
   std::ostringstream m;
-  m << "the sizes do not add up: " << n << " CPUs that each declare " << k << " samples need "
-    << static_cast<std::uint64_t>(fixed + 24 * static_cast<u128>(n) * k) << " bytes but the payload has " << in.size()
+  m << "the sizes do not add up: " << n << " CPUs that each declare " << l->k << " samples need "
+    << 16 + 4 * n + 24 * n * l->k + 8 * n * l->k << " bytes but the payload has " << in.size()
     << "; the size fits the layout trace-cmd's writer produces when vCPUs have different sample counts"
-    << " (bug B7: every count field holds the last CPU's count " << k << ", the arrays hold "
-    << static_cast<std::uint64_t>(total) << " samples in all); the per-CPU counts cannot be recovered";
-  return tracecmd_error{tracecmd_errc::inconsistent_counts, 16, m.str()};
+    << " (bug B7: every count field holds the last CPU's count " << l->k << ", the arrays hold " << l->total
+    << " samples in all)";
+  if (sp.found().size() == 1) return tc_b7_build(in, o, *l, sp.found()[0]);
+  if (sp.found().size() > 1)
+    m << "; the per-CPU counts are ambiguous: both " << tc_join_counts(sp.found()[0]) << " and "
+      << tc_join_counts(sp.found()[1]) << " fit the time order";
+  else if (sp.exhausted())
+    m << "; the search for the per-CPU counts was stopped after " << b7_splitter::max_steps << " steps";
+  else
+    m << "; no split of the arrays has every CPU's times in order, so the per-CPU counts cannot be recovered";
+  return expected<time_shift, tracecmd_error>(unexpected(tracecmd_error{tracecmd_errc::inconsistent_counts, 16, m.str()}));
 }
 
 inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<const std::byte> in, byte_order o) {
@@ -332,9 +462,14 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 /// fraction arrays), `count_exceeds_payload` (a CPU count or a sample count
 /// whose arrays cannot fit in the remaining bytes; checked before any
 /// allocation), `trailing_bytes`, `no_cpus` (B16), `zero_samples` (B18),
-/// `inconsistent_counts` (B7: the sizes do not add up in exactly the way
-/// trace-cmd's writer breaks them; the message says so), `unsorted_times`
+/// `inconsistent_counts` (B7, trace-cmd's writer storing the last CPU's count
+/// in every count field, when the true counts cannot be recovered: the split
+/// is ambiguous or no split keeps every CPU's times in order; the message says
+/// which), `unsorted_times`
 /// (a CPU's times decrease; equal times are allowed).
+/// A B7 payload whose counts ARE recoverable (one split of the arrays keeps
+/// every CPU's times in order and every count field reading the last count)
+/// decodes, with a sentence in `repairs` naming the bug and the recovered counts.
 /// The fraction arrays are optional: when nothing follows the scaling arrays
 /// `has_fraction` is false and every `fraction` is 0.
 [[nodiscard]] inline expected<time_shift, tracecmd_error> decode_time_shift(std::span<const std::byte> in, byte_order o) {
@@ -345,9 +480,12 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
                             c == tracecmd_errc::trailing_bytes ||
                             (c == tracecmd_errc::zero_samples && ts.error().offset > 16);
     if (structural && in.size() >= 16) {
-      if (auto b7 = detail::tc_check_b7(in, o, detail::tc_get(in.data() + 12, 4, o))) return unexpected(*b7);
+      if (auto b7 = detail::tc_recover_b7(in, o, detail::tc_get(in.data() + 12, 4, o))) {
+        if (!*b7) return unexpected(b7->error());
+        ts = std::move(*b7);
+      }
     }
-    return ts;
+    if (!ts) return ts;
   }
   for (std::size_t cpu = 0; cpu < ts->cpus.size(); ++cpu) {
     const auto& v = ts->cpus[cpu];
@@ -649,6 +787,20 @@ struct sync_options {
   std::optional<time_shift> time_shift_option{};  ///< TIME_SHIFT when present
   std::optional<tsc2nsec> tsc2nsec_option{};      ///< TSC2NSEC when present
   std::size_t option_count = 0;                   ///< options seen, of any id
+  /// v7 only: a TIME_SHIFT found in an options section that the chain of
+  /// options sections does not reach (trace-cmd sometimes writes the section
+  /// but never links it). Filled only when the chain has no TIME_SHIFT; it is
+  /// moved into `time_shift_option` only when the reader is asked to
+  /// (`dat_read_options::use_unlinked_time_shift`).
+  std::optional<time_shift> unlinked_time_shift{};
+  std::uint64_t unlinked_time_shift_at = 0;  ///< file offset of that section's header
+};
+
+/// How the trace.dat reader treats what trace-cmd's writer left behind.
+struct dat_read_options {
+  /// Use a TIME_SHIFT section that the options chain does not link (see
+  /// `sync_options::unlinked_time_shift`) as the file's TIME_SHIFT.
+  bool use_unlinked_time_shift = false;
 };
 
 namespace detail {
@@ -754,7 +906,7 @@ namespace detail {
 
 template <class Source> class dat_parser {
  public:
-  explicit dat_parser(const Source& s) : s_(s) {}
+  explicit dat_parser(const Source& s, dat_read_options ro = {}) : s_(s), ro_(ro) {}
 
   expected<trace_dat_info, tracecmd_error> run() {
     trace_dat_info info;
@@ -918,6 +1070,11 @@ template <class Source> class dat_parser {
       if (auto e = options(info, option_framing::v7)) return e;
       next = next_;
     }
+    if (!info.options.time_shift_option) {
+      find_unlinked(info);
+      if (ro_.use_unlinked_time_shift && info.options.unlinked_time_shift)
+        info.options.time_shift_option = info.options.unlinked_time_shift;
+    }
     return std::nullopt;
   }
 
@@ -954,7 +1111,41 @@ template <class Source> class dat_parser {
     }
   }
 
+  // v7: look for an options section holding a TIME_SHIFT that the chain did
+  // not reach. Candidates are section headers (id 0, flags 0) whose first
+  // option is TIME_SHIFT; the whole option list must parse inside the
+  // section's declared size. The file is read in chunks; the last candidate wins.
+  void find_unlinked(trace_dat_info& info) {
+    constexpr std::uint64_t chunk = 1u << 20, header = 16;
+    std::vector<std::byte> buf;
+    for (std::uint64_t base = 0; base + header + 6 <= s_.size(); base += chunk) {
+      const std::uint64_t len = std::min<std::uint64_t>(chunk + header + 6, s_.size() - base);
+      buf.resize(static_cast<std::size_t>(len));
+      if (!s_.read(base, buf)) return;
+      for (std::uint64_t i = 0; i + header + 6 <= len && i < chunk; ++i) {
+        const std::byte* q = buf.data() + i;
+        if (tc_get(q, 2, o_) != 0 || tc_get(q + 2, 2, o_) != 0 || tc_get(q + 16, 2, o_) != option_time_shift) continue;
+        try_unlinked(info, base + i);
+      }
+    }
+  }
+  void try_unlinked(trace_dat_info& info, std::uint64_t at) {
+    const std::uint64_t saved_pos = pos_, saved_next = next_;
+    trace_dat_info probe;
+    pos_ = at + 8;
+    auto size = num(8, "section size");
+    const std::uint64_t start = pos_;
+    if (size && *size <= s_.size() - std::min(start, s_.size()) && !options(probe, option_framing::v7) &&
+        pos_ - start <= *size && probe.options.time_shift_option) {
+      info.options.unlinked_time_shift = std::move(probe.options.time_shift_option);
+      info.options.unlinked_time_shift_at = at;
+    }
+    pos_ = saved_pos;
+    next_ = saved_next;
+  }
+
   const Source& s_;
+  dat_read_options ro_{};
   std::uint64_t pos_ = 0;
   byte_order o_ = byte_order::little;
   std::uint64_t next_ = 0;
@@ -969,18 +1160,23 @@ template <class Source> class dat_parser {
 /// `bad_offset` (outside the file, not an options section, a loop),
 /// `compressed_section`, `duplicate_option`, and the decoders' errors (with
 /// offsets into the file).
-[[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat(std::span<const std::byte> file) {
+/// A v7 file whose chain has no TIME_SHIFT is searched for an unlinked
+/// TIME_SHIFT section (`sync_options::unlinked_time_shift`), used only when
+/// `ro.use_unlinked_time_shift` is set.
+[[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat(std::span<const std::byte> file,
+                                                                             dat_read_options ro = {}) {
   const span_source src(file);
-  return detail::dat_parser<span_source>(src).run();
+  return detail::dat_parser<span_source>(src, ro).run();
 }
 
 /// The same from a file on disk, reading only the header and the options.
 /// `io_error` when it cannot be opened or read.
-[[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat_file(const std::string& path) {
+[[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat_file(const std::string& path,
+                                                                                  dat_read_options ro = {}) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return detail::tc_fail(tracecmd_errc::io_error, tracecmd_error::no_offset, "cannot open '" + path + "'");
   const file_source src(f);
-  return detail::dat_parser<file_source>(src).run();
+  return detail::dat_parser<file_source>(src, ro).run();
 }
 
 }  // namespace tsync::io
