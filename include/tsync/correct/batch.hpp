@@ -41,32 +41,10 @@ inline constexpr std::size_t batch_block = 512;
 
 namespace detail {
 
-
-// The block formula of a region for events of its fast range up to `last`:
-// the cursor's 64-bit kernel when it covers them (one 64-bit product; its
-// range starts at the anchor), else the region kernel's short or long form.
-inline tsync::detail::region_form block_form(const region_kernel& k, std::int64_t last) noexcept {
-  const std::uint64_t xmax = static_cast<std::uint64_t>(last) - k.anchor;
-  if (k.len64 != 0 && xmax < k.len64) return tsync::detail::region_form::bits64;
-  return k.short_form ? tsync::detail::region_form::short_form : tsync::detail::region_form::long_form;
-}
-
 inline tsync::detail::region_words block_words(const region_kernel& k) noexcept {
-  return {k.anchor, k.hbase, k.q, k.r, k.den, k.m, k.mc, k.m64, k.sh64};
-}
-
-// True when every p[i] lies in [lo, hi]; `last` is then the largest one
-// (a vectorisable pass: OR of the out-of-range flags and a max).
-inline bool block_within(const std::int64_t* p, std::size_t n, std::int64_t lo, std::int64_t hi,
-                         std::int64_t& last) noexcept {
-  unsigned outside = 0;
-  std::int64_t mx = lo;
-  for (std::size_t i = 0; i < n; ++i) {
-    outside |= static_cast<unsigned>(p[i] < lo) | static_cast<unsigned>(p[i] > hi);
-    mx = std::max(mx, p[i]);
-  }
-  last = mx;
-  return outside == 0;
+  return {k.anchor, k.hbase, k.q, k.r, k.den, k.m, k.mc, k.m64, k.sh64,
+          static_cast<std::uint64_t>(k.lo), static_cast<std::uint64_t>(k.hi) - static_cast<std::uint64_t>(k.lo),
+          k.len64, k.short_form};
 }
 
 // InPlace: in == out (the kernels load each vector before storing it).
@@ -87,9 +65,7 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
     const std::size_t end = std::min(n, i + batch_block);
     // Whole block in this region (checked on its last event first, which is
     // what fails for an in-order stream leaving the region): a block kernel.
-    std::int64_t last = 0;
-    if (k.contains(in[end - 1]) && block_within(in + i, end - i, k.lo, k.hi, last)) {
-      tsync::detail::region_block(which, block_form(k, last), in + i, out + i, end - i, block_words(k));
+    if (k.contains(in[end - 1]) && tsync::detail::region_block(which, in + i, out + i, end - i, block_words(k))) {
       i = end;
       continue;
     }
