@@ -2,7 +2,8 @@
 // cursor and batch, against a trace-cmd-style baseline and a plain memcpy of
 // the same bytes. 16 Mi events per CPU; tables of 2, 64, 4096 and 1 Mi samples.
 //
-// Run: build/release/bench/correct_bench   (release preset: -O3 -march=native)
+// Run: build/distro/bench/correct_bench   (distro preset: Debian's -O2 flags; the
+// batch picks its kernel copy at run time, BM_correct_batch_copy runs each one)
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -193,6 +194,26 @@ void BM_correct_batch(benchmark::State& state) {
   finish(state);
 }
 
+// One block-kernel copy (range(1): 0 baseline, 1 AVX2, 2 AVX-512), skipped when the CPU lacks it.
+void BM_correct_batch_copy(benchmark::State& state) {
+  const auto which = static_cast<tsync::detail::isa>(state.range(1));
+  if (!tsync::detail::isa_usable(which)) {
+    state.SkipWithError("the CPU does not run this copy");
+    return;
+  }
+  auto& f = fx();
+  const auto& t = f.table(state.range(0));
+  std::size_t errors = 0;
+  for (auto _ : state) {
+    const auto st = tsync::correct::detail::run_batch<false>(t, f.events.data(), f.out.data(), kEvents, which);
+    errors += st.ok() ? 0u : 1u;
+    benchmark::DoNotOptimize(f.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["errors"] = static_cast<double>(errors);
+  finish(state);
+}
+
 void BM_memcpy_reference(benchmark::State& state) {
   auto& f = fx();
   for (auto _ : state) {
@@ -212,6 +233,11 @@ BENCHMARK(BM_correct_tracecmd_baseline)->Apply(table_sizes)->Iterations(2);
 BENCHMARK(BM_correct_search)->Apply(table_sizes)->Iterations(2);
 BENCHMARK(BM_correct_cursor)->Apply(table_sizes)->Iterations(6);
 BENCHMARK(BM_correct_batch)->Apply(table_sizes)->Iterations(6);
+BENCHMARK(BM_correct_batch_copy)
+    ->ArgsProduct({{2, 4096}, {0, 1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(6);
 BENCHMARK(BM_memcpy_reference)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(10);
 
 }  // namespace

@@ -70,6 +70,24 @@ void check_agree(const sync_table& t, const std::vector<std::int64_t>& ev) {
     inplace[bad] = ev[bad];
     start = bad + 1;
   }
+  // Every block-kernel copy the CPU runs (AVX-512, AVX2, baseline) on the same
+  // events: the same prefix and the same first error as the reference.
+  for (auto which : {tsync::detail::isa::baseline, tsync::detail::isa::avx2, tsync::detail::isa::avx512}) {
+    if (!tsync::detail::isa_usable(which)) continue;
+    INFO("kernel copy " << tsync::detail::isa_name(which));
+    std::vector<std::int64_t> o(ev.size(), 0);
+    const auto st = tsync::correct::detail::run_batch<false>(t, ev.data(), o.data(), ev.size(), which);
+    std::size_t first_bad = ev.size();
+    for (std::size_t i = 0; i < ev.size() && first_bad == ev.size(); ++i)
+      if (!ref[i].ok) first_bad = i;
+    REQUIRE(st.index == first_bad);
+    if (first_bad < ev.size()) REQUIRE(st.error == ref[first_bad].e);
+    for (std::size_t i = 0; i < first_bad; ++i)
+      if (o[i] != ref[i].v) {
+        INFO("event " << i << " t=" << ev[i]);
+        REQUIRE(o[i] == ref[i].v);
+      }
+  }
 }
 
 // Smallest x >= 0 with (r * x) mod len == len - gcd(r, len) (the largest remainder).
@@ -196,6 +214,24 @@ TEST_CASE("Search cursor and batch agree bit for bit on random tables and stream
     auto t = sync_table::make(s, mode, pol);
     REQUIRE(t.has_value());
     const auto ev = tsync_test::random_stream(r, 3000, tsync::raw_ns(s.front().guest_time), tsync::raw_ns(s.back().guest_time));
+    check_agree(*t, ev);
+  }
+}
+
+TEST_CASE("Every block-kernel copy agrees with the table on long in-order streams of every table kind") {
+  const auto seed = tsync_test::seed_for(2011);
+  INFO("seed " << seed);
+  tsync_test::rng r(seed);
+  for (int iter = 0; iter < 36; ++iter) {
+    const auto kind = static_cast<tsync_test::table_kind>(iter % 3);
+    const std::size_t n = std::size_t{2} + static_cast<std::size_t>(iter / 3 % 4) * 20;  // 2, 22, 42, 62 samples
+    auto s = tsync_test::random_samples(r, n, kind);
+    INFO("iter " << iter << " samples " << s.size());
+    auto t = sync_table::make(s, correction_mode::interpolate, static_cast<outside_policy>(iter % 3));
+    REQUIRE(t.has_value());
+    // Dense and sorted: thousands of events per region, so whole blocks take the block kernels.
+    auto ev = tsync_test::random_stream(r, 40000, s.front().guest_time, s.back().guest_time);
+    std::sort(ev.begin(), ev.end());
     check_agree(*t, ev);
   }
 }

@@ -1,4 +1,4 @@
-// The batch inverse kernels (portable and AVX-512) against the scalar 128-bit
+// The batch inverse kernels (every copy the CPU runs: AVX-512, AVX2, baseline) against the scalar 128-bit
 // division, per ratio class, with at least 2^20 values per class, and their
 // overflow detection (first failing index, prefix, in place).
 #include <catch2/catch.hpp>
@@ -91,14 +91,20 @@ std::vector<std::uint64_t> fitting_guests(const tsc_params& p, std::uint64_t sma
   return s;
 }
 
+// Every kernel copy this CPU runs (the baseline always).
+std::vector<tsync::detail::isa> usable_isas() {
+  std::vector<tsync::detail::isa> v;
+  for (auto i : {tsync::detail::isa::baseline, tsync::detail::isa::avx2, tsync::detail::isa::avx512})
+    if (tsync::detail::isa_usable(i)) v.push_back(i);
+  return v;
+}
+
 }  // namespace
 
-TEST_CASE("both batch inverse kernels equal the scalar division on a million values per ratio class") {
+TEST_CASE("every batch inverse kernel copy equals the scalar division on a million values per ratio class") {
   const std::uint64_t seed = make_seed();
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
-  const bool simd = kvm::detail::avx512_kernel_usable();
-  INFO("avx512 kernel " << simd);
   constexpr int ratios_per_class = 24;
   constexpr std::size_t values_per_ratio = (std::size_t{1} << 20) / 16;  // 16 x 2^16 random plus edges
   for (const auto& c : classes()) {
@@ -122,14 +128,12 @@ TEST_CASE("both batch inverse kernels equal the scalar division on a million val
       const auto& kc = kvm::detail::inverse_access::get(*plan);
 
       std::vector<std::uint64_t> out(n, 0);
-      REQUIRE(kvm::detail::to_host_batch_portable(in.data(), out.data(), 0, n, kc));
-      REQUIRE(out == want);
-
-      std::fill(out.begin(), out.end(), 0);
-      const std::size_t done = kvm::detail::to_host_prefix_avx512(in.data(), out.data(), n, kc);
-      if (simd && p.ratio <= P63) REQUIRE(done == n / 8 * 8);
-      else REQUIRE(done == 0);
-      for (std::size_t i = 0; i < done; ++i) REQUIRE(out[i] == want[i]);
+      for (const auto which : usable_isas()) {
+        INFO("kernel copy " << tsync::detail::isa_name(which));
+        std::fill(out.begin(), out.end(), 0);
+        REQUIRE(kvm::detail::to_host_batch(in.data(), out.data(), n, kc, which));
+        REQUIRE(out == want);
+      }
 
       std::fill(out.begin(), out.end(), 0);
       REQUIRE(to_host(in, out, *plan));
@@ -144,11 +148,10 @@ TEST_CASE("both batch inverse kernels equal the scalar division on a million val
   }
 }
 
-TEST_CASE("both batch inverse kernels report the first overflow index and the converted prefix") {
+TEST_CASE("every batch inverse kernel copy reports the first overflow index and the converted prefix") {
   const std::uint64_t seed = make_seed();
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
-  const bool simd = kvm::detail::avx512_kernel_usable();
   int checked = 0;
   for (const auto& c : classes()) {
     INFO("class " << c.name);
@@ -174,15 +177,14 @@ TEST_CASE("both batch inverse kernels report the first overflow index and the co
       REQUIRE(first < n);
       const auto& kc = kvm::detail::inverse_access::get(*plan);
 
-      std::vector<std::uint64_t> out(n, 0);
-      auto r = kvm::detail::to_host_batch_portable(in.data(), out.data(), 0, n, kc);
-      REQUIRE_FALSE(r);
-      CHECK(r.error() == batch_error{errc::overflow, first});
-      for (std::size_t i = 0; i < first; ++i) REQUIRE(out[i] == *to_host(in[i], p));
-
-      const std::size_t done = kvm::detail::to_host_prefix_avx512(in.data(), out.data(), n, kc);
-      if (simd && p.ratio <= P63) CHECK(done == first / 8 * 8);
-      else CHECK(done == 0);
+      for (const auto which : usable_isas()) {
+        INFO("kernel copy " << tsync::detail::isa_name(which));
+        std::vector<std::uint64_t> out(n, 0);
+        auto r = kvm::detail::to_host_batch(in.data(), out.data(), n, kc, which);
+        REQUIRE_FALSE(r);
+        CHECK(r.error() == batch_error{errc::overflow, first});
+        for (std::size_t i = 0; i < first; ++i) REQUIRE(out[i] == *to_host(in[i], p));
+      }
 
       for (bool in_place : {false, true}) {
         INFO("in place " << in_place);

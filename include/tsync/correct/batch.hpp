@@ -6,9 +6,12 @@
 /// The span is cut into blocks of `batch_block` events. When a whole block lies
 /// in the fast range of one region (the common case for a per-CPU stream: a
 /// region between two sync samples holds thousands of events), the block goes
-/// through a branch-free loop over the region's fixed-point kernel written with
-/// 32-bit partial products, which the compiler vectorises. A block that spans
-/// several regions goes through the streaming cursor, event by event.
+/// through one of the region's exact formulas (the cursor's 64-bit kernel when
+/// it covers the block, else the region kernel's short or long form) in an
+/// AVX-512, AVX2 or baseline copy chosen once at run time
+/// (`tsync/detail/correct_kernels.hpp`), whatever the compiler flags. A block
+/// that spans several regions goes through the streaming cursor's kernels,
+/// inline, event by event.
 
 #include <algorithm>
 #include <cstddef>
@@ -19,6 +22,8 @@
 #include "tsync/core/error.hpp"
 #include "tsync/correct/cursor.hpp"
 #include "tsync/correct/sync_table.hpp"
+#include "tsync/detail/correct_kernels.hpp"
+#include "tsync/detail/simd.hpp"
 #include "tsync/core/config.hpp"
 
 namespace tsync::inline TSYNC_ABI::correct {
@@ -36,53 +41,16 @@ inline constexpr std::size_t batch_block = 512;
 
 namespace detail {
 
-// True when every p[i] lies in [lo, hi] (a vectorisable OR reduction).
-inline bool all_within(const std::int64_t* p, std::size_t n, std::int64_t lo, std::int64_t hi) noexcept {
-  unsigned outside = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    outside |= static_cast<unsigned>(p[i] < lo) | static_cast<unsigned>(p[i] > hi);
-  return outside == 0;
+inline tsync::detail::region_words block_words(const region_kernel& k) noexcept {
+  return {k.anchor, k.hbase, k.q, k.r, k.den, k.m, k.mc, k.m64, k.sh64,
+          static_cast<std::uint64_t>(k.lo), static_cast<std::uint64_t>(k.hi) - static_cast<std::uint64_t>(k.lo),
+          k.len64, k.short_form};
 }
 
-// The region kernel over a run (see region_kernel): the inner loops to vectorise.
-// Short form: one high product, no correction.
-inline void kernel_short_copy(const std::int64_t* __restrict in, std::int64_t* __restrict out, std::size_t n,
-                              const region_kernel& k) noexcept {
-  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, mc = k.mc;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t x = static_cast<std::uint64_t>(in[i]) - anchor;
-    out[i] = static_cast<std::int64_t>(hbase + q * x + mulhi_u64_portable(mc, x));
-  }
-}
-inline void kernel_short_inplace(std::int64_t* __restrict p, std::size_t n, const region_kernel& k) noexcept {
-  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, mc = k.mc;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t x = static_cast<std::uint64_t>(p[i]) - anchor;
-    p[i] = static_cast<std::int64_t>(hbase + q * x + mulhi_u64_portable(mc, x));
-  }
-}
-inline void kernel_copy(const std::int64_t* __restrict in, std::int64_t* __restrict out, std::size_t n,
-                        const region_kernel& k) noexcept {
-  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, r = k.r, den = k.den, m = k.m;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t x = static_cast<std::uint64_t>(in[i]) - anchor;
-    std::uint64_t e = mulhi_u64_portable(m, x);
-    e += static_cast<std::uint64_t>((r * x - e * den) >= den);
-    out[i] = static_cast<std::int64_t>(hbase + q * x + e);
-  }
-}
-inline void kernel_inplace(std::int64_t* __restrict p, std::size_t n, const region_kernel& k) noexcept {
-  const std::uint64_t anchor = k.anchor, hbase = k.hbase, q = k.q, r = k.r, den = k.den, m = k.m;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t x = static_cast<std::uint64_t>(p[i]) - anchor;
-    std::uint64_t e = mulhi_u64_portable(m, x);
-    e += static_cast<std::uint64_t>((r * x - e * den) >= den);
-    p[i] = static_cast<std::int64_t>(hbase + q * x + e);
-  }
-}
-
+// InPlace: in == out (the kernels load each vector before storing it).
 template <bool InPlace>
-batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int64_t* out, std::size_t n) noexcept {
+batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int64_t* out, std::size_t n,
+                       tsync::detail::isa which) noexcept {
   cursor c(table);
   std::size_t i = 0;
   while (i < n) {
@@ -96,19 +64,12 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
     }
     const std::size_t end = std::min(n, i + batch_block);
     // Whole block in this region (checked on its last event first, which is
-    // what fails for an in-order stream leaving the region): vector kernel.
-    if (k.contains(in[end - 1]) && all_within(in + i, end - i, k.lo, k.hi)) {
-      if constexpr (InPlace) {
-        if (k.short_form) kernel_short_inplace(out + i, end - i, k);
-        else kernel_inplace(out + i, end - i, k);
-      } else {
-        if (k.short_form) kernel_short_copy(in + i, out + i, end - i, k);
-        else kernel_copy(in + i, out + i, end - i, k);
-      }
+    // what fails for an in-order stream leaving the region): a block kernel.
+    if (k.contains(in[end - 1]) && tsync::detail::region_block(which, in + i, out + i, end - i, block_words(k))) {
       i = end;
       continue;
     }
-    // Otherwise the block goes event by event through the cursor.
+    // Otherwise the block goes event by event through the cursor's kernels, inline.
     for (; i < end; ++i) {
       const auto r = c.correct(in[i]);
       if (!r) return {r.error(), i};
@@ -123,7 +84,7 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
 /// Correct `inout` in place (guest → host). On error, `inout[0, index)` hold
 /// host times and the rest are untouched guest times.
 [[nodiscard]] inline batch_status correct_batch(const sync_table& table, std::span<std::int64_t> inout) noexcept {
-  return detail::run_batch<true>(table, inout.data(), inout.data(), inout.size());
+  return detail::run_batch<true>(table, inout.data(), inout.data(), inout.size(), tsync::detail::best_isa());
 }
 
 /// Correct `in` into `out` (guest → host). `out` must be at least as long as
@@ -134,11 +95,11 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
   if (out.size() < in.size()) return {errc::invalid_argument, 0};
   if (in.empty()) return {errc::ok, 0};
   if (static_cast<const void*>(in.data()) == static_cast<const void*>(out.data()))
-    return detail::run_batch<true>(table, out.data(), out.data(), in.size());
+    return detail::run_batch<true>(table, out.data(), out.data(), in.size(), tsync::detail::best_isa());
   const std::less<const std::int64_t*> lt;
   const bool disjoint = !lt(in.data(), out.data() + in.size()) || !lt(out.data(), in.data() + in.size());
   if (!disjoint) return {errc::invalid_argument, 0};
-  return detail::run_batch<false>(table, in.data(), out.data(), in.size());
+  return detail::run_batch<false>(table, in.data(), out.data(), in.size(), tsync::detail::best_isa());
 }
 
 }  // namespace tsync::correct

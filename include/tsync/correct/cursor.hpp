@@ -155,7 +155,8 @@ class cursor {
   explicit cursor(const sync_table& table) noexcept { st_.table = &table; }
 
   /// Guest → host, identical to `table.correct(guest_time)`.
-  [[nodiscard]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
+  // Always inlined: the batch and the caller's loops keep the state in registers.
+  [[nodiscard, gnu::always_inline]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
     const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - st_.anchor;
     if (x < st_.len64)
       return static_cast<std::int64_t>(st_.hbase + x +

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "tsync/core/error.hpp"
@@ -91,25 +92,100 @@ struct rat {
   return (p.x - o.x) * (q.y - o.y) - (p.y - o.y) * (q.x - o.x);
 }
 
-/// Upper hull (for `upper`) or lower hull of points sorted by x; for equal x
+/// Push `p` (the next point in x order) onto the upper (`upper`) or lower
+/// monotone chain `h`. Of points with equal x only the extreme y is kept (the
+/// first one of equal extremes); collinear middle points are dropped.
+inline void chain_push(std::vector<hpt>& h, const hpt& p, bool upper) {
+  if (!h.empty() && h.back().x == p.x) {
+    if (!(upper ? p.y > h.back().y : p.y < h.back().y)) return;
+    h.pop_back();
+  }
+  while (h.size() >= 2) {
+    const i128 c = cross(h[h.size() - 2], h.back(), p);
+    if (upper ? c >= 0 : c <= 0) h.pop_back();
+    else break;
+  }
+  h.push_back(p);
+}
+
+/// Upper hull (for `upper`) or lower hull of points in any order; for equal x
 /// only the extreme y is kept.
 inline std::vector<hpt> half_hull(std::vector<hpt> pts, bool upper) {
-  std::sort(pts.begin(), pts.end(), [upper](const hpt& a, const hpt& b) {
-    if (a.x != b.x) return a.x < b.x;
-    return upper ? a.y > b.y : a.y < b.y;
-  });
+  std::sort(pts.begin(), pts.end(), [](const hpt& a, const hpt& b) { return a.x != b.x ? a.x < b.x : a.idx < b.idx; });
   std::vector<hpt> h;
-  for (std::size_t i = 0; i < pts.size(); ++i) {
-    if (i > 0 && pts[i].x == pts[i - 1].x) continue;  // the first of equal x is the extreme
-    while (h.size() >= 2) {
-      const i128 c = cross(h[h.size() - 2], h.back(), pts[i]);
-      if (upper ? c >= 0 : c <= 0) h.pop_back();
-      else break;
-    }
-    h.push_back(pts[i]);
-  }
+  for (const auto& p : pts) chain_push(h, p, upper);
   return h;
 }
+
+/// One probe in the fit's coordinates: x = g − ref, a and b the lower and upper
+/// bounds relative to the base (all within ±2^52), idx its input index.
+struct hull_probe {
+  std::int64_t x, a, b;
+  std::size_t idx;
+};
+
+/// The probes sorted by x, cut into blocks of `block` probes, each with its
+/// own upper hull of (x, a) and lower hull of (x, b). The hulls of all alive
+/// probes are the hulls of the blocks' hull vertices, so dropping a probe
+/// rebuilds one block (O(block)) and the merge reads only block vertices:
+/// O(n log n) to build, then O(block + vertices) per drop, with the same
+/// hulls as a rebuild from scratch. Chain entries carry the sorted position in
+/// `hpt::idx`. About 40 bytes per probe.
+class hull_blocks {
+ public:
+  explicit hull_blocks(std::vector<hull_probe> pts) : pts_(std::move(pts)), alive_(pts_.size(), 1) {
+    std::sort(pts_.begin(), pts_.end(),
+              [](const hull_probe& l, const hull_probe& r) { return l.x != r.x ? l.x < r.x : l.idx < r.idx; });
+    std::size_t b = 64;
+    while (b * b < pts_.size()) b *= 2;  // about sqrt(n): block rebuilds and merges cost alike
+    block_ = b;
+    const std::size_t nb = (pts_.size() + b - 1) / b;
+    up_.resize(nb);
+    lo_.resize(nb);
+    for (std::size_t k = 0; k < nb; ++k) rebuild(k);
+  }
+  [[nodiscard]] const hull_probe& at(std::size_t pos) const noexcept { return pts_[pos]; }
+  /// Drop the probe at sorted position `pos` (idempotent).
+  void drop(std::size_t pos) {
+    if (alive_[pos] == 0) return;
+    alive_[pos] = 0;
+    rebuild(pos / block_);
+  }
+  /// The upper hull of the alive (x, a) and the lower hull of the alive (x, b).
+  void hulls(std::vector<hpt>& ua, std::vector<hpt>& lb) const {
+    ua.clear();
+    lb.clear();
+    for (std::size_t k = 0; k < up_.size(); ++k) {
+      for (const std::uint32_t r : up_[k]) chain_push(ua, upper_pt(k * block_ + r), true);
+      for (const std::uint32_t r : lo_[k]) chain_push(lb, lower_pt(k * block_ + r), false);
+    }
+  }
+
+ private:
+  [[nodiscard]] hpt upper_pt(std::size_t pos) const noexcept { return {pts_[pos].x, pts_[pos].a, pos}; }
+  [[nodiscard]] hpt lower_pt(std::size_t pos) const noexcept { return {pts_[pos].x, pts_[pos].b, pos}; }
+  void rebuild(std::size_t k) {
+    const std::size_t begin = k * block_, end = std::min(pts_.size(), begin + block_);
+    scratch_.clear();
+    for (std::size_t p = begin; p < end; ++p)
+      if (alive_[p] != 0) chain_push(scratch_, upper_pt(p), true);
+    up_[k].clear();
+    for (const auto& h : scratch_) up_[k].push_back(static_cast<std::uint32_t>(h.idx - begin));
+    scratch_.clear();
+    for (std::size_t p = begin; p < end; ++p)
+      if (alive_[p] != 0) chain_push(scratch_, lower_pt(p), false);
+    lo_[k].clear();
+    for (const auto& h : scratch_) lo_[k].push_back(static_cast<std::uint32_t>(h.idx - begin));
+    up_[k].shrink_to_fit();
+    lo_[k].shrink_to_fit();
+  }
+
+  std::vector<hull_probe> pts_;
+  std::vector<unsigned char> alive_;
+  std::size_t block_ = 64;
+  std::vector<std::vector<std::uint32_t>> up_, lo_;  // block hull vertices, positions within the block
+  std::vector<hpt> scratch_;
+};
 
 struct band_solver {
   std::vector<hpt> ua;  // upper hull of lower-bound points; edge slopes decreasing
@@ -144,24 +220,13 @@ struct band_solver {
   [[nodiscard]] i128 g_num(const rat& r) const { const auto& p = lb[arg_g(r, false)]; return p.y * r.d - r.n * p.x; }
 };
 
-}  // namespace detail
-
-/// Fit the band to the probes (already screened; see `prepare`). `ref` is the
-/// reference guest time. Errors: `empty_input`, `out_of_range` (coordinates
-/// beyond ±2^52 ns from the reference), `infeasible` (no line satisfies the
-/// constraints even after dropping `max_soft_reject` of the probes).
-[[nodiscard]] inline expected<hull_fit, errc> fit_hull(std::span<const probe_sample> probes, std::int64_t ref,
-                                                      const fit_options& opt) {
-  using detail::hpt;
-  using detail::rat;
-  if (probes.empty()) return unexpected(errc::empty_input);
-  hull_fit out;
-  out.ref = ref;
-  out.base = lower_bound_of(probes[probes.size() / 2]);
+/// The probes in fit coordinates (see `hull_probe`); `errc::out_of_range` when
+/// a coordinate is beyond ±2^52 ns from the reference. Sets `out.x_first/x_last`.
+inline expected<std::vector<hull_probe>, errc> hull_coordinates(std::span<const probe_sample> probes, std::int64_t ref,
+                                                                hull_fit& out) {
   constexpr i128 lim = static_cast<i128>(1) << 52;
-  std::vector<hpt> pa, pb;
-  pa.reserve(probes.size());
-  pb.reserve(probes.size());
+  std::vector<hull_probe> pts;
+  pts.reserve(probes.size());
   i128 xmin = lim, xmax = -lim;
   for (std::size_t i = 0; i < probes.size(); ++i) {
     const auto& p = probes[i];
@@ -169,70 +234,79 @@ struct band_solver {
     const i128 a = static_cast<i128>(lower_bound_of(p)) - out.base;
     const i128 b = static_cast<i128>(upper_bound_of(p)) - out.base;
     if (x <= -lim || x >= lim || a <= -lim || a >= lim || b <= -lim || b >= lim) return unexpected(errc::out_of_range);
-    pa.push_back({x, a, i});
-    pb.push_back({x, b, i});
+    pts.push_back({static_cast<std::int64_t>(x), static_cast<std::int64_t>(a), static_cast<std::int64_t>(b), i});
     xmin = std::min(xmin, x);
     xmax = std::max(xmax, x);
   }
   out.x_first = static_cast<std::int64_t>(xmin);
   out.x_last = static_cast<std::int64_t>(xmax);
-  const auto dq = slope_to_q48(opt.max_drift);
-  if (!dq) return unexpected(errc::non_finite);
-  const rat dmax{*dq, static_cast<i128>(1) << slope_frac_bits};
-  const rat dmin{-*dq, dmax.d};
+  return pts;
+}
 
-  std::vector<char> alive(probes.size(), 1);
-  const auto budget = static_cast<std::size_t>(opt.max_soft_reject * static_cast<double>(probes.size()));
-  detail::band_solver sv;
-  sv.dmax = dmax;
-  std::vector<rat> cand;
-  while (true) {
-    std::vector<hpt> qa, qb;
-    for (std::size_t i = 0; i < probes.size(); ++i)
-      if (alive[i]) {
-        qa.push_back(pa[i]);
-        qb.push_back(pb[i]);
-      }
-    if (qa.empty()) return unexpected(errc::infeasible);
-    sv.ua = detail::half_hull(std::move(qa), true);
-    sv.lb = detail::half_hull(std::move(qb), false);
-    cand.clear();
-    cand.push_back(dmin);
-    cand.push_back(dmax);
-    for (std::size_t j = 0; j + 1 < sv.ua.size(); ++j) cand.push_back(sv.edge(sv.ua, j));
-    for (std::size_t j = 0; j + 1 < sv.lb.size(); ++j) cand.push_back(sv.edge(sv.lb, j));
-    std::sort(cand.begin(), cand.end(), detail::rat_less);
-    cand.erase(std::unique(cand.begin(), cand.end(), detail::rat_eq), cand.end());
-    std::vector<rat> c2;
-    for (const auto& c : cand)
-      if (!detail::rat_less(c, dmin) && !detail::rat_less(dmax, c)) c2.push_back(c);
-    cand.swap(c2);
-    // H(c) = G(c) − F(c), compared through its numerator over c.d (> 0).
-    // Feasible iff H >= 0 at some candidate (exact sign; d > 0). Otherwise the
-    // least-violated slope (compared approximately: it only picks what to drop).
-    std::size_t best = 0;
-    bool ok = false;
-    long double best_h = 0;
-    for (std::size_t i = 0; i < cand.size(); ++i) {
-      const i128 hn = sv.g_num(cand[i]) - sv.f_num(cand[i]);
-      if (hn >= 0) ok = true;
-      const long double hv = static_cast<long double>(hn) / static_cast<long double>(cand[i].d);
-      if (i == 0 || hv > best_h) {
-        best = i;
-        best_h = hv;
-      }
+/// The candidate slopes of the current hulls within [dmin, dmax], sorted and
+/// unique: the bounds and every hull edge slope (H is piecewise linear between them).
+inline void hull_candidates(const band_solver& sv, const rat& dmin, const rat& dmax, std::vector<rat>& cand) {
+  cand.clear();
+  cand.push_back(dmin);
+  cand.push_back(dmax);
+  for (std::size_t j = 0; j + 1 < sv.ua.size(); ++j) cand.push_back(sv.edge(sv.ua, j));
+  for (std::size_t j = 0; j + 1 < sv.lb.size(); ++j) cand.push_back(sv.edge(sv.lb, j));
+  std::sort(cand.begin(), cand.end(), rat_less);
+  cand.erase(std::unique(cand.begin(), cand.end(), rat_eq), cand.end());
+  cand.erase(std::remove_if(cand.begin(), cand.end(),
+                            [&](const rat& c) { return rat_less(c, dmin) || rat_less(dmax, c); }),
+             cand.end());
+}
+
+/// H(c) = G(c) − F(c) at the candidates, compared through its numerator over
+/// c.d (> 0). Feasible iff H >= 0 at some candidate (exact sign). Returns
+/// whether it is feasible, and in `best` the least-violated candidate
+/// (compared approximately: it only picks what to drop).
+inline bool hull_feasible(const band_solver& sv, const std::vector<rat>& cand, std::size_t& best) {
+  best = 0;
+  bool ok = false;
+  long double best_h = 0;
+  for (std::size_t i = 0; i < cand.size(); ++i) {
+    const i128 hn = sv.g_num(cand[i]) - sv.f_num(cand[i]);
+    if (hn >= 0) ok = true;
+    const long double hv = static_cast<long double>(hn) / static_cast<long double>(cand[i].d);
+    if (i == 0 || hv > best_h) {
+      best = i;
+      best_h = hv;
     }
-    if (ok) break;
-    // Infeasible: drop the two probes that bind at the least-violated slope.
-    const std::size_t fa = sv.ua[sv.arg_f(cand[best], false)].idx;
+  }
+  return ok;
+}
+
+/// Soft rejection: while no line fits, drop the two probes that bind at the
+/// least-violated slope, within the budget. On success `sv` holds the hulls
+/// of the kept probes and `cand` their candidate slopes; `alive` (by input
+/// index) and `out.dropped` record the drops.
+inline expected<void, errc> hull_solve(hull_blocks& blocks, std::size_t budget, const rat& dmin, const rat& dmax,
+                                       band_solver& sv, std::vector<rat>& cand, std::vector<char>& alive,
+                                       hull_fit& out) {
+  while (true) {
+    blocks.hulls(sv.ua, sv.lb);
+    if (sv.ua.empty()) return unexpected(errc::infeasible);
+    hull_candidates(sv, dmin, dmax, cand);
+    std::size_t best = 0;
+    if (hull_feasible(sv, cand, best)) return {};
+    const std::size_t fa = sv.ua[sv.arg_f(cand[best], false)].idx;  // sorted positions
     const std::size_t gb = sv.lb[sv.arg_g(cand[best], false)].idx;
     if (out.dropped.size() + 2 > budget) return unexpected(errc::infeasible);
-    alive[fa] = 0;
-    alive[gb] = 0;
-    out.dropped.push_back(fa);
-    if (gb != fa) out.dropped.push_back(gb);
+    const std::size_t ia = blocks.at(fa).idx, ib = blocks.at(gb).idx;
+    alive[ia] = 0;
+    alive[ib] = 0;
+    blocks.drop(fa);
+    blocks.drop(gb);
+    out.dropped.push_back(ia);
+    if (ib != ia) out.dropped.push_back(ib);
   }
-  // Feasible slope range [rho_lo, rho_hi].
+}
+
+/// The feasible polygon of a feasible band: its slope range [rho_lo, rho_hi]
+/// (returned) and its vertices in `out.polygon`.
+inline std::pair<rat, rat> hull_polygon(const band_solver& sv, const std::vector<rat>& cand, hull_fit& out) {
   std::size_t L = 0, R = cand.size() - 1;
   std::vector<i128> h(cand.size());
   for (std::size_t i = 0; i < cand.size(); ++i) h[i] = sv.g_num(cand[i]) - sv.f_num(cand[i]);
@@ -243,61 +317,113 @@ struct band_solver {
     const auto& pg = sv.lb[sv.arg_g(at, left)];
     i128 n = pg.y - pf.y, d = pg.x - pf.x;
     if (d == 0) return fallback;
-    if (d < 0) { n = -n; d = -d; }
+    if (d < 0) {
+      n = -n;
+      d = -d;
+    }
     return {n, d};
   };
   const rat rho_lo = L > 0 ? crossing(cand[L], true, cand[L]) : cand[L];
   const rat rho_hi = R + 1 < cand.size() ? crossing(cand[R], false, cand[R]) : cand[R];
   std::vector<rat> rhos{rho_lo};
   for (std::size_t i = L; i <= R; ++i)
-    if (detail::rat_less(rho_lo, cand[i]) && detail::rat_less(cand[i], rho_hi)) rhos.push_back(cand[i]);
-  if (detail::rat_less(rho_lo, rho_hi)) rhos.push_back(rho_hi);
+    if (rat_less(rho_lo, cand[i]) && rat_less(cand[i], rho_hi)) rhos.push_back(cand[i]);
+  if (rat_less(rho_lo, rho_hi)) rhos.push_back(rho_hi);
   for (const auto& r : rhos) out.polygon.push_back({sv.f_num(r), r.n, r.d});
   for (auto it = rhos.rbegin(); it != rhos.rend(); ++it) out.polygon.push_back({sv.g_num(*it), it->n, it->d});
   out.feasible = true;
+  return {rho_lo, rho_hi};
+}
 
-  // Point estimate: the envelope tangents (see the file comment).
+/// The envelope-tangent drift (see the file comment), unclamped, from the
+/// kept probes (`alive`, by input index) in input order.
+inline long double hull_tangent_drift(std::span<const probe_sample> probes, const std::vector<char>& alive,
+                                      const band_solver& sv, std::int64_t ref, std::int64_t base) {
+  auto xy = [&](std::size_t i, bool upper) {
+    const auto& p = probes[i];
+    return std::pair<long double, long double>{
+        static_cast<long double>(static_cast<i128>(p.g) - ref),
+        static_cast<long double>(static_cast<i128>(upper ? upper_bound_of(p) : lower_bound_of(p)) - base)};
+  };
   long double sum_x = 0;
   std::size_t n_alive = 0;
   for (std::size_t i = 0; i < probes.size(); ++i)
     if (alive[i]) {
-      sum_x += static_cast<long double>(pa[i].x);
+      sum_x += xy(i, false).first;
       ++n_alive;
     }
   const long double xbar = sum_x / static_cast<long double>(n_alive);
-  auto tangent = [&](const std::vector<hpt>& hh) -> std::optional<long double> {
-    if (hh.size() < 2) return std::nullopt;
+  auto at_mean = [&](const std::vector<hpt>& hh) {
     std::size_t j = 0;
     while (j + 2 < hh.size() && static_cast<long double>(hh[j + 1].x) < xbar) ++j;
-    const rat e = sv.edge(hh, j);
+    return j;
+  };
+  auto tangent = [&](const std::vector<hpt>& hh) -> std::optional<long double> {
+    if (hh.size() < 2) return std::nullopt;
+    const rat e = sv.edge(hh, at_mean(hh));
     return static_cast<long double>(e.n) / static_cast<long double>(e.d);
   };
   // Mean gap of each side to its tangent line, as that side's queueing scale.
-  auto mean_gap = [&](const std::vector<hpt>& pts, const std::vector<hpt>& hh, long double slope, bool upper) {
-    std::size_t j = 0;
-    while (j + 2 < hh.size() && static_cast<long double>(hh[j + 1].x) < xbar) ++j;
+  auto mean_gap = [&](const std::vector<hpt>& hh, long double slope, bool b_side) {
+    const std::size_t j = at_mean(hh);
     const long double y0 = static_cast<long double>(hh[j].y), x0 = static_cast<long double>(hh[j].x);
     long double sum = 0;
-    for (std::size_t i = 0; i < pts.size(); ++i) {
+    for (std::size_t i = 0; i < probes.size(); ++i) {
       if (!alive[i]) continue;
-      const long double l = y0 + slope * (static_cast<long double>(pts[i].x) - x0);
-      sum += upper ? l - static_cast<long double>(pts[i].y) : static_cast<long double>(pts[i].y) - l;
+      const auto [x, y] = xy(i, b_side);
+      const long double l = y0 + slope * (x - x0);
+      sum += b_side ? y - l : l - y;
     }
     return sum / static_cast<long double>(n_alive);
   };
   const auto ta = tangent(sv.ua);
   const auto tb = tangent(sv.lb);
-  long double rho = 0;
   if (ta && tb) {
-    const long double ga = std::max(mean_gap(pa, sv.ua, *ta, true), 1e-3L);
-    const long double gb = std::max(mean_gap(pb, sv.lb, *tb, false), 1e-3L);
+    const long double ga = std::max(mean_gap(sv.ua, *ta, false), 1e-3L);
+    const long double gb = std::max(mean_gap(sv.lb, *tb, true), 1e-3L);
     const long double wa = 1 / (ga * ga), wb = 1 / (gb * gb);
-    rho = (wa * *ta + wb * *tb) / (wa + wb);
-  } else if (ta) {
-    rho = *ta;
-  } else if (tb) {
-    rho = *tb;
+    return (wa * *ta + wb * *tb) / (wa + wb);
   }
+  if (ta) return *ta;
+  if (tb) return *tb;
+  return 0;
+}
+
+}  // namespace detail
+
+/// Fit the band to the probes (already screened; see `prepare`). `ref` is the
+/// reference guest time. Errors: `empty_input`, `out_of_range` (coordinates
+/// beyond ±2^52 ns from the reference), `infeasible` (no line satisfies the
+/// constraints even after dropping `max_soft_reject` of the probes).
+///
+/// Cost: O(n log n) for the sort and the block hulls, then per pair of dropped
+/// probes O(sqrt(n)) plus the block hull vertices (see `detail::hull_blocks`).
+[[nodiscard]] inline expected<hull_fit, errc> fit_hull(std::span<const probe_sample> probes, std::int64_t ref,
+                                                      const fit_options& opt) {
+  using detail::rat;
+  if (probes.empty()) return unexpected(errc::empty_input);
+  hull_fit out;
+  out.ref = ref;
+  out.base = lower_bound_of(probes[probes.size() / 2]);
+  auto pts = detail::hull_coordinates(probes, ref, out);
+  if (!pts) return unexpected(pts.error());
+  const auto dq = slope_to_q48(opt.max_drift);
+  if (!dq) return unexpected(errc::non_finite);
+  const rat dmax{*dq, static_cast<i128>(1) << slope_frac_bits};
+  const rat dmin{-*dq, dmax.d};
+
+  std::vector<char> alive(probes.size(), 1);
+  const auto budget = static_cast<std::size_t>(opt.max_soft_reject * static_cast<double>(probes.size()));
+  detail::band_solver sv;
+  sv.dmax = dmax;
+  std::vector<rat> cand;
+  {
+    detail::hull_blocks blocks(std::move(*pts));
+    if (auto r = detail::hull_solve(blocks, budget, dmin, dmax, sv, cand, alive, out); !r) return unexpected(r.error());
+  }
+  const auto [rho_lo, rho_hi] = detail::hull_polygon(sv, cand, out);
+
+  long double rho = detail::hull_tangent_drift(probes, alive, sv, ref, out.base);
   const long double rlo = static_cast<long double>(rho_lo.n) / static_cast<long double>(rho_lo.d);
   const long double rhi = static_cast<long double>(rho_hi.n) / static_cast<long double>(rho_hi.d);
   rho = std::clamp(rho, rlo, rhi);

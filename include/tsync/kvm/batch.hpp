@@ -2,9 +2,10 @@
 /// \file
 /// Batch KVM TSC conversions over spans: host → guest and the exact inverse
 /// guest → host through a prepared `inverse_plan`, bit for bit the scalar
-/// results of `tsync/kvm/tsc.hpp`. The inverse has an AVX-512 kernel chosen at
-/// run time by CPU detection (`tsync/detail/kvm_batch_avx512.hpp`) and a
-/// portable kernel used everywhere else and for the tail.
+/// results of `tsync/kvm/tsc.hpp`; and perf's TSC ↔ ns over spans, bit for bit
+/// the scalar results of `tsync/kvm/clock_ns.hpp`. The kernels exist in
+/// AVX-512, AVX2 and baseline copies chosen once at run time by CPU detection
+/// (`tsync/detail/kvm_batch_kernels.hpp`), whatever the compiler flags.
 
 #include <algorithm>
 #include <cstddef>
@@ -14,6 +15,9 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/int128.hpp"
+#include "tsync/detail/kvm_batch_kernels.hpp"
+#include "tsync/detail/simd.hpp"
+#include "tsync/kvm/clock_ns.hpp"
 #include "tsync/kvm/tsc.hpp"
 #include "tsync/core/config.hpp"
 
@@ -39,40 +43,17 @@ inline void scale_add(const std::uint64_t* in, std::uint64_t* out, std::size_t n
   for (std::size_t i = 0; i < n; ++i) out[i] = mul_u64_u64_shr(in[i], r, f) + o;
 }
 
-// The inverse formula of `inverse_plan` over [begin, end), without checks.
-// MiKind: 0 when mi == 0, 1 when mi == 1, 2 otherwise (saves a multiply).
-// Wide: r > 2^63, remainder in 128 bits.
-template <int MiKind, bool Wide>
-inline void inverse_loop(const std::uint64_t* in, std::uint64_t* out, std::size_t begin, std::size_t end,
-                         std::uint64_t o, std::uint64_t mi, std::uint64_t mf, std::uint64_t r,
-                         unsigned f) noexcept {
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 4
-#endif
-  for (std::size_t i = begin; i < end; ++i) {
-    const std::uint64_t s = in[i] - o;
-    std::uint64_t e = static_cast<std::uint64_t>((static_cast<u128>(s) * mf) >> 64);
-    if constexpr (MiKind == 1) e += s;
-    if constexpr (MiKind == 2) e += s * mi;
-    if constexpr (Wide) {
-      const u128 rem = (static_cast<u128>(s) << f) - static_cast<u128>(e) * r;
-      out[i] = e + static_cast<std::uint64_t>(rem != 0) + static_cast<std::uint64_t>(rem > r);
-    } else {
-      const std::uint64_t rem = (s << f) - e * r;
-      out[i] = e + static_cast<std::uint64_t>(rem != 0) + static_cast<std::uint64_t>(rem > r);
-    }
+/// The batch inverse over [0, n) with the kernel copy `which` (see
+/// `tsync/detail/simd.hpp`; the CPU must run it); `in` and `out` may be equal.
+inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
+                                                 const inverse_constants& k, tsync::detail::isa which) noexcept {
+  if (k.unscaled) {
+    add_offset(in, out, n, 0 - k.offset);
+    return {};
   }
-}
-
-/// The portable batch kernel for a scaled plan, over [start, n); in and out may be equal.
-inline expected<void, batch_error> to_host_batch_portable(const std::uint64_t* in, std::uint64_t* out,
-                                                          std::size_t start, std::size_t n,
-                                                          const inverse_constants& k) noexcept {
-  // Locals: the compiler need not reload them after each store to `out`.
-  const std::uint64_t o = k.offset, mi = k.mi, mf = k.mf, r = k.ratio, smax = k.s_max;
-  const unsigned f = k.frac;
-  const bool wide = r > (std::uint64_t{1} << 63);
-  for (std::size_t base = start; base < n; base += kvm_batch_block) {
+  const tsync::detail::inverse_words w{k.offset, k.mi, k.mf, k.ratio, k.frac};
+  const std::uint64_t o = k.offset, smax = k.s_max;
+  for (std::size_t base = 0; base < n; base += kvm_batch_block) {
     const std::size_t end = std::min(n, base + kvm_batch_block);
     // Overflow pre-check on the untouched inputs (vectorisable), so that the
     // conversion loop has no checks and the first failing index is exact even in place.
@@ -83,33 +64,34 @@ inline expected<void, batch_error> to_host_batch_portable(const std::uint64_t* i
       stop = base;
       while (in[stop] - o <= smax) ++stop;
     }
-    if (wide) inverse_loop<0, true>(in, out, base, stop, o, mi, mf, r, f);  // r > 2^63 implies mi == 0
-    else if (mi == 0) inverse_loop<0, false>(in, out, base, stop, o, mi, mf, r, f);
-    else if (mi == 1) inverse_loop<1, false>(in, out, base, stop, o, mi, mf, r, f);
-    else inverse_loop<2, false>(in, out, base, stop, o, mi, mf, r, f);
+    tsync::detail::inverse_range(which, in, out, base, stop, w);
     if (stop != end) return unexpected(batch_error{errc::overflow, stop});
   }
   return {};
 }
 
-}  // namespace detail
-}  // namespace tsync::kvm
-
-#include "tsync/detail/kvm_batch_avx512.hpp"
-
-namespace tsync::inline TSYNC_ABI::kvm {
-
-namespace detail {
-/// The batch kernel behind `to_host(span, span, plan)`; `in` and `out` may be equal.
+/// The batch kernel behind `to_host(span, span, plan)`, with the widest kernel copy the CPU runs.
 inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
-                                                      const inverse_plan& plan) noexcept {
-  const detail::inverse_constants& k = detail::inverse_access::get(plan);
-  if (k.unscaled) {
-    detail::add_offset(in, out, n, 0 - k.offset);
-    return {};
+                                                 const inverse_plan& plan) noexcept {
+  return to_host_batch(in, out, n, inverse_access::get(plan), tsync::detail::best_isa());
+}
+
+/// perf's TSC → ns over a range with the kernel copy `which`.
+/// Precondition: `validate(p) == errc::ok`.
+inline void tsc_to_ns_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n, const perf_time_params& p,
+                            tsync::detail::isa which) noexcept {
+  if (p.time_shift <= 32) {
+    tsync::detail::perf_ns(which, in, out, n, {p.time_zero, p.time_cycles, p.time_mask, p.time_mult, p.time_shift});
+    return;
   }
-  const std::size_t done = detail::to_host_prefix_avx512(in, out, n, k);
-  return detail::to_host_batch_portable(in, out, done, n, k);
+  for (std::size_t i = 0; i < n; ++i) out[i] = tsc_to_ns(in[i], p);  // the 128-bit form
+}
+
+/// The `inverse_plan` of perf's ns → TSC: the KVM inverse with offset =
+/// time_zero, ratio = mult, frac = shift (`ceil((ns − zero) * 2^shift / mult)`).
+inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) noexcept {
+  if (auto e = validate(p); e != errc::ok) return unexpected(e);
+  return inverse_plan::make(tsc_params{p.time_zero, p.time_mult, static_cast<std::uint8_t>(p.time_shift)});
 }
 }  // namespace detail
 
@@ -157,5 +139,32 @@ inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::u
   return to_host(std::span<const std::uint64_t>(inout.data(), inout.size()), inout, p);
 }
 
-}  // namespace tsync::kvm
+/// perf's TSC → ns for a whole range: `out[i] == tsc_to_ns(in[i], p)`, bit for
+/// bit (perf's quotient/remainder form when `time_shift <= 32`, the 128-bit
+/// form otherwise). Errors (index 0): `validate(p)`, or `errc::invalid_argument`
+/// when the sizes differ. `in` and `out` may be the same range, but must not
+/// otherwise overlap.
+[[nodiscard]] inline expected<void, batch_error> tsc_to_ns(std::span<const std::uint64_t> in,
+                                                          std::span<std::uint64_t> out,
+                                                          const perf_time_params& p) noexcept {
+  if (auto e = validate(p); e != errc::ok) return unexpected(batch_error{e, 0});
+  if (in.size() != out.size()) return unexpected(batch_error{errc::invalid_argument, 0});
+  detail::tsc_to_ns_batch(in.data(), out.data(), in.size(), p, tsync::detail::best_isa());
+  return {};
+}
 
+/// perf's ns → TSC for a whole range, the exact inverse: `out[i] ==
+/// *ns_to_tsc_ceil(in[i], p)`, bit for bit, through the KVM inverse kernels.
+/// Errors: `validate(p)` or `errc::invalid_argument` (sizes differ) at index 0;
+/// `errc::overflow` at the first value whose result exceeds 2^64 − 1 (`out`
+/// is final before it). `in` and `out` may be the same range, but must not
+/// otherwise overlap.
+[[nodiscard]] inline expected<void, batch_error> ns_to_tsc_ceil(std::span<const std::uint64_t> in,
+                                                               std::span<std::uint64_t> out,
+                                                               const perf_time_params& p) noexcept {
+  auto plan = detail::ns_to_tsc_plan(p);
+  if (!plan) return unexpected(batch_error{plan.error(), 0});
+  return to_host(in, out, *plan);
+}
+
+}  // namespace tsync::kvm

@@ -1,0 +1,147 @@
+#pragma once
+/// \file
+/// Implementation detail of `tsync/kvm/batch.hpp`: the batch kernels of the
+/// exact KVM inverse (guest → host, which is also perf's ns → TSC) and of
+/// perf's TSC → ns, in the copies of `tsync/detail/simd.hpp` (AVX-512, AVX2,
+/// baseline), chosen at run time. Every copy computes the same exact integer
+/// formula, so the results are identical bit for bit.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tsync/core/config.hpp"
+#include "tsync/core/int128.hpp"
+#include "tsync/detail/simd.hpp"
+
+namespace tsync::inline TSYNC_ABI::detail {
+
+/// The constants of the exact inverse `q = ceil(S * 2^f / r)` (see
+/// `kvm::inverse_plan`): m = floor(2^(64+f) / r) = mi * 2^64 + mf.
+struct inverse_words {
+  std::uint64_t offset, mi, mf, ratio;
+  unsigned frac;
+};
+
+/// The inverse over [begin, end) for r <= 2^63 (the remainder fits 64 bits),
+/// `W` lanes at a time, without overflow checks. MiKind: 0 when mi == 0, 1 when
+/// mi == 1, 2 otherwise (saves a multiply). Returns where it stopped (a
+/// multiple of W from begin); the caller finishes with W == 1.
+template <std::size_t W, int MiKind>
+[[gnu::always_inline]] inline std::size_t inverse_lanes(const std::uint64_t* in, std::uint64_t* out, std::size_t begin,
+                                                        std::size_t end, const inverse_words& k) noexcept {
+  const vu<W> o = vu<W>{} + k.offset, mi = vu<W>{} + k.mi, mf = vu<W>{} + k.mf, r = vu<W>{} + k.ratio;
+  const unsigned f = k.frac;
+  std::size_t i = begin;
+  for (; i + W <= end; i += W) {
+    vu<W> s, e;
+    vload<W>(s, in + i);
+    s -= o;
+    mulhi<W>(e, s, mf);
+    if constexpr (MiKind == 1) e += s;
+    if constexpr (MiKind == 2) e += s * mi;
+    const vu<W> rem = (s << f) - e * r;
+    add_if_nonzero<W>(e, rem);
+    add_if_greater<W>(e, rem, r);
+    vstore<W>(out + i, e);
+  }
+  return i;
+}
+
+template <std::size_t W>
+[[gnu::always_inline]] inline void inverse_range_w(const std::uint64_t* in, std::uint64_t* out, std::size_t begin,
+                                                   std::size_t end, const inverse_words& k) noexcept {
+  if (k.mi == 0) inverse_lanes<1, 0>(in, out, inverse_lanes<W, 0>(in, out, begin, end, k), end, k);
+  else if (k.mi == 1) inverse_lanes<1, 1>(in, out, inverse_lanes<W, 1>(in, out, begin, end, k), end, k);
+  else inverse_lanes<1, 2>(in, out, inverse_lanes<W, 2>(in, out, begin, end, k), end, k);
+}
+
+inline void inverse_range_baseline(const std::uint64_t* in, std::uint64_t* out, std::size_t begin, std::size_t end,
+                                   const inverse_words& k) noexcept {
+  inverse_range_w<1>(in, out, begin, end, k);
+}
+#if TSYNC_SIMD_X86
+[[gnu::target("avx2")]] inline void inverse_range_avx2(const std::uint64_t* in, std::uint64_t* out, std::size_t begin,
+                                                       std::size_t end, const inverse_words& k) noexcept {
+  inverse_range_w<4>(in, out, begin, end, k);
+}
+[[gnu::target("avx512f,avx512dq")]] inline void inverse_range_avx512(const std::uint64_t* in, std::uint64_t* out,
+                                                                     std::size_t begin, std::size_t end,
+                                                                     const inverse_words& k) noexcept {
+  inverse_range_w<8>(in, out, begin, end, k);
+}
+#endif
+
+/// The inverse over [begin, end) with the copy `which` (which the CPU must run).
+/// Any ratio: r > 2^63 (remainder in 128 bits, so mi == 0) is scalar on every copy.
+inline void inverse_range(isa which, const std::uint64_t* in, std::uint64_t* out, std::size_t begin, std::size_t end,
+                          const inverse_words& k) noexcept {
+  if (k.ratio > (std::uint64_t{1} << 63)) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::uint64_t s = in[i] - k.offset;
+      const std::uint64_t e = static_cast<std::uint64_t>((static_cast<u128>(s) * k.mf) >> 64);
+      const u128 rem = (static_cast<u128>(s) << k.frac) - static_cast<u128>(e) * k.ratio;
+      out[i] = e + static_cast<std::uint64_t>(rem != 0) + static_cast<std::uint64_t>(rem > k.ratio);
+    }
+    return;
+  }
+#if TSYNC_SIMD_X86
+  if (which == isa::avx512) return inverse_range_avx512(in, out, begin, end, k);
+  if (which == isa::avx2) return inverse_range_avx2(in, out, begin, end, k);
+#endif
+  (void)which;
+  inverse_range_baseline(in, out, begin, end, k);
+}
+
+/// perf's TSC → ns in its quotient/remainder form, exact for shift <= 32:
+/// cyc = cycles + ((c − cycles) & mask); ns = zero + (cyc >> shift) * mult +
+/// (((cyc & (2^shift − 1)) * mult) >> shift), every step modulo 2^64, which is
+/// floor(cyc * mult / 2^shift) + zero modulo 2^64.
+struct perf_words {
+  std::uint64_t zero, cycles, mask;
+  std::uint32_t mult;
+  unsigned shift;  // <= 32
+};
+
+template <std::size_t W>
+[[gnu::always_inline]] inline std::size_t perf_ns_lanes(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
+                                                        const perf_words& k, std::size_t i) noexcept {
+  const vu<W> zero = vu<W>{} + k.zero, cyc0 = vu<W>{} + k.cycles, mask = vu<W>{} + k.mask;
+  const vu<W> mult = vu<W>{} + std::uint64_t{k.mult};
+  const std::uint64_t low = (std::uint64_t{1} << k.shift) - 1;
+  const unsigned sh = k.shift;
+  for (; i + W <= n; i += W) {
+    vu<W> c, qm;
+    vload<W>(c, in + i);
+    c = cyc0 + ((c - cyc0) & mask);
+    const vu<W> rem = c & low;  // < 2^32
+    mul_u32<W>(qm, c >> sh, mult);
+    vstore<W>(out + i, zero + qm + (((rem & 0xffffffffU) * mult) >> sh));
+  }
+  return i;
+}
+
+inline void perf_ns_baseline(const std::uint64_t* in, std::uint64_t* out, std::size_t n, const perf_words& k) noexcept {
+  perf_ns_lanes<1>(in, out, n, k, 0);
+}
+#if TSYNC_SIMD_X86
+[[gnu::target("avx2")]] inline void perf_ns_avx2(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
+                                                 const perf_words& k) noexcept {
+  perf_ns_lanes<1>(in, out, n, k, perf_ns_lanes<4>(in, out, n, k, 0));
+}
+[[gnu::target("avx512f,avx512dq")]] inline void perf_ns_avx512(const std::uint64_t* in, std::uint64_t* out,
+                                                               std::size_t n, const perf_words& k) noexcept {
+  perf_ns_lanes<1>(in, out, n, k, perf_ns_lanes<8>(in, out, n, k, 0));
+}
+#endif
+
+/// TSC → ns over [0, n) with the copy `which`; `k.shift <= 32`.
+inline void perf_ns(isa which, const std::uint64_t* in, std::uint64_t* out, std::size_t n, const perf_words& k) noexcept {
+#if TSYNC_SIMD_X86
+  if (which == isa::avx512) return perf_ns_avx512(in, out, n, k);
+  if (which == isa::avx2) return perf_ns_avx2(in, out, n, k);
+#endif
+  (void)which;
+  perf_ns_baseline(in, out, n, k);
+}
+
+}  // namespace tsync::detail
