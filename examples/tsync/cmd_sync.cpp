@@ -89,8 +89,11 @@ void install_signal_handlers() {
 /// The responder's clock: a named clock, optionally shifted (for tests and demos).
 class agent_clock {
  public:
+  /// The agent's stamps are raw readings; which side is the host the initiator decides.
+  using domain = tsync::host;
   agent_clock(clk::any_clock c, clk::offset_drift od) : c_(c, od) {}
-  [[nodiscard]] std::int64_t now() noexcept { return c_.now() + extra_; }
+  [[nodiscard]] std::int64_t now_raw() noexcept { return c_.now_raw() + extra_; }
+  [[nodiscard]] tsync::ticks<domain> now() noexcept { return tsync::ticks<domain>(static_cast<std::uint64_t>(now_raw())); }
   /// Shift every later stamp by `ns` (testing: a clock that jumps between series).
   void step(std::int64_t ns) noexcept { extra_ += ns; }
   [[nodiscard]] std::string_view name() const noexcept { return "agent"; }
@@ -183,7 +186,7 @@ std::optional<int> parse_agent_args(const std::vector<std::string>& args, agent_
     auto v = tsync::cli::parse_int<std::int64_t>(*s);
     if (!v || *v < -1'000'000'000 || *v > 1'000'000'000) return tsync::cli::usage_error(cmd, "bad --drift-ppb '" + *s + "'");
     a.od.drift_ppb = *v;
-    a.od.anchor = a.base->now();
+    a.od.anchor = a.base->now_raw();
   }
   if (auto s = o.get("idle-timeout")) {
     auto d = parse_duration(*s);
@@ -477,7 +480,7 @@ bool write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, std::span<
           << "\", \"peer_lost\": " << (r.peer_lost ? "true" : "false") << ", \"samples\": [";
   for (std::size_t i = 0; i < table.size(); ++i) {
     const auto& t = table[i];
-    summary << (i ? ", " : "") << "{\"time\": " << t.guest_time << ", \"offset\": " << t.offset;
+    summary << (i ? ", " : "") << "{\"time\": " << tsync::raw_ns(t.guest_time) << ", \"offset\": " << t.offset.count();
     if (t.bounds) summary << ", \"lo\": " << t.bounds->lo << ", \"hi\": " << t.bounds->hi;
     summary << '}';
   }
@@ -513,7 +516,7 @@ int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>
     // keep the sorted prefix and fail loudly (correct --table refuses unsorted tables).
     const std::size_t good = sy::sorted_prefix(r.table);
     if (good < r.table.size()) {
-      std::cerr << "tsync sync: vCPU " << r.vcpu << ": sample " << good << " (guest time " << r.table[good].guest_time
+      std::cerr << "tsync sync: vCPU " << r.vcpu << ": sample " << good << " (guest time " << tsync::raw_ns(r.table[good].guest_time)
                 << ") is not after the one before: the responder's clock went backwards between series; the table keeps "
                 << good << " of " << r.table.size() << " samples\n";
       rc = 1;
@@ -525,7 +528,7 @@ int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>
     if (!a.quiet) {
       std::cout << "vcpu " << r.vcpu << ": " << table.size() << " samples from " << r.series.size() << " series ("
                 << failed << " failed)";
-      if (!table.empty()) std::cout << ", last offset " << table.back().offset << " ns";
+      if (!table.empty()) std::cout << ", last offset " << table.back().offset.count() << " ns";
       if (r.peer_lost) std::cout << ", peer lost: " << r.end_error.message();
       std::cout << " -> " << a.prefix << ".vcpu" << r.vcpu << ".csv\n";
     }

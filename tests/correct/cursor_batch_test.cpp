@@ -230,7 +230,7 @@ TEST_CASE("Every block-kernel copy agrees with the table on long in-order stream
     auto t = sync_table::make(s, correction_mode::interpolate, static_cast<outside_policy>(iter % 3));
     REQUIRE(t.has_value());
     // Dense and sorted: thousands of events per region, so whole blocks take the block kernels.
-    auto ev = tsync_test::random_stream(r, 40000, s.front().guest_time, s.back().guest_time);
+    auto ev = tsync_test::random_stream(r, 40000, tsync::raw_ns(s.front().guest_time), tsync::raw_ns(s.back().guest_time));
     std::sort(ev.begin(), ev.end());
     check_agree(*t, ev);
   }

@@ -101,14 +101,14 @@ TEST_CASE("append_log: every append is on disk at once, finish renames") {
 
 TEST_CASE("sorted_prefix stops at the first sample not after the one before") {
   std::vector<tsync::sync_sample> t(4);
-  t[0].guest_time = 10;
-  t[1].guest_time = 20;
-  t[2].guest_time = 5;  // the responder's clock went back
-  t[3].guest_time = 30;
+  t[0].guest_time = tsync::at_ns<tsync::guest>(10);
+  t[1].guest_time = tsync::at_ns<tsync::guest>(20);
+  t[2].guest_time = tsync::at_ns<tsync::guest>(5);  // the responder's clock went back
+  t[3].guest_time = tsync::at_ns<tsync::guest>(30);
   CHECK(sorted_prefix(t) == 2);
-  t[2].guest_time = 20;  // equal is not after
+  t[2].guest_time = tsync::at_ns<tsync::guest>(20);  // equal is not after
   CHECK(sorted_prefix(t) == 2);
-  t[2].guest_time = 25;
+  t[2].guest_time = tsync::at_ns<tsync::guest>(25);
   CHECK(sorted_prefix(t) == 4);
   CHECK(sorted_prefix(std::span<const tsync::sync_sample>{}) == 0);
 }
@@ -117,11 +117,11 @@ TEST_CASE("to_model: one burst per table sample, bounds as the hard interval, st
   vcpu_result r;
   r.vcpu = 1;
   r.table.resize(2);
-  r.table[0].guest_time = 1000;
-  r.table[0].offset = -50;
+  r.table[0].guest_time = tsync::at_ns<tsync::guest>(1000);
+  r.table[0].offset = tsync::guest_to_host(-50);
   r.table[0].bounds = tsync::offset_interval{-3, 4};
-  r.table[1].guest_time = 2000;
-  r.table[1].offset = -60;
+  r.table[1].guest_time = tsync::at_ns<tsync::guest>(2000);
+  r.table[1].offset = tsync::guest_to_host(-60);
   series_record rec;
   rec.table_index = 1;
   series_estimate e{};
@@ -155,8 +155,8 @@ TEST_CASE("kvm_tables: offset is the negated tsc-offset with the scaling, -2^63 
   REQUIRE(t->size() == 1);
   CHECK((*t)[0].vcpu == 3);
   CHECK((*t)[0].tsc_offset == -12345);
-  CHECK((*t)[0].sample.offset == 12345);
-  CHECK((*t)[0].sample.guest_time == 0);
+  CHECK((*t)[0].sample.offset.count() == 12345);
+  CHECK(tsync::raw_ns((*t)[0].sample.guest_time) == 0);
   vm.vcpus[0].params.offset = 1ull << 63;
   auto bad = kvm_tables(vm);
   REQUIRE_FALSE(bad);

@@ -586,9 +586,9 @@ class sync_table {
   // The smallest guest time t with step_host(s, t) >= h:
   // ceil((t + o)·2^f / r) >= h  <=>  t + o >= floor((h − 1)·r / 2^f) + 1.
   [[nodiscard]] static i128 step_inverse(const sync_sample& s, std::int64_t h) noexcept {
-    if (s.ratio == (std::uint64_t{1} << s.frac_bits)) return static_cast<i128>(h) - s.offset;
+    if (s.ratio == (std::uint64_t{1} << s.frac_bits)) return static_cast<i128>(h) - s.offset.count();
     return floor_div((static_cast<i128>(h) - 1) * static_cast<i128>(s.ratio), static_cast<i128>(1) << s.frac_bits) + 1 -
-           s.offset;
+           s.offset.count();
   }
 
   // The Galois inverse of the (monotone) step map: the first sample k whose host

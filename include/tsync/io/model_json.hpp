@@ -60,9 +60,9 @@ inline void write_model_lines(std::string& o, const std::vector<estimate::line>&
     o += ", \"cause\": "; json::write_string(o, to_string(s.diag.cause));
     o += ",\n     \"hard\": {\"lo\": "; detail::write_model_lines(o, s.lo);
     o += ", \"hi\": "; detail::write_model_lines(o, s.hi);
-    if (auto hb = m.hard_bounds(s.ref)) {
-      o += ", \"lo_at_ref\": "; json::write_int(o, hb->lo - s.ref);
-      o += ", \"hi_at_ref\": "; json::write_int(o, hb->hi - s.ref);
+    if (auto hb = m.hard_bounds(at_ns<guest>(s.ref))) {
+      o += ", \"lo_at_ref\": "; json::write_int(o, raw_ns(hb->lo) - s.ref);
+      o += ", \"hi_at_ref\": "; json::write_int(o, raw_ns(hb->hi) - s.ref);
     }
     o += "},\n     \"stat\": ";
     if (s.stat) {

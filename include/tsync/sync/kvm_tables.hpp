@@ -42,7 +42,7 @@ struct kvm_tables_error {
     if (off == std::numeric_limits<std::int64_t>::min())
       return unexpected(kvm_tables_error{v.id, errc::number_out_of_range,
                                          "vCPU " + std::to_string(v.id) + ": tsc-offset -2^63 has no negation in int64"});
-    out.push_back(kvm_vcpu_table{v.id, off, sync_sample{0, -off, v.params.ratio, v.params.frac_bits, std::nullopt}});
+    out.push_back(kvm_vcpu_table{v.id, off, sync_sample{at_ns<guest>(0), guest_to_host(-off), v.params.ratio, v.params.frac_bits, std::nullopt}});
   }
   return out;
 }

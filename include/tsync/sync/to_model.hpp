@@ -37,9 +37,10 @@ namespace tsync::inline TSYNC_ABI::sync {
   for (std::size_t i = 0; i < r.table.size(); ++i) {
     const auto& t = r.table[i];
     est::burst_estimate b;
-    b.ref = t.guest_time;
-    b.offset = t.offset;
-    b.hard = t.bounds ? est::interval{t.offset + t.bounds->lo, t.offset + t.bounds->hi} : est::interval{t.offset, t.offset};
+    const std::int64_t off = t.offset.count();
+    b.ref = raw_ns(t.guest_time);
+    b.offset = off;
+    b.hard = t.bounds ? est::interval{off + t.bounds->lo, off + t.bounds->hi} : est::interval{off, off};
     b.burst = static_cast<std::uint32_t>(i);
     for (const auto& rec : r.series) {
       if (rec.table_index == i && rec.estimate) {
