@@ -28,6 +28,7 @@
 /// linked into the options chain in place of the old TIME_SHIFT.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -140,6 +141,46 @@ inline tracecmd_value tc_calc(std::uint64_t ts, const time_shift_sample& lo, con
   for (const auto& s : samples)
     out.push_back(time_shift_sample{static_cast<std::uint64_t>(s.guest_time), s.offset, s.ratio, s.frac_bits});
   return out;
+}
+
+/// How far trace-cmd's arithmetic lands from the exact correction on a trace
+/// with trace-cmd's default schedule (two samples per CPU, one at each end).
+struct tracecmd_error_stats {
+  std::uint64_t events = 0;     ///< events evaluated (evenly spaced over the trace)
+  std::uint64_t overflowed = 0; ///< events where trace-cmd's 64-bit product wraps
+  std::uint64_t off = 0;        ///< events more than 2 ns from the exact correction
+  std::uint64_t max_error = 0;  ///< largest |trace-cmd − exact| in ns
+};
+
+/// The error of trace-cmd's interpolation on a trace `length_ns` long whose
+/// guest clock drifts `drift_ppb` (parts per billion) from the host's: samples
+/// at the start (guest time `start_ns`, offset 0) and at the end (offset =
+/// drift × length), `events` (>= 2) events evenly spaced from start to end,
+/// each compared with floor of the exact line.
+[[nodiscard]] inline tracecmd_error_stats tracecmd_two_sample_error(std::int64_t drift_ppb, std::int64_t length_ns,
+                                                                    std::uint64_t events,
+                                                                    std::int64_t start_ns = 1'000'000'000'000) noexcept {
+  tracecmd_error_stats st;
+  if (events < 2 || length_ns <= 0 || start_ns < 0) return st;
+  const detail::tc_i128 rise = static_cast<detail::tc_i128>(drift_ppb) * length_ns / 1'000'000'000;
+  const std::array<time_shift_sample, 2> s{
+      time_shift_sample{static_cast<std::uint64_t>(start_ns), 0, 1, 0},
+      time_shift_sample{static_cast<std::uint64_t>(start_ns + length_ns), static_cast<std::int64_t>(rise), 1, 0}};
+  for (std::uint64_t i = 0; i < events; ++i) {
+    const detail::tc_i128 dt = static_cast<detail::tc_i128>(length_ns) * i / (events - 1);
+    const auto ts = static_cast<std::uint64_t>(start_ns + dt);
+    detail::tc_i128 num = dt * rise, q = num / length_ns;
+    if (num % length_ns != 0 && num < 0) --q;  // floor
+    const detail::tc_i128 exact = static_cast<detail::tc_i128>(ts) + q;
+    const auto v = tracecmd_correct(ts, s, true);
+    const detail::tc_i128 err = static_cast<detail::tc_i128>(v.wrapped) - exact;
+    const auto mag = static_cast<std::uint64_t>(err < 0 ? -err : err);
+    ++st.events;
+    if (v.overflow) ++st.overflowed;
+    if (mag > 2) ++st.off;
+    st.max_error = std::max(st.max_error, mag);
+  }
+  return st;
 }
 
 // ---------------------------------------------------------------------------

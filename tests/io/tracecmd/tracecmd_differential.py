@@ -93,6 +93,10 @@ def check_rounding(tsync, guest, tmp, raw):
         if p.returncode != 0:
             print(f"rounding: {guest} CPU {cpu}: no table ({p.stderr.strip()}); skipped")
             continue
+        if "warning" in p.stderr:
+            # e.g. trace-cmd bug B7: trace-cmd applies garbage there, tsync the repaired samples
+            print(f"rounding: {os.path.basename(guest)} CPU {cpu}: tsync repaired the TIME_SHIFT, trace-cmd does not; not compared")
+            continue
         with open(table, "w") as f:
             f.write(p.stdout)
         got, _ = correct(tsync, ["--table", table], times, ["--rounding", "tracecmd"])
