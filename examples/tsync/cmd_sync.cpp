@@ -213,7 +213,7 @@ int run_agent(const std::vector<std::string>& args) {
   auto spec = parse_transport(*spec_s, why);
   if (!spec) return tsync::cli::usage_error(cmd, "bad --transport '" + *spec_s + "': " + why);
   const std::string clock_name = o.get("clock").value_or("mono_raw");
-  auto base = clk::open_clock(clock_name);
+  auto base = clk::open_clock(clock_name, clk::kernel_clock_policy::trace_marker);
   if (!base) return tsync::cli::fail("agent: cannot use clock '" + clock_name + "': " + base.error().message());
   std::uint32_t connections = 0;
   if (auto c = o.get("connections")) {
@@ -489,7 +489,7 @@ int run_sync(const std::vector<std::string>& args) {
   }
   cfg.estimator = *est;
   const std::string clock_name = o.get("clock").value_or("mono_raw");
-  auto clock = clk::open_clock(clock_name);
+  auto clock = clk::open_clock(clock_name, clk::kernel_clock_policy::trace_marker);
   if (!clock) return tsync::cli::fail("sync: cannot use clock '" + clock_name + "': " + clock.error().message());
   const std::string role = o.get("role").value_or("host");
   if (role != "host" && role != "guest") return tsync::cli::usage_error(cmd, "bad --role '" + role + "' (host or guest)");
@@ -667,7 +667,8 @@ const tsync::cli::command_registrar agent_cmd{{
                 "Each connection is served in its own thread, pinned to the vCPU a series is for\n"
                 "(a failure to pin is reported with --verbose and the series runs unpinned).\n\n") +
         transport_help +
-        "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc\n"
+        "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc; local, global,\n"
+        "                       perf, counter, uptime through a tracefs instance (root)\n"
         "  --connections N      exit after N connections (0: until SIGINT/SIGTERM; default 0)\n"
         "  --no-pin             do not pin to the series' vCPU\n"
         "  --idle-timeout DUR   end a connection silent for this long (e.g. 30s; default: never)\n"
@@ -698,7 +699,8 @@ const tsync::cli::command_registrar sync_cmd{{
         "  --estimator NAME     per-series estimator: split_envelope (default: per-direction minima,\n"
         "                       error O(1/N)), fastest_response (trace-cmd's), histogram_peak,\n"
         "                       median, or any name of 'tsync estimate --list'\n"
-        "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc\n"
+        "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc; local, global,\n"
+        "                       perf, counter, uptime through a tracefs instance (root)\n"
         "  --role host|guest    which side this command runs on (default host)\n"
         "  --serial             one connection for all vCPUs (default: one per vCPU)\n"
         "  --output PREFIX      output file prefix (default tsync-sync)\n"
