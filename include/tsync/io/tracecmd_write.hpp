@@ -332,7 +332,7 @@ inline expected<std::vector<tc_v7_section>, tracecmd_error> tc_v7_chain(std::spa
   std::vector<tc_v7_section> out;
   std::uint64_t link = p, next = tc_get(f.data() + p, 8, o);
   while (next != 0) {
-    if (out.size() > 4096 || next + 16 > f.size())
+    if (out.size() > 4096 || next > f.size() || f.size() - next < 16)
       return tc_fail(tracecmd_errc::bad_offset, static_cast<std::size_t>(link), "options chain leaves the file or loops");
     tc_v7_section s{next, link, 0, 0, 0};
     if (tc_get(f.data() + next + 2, 2, o) & 1u)
