@@ -20,6 +20,7 @@
 #include "tsync/clock.hpp"
 #include "tsync/sync.hpp"
 #include "tsync/transport.hpp"
+#include "tsync/probe.hpp"
 #include "tsync/tsync.hpp"
 
 namespace {

@@ -3,7 +3,7 @@
 # but only those that are missing. Run as root (or with sudo available).
 set -euo pipefail
 pkgs=(cmake make g++ clang lld libclang-rt-14-dev pkg-config catch2 libbenchmark-dev libeigen3-dev gnuplot-nox trace-cmd
-      python3 qemu-system-x86 busybox-static cpio)
+      python3 qemu-system-x86 busybox-static cpio libtracecmd-dev libtraceevent-dev libtracefs-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

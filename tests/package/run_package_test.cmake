@@ -27,6 +27,14 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package/cmake_consumer -B ${WORK_DIR
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/cmake_consumer)
 run(${WORK_DIR}/cmake_consumer/consumer)
 
+# 2b. the optional component tracecmd, where this machine has libtracecmd
+if(HAVE_TRACECMD)
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package/tracecmd_consumer -B ${WORK_DIR}/tracecmd_consumer
+      -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${prefix})
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/tracecmd_consumer)
+  run(${WORK_DIR}/tracecmd_consumer/tracecmd_consumer ${SOURCE_DIR}/tests/io/tracecmd/data/guest.dat)
+endif()
+
 # 3. pkg-config consumer
 find_program(PKG_CONFIG pkg-config REQUIRED)
 set(ENV{PKG_CONFIG_PATH} ${prefix}/share/pkgconfig)

@@ -1,0 +1,158 @@
+// Speed of reading and merging real trace.dat files, and the memory it takes.
+//
+//   tsync_tracecmd_bench HOST.dat [GUEST.dat...]
+//
+// Each pass opens the files afresh and reads every event; MB/s are counted on the
+// files' sizes on disk and on the event records' sizes (the uncompressed ring-buffer
+// data). The baseline is reading the files' bytes with read(2) (page cache warm after
+// the first pass). Guests are mapped to host time with an identity function that
+// returns a hard interval, so the merge does the work the CLI's models will do.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tsync/io/tracecmd_events.hpp"
+#include "tsync/io/tracecmd_merge.hpp"
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+long max_rss_kb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+double seconds_since(clk::time_point t0) { return std::chrono::duration<double>(clk::now() - t0).count(); }
+
+struct pass_result {
+  std::uint64_t events = 0;
+  std::uint64_t record_bytes = 0;
+  double seconds = 0;
+};
+
+std::vector<tsync::io::tracecmd_file> open_all(const std::vector<std::string>& paths) {
+  std::vector<tsync::io::tracecmd_file> files;
+  for (const auto& p : paths) {
+    auto f = tsync::io::tracecmd_file::open(p);
+    if (!f) {
+      std::fprintf(stderr, "%s\n", f.error().message.c_str());
+      std::exit(1);
+    }
+    files.push_back(std::move(*f));
+  }
+  return files;
+}
+
+void report(const char* what, const pass_result& r, double file_mb) {
+  std::printf("%-44s %9.3f s %12llu events %8.1f Mevents/s %8.1f MB/s (file) %8.1f MB/s (records)  maxrss %ld KiB\n",
+              what, r.seconds, static_cast<unsigned long long>(r.events), static_cast<double>(r.events) / r.seconds / 1e6,
+              file_mb / r.seconds, static_cast<double>(r.record_bytes) / 1e6 / r.seconds, max_rss_kb());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s HOST.dat [GUEST.dat...]\n", argv[0]);
+    return 2;
+  }
+  const std::vector<std::string> paths(argv + 1, argv + argc);
+  double file_mb = 0;
+  for (const auto& p : paths) {
+    struct stat st{};
+    if (::stat(p.c_str(), &st) != 0) {
+      std::perror(p.c_str());
+      return 1;
+    }
+    file_mb += static_cast<double>(st.st_size) / 1e6;
+  }
+  std::printf("files: %.1f MB on disk, start maxrss %ld KiB\n", file_mb, max_rss_kb());
+
+  {  // baseline: the bytes with read(2)
+    pass_result r;
+    const auto t0 = clk::now();
+    std::vector<char> buf(1 << 20);
+    for (const auto& p : paths) {
+      const int fd = ::open(p.c_str(), O_RDONLY);
+      ssize_t n = 0;
+      while ((n = ::read(fd, buf.data(), buf.size())) > 0) r.record_bytes += static_cast<std::uint64_t>(n);
+      ::close(fd);
+    }
+    r.seconds = seconds_since(t0);
+    report("baseline: read(2) the files", r, file_mb);
+  }
+  std::uint64_t record_bytes = 0;
+  {  // per-CPU order, timestamps only
+    pass_result r;
+    const auto t0 = clk::now();
+    auto files = open_all(paths);
+    for (auto& f : files)
+      for (std::size_t b = 0; b < f.buffer_count(); ++b)
+        for (std::uint32_t c = 0; c < f.buffer(b).cpu_count(); ++c)
+          for (const auto* e = f.buffer(b).peek(c); e != nullptr; e = f.buffer(b).peek(c)) {
+            ++r.events;
+            r.record_bytes += static_cast<std::uint64_t>(e->record->record_size);
+            f.buffer(b).pop(c);
+          }
+    r.seconds = seconds_since(t0);
+    record_bytes = r.record_bytes;
+    report("read per CPU (event fields, no text)", r, file_mb);
+  }
+  {  // merged order within each file, with the info text
+    pass_result r;
+    const auto t0 = clk::now();
+    auto files = open_all(paths);
+    std::size_t chars = 0;
+    for (auto& f : files)
+      for (const auto* e = f.next(); e != nullptr; e = f.next()) {
+        ++r.events;
+        chars += f.buffer(e->buffer).info(*e).size();
+      }
+    r.seconds = seconds_since(t0);
+    r.record_bytes = record_bytes;
+    report("read in time order + info text", r, file_mb);
+    if (chars == 0) std::printf("(no info text)\n");
+  }
+  for (const bool json : {false, true}) {
+    pass_result r;
+    const auto t0 = clk::now();
+    auto files = open_all(paths);
+    std::vector<tsync::io::merge_input> in;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      tsync::io::merge_input m{&files[i], i == 0 ? "host" : "guest" + std::to_string(i), {}};
+      if (i > 0)
+        m.map = [](std::uint32_t, std::uint64_t ts) -> tsync::expected<tsync::io::host_placement, tsync::errc> {
+          const auto t = static_cast<std::int64_t>(ts);
+          return tsync::io::host_placement{t, true, t - 500, t + 500};
+        };
+      in.push_back(std::move(m));
+    }
+    std::FILE* out = std::fopen("/dev/null", "w");
+    tsync::expected<tsync::io::merge_stats, tsync::io::tracecmd_read_error> st = tsync::io::merge_stats{};
+    if (json) {
+      tsync::io::chrome_json_writer w(out, "/dev/null");
+      st = tsync::io::merge_events(std::span<const tsync::io::merge_input>(in), w);
+    } else {
+      tsync::io::report_text_writer w(out, "/dev/null");
+      st = tsync::io::merge_events(std::span<const tsync::io::merge_input>(in), w);
+    }
+    std::fclose(out);
+    if (!st) {
+      std::fprintf(stderr, "%s\n", st.error().message.c_str());
+      return 1;
+    }
+    r.seconds = seconds_since(t0);
+    r.events = st->events;
+    r.record_bytes = record_bytes;
+    report(json ? "merge -> Chrome JSON (/dev/null)" : "merge -> report text (/dev/null)", r, file_mb);
+  }
+  return 0;
+}

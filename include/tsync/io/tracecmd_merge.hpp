@@ -1,0 +1,453 @@
+#pragma once
+/// \file
+/// Merge the events of a host trace.dat file and of its guests' trace.dat files
+/// into one host-time timeline, streaming: a k-way merge over every (file,
+/// buffer, CPU) stream, whose memory is bounded by the number of streams, not by
+/// the trace. Guest timestamps are placed on the host timeline by a
+/// caller-supplied function of (vCPU, raw guest timestamp), which returns the
+/// host time and, when the mapping has one, the hard interval of host times the
+/// event may have happened at (the tsync CLI passes its models or sync tables).
+/// Host timestamps are used as they are (raw, in the host's trace clock).
+///
+/// Two writers: `report_text_writer` (the line layout of `trace-cmd report`
+/// with several input files: a right-aligned tag per input, comm-pid, [cpu],
+/// seconds.nanoseconds, event name, info) and `chrome_json_writer` (Chrome
+/// trace-event JSON, opened by Perfetto and chrome://tracing: the host and each
+/// guest are processes, each CPU / vCPU a thread, every event an instant event
+/// whose args carry comm, pid, raw timestamp, info and, for guest events with
+/// one, the hard interval). Every write is checked; the first failure ends the
+/// merge with an io_error naming the output.
+///
+/// Order: the output is in host-time order when each stream's mapped times do
+/// not decrease (raw ring-buffer timestamps never do; a guest mapping with a
+/// negative offset step can). Events that come out earlier than the event
+/// written before them are counted in `merge_stats::out_of_order`.
+///
+/// Needs the optional CMake target `tsync::tracecmd` (see tracecmd_events.hpp).
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "tsync/core/config.hpp"
+#include "tsync/core/error.hpp"
+#include "tsync/core/expected.hpp"
+#include "tsync/io/tracecmd_events.hpp"
+
+namespace tsync::inline TSYNC_ABI::io {
+
+/// Where a guest event lands on the host timeline.
+struct host_placement {
+  std::int64_t host_ns = 0;  ///< the corrected time, in the host trace's clock
+  bool has_hard = false;     ///< true when [hard_lo, hard_hi] is known
+  std::int64_t hard_lo = 0;  ///< earliest host time the event may have happened at
+  std::int64_t hard_hi = 0;  ///< latest host time the event may have happened at
+};
+
+/// The mapping of one guest file: (vCPU, raw guest timestamp) -> host placement.
+/// An error stops the merge (the message names the file, vCPU and timestamp).
+using guest_time_map = std::function<expected<host_placement, errc>(std::uint32_t vcpu, std::uint64_t guest_ts)>;
+
+/// One input of a merge. `file` is not owned and must outlive the merge.
+struct merge_input {
+  tracecmd_file* file = nullptr;
+  std::string name;    ///< process name and text tag ("host", the guest's name)
+  guest_time_map map;  ///< empty for the host file (its raw timestamps are host time)
+};
+
+/// What a merge wrote.
+struct merge_stats {
+  std::uint64_t events = 0;        ///< events written
+  std::uint64_t out_of_order = 0;  ///< events written with a time below the previous event's
+  std::uint64_t with_hard = 0;     ///< guest events written with a hard interval
+  std::vector<std::uint64_t> per_input;  ///< events written per input
+};
+
+/// One event as a writer sees it.
+struct merged_event {
+  std::uint32_t input = 0;  ///< index in the inputs
+  const tracecmd_event* ev = nullptr;
+  tracecmd_buffer* buffer = nullptr;  ///< the buffer the event came from (for info())
+  host_placement at;  ///< host time (and hard interval) of the event
+  [[nodiscard]] std::string_view info() const noexcept { return buffer->info(*ev); }
+};
+
+namespace detail {
+
+/// Buffered, checked writes to a FILE*: the first failure is kept (with errno).
+class checked_out {
+ public:
+  explicit checked_out(std::FILE* f, std::string what) : f_(f), what_(std::move(what)) {}
+  void put(std::string_view s) noexcept {
+    if (failed_ || s.empty()) return;
+    if (std::fwrite(s.data(), 1, s.size(), f_) != s.size()) fail();
+  }
+  void flush() noexcept {
+    if (failed_) return;
+    if (std::fflush(f_) != 0 || std::ferror(f_) != 0) fail();
+  }
+  [[nodiscard]] bool ok() const noexcept { return !failed_; }
+  [[nodiscard]] tracecmd_read_error error() const {
+    return {errc::io_error, what_ + ": write failed: " + std::strerror(errno_ != 0 ? errno_ : EIO)};
+  }
+
+ private:
+  void fail() noexcept {
+    failed_ = true;
+    errno_ = errno;
+  }
+  std::FILE* f_;
+  std::string what_;
+  bool failed_ = false;
+  int errno_ = 0;
+};
+
+inline void append_uint(std::string& o, std::uint64_t v) {
+  char b[24];
+  int n = 0;
+  do {
+    b[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) o.push_back(b[--n]);
+}
+inline void append_int(std::string& o, std::int64_t v) {
+  if (v < 0) {
+    o.push_back('-');
+    append_uint(o, 0 - static_cast<std::uint64_t>(v));
+  } else {
+    append_uint(o, static_cast<std::uint64_t>(v));
+  }
+}
+/// |v| / div and |v| % div with a sign, for "s.frac" printing of ns values.
+inline void append_fixed(std::string& o, std::int64_t v, std::uint64_t div, int frac_digits, std::size_t int_width) {
+  const bool neg = v < 0;
+  const std::uint64_t a = neg ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+  std::string ip;
+  if (neg) ip.push_back('-');
+  append_uint(ip, a / div);
+  if (ip.size() < int_width) o.append(int_width - ip.size(), ' ');
+  o += ip;
+  o.push_back('.');
+  std::uint64_t f = a % div;
+  char b[24];
+  for (int i = frac_digits - 1; i >= 0; --i) {
+    b[i] = static_cast<char>('0' + f % 10);
+    f /= 10;
+  }
+  o.append(b, static_cast<std::size_t>(frac_digits));
+}
+inline void append_padded_left(std::string& o, std::string_view s, std::size_t width) {
+  if (s.size() < width) o.append(width - s.size(), ' ');
+  o += s;
+}
+
+/// Append `s` as the inside of a JSON string: quotes, backslashes and control
+/// characters escaped; valid UTF-8 passes through; every byte of an invalid
+/// UTF-8 sequence becomes \u00XX (its Latin-1 reading), so the output is
+/// always valid JSON.
+inline void append_json_escaped(std::string& o, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  auto esc = [&](unsigned char c) {
+    o += "\\u00";
+    o.push_back(hex[c >> 4]);
+    o.push_back(hex[c & 15]);
+  };
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if (c == '"') o += "\\\"";
+      else if (c == '\\') o += "\\\\";
+      else if (c == '\n') o += "\\n";
+      else if (c == '\t') o += "\\t";
+      else if (c < 0x20 || c == 0x7f) esc(c);
+      else o.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    }
+    bool valid = len != 0 && i + len <= n;
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      const unsigned char d = p[i + k];
+      if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xbf)) valid = false;
+    }
+    if (valid) {
+      o.append(s.data() + i, len);
+      i += len;
+    } else {
+      esc(c);
+      ++i;
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Writes merged events in `trace-cmd report`'s layout for several inputs:
+/// `<tag>: <comm>-<pid> [<cpu>] <s>.<ns>: <event>: <info>`, tags right-aligned
+/// to the longest input name, times in host nanoseconds as seconds with 9
+/// decimals; a "CPU:n [N EVENTS DROPPED]" line before an event whose CPU lost events.
+class report_text_writer {
+ public:
+  /// `what` names the output in error messages.
+  explicit report_text_writer(std::FILE* out, std::string what = "output") : out_(out, std::move(what)) {}
+
+  [[nodiscard]] bool begin(std::span<const merge_input> inputs) {
+    width_ = 0;
+    for (const auto& in : inputs) width_ = std::max(width_, in.name.size());
+    names_.clear();
+    for (const auto& in : inputs) names_.push_back(in.name);
+    return out_.ok();
+  }
+  [[nodiscard]] bool write(const merged_event& m) {
+    const tracecmd_event& e = *m.ev;
+    line_.clear();
+    if (e.missed_events != 0) {
+      detail::append_padded_left(line_, names_[m.input], width_);
+      line_ += ": CPU:";
+      detail::append_uint(line_, e.cpu);
+      if (e.missed_events > 0) {
+        line_ += " [";
+        detail::append_int(line_, e.missed_events);
+        line_ += " EVENTS DROPPED]\n";
+      } else {
+        line_ += " [EVENTS DROPPED]\n";
+      }
+    }
+    detail::append_padded_left(line_, names_[m.input], width_);
+    line_ += ": ";
+    detail::append_padded_left(line_, e.comm, 16);
+    line_.push_back('-');
+    const std::size_t pid_at = line_.size();
+    detail::append_int(line_, e.pid);
+    if (line_.size() - pid_at < 5) line_.append(5 - (line_.size() - pid_at), ' ');
+    line_ += " [";
+    if (e.cpu < 100) line_.push_back('0');
+    if (e.cpu < 10) line_.push_back('0');
+    detail::append_uint(line_, e.cpu);
+    line_ += "] ";
+    detail::append_fixed(line_, m.at.host_ns, 1000000000U, 9, 5);
+    line_ += ": ";
+    const std::string_view name = e.name.empty() ? std::string_view("(NULL)") : e.name;
+    line_ += name;
+    line_ += ": ";
+    if (name.size() < 20) line_.append(20 - name.size(), ' ');
+    line_ += m.info();
+    line_.push_back('\n');
+    out_.put(line_);
+    return out_.ok();
+  }
+  [[nodiscard]] bool end() {
+    out_.flush();
+    return out_.ok();
+  }
+  [[nodiscard]] tracecmd_read_error error() const { return out_.error(); }
+
+ private:
+  detail::checked_out out_;
+  std::size_t width_ = 0;
+  std::vector<std::string> names_;
+  std::string line_;
+};
+
+/// Writes merged events as Chrome trace-event JSON (the "JSON Object Format":
+/// `{"displayTimeUnit":"ns","traceEvents":[...]}`). Input i is process i+1,
+/// named after the input; CPU/vCPU c is its thread c, named "CPU c" (host) or
+/// "vCPU c" (guests). Each event is an instant event ("ph":"i", thread scope)
+/// with "ts" in microseconds (3 decimals: ns resolution), "name" = event name,
+/// "cat" = event system, and args {comm, pid, raw_ts, info[, hard_lo_ns,
+/// hard_hi_ns]}.
+class chrome_json_writer {
+ public:
+  explicit chrome_json_writer(std::FILE* out, std::string what = "output") : out_(out, std::move(what)) {}
+
+  [[nodiscard]] bool begin(std::span<const merge_input> inputs) {
+    line_ = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
+    first_ = true;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const bool host = !inputs[i].map;
+      meta(line_, i, -1, "process_name", inputs[i].name);
+      std::uint32_t cpus = 0;
+      for (std::size_t b = 0; b < inputs[i].file->buffer_count(); ++b)
+        cpus = std::max(cpus, inputs[i].file->buffer(b).cpu_count());
+      for (std::uint32_t c = 0; c < cpus; ++c)
+        meta(line_, i, static_cast<std::int64_t>(c), "thread_name", (host ? "CPU " : "vCPU ") + std::to_string(c));
+    }
+    out_.put(line_);
+    return out_.ok();
+  }
+  [[nodiscard]] bool write(const merged_event& m) {
+    const tracecmd_event& e = *m.ev;
+    line_.clear();
+    sep(line_);
+    line_ += "{\"name\":\"";
+    detail::append_json_escaped(line_, e.name.empty() ? std::string_view("(NULL)") : e.name);
+    line_ += "\",\"cat\":\"";
+    detail::append_json_escaped(line_, e.system);
+    line_ += "\",\"ph\":\"i\",\"s\":\"t\",\"ts\":";
+    detail::append_fixed(line_, m.at.host_ns, 1000U, 3, 0);
+    line_ += ",\"pid\":";
+    detail::append_uint(line_, m.input + 1U);
+    line_ += ",\"tid\":";
+    detail::append_uint(line_, e.cpu);
+    line_ += ",\"args\":{\"comm\":\"";
+    detail::append_json_escaped(line_, e.comm);
+    line_ += "\",\"pid\":";
+    detail::append_int(line_, e.pid);
+    line_ += ",\"raw_ts\":";
+    detail::append_uint(line_, e.ts);
+    if (e.missed_events != 0) {
+      line_ += ",\"missed_events\":";
+      detail::append_int(line_, e.missed_events);
+    }
+    line_ += ",\"info\":\"";
+    detail::append_json_escaped(line_, m.info());
+    line_ += "\"";
+    if (m.at.has_hard) {
+      line_ += ",\"hard_lo_ns\":";
+      detail::append_int(line_, m.at.hard_lo);
+      line_ += ",\"hard_hi_ns\":";
+      detail::append_int(line_, m.at.hard_hi);
+    }
+    line_ += "}}";
+    out_.put(line_);
+    return out_.ok();
+  }
+  [[nodiscard]] bool end() {
+    out_.put("\n]}\n");
+    out_.flush();
+    return out_.ok();
+  }
+  [[nodiscard]] tracecmd_read_error error() const { return out_.error(); }
+
+ private:
+  void sep(std::string& o) {
+    if (!first_) o += ",\n";
+    first_ = false;
+  }
+  void meta(std::string& o, std::size_t input, std::int64_t tid, const char* what, std::string_view name) {
+    sep(o);
+    o += "{\"name\":\"";
+    o += what;
+    o += "\",\"ph\":\"M\",\"pid\":";
+    detail::append_uint(o, input + 1U);
+    if (tid >= 0) {
+      o += ",\"tid\":";
+      detail::append_int(o, tid);
+    }
+    o += ",\"args\":{\"name\":\"";
+    detail::append_json_escaped(o, name);
+    o += "\"}}";
+  }
+  detail::checked_out out_;
+  std::string line_;
+  bool first_ = true;
+};
+
+/// Merge `inputs` into `writer` (report_text_writer, chrome_json_writer, or any
+/// type with the same begin/write/end/error members). Reads every input from
+/// its current position to its end. Errors: invalid_argument (a null file), the
+/// mapping's error (message names input, vCPU and raw timestamp),
+/// out_of_range (a host raw timestamp above INT64_MAX), io_error (a write).
+template <class Writer>
+[[nodiscard]] expected<merge_stats, tracecmd_read_error> merge_events(std::span<const merge_input> inputs, Writer& writer) {
+  merge_stats st;
+  st.per_input.assign(inputs.size(), 0);
+  struct stream {
+    std::uint32_t input;
+    tracecmd_buffer* buffer;
+    std::uint32_t cpu;
+    host_placement at;
+  };
+  std::vector<stream> streams;
+  detail::stream_heap heap;
+
+  // Place the head event of stream s; false with `err` set on a mapping error.
+  tracecmd_read_error err;
+  auto place = [&](stream& s, const tracecmd_event& e) -> bool {
+    const merge_input& in = inputs[s.input];
+    if (!in.map) {
+      if (e.ts > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        err = {errc::out_of_range, in.file->path() + ": raw timestamp " + std::to_string(e.ts) + " above INT64_MAX"};
+        return false;
+      }
+      s.at = host_placement{static_cast<std::int64_t>(e.ts), false, 0, 0};
+      return true;
+    }
+    auto r = in.map(e.cpu, e.ts);
+    if (!r) {
+      err = {r.error(), in.file->path() + ": vCPU " + std::to_string(e.cpu) + ", raw timestamp " + std::to_string(e.ts) +
+                            ": cannot map to host time: " + to_string(r.error())};
+      return false;
+    }
+    s.at = *r;
+    return true;
+  };
+
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].file == nullptr)
+      return unexpected(tracecmd_read_error{errc::invalid_argument, "merge input " + std::to_string(i) + " has no file"});
+    tracecmd_file& f = *inputs[i].file;
+    for (std::size_t b = 0; b < f.buffer_count(); ++b) {
+      tracecmd_buffer& buf = f.buffer(b);
+      for (std::uint32_t c = 0; c < buf.cpu_count(); ++c) {
+        const tracecmd_event* e = buf.peek(c);
+        if (e == nullptr) continue;
+        stream s{static_cast<std::uint32_t>(i), &buf, c, {}};
+        if (!place(s, *e)) return unexpected(std::move(err));
+        streams.push_back(s);
+        heap.push({s.at.host_ns, static_cast<std::uint32_t>(streams.size() - 1)});
+      }
+    }
+  }
+  if (!writer.begin(inputs)) return unexpected(writer.error());
+
+  std::int64_t last = std::numeric_limits<std::int64_t>::min();
+  while (!heap.empty()) {
+    const std::uint32_t si = heap.top().stream;
+    stream& s = streams[si];
+    const tracecmd_event* e = s.buffer->peek(s.cpu);
+    merged_event m{s.input, e, s.buffer, s.at};
+    if (s.at.host_ns < last) ++st.out_of_order;
+    last = s.at.host_ns;
+    if (!writer.write(m)) return unexpected(writer.error());
+    ++st.events;
+    ++st.per_input[s.input];
+    if (s.at.has_hard) ++st.with_hard;
+    s.buffer->pop(s.cpu);
+    const tracecmd_event* nx = s.buffer->peek(s.cpu);
+    if (nx == nullptr) {
+      heap.pop();
+      continue;
+    }
+    if (!place(s, *nx)) return unexpected(std::move(err));
+    heap.replace_top({s.at.host_ns, si});
+  }
+  if (!writer.end()) return unexpected(writer.error());
+  return st;
+}
+
+}  // namespace tsync::io
