@@ -33,6 +33,9 @@
 #include "tsync/io/json.hpp"
 #include "tsync/estimate/model.hpp"
 
+// correct_tracecmd.cpp: --rounding tracecmd
+int run_correct_tracecmd_rounding(const char* cmd, const tsync::correct::sync_table& table, bool wrapped);
+
 namespace {
 
 using tsync::correct::correction_mode;
@@ -245,10 +248,10 @@ int run_tsc_writes(const char* cmd, const tsync::cli::options& o) {
 
 int run_correct(const std::vector<std::string>& args) {
   const char* cmd = "correct";
-  tsync::cli::options o(args, {"reverse", "bounds"});
+  tsync::cli::options o(args, {"reverse", "bounds", "wrapped"});
   if (!o.error().empty()) return tsync::cli::usage_error(cmd, o.error());
   std::vector<std::string> known{"mode", "outside", "reverse", "bounds", "tsc-writes", "vcpu", "ratio", "frac-bits",
-                                 "start"};
+                                 "start", "rounding", "wrapped"};
   const auto sources = table_sources();
   for (const auto& s : sources) known.push_back(s.option);
   if (auto u = o.unknown(known)) return tsync::cli::usage_error(cmd, "unknown option --" + *u);
@@ -290,6 +293,12 @@ int run_correct(const std::vector<std::string>& args) {
   if (reverse && !table->invertible())
     return tsync::cli::fail(std::string(cmd) +
                             ": the table's host times go backward between samples: host to guest is ambiguous");
+  if (const auto rounding = o.get("rounding"); rounding && *rounding != "floor") {
+    if (*rounding != "tracecmd") return tsync::cli::usage_error(cmd, "--rounding must be floor or tracecmd, not '" + *rounding + "'");
+    if (reverse || with_bounds) return tsync::cli::usage_error(cmd, "--rounding tracecmd corrects guest to host only");
+    return run_correct_tracecmd_rounding(cmd, *table, o.has("wrapped"));
+  }
+  if (o.has("wrapped")) return tsync::cli::usage_error(cmd, "--wrapped goes with --rounding tracecmd");
   tsync::correct::cursor cur(*table);
   line_writer out;
   return tsync::cli::for_each_number_line<std::int64_t>(std::cin, cmd, [&](std::int64_t v, std::size_t line) {
@@ -326,7 +335,7 @@ int run_correct(const std::vector<std::string>& args) {
 const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "correct", "correct guest timestamps to host time with a sync table",
     "(--table FILE | --model FILE) [--mode interpolate|step] [--outside extrapolate|clamp|reject]\n"
-    "                [--reverse | --bounds]\n"
+    "                [--reverse | --bounds | --rounding floor|tracecmd [--wrapped]]\n"
     "       tsync correct --tsc-writes FILE --vcpu N [--ratio R --frac-bits F] [--start T]\n\n"
     "Reads timestamps from stdin, one decimal integer per line ('#' comments and blank\n"
     "lines are skipped), and writes the corrected timestamps to stdout, one per line.\n\n"
@@ -344,7 +353,13 @@ const tsync::cli::command_registrar reg_correct{tsync::cli::command{
     "                 host time is at or after the input).\n"
     "  --bounds       write 'host,lo,hi' per line: the corrected time and the interval of host\n"
     "                 times the data allow (a model's hard interval, from causality; a table\n"
-    "                 only when its samples carry bounds).\n\n"
+    "                 only when its samples carry bounds).\n"
+    "  --rounding R   floor (default): tsync's exact correction, rounded toward minus infinity;\n"
+    "                 tracecmd: trace-cmd 3.1.6's arithmetic bit for bit (round half up of\n"
+    "                 o0 + ((t - t0)(o1 - o0) + delta/2) / delta, the pair chosen as trace-cmd\n"
+    "                 does), as 'trace-cmd report -t' prints. Where trace-cmd's 64-bit product\n"
+    "                 wraps, stderr counts the events and shows the first ones, and the exact\n"
+    "                 value of its formula is written (--wrapped: trace-cmd's wrapped value).\n\n"
     "Errors (a malformed table or input line, a result outside the signed 64-bit range)\n"
     "name the line and exit with status 1.\n\n"
     "KVM offset changes (a guest TSC write, hotplug, migration), instead of a table:\n\n"

@@ -164,7 +164,7 @@ std::optional<int> parse_agent_args(const std::vector<std::string>& args, agent_
   a.spec = *spec;
   a.spec_text = *spec_s;
   const std::string clock_name = o.get("clock").value_or("mono_raw");
-  auto base = clk::open_clock(clock_name);
+  auto base = clk::open_clock(clock_name, clk::kernel_clock_policy::trace_marker);
   if (!base) return tsync::cli::fail("agent: cannot use clock '" + clock_name + "': " + base.error().message());
   a.base = *base;
   if (auto c = o.get("connections")) {
@@ -413,7 +413,7 @@ std::optional<int> parse_sync_args(const std::vector<std::string>& args, sync_ar
   }
   a.cfg.estimator = *est;
   a.clock_name = o.get("clock").value_or("mono_raw");
-  auto clock = clk::open_clock(a.clock_name);
+  auto clock = clk::open_clock(a.clock_name, clk::kernel_clock_policy::trace_marker);
   if (!clock) return tsync::cli::fail("sync: cannot use clock '" + a.clock_name + "': " + clock.error().message());
   a.clock = *clock;
   const std::string role = o.get("role").value_or("host");
@@ -638,7 +638,8 @@ const tsync::cli::command_registrar agent_cmd{{
                 "A stale socket file nobody listens on (left by a killed agent) is replaced.\n"
                 "Limits and their defaults: docs/security.md.\n\n") +
         transport_help +
-        "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc\n"
+        "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc; local, global,\n"
+        "                       perf, counter, uptime through a tracefs instance (root)\n"
         "  --connections N      exit after N connections (0: until SIGINT/SIGTERM; default 0)\n"
         "  --no-pin             do not pin to the series' vCPU\n"
         "  --idle-timeout DUR   end a connection silent for this long (default 120s; 0: never)\n"
@@ -672,7 +673,8 @@ const tsync::cli::command_registrar sync_cmd{{
         "  --estimator NAME     per-series estimator: split_envelope (default: per-direction minima,\n"
         "                       error O(1/N)), fastest_response (trace-cmd's), histogram_peak,\n"
         "                       median, or any name of 'tsync estimate --list'\n"
-        "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc\n"
+        "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc; local, global,\n"
+        "                       perf, counter, uptime through a tracefs instance (root)\n"
         "  --role host|guest    which side this command runs on (default host)\n"
         "  --serial             one connection for all vCPUs (default: one per vCPU)\n"
         "  --output PREFIX      output file prefix (default tsync-sync)\n"

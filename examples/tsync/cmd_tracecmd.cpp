@@ -6,12 +6,15 @@
 #include <iostream>
 #include <iterator>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
 #include "tsync/io/file.hpp"
+#include "tsync/estimate/model.hpp"
 #include "tsync/io/tracecmd.hpp"
+#include "tsync/io/tracecmd_write.hpp"
 #include "tsync/io/table_csv.hpp"
 
 namespace {
@@ -165,5 +168,115 @@ const tsync::cli::command_registrar reg_table{tsync::cli::command{
     "a CPU's events uncorrected, bug B5).\n\n" +
         std::string(input_help),
     run_table}};
+
+// ---- tracecmd set-timeshift --------------------------------------------------
+
+std::optional<std::string> slurp(const std::string& path, std::string& out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "cannot open '" + path + "'";
+  std::ostringstream s;
+  s << f.rdbuf();
+  if (f.bad()) return "read error on '" + path + "'";
+  out = s.str();
+  return std::nullopt;
+}
+
+/// The sync table of --model or --table (interpolate mode), or a message.
+tsync::expected<tsync::correct::sync_table, std::string> load_source(const tsync::cli::options& opt) {
+  tsync::correct::table_options to;
+  to.mode = tsync::correct::correction_mode::interpolate;
+  if (opt.has("model") == opt.has("table")) return tsync::unexpected(std::string("give one of --model FILE and --table FILE"));
+  const std::string path = *opt.get(opt.has("model") ? "model" : "table");
+  std::string text;
+  if (auto e = slurp(path, text)) return tsync::unexpected(*e);
+  if (opt.has("table")) {
+    std::istringstream in(text);
+    auto t = load_table_csv(in, to);
+    if (!t) return tsync::unexpected(path + ": " + t.error().what());
+    return std::move(*t);
+  }
+  tsync::io::json::parse_error perr;
+  auto m = tsync::estimate::model::from_json(text, &perr);
+  if (!m) return tsync::unexpected(path + " (byte " + std::to_string(perr.offset) + "): " +
+                                   (perr.message.empty() ? tsync::to_string(m.error()) : perr.message));
+  auto t = tsync::correct::sync_table::make(m->to_sync_table(), to);
+  if (!t) return tsync::unexpected(path + ": " + tsync::to_string(t.error()));
+  return std::move(*t);
+}
+
+int run_set_timeshift(const std::vector<std::string>& raw_args) {
+  const std::string cmd = "tracecmd set-timeshift";
+  std::vector<std::string> args = raw_args;  // "-o X" is "--output X"
+  for (auto& a : args)
+    if (a == "-o") a = "--output";
+  tsync::cli::options opt(args, {});
+  if (!opt.error().empty()) return tsync::cli::usage_error(cmd, opt.error());
+  if (auto u = opt.unknown({"model", "table", "output", "cpus", "until", "from"}))
+    return tsync::cli::usage_error(cmd, "unknown option --" + *u);
+  if (opt.positional().size() != 1) return tsync::cli::usage_error(cmd, "expected exactly one GUEST.dat");
+  const auto out_path = opt.get("output");
+  if (!out_path) return tsync::cli::usage_error(cmd, "-o OUT.dat is required");
+  const std::string& path = opt.positional()[0];
+  auto table = load_source(opt);
+  if (!table) return tsync::cli::fail(cmd + ": " + table.error());
+  time_shift_plan_options po;
+  for (const char* k : {"from", "until"})
+    if (auto v = opt.get(k)) {
+      auto n = tsync::cli::parse_int<std::int64_t>(*v);
+      if (!n || *n < 0) return tsync::cli::usage_error(cmd, std::string("--") + k + " needs a guest time in ns, not '" + *v + "'");
+      (std::string(k) == "from" ? po.from : po.until) = *n;
+    }
+  auto plan = plan_time_shift(*table, po);
+  if (!plan) return tsync::cli::fail(cmd + ": " + plan.error().what());
+  std::string raw;
+  if (auto e = slurp(path, raw)) return tsync::cli::fail(cmd + ": " + *e);
+  std::vector<std::byte> bytes(raw.size());
+  for (std::size_t i = 0; i < raw.size(); ++i) bytes[i] = static_cast<std::byte>(raw[i]);
+  auto info = read_trace_dat(bytes, dat_read_options{true});
+  if (!info) return tsync::cli::fail(path + ": " + info.error().what());
+  warn_repairs(path, *info);
+  time_shift ts;
+  ts.flags = time_shift_flag_interpolate;
+  std::size_t cpus = 0;
+  if (const auto& old = info->options.time_shift_option) {
+    ts.peer_trace_id = old->peer_trace_id;
+    cpus = old->cpus.size();
+  }
+  if (auto c = opt.get("cpus")) {
+    auto n = tsync::cli::parse_int<std::uint32_t>(*c);
+    if (!n || *n == 0 || *n > 4096) return tsync::cli::usage_error(cmd, "--cpus needs a CPU count (1..4096), not '" + *c + "'");
+    cpus = *n;
+  }
+  if (cpus == 0) return tsync::cli::fail(cmd + ": " + path + " has no TIME_SHIFT to take the CPU count from: give --cpus N");
+  ts.cpus.assign(cpus, *plan);
+  auto r = rewrite_time_shift(bytes, ts);
+  if (!r) return tsync::cli::fail(cmd + ": " + path + ": " + r.error().what());
+  std::ofstream out(*out_path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(r->file.data()), static_cast<std::streamsize>(r->file.size()));
+  out.close();
+  if (!out) return tsync::cli::fail(cmd + ": cannot write '" + *out_path + "'");
+  std::cerr << "tsync " << cmd << ": " << plan->size() << " sample(s) per CPU for " << cpus << " CPU(s), guest times "
+            << plan->front().time << ".." << plan->back().time << "; "
+            << (r->old_section_unlinked ? "the old TIME_SHIFT section is unlinked"
+                : r->old_option_renamed ? "the old TIME_SHIFT option is renamed (id 0x7fff)"
+                                        : "the file had no TIME_SHIFT in its chain")
+            << "\n";
+  return 0;
+}
+
+const tsync::cli::command_registrar reg_set_timeshift{tsync::cli::command{
+    "tracecmd set-timeshift", "write tsync's correction into a guest trace.dat as trace-cmd's TIME_SHIFT",
+    "(--model M.json | --table T.csv) (-o | --output) OUT.dat [--cpus N] [--from NS] [--until NS] GUEST.dat\n\n"
+    "Copies GUEST.dat (trace.dat format 7) to OUT.dat with a TIME_SHIFT option built from\n"
+    "tsync's model or interpolation table (the same for every CPU): its samples are tsync's\n"
+    "own corrections at the table's sample times and at points in between, spaced so that\n"
+    "trace-cmd's 64-bit interpolation cannot overflow on any guest time in [--from, --until]\n"
+    "(default: 0 to twice the last sample time, at least 1 h past it). 'trace-cmd report'\n"
+    "of OUT.dat then places every guest event within 2 ns of 'tsync correct'.\n"
+    "The new option lives in a new options section at the end of the file; the old\n"
+    "TIME_SHIFT (if any, including an unlinked one) leaves the options chain. The CPU count\n"
+    "is the old TIME_SHIFT's, or --cpus N. Format-6 files are refused: convert them first\n"
+    "with 'trace-cmd convert --file-version 7'.",
+    run_set_timeshift}};
 
 }  // namespace

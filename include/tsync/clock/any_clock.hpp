@@ -8,11 +8,13 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <variant>
 
 #include "tsync/clock/clock_source.hpp"
 #include "tsync/clock/posix_clock.hpp"
 #include "tsync/clock/trace_clock.hpp"
+#include "tsync/clock/trace_marker_clock.hpp"
 #include "tsync/clock/tsc_clock.hpp"
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
@@ -29,6 +31,7 @@ template <clock_domain D> class basic_any_clock {
   using domain = D;
   basic_any_clock(basic_posix_clock<D> c) noexcept : v_(c) {}  // NOLINT(google-explicit-constructor)
   basic_any_clock(basic_tsc_clock<D> c) noexcept : v_(c) {}    // NOLINT(google-explicit-constructor)
+  basic_any_clock(trace_marker_clock c) noexcept : v_(std::move(c)) {}  // NOLINT(google-explicit-constructor)
   /// The reading (ns or cycles, see `counts_cycles()`) as a counter value of D.
   [[nodiscard]] ticks<D> now() const noexcept { return ticks<D>(static_cast<std::uint64_t>(now_raw())); }
   /// The same reading as a bare integer (the probe exchange's stamp).
@@ -42,7 +45,7 @@ template <clock_domain D> class basic_any_clock {
   [[nodiscard]] bool counts_cycles() const noexcept { return std::holds_alternative<basic_tsc_clock<D>>(v_); }
 
  private:
-  std::variant<basic_posix_clock<D>, basic_tsc_clock<D>> v_;
+  std::variant<basic_posix_clock<D>, basic_tsc_clock<D>, trace_marker_clock> v_;
 };
 
 /// The host's run-time chosen clock.
@@ -50,14 +53,24 @@ using any_clock = basic_any_clock<host>;
 
 static_assert(clock_source<any_clock>);
 
+/// What `open_clock` does with a trace clock userspace cannot read (local,
+/// global, perf, counter, uptime).
+enum class kernel_clock_policy : std::uint8_t {
+  refuse,        ///< `errc::unsupported`
+  trace_marker,  ///< read it through a tracefs instance (`trace_marker_clock`, needs root)
+};
+
 /// Open the userspace clock named `name`, read on the machine of domain `D`
 /// (the host by default): a trace clock with an exact userspace source, or
 /// "realtime". Errors: `errc::not_found` for an unknown name,
 /// `errc::unsupported` for a trace clock without an exact userspace source
 /// (local, global, perf, counter, uptime) or the TSC off x86-64, and the
-/// `clock_gettime` error for a clock this kernel lacks.
+/// `clock_gettime` error for a clock this kernel lacks. With
+/// `kernel_clock_policy::trace_marker` the kernel-only trace clocks are read
+/// through a tracefs instance instead (errors: `trace_marker_clock::open`'s).
 template <clock_domain D = host>
-[[nodiscard]] inline expected<basic_any_clock<D>, std::error_code> open_clock(std::string_view name) noexcept {
+[[nodiscard]] inline expected<basic_any_clock<D>, std::error_code> open_clock(
+    std::string_view name, kernel_clock_policy kernel = kernel_clock_policy::refuse) noexcept {
   if (auto p = parse_posix_clock(name)) {
     auto c = basic_posix_clock<D>::open(*p);
     if (!c) return unexpected(c.error());
@@ -69,6 +82,11 @@ template <clock_domain D = host>
     auto c = basic_tsc_clock<D>::open();
     if (!c) return unexpected(c.error());
     return basic_any_clock<D>(*c);
+  }
+  if (kernel == kernel_clock_policy::trace_marker) {
+    auto c = trace_marker_clock::open(name);
+    if (!c) return unexpected(c.error());
+    return basic_any_clock<D>(std::move(*c));
   }
   return unexpected(make_error_code(errc::unsupported));
 }

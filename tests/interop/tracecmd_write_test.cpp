@@ -1,0 +1,238 @@
+// trace-cmd's arithmetic (io::tracecmd_correct) against an independent 128-bit
+// reference and real trace-cmd values; TIME_SHIFT plans trace-cmd cannot get
+// wrong; the v7 rewrite.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "tsync/io/tracecmd.hpp"
+#include "tsync/io/tracecmd_write.hpp"
+
+using namespace tsync::io;
+using bytes = std::vector<std::byte>;
+
+namespace {
+
+// The formula of trace-cmd's timestamp_correction_calc with the interpolate
+// flag, in 128-bit arithmetic, C truncating division.
+tsync::i128 reference(std::uint64_t ts, const time_shift_sample& a, const time_shift_sample& b) {
+  const tsync::i128 dt = static_cast<tsync::i128>(static_cast<std::int64_t>(ts)) - static_cast<std::int64_t>(a.time);
+  const tsync::i128 delta = static_cast<tsync::i128>(b.time) - static_cast<tsync::i128>(a.time);
+  const tsync::i128 num = dt * (static_cast<tsync::i128>(b.offset) - a.offset) + delta / 2;
+  return static_cast<tsync::i128>(ts) + a.offset + num / delta;
+}
+
+bool fits_i64(tsync::i128 v) { return v >= INT64_MIN && v <= INT64_MAX; }
+
+}  // namespace
+
+TEST_CASE("tracecmd_correct reproduces trace-cmd report -t on a real recording") {
+  // tests/io/tracecmd/data/guest.dat (trace-cmd 3.1.6), vCPU 0's TIME_SHIFT and
+  // the first events of 'trace-cmd report --raw-ts' and '-t'.
+  const std::vector<time_shift_sample> cpu0{{607288598293u, -35, 1, 0}, {607606422407u, 175, 1, 0}};
+  const std::uint64_t raw[] = {607281672379u, 607281712435u, 607281759625u, 607281824418u};
+  const std::uint64_t want[] = {607281672340u, 607281712396u, 607281759586u, 607281824380u};
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto v = tracecmd_correct(raw[i], cpu0, true);
+    CHECK_FALSE(v.overflow);
+    CHECK(v.wrapped == want[i]);
+    CHECK(v.exact == want[i]);
+  }
+}
+
+TEST_CASE("tracecmd_correct equals the 128-bit formula wherever it does not overflow, and flags every overflow") {
+  std::mt19937_64 rng(12);
+  std::uint64_t overflows = 0, fine = 0;
+  for (int iter = 0; iter < 200000; ++iter) {
+    const int scale = static_cast<int>(rng() % 60);
+    const auto t0 = static_cast<std::uint64_t>(rng() >> 2);
+    const auto span = 1 + (rng() >> (scale + 4));
+    const std::int64_t o0 = static_cast<std::int64_t>(rng() >> 34) - (1ll << 29);
+    const std::int64_t o1 = o0 + static_cast<std::int64_t>(rng() % (1u << (rng() % 32))) - (1ll << 20);
+    const std::vector<time_shift_sample> s{{t0, o0, 1, 0}, {t0 + span, o1, 1, 0}};
+    const std::uint64_t ts = t0 - span + rng() % (3 * span);
+    const auto v = tracecmd_correct(ts, s, true);
+    const tsync::i128 dt = static_cast<tsync::i128>(static_cast<std::int64_t>(ts)) - static_cast<std::int64_t>(t0);
+    const tsync::i128 prod = dt * (static_cast<tsync::i128>(o1) - o0) + span / 2;
+    const tsync::i128 ref = reference(ts, s[0], s[1]);
+    if (fits_i64(prod) && ref >= 0 && ref <= static_cast<tsync::i128>(UINT64_MAX)) {
+      REQUIRE_FALSE(v.overflow);
+      REQUIRE(static_cast<tsync::i128>(v.wrapped) == ref);
+      ++fine;
+    } else if (!fits_i64(prod)) {
+      REQUIRE(v.overflow);
+      if (ref >= 0 && ref <= static_cast<tsync::i128>(UINT64_MAX)) REQUIRE(static_cast<tsync::i128>(v.exact) == ref);
+      ++overflows;
+    }
+  }
+  CHECK(overflows > 1000);
+  CHECK(fine > 1000);
+}
+
+TEST_CASE("tracecmd_correct picks trace-cmd's pair: first pair below, last pair above, binary search inside") {
+  const std::vector<time_shift_sample> s{{100, 0, 1, 0}, {200, 100, 1, 0}, {300, 100, 1, 0}, {400, 0, 1, 0}};
+  CHECK(tracecmd_correct(50, s, true).wrapped == 50 - 49);    // first pair extrapolated: (-5000 + 50) / 100 = -49
+  CHECK(tracecmd_correct(150, s, true).wrapped == 150 + 50);
+  CHECK(tracecmd_correct(200, s, true).wrapped == 200 + 100);  // exact hit: the pair starting there
+  CHECK(tracecmd_correct(250, s, true).wrapped == 250 + 100);
+  CHECK(tracecmd_correct(350, s, true).wrapped == 350 + 51);  // falling: (-5000 + 50) / 100 = -49
+  CHECK(tracecmd_correct(500, s, true).wrapped == 500 - 99);  // last pair extrapolated: (-20000 + 50) / 100 = -199
+  CHECK(tracecmd_correct(250, s, false).wrapped == 250 + 100);  // step: the lower sample's offset
+  // round half up on a rising segment, toward zero after the +delta/2 on a falling one
+  const std::vector<time_shift_sample> r{{0, 0, 1, 0}, {2, 1, 1, 0}};
+  CHECK(tracecmd_correct(1, r, true).wrapped == 2);  // 0.5 -> 1
+  const std::vector<time_shift_sample> f{{0, 0, 1, 0}, {2, -3, 1, 0}};
+  CHECK(tracecmd_correct(1, f, true).wrapped == 0);  // -1.5: (-3 + 1) / 2 = -1
+  const std::vector<time_shift_sample> z{{5, 7, 1, 0}, {5, 9, 1, 0}};
+  CHECK(tracecmd_correct(9, z, true).zero_delta);
+  CHECK(tracecmd_correct(9, std::vector<time_shift_sample>{{5, -3, 1, 0}}, true).wrapped == 6);
+}
+
+TEST_CASE("the overflow table: two samples per CPU break trace-cmd at 10 ppm over an hour, not over a minute") {
+  const auto minute = tracecmd_two_sample_error(10'000, 60'000'000'000, 10'001);
+  CHECK(minute.overflowed == 0);
+  CHECK(minute.max_error <= 2);
+  const auto hour = tracecmd_two_sample_error(10'000, 3'600'000'000'000, 10'001);
+  CHECK(hour.off > hour.events * 9 / 10);
+  CHECK(hour.max_error > 30'000'000);
+}
+
+TEST_CASE("plan_time_shift: trace-cmd never overflows and lands within 2 ns of tsync on every guest time") {
+  std::mt19937_64 rng(7);
+  for (int iter = 0; iter < 40; ++iter) {
+    std::vector<tsync::sync_sample> smp;
+    std::int64_t t = 1'000'000'000 + static_cast<std::int64_t>(rng() % 1'000'000'000'000);
+    std::int64_t o = static_cast<std::int64_t>(rng() % 2'000'000) - 1'000'000;
+    const int n = 2 + static_cast<int>(rng() % 5);
+    for (int i = 0; i < n; ++i) {
+      tsync::sync_sample s;
+      s.guest_time = t;
+      s.offset = o;
+      smp.push_back(s);
+      const auto len = 1 + static_cast<std::int64_t>(rng() % 86'400'000'000'000);
+      t += len;
+      const std::int64_t ppb = static_cast<std::int64_t>(rng() % 1'000'001) - 500'000;  // +-500 ppm
+      o += static_cast<std::int64_t>(static_cast<tsync::i128>(len) * ppb / 1'000'000'000);
+    }
+    tsync::correct::table_options to;
+    to.mode = tsync::correct::correction_mode::interpolate;
+    auto table = tsync::correct::sync_table::make(smp, to);
+    REQUIRE(table);
+    auto plan = plan_time_shift(*table);
+    REQUIRE(plan);
+    const auto until = static_cast<std::int64_t>(plan->back().time);
+    for (int k = 0; k < 3000; ++k) {
+      const auto g = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(until + 1));
+      const auto want = table->correct(g);
+      REQUIRE(want);
+      const auto got = tracecmd_correct(static_cast<std::uint64_t>(g), *plan, true);
+      REQUIRE_FALSE(got.overflow);
+      const auto diff = static_cast<std::int64_t>(got.wrapped) - *want;
+      INFO("guest " << g << " tsync " << *want << " trace-cmd " << got.wrapped);
+      REQUIRE(diff >= -2);
+      REQUIRE(diff <= 2);
+    }
+  }
+}
+
+TEST_CASE("plan_time_shift refuses step tables and empty ranges") {
+  std::vector<tsync::sync_sample> smp(2);
+  smp[0].guest_time = 10;
+  smp[1].guest_time = 20;
+  tsync::correct::table_options to;
+  to.mode = tsync::correct::correction_mode::step;
+  auto step = tsync::correct::sync_table::make(smp, to);
+  REQUIRE(step);
+  CHECK(plan_time_shift(*step).error().code == tracecmd_errc::scaled_interpolation);
+  to.mode = tsync::correct::correction_mode::interpolate;
+  auto lin = tsync::correct::sync_table::make(smp, to);
+  REQUIRE(lin);
+  time_shift_plan_options po;
+  po.from = 100;
+  po.until = 50;
+  CHECK(plan_time_shift(*lin, po).error().code == tracecmd_errc::time_out_of_range);
+}
+
+namespace {
+void put(bytes& b, std::uint64_t v, std::size_t n) { detail::tc_put(b, v, n, byte_order::little); }
+
+// A minimal v7 file: header, then options sections (each a list of options) chained in order.
+bytes v7_file(const std::vector<std::vector<std::pair<std::uint16_t, bytes>>>& sections) {
+  bytes f;
+  for (int c : {0x17, 0x08, 0x44}) f.push_back(static_cast<std::byte>(c));
+  for (char c : std::string("tracing7")) f.push_back(static_cast<std::byte>(c));
+  f.push_back(std::byte{0});
+  f.push_back(std::byte{0});  // little endian
+  f.push_back(std::byte{8});  // long size
+  put(f, 4096, 4);
+  for (char c : std::string("none")) f.push_back(static_cast<std::byte>(c));
+  f.push_back(std::byte{0});
+  f.push_back(std::byte{0});  // empty compression version
+  const std::size_t first_link = f.size();
+  put(f, 0, 8);
+  std::size_t link = first_link;
+  for (const auto& sec : sections) {
+    const auto at = f.size();
+    for (std::size_t i = 0; i < 8; ++i) f[link + i] = static_cast<std::byte>((at >> (8 * i)) & 0xFF);
+    bytes list;
+    for (const auto& [id, payload] : sec) append_option(list, id, payload, byte_order::little);
+    append_options_end(list, byte_order::little, option_framing::v7, 0);
+    put(f, 0, 2);
+    put(f, 0, 2);
+    put(f, 0, 4);
+    put(f, list.size(), 8);
+    f.insert(f.end(), list.begin(), list.end());
+    link = f.size() - 8;
+  }
+  return f;
+}
+time_shift shift_of(std::int64_t offset) {
+  time_shift ts;
+  ts.flags = time_shift_flag_interpolate;
+  ts.cpus = {{{100, offset, 1, 0}, {200, offset + 1, 1, 0}}};
+  return ts;
+}
+}  // namespace
+
+TEST_CASE("rewrite_time_shift links a new section in place of the old TIME_SHIFT") {
+  const auto old_payload = *encode_time_shift(shift_of(5), byte_order::little);
+  const bytes version{std::byte{'x'}, std::byte{0}};
+  SECTION("an old section holding only TIME_SHIFT is unlinked") {
+    const auto f = v7_file({{{9, version}}, {{option_time_shift, old_payload}}, {{9, version}}});
+    auto r = rewrite_time_shift(f, shift_of(-42));
+    REQUIRE(r);
+    CHECK(r->old_section_unlinked);
+    auto info = read_trace_dat(r->file);
+    REQUIRE(info);
+    REQUIRE(info->options.time_shift_option);
+    CHECK(info->options.time_shift_option->cpus[0][0].offset == -42);
+    CHECK(info->options.option_count == 3);  // version, new TIME_SHIFT, version
+  }
+  SECTION("an old TIME_SHIFT sharing its section is renamed") {
+    const auto f = v7_file({{{9, version}, {option_time_shift, old_payload}}});
+    auto r = rewrite_time_shift(f, shift_of(-42));
+    REQUIRE(r);
+    CHECK(r->old_option_renamed);
+    auto info = read_trace_dat(r->file);
+    REQUIRE(info);
+    CHECK(info->options.time_shift_option->cpus[0][0].offset == -42);
+  }
+  SECTION("a file without TIME_SHIFT gets one at the end of the chain") {
+    const auto f = v7_file({{{9, version}}});
+    auto r = rewrite_time_shift(f, shift_of(3));
+    REQUIRE(r);
+    CHECK_FALSE(r->replaced);
+    auto info = read_trace_dat(r->file);
+    REQUIRE(info);
+    CHECK(info->options.time_shift_option->cpus[0][1].offset == 4);
+  }
+  SECTION("truncated files are errors, not crashes") {
+    const auto f = v7_file({{{9, version}, {option_time_shift, old_payload}}});
+    for (std::size_t n = 0; n < f.size(); n += 3) {
+      const bytes cut(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n));
+      CHECK_FALSE(rewrite_time_shift(cut, shift_of(1)));
+    }
+  }
+}
