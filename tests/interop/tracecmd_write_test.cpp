@@ -1,6 +1,7 @@
 // trace-cmd's arithmetic (io::tracecmd_correct) against an independent 128-bit
 // reference and real trace-cmd values; TIME_SHIFT plans trace-cmd cannot get
 // wrong; the v7 rewrite.
+#include <optional>
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -108,8 +109,8 @@ TEST_CASE("plan_time_shift: trace-cmd never overflows and lands within 2 ns of t
     const int n = 2 + static_cast<int>(rng() % 5);
     for (int i = 0; i < n; ++i) {
       tsync::sync_sample s;
-      s.guest_time = t;
-      s.offset = o;
+      s.guest_time = tsync::at_ns<tsync::guest>(t);
+      s.offset = tsync::guest_to_host(o);
       smp.push_back(s);
       const auto len = 1 + static_cast<std::int64_t>(rng() % 86'400'000'000'000);
       t += len;
@@ -125,8 +126,9 @@ TEST_CASE("plan_time_shift: trace-cmd never overflows and lands within 2 ns of t
     const auto until = static_cast<std::int64_t>(plan->back().time);
     for (int k = 0; k < 3000; ++k) {
       const auto g = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(until + 1));
-      const auto want = table->correct(g);
-      REQUIRE(want);
+      const auto want_t = table->correct(tsync::at_ns<tsync::guest>(g));
+      REQUIRE(want_t);
+      const auto want = std::optional<std::int64_t>(tsync::raw_ns(*want_t));
       const auto got = tracecmd_correct(static_cast<std::uint64_t>(g), *plan, true);
       REQUIRE_FALSE(got.overflow);
       const auto diff = static_cast<std::int64_t>(got.wrapped) - *want;
@@ -139,8 +141,8 @@ TEST_CASE("plan_time_shift: trace-cmd never overflows and lands within 2 ns of t
 
 TEST_CASE("plan_time_shift refuses step tables and empty ranges") {
   std::vector<tsync::sync_sample> smp(2);
-  smp[0].guest_time = 10;
-  smp[1].guest_time = 20;
+  smp[0].guest_time = tsync::at_ns<tsync::guest>(10);
+  smp[1].guest_time = tsync::at_ns<tsync::guest>(20);
   tsync::correct::table_options to;
   to.mode = tsync::correct::correction_mode::step;
   auto step = tsync::correct::sync_table::make(smp, to);

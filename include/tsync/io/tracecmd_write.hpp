@@ -139,7 +139,7 @@ inline tracecmd_value tc_calc(std::uint64_t ts, const time_shift_sample& lo, con
   std::vector<time_shift_sample> out;
   out.reserve(samples.size());
   for (const auto& s : samples)
-    out.push_back(time_shift_sample{static_cast<std::uint64_t>(s.guest_time), s.offset, s.ratio, s.frac_bits});
+    out.push_back(time_shift_sample{static_cast<std::uint64_t>(raw_ns(s.guest_time)), s.offset.count(), s.ratio, s.frac_bits});
   return out;
 }
 
@@ -233,7 +233,7 @@ inline std::uint64_t tc_safe_step(tc_i128 rise, tc_i128 run) noexcept {
   for (const auto& s : smp)
     if (s.ratio != (std::uint64_t{1} << s.frac_bits))
       return tc_fail(tracecmd_errc::scaled_interpolation, tracecmd_error::no_offset, "the table has scaled samples");
-  const std::int64_t last = smp.back().guest_time;
+  const std::int64_t last = raw_ns(smp.back().guest_time);
   std::int64_t until = po.until;
   if (until < 0) until = last > std::numeric_limits<std::int64_t>::max() / 2 ? std::numeric_limits<std::int64_t>::max() : std::max(2 * last, last + 3'600'000'000'000);
   if (po.from < 0 || until <= po.from)
@@ -242,28 +242,28 @@ inline std::uint64_t tc_safe_step(tc_i128 rise, tc_i128 run) noexcept {
   // Knots: from, every table time strictly inside, until.
   std::vector<std::int64_t> knots{po.from};
   for (const auto& s : smp)
-    if (s.guest_time > po.from && s.guest_time < until && s.guest_time != knots.back()) knots.push_back(s.guest_time);
+    if (const std::int64_t g = raw_ns(s.guest_time); g > po.from && g < until && g != knots.back()) knots.push_back(g);
   knots.push_back(until);
   std::vector<time_shift_sample> out;
   auto add = [&](std::int64_t t) -> std::optional<tracecmd_error> {
-    auto h = table.correct(t);
+    auto h = table.correct(at_ns<guest>(t));
     if (!h)
       return tracecmd_error{tracecmd_errc::time_out_of_range, tracecmd_error::no_offset,
                             "the table cannot correct guest time " + std::to_string(t) + ": " + to_string(h.error())};
     if (out.size() >= po.max_samples)
       return tracecmd_error{tracecmd_errc::count_exceeds_payload, tracecmd_error::no_offset,
                             "more than " + std::to_string(po.max_samples) + " samples would be needed"};
-    out.push_back(time_shift_sample{static_cast<std::uint64_t>(t), *h - t, 1, 0});
+    out.push_back(time_shift_sample{static_cast<std::uint64_t>(t), raw_ns(*h) - t, 1, 0});
     return std::nullopt;
   };
   if (auto e = add(knots[0])) return unexpected(*e);
   for (std::size_t k = 1; k < knots.size(); ++k) {
     const std::int64_t a = knots[k - 1], b = knots[k];
     const auto oa = out.back().offset;
-    auto hb = table.correct(b);
+    auto hb = table.correct(at_ns<guest>(b));
     if (!hb) return tc_fail(tracecmd_errc::time_out_of_range, tracecmd_error::no_offset,
                             "the table cannot correct guest time " + std::to_string(b) + ": " + to_string(hb.error()));
-    std::uint64_t step = detail::tc_safe_step(static_cast<detail::tc_i128>(*hb - b) - oa, static_cast<detail::tc_i128>(b) - a);
+    std::uint64_t step = detail::tc_safe_step(static_cast<detail::tc_i128>(raw_ns(*hb) - b) - oa, static_cast<detail::tc_i128>(b) - a);
     while (true) {
       const std::size_t mark = out.size();
       bool ok = true;
