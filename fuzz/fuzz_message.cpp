@@ -23,6 +23,7 @@
 #include <system_error>
 #include <vector>
 
+#include "tsync/core/time.hpp"
 #include "tsync/probe/exchange.hpp"
 #include "tsync/probe/message.hpp"
 #include "tsync/transport/fd_stream.hpp"
@@ -75,8 +76,10 @@ class fake_transport {
 
 // A clock that advances one microsecond per reading.
 struct counter_clock {
+  using domain = tsync::guest;  // the responder's clock
   std::int64_t t = 0;
-  std::int64_t now() noexcept { return t += 1000; }
+  std::int64_t now_raw() noexcept { return t += 1000; }
+  tsync::domain_time<domain> now() noexcept { return tsync::at_ns<domain>(now_raw()); }
   [[nodiscard]] std::string_view name() const noexcept { return "fuzz"; }
 };
 
