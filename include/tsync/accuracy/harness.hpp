@@ -268,6 +268,184 @@ inline void write_plot_data(const std::string& dir, const sim::trace& tr,
     << "\nyr_us=" << std::max(1.0, yrange_ns * 1e-3) << "\nhist_burst=" << hist_burst << "\n";
 }
 
+namespace detail {
+
+/// `--quick`: 5 minutes (10 for drift_wander); 7.5 minutes when a step at
+/// 300 s needs time after it.
+inline void apply_quick_duration(sim::scenario& sc, const std::string& sname) {
+  const bool stepped =
+      !sc.clock.offset_steps.empty() || !sc.clock.frequency_steps.empty() || !sc.link.asymmetry_steps.empty();
+  const std::int64_t cap = sname == "drift_wander" ? 600'000'000'000 : stepped ? 450'000'000'000 : 300'000'000'000;
+  sc.duration_ns = std::min(sc.duration_ns, cap);
+}
+
+/// Add one evaluation's grid points to the accumulated errors, coverages and drift.
+inline void accumulate(accum& a, const evaluation& ev, std::int64_t grid_ns) {
+  const std::int64_t lag = 10'000'000'000 / grid_ns;
+  for (std::size_t i = 0; i < ev.grid.size(); ++i) {
+    const double x = ev.err[i];
+    if (!std::isfinite(x)) continue;
+    a.abs_err.push_back(std::abs(x));
+    a.sum += x;
+    a.sum2 += x * x;
+    if (ev.hard[i]) {
+      ++a.hard_n;
+      a.hard_w += static_cast<double>(ev.hard[i]->hi - ev.hard[i]->lo);
+      if (ev.hard[i]->lo <= ev.grid[i] && ev.grid[i] <= ev.hard[i]->hi) ++a.hard_in;
+    }
+    if (ev.stat[i]) {
+      ++a.stat_n;
+      a.stat_w += static_cast<double>(ev.stat[i]->hi - ev.stat[i]->lo);
+      if (ev.stat[i]->lo <= ev.grid[i] && ev.grid[i] <= ev.stat[i]->hi) ++a.stat_in;
+    }
+    const auto j = i + static_cast<std::size_t>(lag);
+    if (lag > 0 && j < ev.grid.size() && std::isfinite(ev.err[j]))
+      a.drift.push_back(std::abs(ev.err[j] - x) / static_cast<double>(ev.grid[j] - ev.grid[i]) * 1e9);
+  }
+}
+
+/// The model's offset at the middle of burst `burst` (the histogram plot's mark).
+inline std::optional<std::int64_t> burst_mark(const fitted_map& fm, const sim::trace& tr, std::uint32_t burst) {
+  std::optional<std::int64_t> mark;
+  for (const auto& bi : tr.bursts) {
+    if (bi.index != burst) continue;
+    const std::int64_t mid_t = bi.start_ns + (bi.end_ns - bi.start_ns) / 2;
+    const std::int64_t g = tr.truth.guest_at(mid_t);
+    if (auto h = fm.to_host(g)) mark = *h - g;
+  }
+  return mark;
+}
+
+/// The 99th percentile of an evaluation's absolute errors.
+inline double p99_of(const evaluation& ev) {
+  std::vector<double> s;
+  for (double x : ev.err)
+    if (std::isfinite(x)) s.push_back(std::abs(x));
+  std::sort(s.begin(), s.end());
+  return quantile_sorted(s, 0.99);
+}
+
+/// The plots of the first seed: every estimator's evaluation, with a y range
+/// of 3 x the median estimator's p99 error (so one bad estimator does not
+/// flatten the rest).
+struct plot_collector {
+  std::vector<std::pair<std::string, evaluation>> evs;
+  std::vector<std::pair<std::string, std::optional<std::int64_t>>> marks;
+  std::vector<double> p99s;
+  void add(const std::string& name, const fitted_map& fm, const sim::trace& tr, std::uint32_t burst, evaluation ev) {
+    marks.emplace_back(name, burst_mark(fm, tr, burst));
+    p99s.push_back(p99_of(ev));
+    evs.emplace_back(name, std::move(ev));
+  }
+  void write(const std::string& dir, const sim::trace& tr, std::uint32_t burst) {
+    std::sort(p99s.begin(), p99s.end());
+    double yr = p99s.empty() ? 1000.0 : 3 * p99s[p99s.size() / 2];
+    if (!std::isfinite(yr)) yr = 1000.0;
+    yr = std::max(yr, 2 * std::abs(tr.floor_at(tr.sc.start_ns)));
+    write_plot_data(dir, tr, evs, marks, burst, yr);
+  }
+};
+
+/// The metrics of one estimator on one scenario from its accumulated points.
+inline metrics finish_metrics(metrics m, accum& a, double floor_mean) {
+  m.floor_ns = floor_mean;
+  m.points = a.abs_err.size();
+  if (a.abs_err.empty()) return m;
+  const double n = static_cast<double>(a.abs_err.size());
+  m.bias = a.sum / n;
+  m.rms = std::sqrt(a.sum2 / n);
+  std::sort(a.abs_err.begin(), a.abs_err.end());
+  m.p99 = quantile_sorted(a.abs_err, 0.99);
+  m.max = a.abs_err.back();
+  std::sort(a.drift.begin(), a.drift.end());
+  m.drift_ppb = quantile_sorted(a.drift, 0.5);
+  if (a.hard_n) {
+    m.hard_cov = static_cast<double>(a.hard_in) / static_cast<double>(a.hard_n);
+    m.hard_width = a.hard_w / static_cast<double>(a.hard_n);
+  }
+  if (a.stat_n) {
+    m.stat_cov = static_cast<double>(a.stat_in) / static_cast<double>(a.stat_n);
+    m.stat_width = a.stat_w / static_cast<double>(a.stat_n);
+  }
+  m.us_per_burst = a.bursts ? a.fit_s / static_cast<double>(a.bursts) * 1e6 : 0.0;
+  return m;
+}
+
+/// Every seed of one scenario: fits each entry, accumulates its points, and
+/// writes the plots of the first seed.
+class scenario_run {
+ public:
+  scenario_run(const options& opt, const sim::scenario& sc, const std::string& sname)
+      : opt_(opt), sc_(sc), sname_(sname) {}
+
+  void seed(unsigned k, const std::function<std::vector<estimator_entry>(const sim::trace&)>& make_entries) {
+    const std::uint64_t seed = opt_.first_seed + k;
+    auto tr = sim::simulate(sc_, seed);
+    if (!tr) return;
+    const bool plots = k == 0 && !opt_.plot_dir.empty();
+    const auto hist_burst = static_cast<std::uint32_t>(tr->bursts.size() / 2);
+    plot_collector pc;
+    for (const auto& pt : sim::truth_grid(*tr, opt_.grid_ns)) {
+      floor_sum_ += tr->floor_at(pt.host);
+      ++floor_n_;
+    }
+    for (const auto& e : make_entries(*tr)) {
+      metrics& m = meta_of(e.name);
+      ++m.runs;
+      std::string err;
+      const auto t0 = std::chrono::steady_clock::now();
+      auto fm = e.fit(tr->probes, err);
+      const auto t1 = std::chrono::steady_clock::now();
+      if (!fm) {
+        ++m.failures;
+        if (m.failure.empty()) m.failure = "seed " + std::to_string(seed) + ": " + err;
+        continue;
+      }
+      accum& a = acc_[e.name];
+      a.fit_s += std::chrono::duration<double>(t1 - t0).count();
+      a.bursts += tr->bursts.size();
+      auto ev = evaluate(*fm, *tr, opt_.grid_ns);
+      accumulate(a, ev, opt_.grid_ns);
+      for (double r : step_recovery(ev, sc_, opt_.grid_ns)) m.recovery_s.push_back(r);
+      if (plots) pc.add(e.name, *fm, *tr, hist_burst, std::move(ev));
+    }
+    if (plots) pc.write(opt_.plot_dir, *tr, hist_burst);
+  }
+
+  void finish(std::vector<metrics>& rows, std::ostream* log) {
+    const double floor_mean = floor_n_ ? floor_sum_ / static_cast<double>(floor_n_) : 0.0;
+    for (const auto& name : order_) {
+      rows.push_back(finish_metrics(meta_[name], acc_[name], floor_mean));
+      if (log) *log << "  " << sname_ << " / " << name << " done\n";
+    }
+  }
+
+ private:
+  metrics& meta_of(const std::string& name) {
+    if (!meta_.count(name)) {
+      order_.push_back(name);
+      metrics m;
+      m.scenario = sname_;
+      m.estimator = name;
+      m.burst_interval_s = static_cast<double>(sc_.burst_interval_ns) * 1e-9;
+      m.has_steps = !step_times(sc_).empty();
+      meta_[name] = m;
+    }
+    return meta_[name];
+  }
+
+  const options& opt_;
+  const sim::scenario& sc_;
+  std::string sname_;
+  std::map<std::string, accum> acc_;
+  std::map<std::string, metrics> meta_;
+  std::vector<std::string> order_;
+  double floor_sum_ = 0;
+  std::uint64_t floor_n_ = 0;
+};
+
+}  // namespace detail
+
 /// Run every entry on every scenario and seed. `make_entries` is called once
 /// per trace (so that oracle entries can refer to it). Progress goes to `log`
 /// (may be null).
@@ -285,133 +463,10 @@ inline std::vector<metrics> run(const options& opt,
       rows.push_back(m);
       continue;
     }
-    if (opt.quick) {
-      // 5 minutes (10 for drift_wander); 7.5 minutes when a step at 300 s needs time after it
-      const bool stepped = !sc->clock.offset_steps.empty() || !sc->clock.frequency_steps.empty() ||
-                           !sc->link.asymmetry_steps.empty();
-      const std::int64_t cap = sname == "drift_wander" ? 600'000'000'000 : stepped ? 450'000'000'000 : 300'000'000'000;
-      sc->duration_ns = std::min(sc->duration_ns, cap);
-    }
-    std::map<std::string, detail::accum> acc;
-    std::map<std::string, metrics> meta;
-    std::vector<std::string> order;
-    double floor_sum = 0;
-    std::uint64_t floor_n = 0;
-    for (unsigned k = 0; k < opt.seeds; ++k) {
-      const std::uint64_t seed = opt.first_seed + k;
-      auto tr = sim::simulate(*sc, seed);
-      if (!tr) continue;
-      const auto entries = make_entries(*tr);
-      std::vector<std::pair<std::string, evaluation>> plot_evs;
-      std::vector<std::pair<std::string, std::optional<std::int64_t>>> marks;
-      const std::uint32_t hist_burst = static_cast<std::uint32_t>(tr->bursts.size() / 2);
-      std::vector<double> p99s;
-      for (const auto& pt : sim::truth_grid(*tr, opt.grid_ns)) {
-        floor_sum += tr->floor_at(pt.host);
-        ++floor_n;
-      }
-      for (const auto& e : entries) {
-        if (!meta.count(e.name)) {
-          order.push_back(e.name);
-          metrics m;
-          m.scenario = sname;
-          m.estimator = e.name;
-          m.burst_interval_s = static_cast<double>(sc->burst_interval_ns) * 1e-9;
-          m.has_steps = !detail::step_times(*sc).empty();
-          meta[e.name] = m;
-        }
-        metrics& m = meta[e.name];
-        detail::accum& a = acc[e.name];
-        ++m.runs;
-        std::string err;
-        const auto t0 = std::chrono::steady_clock::now();
-        auto fm = e.fit(tr->probes, err);
-        const auto t1 = std::chrono::steady_clock::now();
-        if (!fm) {
-          ++m.failures;
-          if (m.failure.empty()) m.failure = "seed " + std::to_string(seed) + ": " + err;
-          continue;
-        }
-        a.fit_s += std::chrono::duration<double>(t1 - t0).count();
-        a.bursts += tr->bursts.size();
-        auto ev = evaluate(*fm, *tr, opt.grid_ns);
-        const std::int64_t lag = 10'000'000'000 / opt.grid_ns;
-        for (std::size_t i = 0; i < ev.grid.size(); ++i) {
-          const double x = ev.err[i];
-          if (!std::isfinite(x)) continue;
-          a.abs_err.push_back(std::abs(x));
-          a.sum += x;
-          a.sum2 += x * x;
-          if (ev.hard[i]) {
-            ++a.hard_n;
-            a.hard_w += static_cast<double>(ev.hard[i]->hi - ev.hard[i]->lo);
-            if (ev.hard[i]->lo <= ev.grid[i] && ev.grid[i] <= ev.hard[i]->hi) ++a.hard_in;
-          }
-          if (ev.stat[i]) {
-            ++a.stat_n;
-            a.stat_w += static_cast<double>(ev.stat[i]->hi - ev.stat[i]->lo);
-            if (ev.stat[i]->lo <= ev.grid[i] && ev.grid[i] <= ev.stat[i]->hi) ++a.stat_in;
-          }
-          const auto j = i + static_cast<std::size_t>(lag);
-          if (lag > 0 && j < ev.grid.size() && std::isfinite(ev.err[j]))
-            a.drift.push_back(std::abs(ev.err[j] - x) / static_cast<double>(ev.grid[j] - ev.grid[i]) * 1e9);
-        }
-        for (double r : step_recovery(ev, *sc, opt.grid_ns)) m.recovery_s.push_back(r);
-        if (k == 0 && !opt.plot_dir.empty()) {
-          // the burst mark: the model's offset at the middle of the histogram burst
-          std::optional<std::int64_t> mark;
-          for (const auto& bi : tr->bursts) {
-            if (bi.index != hist_burst) continue;
-            const std::int64_t mid_t = bi.start_ns + (bi.end_ns - bi.start_ns) / 2;
-            const std::int64_t g = tr->truth.guest_at(mid_t);
-            if (auto h = fm->to_host(g)) mark = *h - g;
-          }
-          marks.emplace_back(e.name, mark);
-          std::vector<double> s;
-          for (double x : ev.err)
-            if (std::isfinite(x)) s.push_back(std::abs(x));
-          std::sort(s.begin(), s.end());
-          p99s.push_back(detail::quantile_sorted(s, 0.99));
-          plot_evs.emplace_back(e.name, std::move(ev));
-        }
-      }
-      if (k == 0 && !opt.plot_dir.empty()) {
-        // y range: 3 × the median estimator's p99 error (so one bad estimator does not flatten the rest)
-        std::sort(p99s.begin(), p99s.end());
-        double yr = p99s.empty() ? 1000.0 : 3 * p99s[p99s.size() / 2];
-        if (!std::isfinite(yr)) yr = 1000.0;
-        yr = std::max(yr, 2 * std::abs(tr->floor_at(tr->sc.start_ns)));
-        write_plot_data(opt.plot_dir, *tr, plot_evs, marks, hist_burst, yr);
-      }
-    }
-    const double floor_mean = floor_n ? floor_sum / static_cast<double>(floor_n) : 0.0;
-    for (const auto& name : order) {
-      metrics m = meta[name];
-      detail::accum& a = acc[name];
-      m.floor_ns = floor_mean;
-      m.points = a.abs_err.size();
-      if (!a.abs_err.empty()) {
-        const double n = static_cast<double>(a.abs_err.size());
-        m.bias = a.sum / n;
-        m.rms = std::sqrt(a.sum2 / n);
-        std::sort(a.abs_err.begin(), a.abs_err.end());
-        m.p99 = detail::quantile_sorted(a.abs_err, 0.99);
-        m.max = a.abs_err.back();
-        std::sort(a.drift.begin(), a.drift.end());
-        m.drift_ppb = detail::quantile_sorted(a.drift, 0.5);
-        if (a.hard_n) {
-          m.hard_cov = static_cast<double>(a.hard_in) / static_cast<double>(a.hard_n);
-          m.hard_width = a.hard_w / static_cast<double>(a.hard_n);
-        }
-        if (a.stat_n) {
-          m.stat_cov = static_cast<double>(a.stat_in) / static_cast<double>(a.stat_n);
-          m.stat_width = a.stat_w / static_cast<double>(a.stat_n);
-        }
-        m.us_per_burst = a.bursts ? a.fit_s / static_cast<double>(a.bursts) * 1e6 : 0.0;
-      }
-      rows.push_back(m);
-      if (log) *log << "  " << sname << " / " << name << " done\n";
-    }
+    if (opt.quick) detail::apply_quick_duration(*sc, sname);
+    detail::scenario_run sr(opt, *sc, sname);
+    for (unsigned k = 0; k < opt.seeds; ++k) sr.seed(k, make_entries);
+    sr.finish(rows, log);
   }
   return rows;
 }

@@ -3,9 +3,11 @@
 // program: parses options, runs the harness, prints the table, writes CSV and
 // plot data.
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -32,19 +34,59 @@ inline constexpr const char* shootout_help =
     "  --self-check   add the truth oracle and a +1 us biased oracle (harness check)\n"
     "  --list         list scenarios and estimators, then exit";
 
-/// Run the shootout with already-split options. Returns the exit code.
-inline int shootout_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+namespace detail {
+
+/// The shootout's command line.
+struct shootout_args {
   options opt;
   std::vector<std::string> scenarios, estimators;
   std::string csv;
   bool text = false, self_check = false, list = false;
+};
+
+/// Apply one `--name value` option; false (after a message on `err`) when it is bad.
+inline bool apply_shootout_option(shootout_args& s, const std::string& a, const std::string& v, std::ostream& err) {
+  auto num = [&](auto& dst) {
+    if (tsync::io::parse_decimal(v, dst) == tsync::errc::ok) return true;
+    err << "tsync shootout: " << a << ": not a valid number: '" << v << "'\n";
+    return false;
+  };
+  if (a == "--seeds") {
+    if (!num(s.opt.seeds) || s.opt.seeds == 0 || s.opt.seeds > 1000) {
+      err << "tsync shootout: --seeds must be 1..1000\n";
+      return false;
+    }
+  } else if (a == "--first-seed") {
+    return num(s.opt.first_seed);
+  } else if (a == "--grid-ms") {
+    std::int64_t ms = 0;
+    if (!num(ms) || ms <= 0 || ms > 60'000) {
+      err << "tsync shootout: --grid-ms must be 1..60000\n";
+      return false;
+    }
+    s.opt.grid_ns = ms * 1'000'000;
+  } else if (a == "--scenario") s.scenarios.push_back(v);
+  else if (a == "--estimator") s.estimators.push_back(v);
+  else if (a == "--csv") s.csv = v;
+  else if (a == "--plots") s.opt.plot_dir = v;
+  else if (a == "--quick") s.opt.quick = true;
+  else if (a == "--text") s.text = true;
+  else if (a == "--self-check") s.self_check = true;
+  else if (a == "--list") s.list = true;
+  else { err << "tsync shootout: unknown option " << a << "\n"; return false; }
+  return true;
+}
+
+/// Split and apply the arguments (`--name value`, `--name=value` or a flag).
+inline std::optional<shootout_args> parse_shootout_args(const std::vector<std::string>& args, std::ostream& err) {
+  shootout_args s;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i], v;
     const auto eq = a.find('=');
     const bool flag = a == "--quick" || a == "--text" || a == "--self-check" || a == "--list";
     if (a.rfind("--", 0) != 0) {
       err << "tsync shootout: unexpected argument '" << a << "'\n";
-      return 2;
+      return std::nullopt;
     }
     if (eq != std::string::npos) {
       v = a.substr(eq + 1);
@@ -52,64 +94,68 @@ inline int shootout_main(const std::vector<std::string>& args, std::ostream& out
     } else if (!flag) {
       if (i + 1 >= args.size()) {
         err << "tsync shootout: option " << a << " needs a value\n";
-        return 2;
+        return std::nullopt;
       }
       v = args[++i];
     }
-    auto num = [&](auto& dst) {
-      if (tsync::io::parse_decimal(v, dst) != tsync::errc::ok) {
-        err << "tsync shootout: " << a << ": not a valid number: '" << v << "'\n";
-        return false;
-      }
-      return true;
-    };
-    if (a == "--seeds") { if (!num(opt.seeds) || opt.seeds == 0 || opt.seeds > 1000) { err << "tsync shootout: --seeds must be 1..1000\n"; return 2; } }
-    else if (a == "--first-seed") { if (!num(opt.first_seed)) return 2; }
-    else if (a == "--grid-ms") {
-      std::int64_t ms = 0;
-      if (!num(ms) || ms <= 0 || ms > 60'000) { err << "tsync shootout: --grid-ms must be 1..60000\n"; return 2; }
-      opt.grid_ns = ms * 1'000'000;
-    }
-    else if (a == "--scenario") scenarios.push_back(v);
-    else if (a == "--estimator") estimators.push_back(v);
-    else if (a == "--csv") csv = v;
-    else if (a == "--plots") opt.plot_dir = v;
-    else if (a == "--quick") opt.quick = true;
-    else if (a == "--text") text = true;
-    else if (a == "--self-check") self_check = true;
-    else if (a == "--list") list = true;
-    else {
-      err << "tsync shootout: unknown option " << a << "\n";
+    if (!apply_shootout_option(s, a, v, err)) return std::nullopt;
+  }
+  return s;
+}
+
+/// Check the scenario and estimator names; 0, or the exit code after a message.
+inline int check_shootout_names(const shootout_args& s, const std::vector<std::string>& all_est, std::ostream& err) {
+  for (const auto& n : s.scenarios)
+    if (!sim::preset(n)) {
+      err << "tsync shootout: unknown scenario '" << n << "' (see --list)\n";
       return 2;
     }
-  }
-  const auto all_est = library_estimator_names();
-  if (list) {
-    out << "scenarios:";
-    for (const auto& s : sim::preset_names()) out << ' ' << s;
-    out << "\nestimators:";
-    for (const auto& s : all_est) out << ' ' << s;
-    out << '\n';
-    return 0;
-  }
-  for (const auto& s : scenarios)
-    if (!sim::preset(s)) {
-      err << "tsync shootout: unknown scenario '" << s << "' (see --list)\n";
-      return 2;
-    }
-  for (const auto& e : estimators) {
-    bool found = false;
-    for (const auto& n : all_est) found = found || n == e;
-    if (!found) {
+  for (const auto& e : s.estimators)
+    if (std::find(all_est.begin(), all_est.end(), e) == all_est.end()) {
       err << "tsync shootout: unknown estimator '" << e << "' (see --list)\n";
       return 2;
     }
-  }
-  if (!scenarios.empty()) opt.scenarios = scenarios;
-  if (all_est.empty() && !self_check) {
+  if (all_est.empty() && !s.self_check) {
     err << "tsync shootout: this build has no estimators (the estimate family is missing); try --self-check\n";
     return 1;
   }
+  return 0;
+}
+
+/// Write the rows as CSV to `path`; false (after a message) when the file cannot be written or closed.
+inline bool write_shootout_csv(const std::string& path, const std::vector<metrics>& rows, std::ostream& err) {
+  std::ofstream f(path);
+  if (!f) {
+    err << "tsync shootout: cannot write " << path << '\n';
+    return false;
+  }
+  write_csv(f, rows);
+  f.close();
+  if (!f) {
+    err << "tsync shootout: write error on " << path << '\n';
+    return false;
+  }
+  return true;
+}
+
+}  // namespace detail
+
+/// Run the shootout with already-split options. Returns the exit code.
+inline int shootout_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  auto s = detail::parse_shootout_args(args, err);
+  if (!s) return 2;
+  const auto all_est = library_estimator_names();
+  if (s->list) {
+    out << "scenarios:";
+    for (const auto& n : sim::preset_names()) out << ' ' << n;
+    out << "\nestimators:";
+    for (const auto& n : all_est) out << ' ' << n;
+    out << '\n';
+    return 0;
+  }
+  if (int rc = detail::check_shootout_names(*s, all_est, err)) return rc;
+  options& opt = s->opt;
+  if (!s->scenarios.empty()) opt.scenarios = s->scenarios;
   if (!opt.plot_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(opt.plot_dir, ec);
@@ -118,7 +164,8 @@ inline int shootout_main(const std::vector<std::string>& args, std::ostream& out
       return 1;
     }
   }
-  const auto lib = library_entries(estimators);
+  const auto lib = library_entries(s->estimators);
+  const bool self_check = s->self_check;
   auto rows = run(opt, [&](const sim::trace& tr) {
     std::vector<estimator_entry> v = lib;
     if (self_check) {
@@ -129,19 +176,8 @@ inline int shootout_main(const std::vector<std::string>& args, std::ostream& out
   });
   out << "tsync shootout: " << opt.seeds << " seed(s) from " << opt.first_seed << (opt.quick ? ", quick traces" : "")
       << ", error grid " << opt.grid_ns / 1'000'000 << " ms; errors in ns (corrected host time − true host time)\n";
-  print_table(out, rows, !text);
-  if (!csv.empty()) {
-    std::ofstream f(csv);
-    if (!f) {
-      err << "tsync shootout: cannot write " << csv << '\n';
-      return 1;
-    }
-    write_csv(f, rows);
-    if (!f) {
-      err << "tsync shootout: write error on " << csv << '\n';
-      return 1;
-    }
-  }
+  print_table(out, rows, !s->text);
+  if (!s->csv.empty() && !detail::write_shootout_csv(s->csv, rows, err)) return 1;
   return 0;
 }
 

@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tsync/core/sync_sample.hpp"
@@ -75,48 +76,98 @@ struct kalman_result {
   double loglik = 0;
 };
 
+/// The filter's state at its first measurement.
+struct kalman_start {
+  vec2 x{0, 0};
+  mat2 p{};
+  std::size_t start = 0, skip = 0;
+  int updates = 0;
+};
+
+// Vague prior: (1 ms)² and (100 ppm)² around the rough de-trended line; far
+// wider than any data here, yet not so wide that the smoother cancels digits.
+inline constexpr double kalman_big_theta = 1e12, kalman_big_rho = 1e10;
+
+/// Start at the first measurement with its own variance for the offset and
+/// a frequency prior from the first two measurements widened a hundredfold
+/// (so that counting the second measurement again is negligible), rather
+/// than from the vague prior: smoothing a vague prior back to the knots
+/// between them would cancel most digits.
+[[nodiscard]] inline kalman_start kalman_initial(const std::vector<kalman_knot>& kn, double q, double scale) {
+  const std::size_t n = kn.size();
+  kalman_start st{{0, 0}, {kalman_big_theta, 0, 0, kalman_big_rho}, 0, n, 0};
+  std::size_t m0 = n, m1 = n;
+  for (std::size_t k = 0; k < n && m1 == n; ++k)
+    if (kn[k].has_z) (m0 == n ? m0 : m1) = k;
+  bool released = false;
+  for (std::size_t k = m0 + 1; m1 < n && k <= m1; ++k) released = released || kn[k].release;
+  if (m1 < n && !released && kn[m1].t > kn[m0].t) {
+    const double dt = kn[m1].t - kn[m0].t;
+    const double r0 = kn[m0].r * scale, r1 = kn[m1].r * scale;
+    st.x = {kn[m0].z, (kn[m1].z - kn[m0].z) / dt};
+    st.p = {r0, 0, 0, 100 * (r0 + r1) / (dt * dt) + q * dt};
+    st.start = m0;
+    st.skip = m0;
+    st.updates = 1;
+  }
+  return st;
+}
+
+/// One measurement update (Joseph form for symmetry and positivity:
+/// (I − KH) P (I − KH)ᵀ + K r Kᵀ); returns the innovation's log-likelihood term.
+inline double kalman_update(vec2& x, mat2& p, double z, double r) {
+  const double s = p[0] + r;
+  const double nu = z - x[0];
+  const vec2 kg{p[0] / s, p[2] / s};
+  x = {x[0] + kg[0] * nu, x[1] + kg[1] * nu};
+  const mat2 a{1 - kg[0], 0, -kg[1], 1};
+  p = add(mul(mul(a, p), transpose(a)), mat2{kg[0] * kg[0] * r, kg[0] * kg[1] * r, kg[0] * kg[1] * r, kg[1] * kg[1] * r});
+  return -0.5 * (std::log(s) + nu * nu / s);
+}
+
+/// The filtered (`xf`, `pf`) and predicted (`xp`, `pp`) states of every knot.
+struct kalman_pass {
+  std::vector<vec2> xf, xp;
+  std::vector<mat2> pf, pp;
+};
+
+/// The Rauch–Tung–Striebel smoother over a forward pass.
+inline void kalman_smooth(const std::vector<kalman_knot>& kn, const kalman_pass& fw, kalman_result& res) {
+  const std::size_t n = kn.size();
+  res.x.assign(n, {});
+  res.p.assign(n, {});
+  res.x[n - 1] = fw.xf[n - 1];
+  res.p[n - 1] = fw.pf[n - 1];
+  for (std::size_t k = n - 1; k-- > 0;) {
+    if (kn[k + 1].release) {
+      // Nothing flows back across a released state.
+      res.x[k] = fw.xf[k];
+      res.p[k] = fw.pf[k];
+      continue;
+    }
+    const double dt = kn[k + 1].t - kn[k].t;
+    const mat2 f{1, dt, 0, 1};
+    const mat2 c = mul(mul(fw.pf[k], transpose(f)), inverse(fw.pp[k + 1]));
+    const vec2 d{res.x[k + 1][0] - fw.xp[k + 1][0], res.x[k + 1][1] - fw.xp[k + 1][1]};
+    const vec2 cd = mul(c, d);
+    res.x[k] = {fw.xf[k][0] + cd[0], fw.xf[k][1] + cd[1]};
+    res.p[k] = add(fw.pf[k], mul(mul(c, sub(res.p[k + 1], fw.pp[k + 1])), transpose(c)));
+  }
+}
+
 /// Filter (and, with `smooth`, RTS-smooth) the knots with frequency random
 /// walk intensity `q` and measurement variances scaled by `scale`.
 [[nodiscard]] inline kalman_result kalman_run(const std::vector<kalman_knot>& kn, double q, double scale, bool smooth) {
   const std::size_t n = kn.size();
-  // Vague prior: (1 ms)² and (100 ppm)² around the rough de-trended line; far
-  // wider than any data here, yet not so wide that the smoother cancels digits.
-  constexpr double big_theta = 1e12, big_rho = 1e10;
-  std::vector<vec2> xf(n), xp(n);
-  std::vector<mat2> pf(n), pp(n);
-  vec2 x{0, 0};
-  mat2 p{big_theta, 0, 0, big_rho};
+  kalman_pass fw{std::vector<vec2>(n), std::vector<vec2>(n), std::vector<mat2>(n), std::vector<mat2>(n)};
+  auto [x, p, start, skip, updates] = kalman_initial(kn, q, scale);
   kalman_result res;
-  int updates = 0;
-  // Start at the first measurement with its own variance for the offset and
-  // a frequency prior from the first two measurements widened a hundredfold
-  // (so that counting the second measurement again below is negligible),
-  // rather than from the vague prior: smoothing a vague prior back to the
-  // knots between them would cancel most digits.
-  std::size_t start = 0, skip = n;
-  {
-    std::size_t m0 = n, m1 = n;
-    for (std::size_t k = 0; k < n && m1 == n; ++k)
-      if (kn[k].has_z) (m0 == n ? m0 : m1) = k;
-    bool released = false;
-    for (std::size_t k = m0 + 1; m1 < n && k <= m1; ++k) released = released || kn[k].release;
-    if (m1 < n && !released && kn[m1].t > kn[m0].t) {
-      const double dt = kn[m1].t - kn[m0].t;
-      const double r0 = kn[m0].r * scale, r1 = kn[m1].r * scale;
-      x = {kn[m0].z, (kn[m1].z - kn[m0].z) / dt};
-      p = {r0, 0, 0, 100 * (r0 + r1) / (dt * dt) + q * dt};
-      start = m0;
-      skip = m0;
-      updates = 1;
-    }
-  }
   // Knots before the start: the initial line extrapolated back (no process
   // noise; in practice the first knot is the first burst).
   for (std::size_t k = 0; k < start; ++k) {
-    const double dt = kn[k].t - kn[start].t;
-    const mat2 f{1, dt, 0, 1};
-    xf[k] = xp[k] = mul(f, x);
-    pf[k] = pp[k] = mul(mul(f, p), transpose(f));
+    const mat2 f{1, kn[k].t - kn[start].t, 0, 1};
+    fw.xf[k] = fw.xp[k] = mul(f, x);
+    fw.pf[k] = fw.pp[k] = mul(mul(f, p), transpose(f));
   }
   for (std::size_t k = start; k < n; ++k) {
     if (k > start) {
@@ -126,47 +177,21 @@ struct kalman_result {
       p = add(mul(mul(f, p), transpose(f)), mat2{q * dt * dt * dt / 3, q * dt * dt / 2, q * dt * dt / 2, q * dt});
     }
     if (kn[k].release) {
-      p[0] += big_theta;
-      p[3] += big_rho;
+      p[0] += kalman_big_theta;
+      p[3] += kalman_big_rho;
       updates = 0;
     }
-    xp[k] = x;
-    pp[k] = p;
+    fw.xp[k] = x;
+    fw.pp[k] = p;
     if (kn[k].has_z && k != skip) {
-      const double r = kn[k].r * scale;
-      const double s = p[0] + r;
-      const double nu = kn[k].z - x[0];
-      if (updates >= 2) res.loglik -= 0.5 * (std::log(s) + nu * nu / s);
+      const double ll = kalman_update(x, p, kn[k].z, kn[k].r * scale);
+      if (updates >= 2) res.loglik += ll;
       ++updates;
-      const vec2 kg{p[0] / s, p[2] / s};
-      x = {x[0] + kg[0] * nu, x[1] + kg[1] * nu};
-      // Joseph form for symmetry and positivity: (I − KH) P (I − KH)ᵀ + K r Kᵀ.
-      const mat2 a{1 - kg[0], 0, -kg[1], 1};
-      p = add(mul(mul(a, p), transpose(a)), mat2{kg[0] * kg[0] * r, kg[0] * kg[1] * r, kg[0] * kg[1] * r, kg[1] * kg[1] * r});
     }
-    xf[k] = x;
-    pf[k] = p;
+    fw.xf[k] = x;
+    fw.pf[k] = p;
   }
-  if (!smooth) return res;
-  res.x.assign(n, {});
-  res.p.assign(n, {});
-  res.x[n - 1] = xf[n - 1];
-  res.p[n - 1] = pf[n - 1];
-  for (std::size_t k = n - 1; k-- > 0;) {
-    const double dt = kn[k + 1].t - kn[k].t;
-    const mat2 f{1, dt, 0, 1};
-    if (kn[k + 1].release) {
-      // Nothing flows back across a released state.
-      res.x[k] = xf[k];
-      res.p[k] = pf[k];
-      continue;
-    }
-    const mat2 c = mul(mul(pf[k], transpose(f)), inverse(pp[k + 1]));
-    const vec2 d{res.x[k + 1][0] - xp[k + 1][0], res.x[k + 1][1] - xp[k + 1][1]};
-    const vec2 cd = mul(c, d);
-    res.x[k] = {xf[k][0] + cd[0], xf[k][1] + cd[1]};
-    res.p[k] = add(pf[k], mul(mul(c, sub(res.p[k + 1], pp[k + 1])), transpose(c)));
-  }
+  if (smooth) kalman_smooth(kn, fw, res);
   return res;
 }
 
@@ -185,17 +210,30 @@ struct kalman_estimator {
     std::uint64_t lost = 0;
     auto pts = envelope_points(sb->bursts, sb->slope, opt, lost, true);
     if (pts.empty()) return unexpected(errc::all_rejected);
-    const auto shift = detail::asymmetry_centre_shifts(sb->changes, sb->summary);
-    const double slope = sb->slope;
-    const std::int64_t base = pts.front().base;
-    const std::int64_t t0 = pts.front().ref;
-    const double z = normal_quantile_two_sided(opt.confidence);
+    const auto g = knots(pts, *sb);
+    const auto [q, scale] = most_likely(g.kn);
+    const auto res = detail::kalman_run(g.kn, q, scale, true);
+    auto est = estimates(g, pts, res, sb->slope, normal_quantile_two_sided(opt.confidence));
+    if (!est) return unexpected(est.error());
+    return interpolate_bursts(std::move(*est), std::string(name), opt, lost + sb->dropped);
+  }
 
-    // Knots: bursts (with measurements, de-trended with the rough slope) and
-    // evenly spaced times between them.
+ private:
+  /// The knots: bursts (with measurements, de-trended with the rough slope)
+  /// and evenly spaced times between them.
+  struct knot_grid {
     std::vector<detail::kalman_knot> kn;
-    std::vector<std::int64_t> knot_time;
-    std::vector<int> knot_burst;  // index into pts, or −1
+    std::vector<std::int64_t> time;
+    std::vector<int> burst;  // index into the envelope points, or −1
+    std::int64_t base = 0, t0 = 0;
+  };
+
+  template <class Points, class Screened>
+  [[nodiscard]] knot_grid knots(const Points& pts, const Screened& sb) const {
+    knot_grid g;
+    g.base = pts.front().base;
+    g.t0 = pts.front().ref;
+    const auto shift = detail::asymmetry_centre_shifts(sb.changes, sb.summary);
     const int sub = std::max(1, substeps);
     for (std::size_t i = 0; i < pts.size(); ++i) {
       const auto& e = pts[i];
@@ -204,19 +242,23 @@ struct kalman_estimator {
         for (int j = 1; j < sub; ++j) {
           const std::int64_t t =
               a + static_cast<std::int64_t>(floor_div((static_cast<i128>(b) - a) * j, static_cast<i128>(sub)));
-          if (t <= knot_time.back() || t >= b) continue;
-          kn.push_back({static_cast<double>(static_cast<i128>(t) - t0) * 1e-9, false, 0, 0, false});
-          knot_time.push_back(t);
-          knot_burst.push_back(-1);
+          if (t <= g.time.back() || t >= b) continue;
+          g.kn.push_back({static_cast<double>(static_cast<i128>(t) - g.t0) * 1e-9, false, 0, 0, false});
+          g.time.push_back(t);
+          g.burst.push_back(-1);
         }
       }
-      const double dx = static_cast<double>(static_cast<i128>(e.ref) - t0);
-      const double y = static_cast<double>(e.base - base) + e.centre + shift[e.index] - slope * dx;
-      kn.push_back({dx * 1e-9, true, y, e.var, i > 0 && sb->changes[e.index].kind == detail::change::step});
-      knot_time.push_back(e.ref);
-      knot_burst.push_back(static_cast<int>(i));
+      const double dx = static_cast<double>(static_cast<i128>(e.ref) - g.t0);
+      const double y = static_cast<double>(e.base - g.base) + e.centre + shift[e.index] - sb.slope * dx;
+      g.kn.push_back({dx * 1e-9, true, y, e.var, i > 0 && sb.changes[e.index].kind == detail::change::step});
+      g.time.push_back(e.ref);
+      g.burst.push_back(static_cast<int>(i));
     }
-    // Maximum likelihood over the grid of q and the variance scale.
+    return g;
+  }
+
+  /// Maximum likelihood over the grid of q and the variance scale.
+  [[nodiscard]] static std::pair<double, double> most_likely(const std::vector<detail::kalman_knot>& kn) {
     double best_q = 0, best_s = 1, best_ll = -std::numeric_limits<double>::infinity();
     for (int qi = -1; qi <= 20; ++qi) {
       const double q = qi < 0 ? 0.0 : std::pow(10.0, -4.0 + 0.5 * qi);
@@ -229,25 +271,31 @@ struct kalman_estimator {
         }
       }
     }
-    const auto res = detail::kalman_run(kn, best_q, best_s, true);
+    return {best_q, best_s};
+  }
 
+  /// One estimate per knot from the smoothed states, each inside its hard
+  /// interval (a burst's own, or between two bursts theirs interpolated and rounded outward).
+  template <class Points>
+  [[nodiscard]] static expected<std::vector<burst_estimate>, errc> estimates(const knot_grid& g, const Points& pts,
+                                                                            const detail::kalman_result& res,
+                                                                            double slope, double z) {
     std::vector<burst_estimate> est;
-    est.reserve(kn.size());
+    est.reserve(g.kn.size());
     std::size_t prev_burst = 0;
-    for (std::size_t k = 0; k < kn.size(); ++k) {
+    for (std::size_t k = 0; k < g.kn.size(); ++k) {
       burst_estimate be;
-      be.ref = knot_time[k];
-      const double dx = static_cast<double>(static_cast<i128>(be.ref) - t0);
-      const double off = static_cast<double>(base) + res.x[k][0] + slope * dx;
+      be.ref = g.time[k];
+      const double dx = static_cast<double>(static_cast<i128>(be.ref) - g.t0);
+      const double off = static_cast<double>(g.base) + res.x[k][0] + slope * dx;
       if (!std::isfinite(off) || !std::isfinite(res.p[k][0])) return unexpected(errc::non_finite);
-      if (knot_burst[k] >= 0) {
-        const auto& e = pts[static_cast<std::size_t>(knot_burst[k])];
-        prev_burst = static_cast<std::size_t>(knot_burst[k]);
+      if (g.burst[k] >= 0) {
+        const auto& e = pts[static_cast<std::size_t>(g.burst[k])];
+        prev_burst = static_cast<std::size_t>(g.burst[k]);
         be.hard = e.hard;
         be.stats = e.stats;
         be.burst = e.burst;
       } else {
-        // Between two bursts: their hard intervals interpolated, rounded outward.
         const auto& a = pts[prev_burst];
         const auto& b = pts[prev_burst + 1];
         const double f = static_cast<double>(static_cast<i128>(be.ref) - a.ref) /
@@ -262,7 +310,7 @@ struct kalman_estimator {
       be.stat_half = z * std::sqrt(std::max(res.p[k][0], 0.0));
       est.push_back(be);
     }
-    return interpolate_bursts(std::move(est), std::string(name), opt, lost + sb->dropped);
+    return est;
   }
 };
 

@@ -50,7 +50,8 @@ inline void write_model_lines(std::string& o, const std::vector<estimate::line>&
   o += ",\n  \"segments\": [";
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const auto& s = segments[i];
-    o += i ? ",\n    {" : "\n    {";
+    if (i) o += ',';
+    o += "\n    {";
     o += "\"begin\": "; json::write_int(o, s.begin);
     o += ", \"end\": "; json::write_int(o, s.end);
     o += ", \"ref\": "; json::write_int(o, s.ref);

@@ -374,6 +374,94 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
   return out;
 }
 
+namespace detail {
+
+/// A checked header: the message type, its flags and its payload.
+struct wire_header {
+  message_type type = message_type::bye;
+  std::uint16_t flags = 0;
+  std::span<const std::byte> payload;
+};
+
+/// The header checks of `decode` (magic, version, length, type, flags).
+[[nodiscard]] inline expected<wire_header, errc> decode_header(std::span<const std::byte> in) noexcept {
+  if (in.size() < header_size) return unexpected(errc::truncated);
+  const std::byte* h = in.data();
+  if (get_u32(h) != wire_magic) return unexpected(errc::protocol_error);
+  if (std::to_integer<std::uint8_t>(h[4]) != wire_version) return unexpected(errc::unsupported_version);
+  const auto type = std::to_integer<std::uint8_t>(h[5]);
+  const std::uint16_t flags = get_u16(h + 6);
+  const std::uint32_t len = get_u32(h + 8);
+  if (len > max_payload_size) return unexpected(errc::oversized);
+  if (in.size() - header_size < len) return unexpected(errc::truncated);
+  if (in.size() - header_size > len) return unexpected(errc::protocol_error);
+  if (type < 1 || type > static_cast<std::uint8_t>(message_type::bye)) return unexpected(errc::protocol_error);
+  const auto mt = static_cast<message_type>(type);
+  const std::uint16_t allowed = mt == message_type::deferred ? flag_last_batch : std::uint16_t{0};
+  if ((flags & ~allowed) != 0) return unexpected(errc::protocol_error);
+  return wire_header{mt, flags, in.subspan(header_size, len)};
+}
+
+[[nodiscard]] inline expected<message, errc> decode_deferred(std::span<const std::byte> pl, std::uint16_t flags) {
+  const std::size_t len = pl.size();
+  if (len < 8) return unexpected(errc::protocol_error);
+  const std::byte* p = pl.data();
+  const std::uint32_t count = get_u32(p + 4);
+  if (count > max_batch_entries) return unexpected(errc::oversized);
+  if (len != 8 + batch_entry_size * count) return unexpected(errc::protocol_error);
+  deferred_msg d;
+  d.series_id = get_u32(p);
+  d.last = (flags & flag_last_batch) != 0;
+  d.entries.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::byte* q = p + 8 + batch_entry_size * i;
+    d.entries.push_back(stamp_entry{get_u32(q), get_i64(q + 4)});
+  }
+  return message(std::move(d));
+}
+
+[[nodiscard]] inline expected<message, errc> decode_error(std::span<const std::byte> pl) {
+  const std::size_t len = pl.size();
+  if (len < 12) return unexpected(errc::protocol_error);
+  const std::byte* p = pl.data();
+  const std::uint32_t rlen = get_u32(p + 8);
+  if (rlen > max_reason_length) return unexpected(errc::oversized);
+  if (len != 12 + rlen) return unexpected(errc::protocol_error);
+  error_msg e;
+  e.series_id = get_u32(p);
+  e.code = get_u32(p + 4);
+  e.reason.resize(rlen);
+  for (std::uint32_t i = 0; i < rlen; ++i) e.reason[i] = static_cast<char>(std::to_integer<unsigned char>(p[12 + i]));
+  return message(std::move(e));
+}
+
+/// The fixed-size payloads: the size each type needs, then its fields.
+[[nodiscard]] inline expected<message, errc> decode_fixed(message_type mt, std::span<const std::byte> pl) {
+  static constexpr std::size_t sizes[] = {0, 16, 8, 8, 16, 8, 8, 0, 48, 0, 0};  // by message_type value
+  const auto t = static_cast<std::size_t>(mt);
+  if (t < std::size(sizes) && pl.size() != sizes[t]) return unexpected(errc::protocol_error);
+  const std::byte* p = pl.data();
+  switch (mt) {
+    case message_type::start: return message(start_msg{get_u32(p), get_u32(p + 4), get_u32(p + 8), get_u32(p + 12)});
+    case message_type::start_ack: {
+      const std::uint32_t mode = get_u32(p + 4);
+      if (mode > 1) return unexpected(errc::protocol_error);
+      return message(start_ack_msg{get_u32(p), static_cast<stamp_mode>(mode)});
+    }
+    case message_type::probe: return message(probe_msg{get_u32(p), get_u32(p + 4)});
+    case message_type::reply: return message(reply_msg{get_u32(p), get_u32(p + 4), get_i64(p + 8)});
+    case message_type::end: return message(end_msg{get_u32(p), get_u32(p + 4)});
+    case message_type::end_ack: return message(end_ack_msg{get_u32(p), get_u32(p + 4)});
+    case message_type::result:
+      return message(result_msg{get_u32(p), get_u32(p + 4), get_i64(p + 8), get_i64(p + 16), get_i64(p + 24),
+                                get_i64(p + 32), get_u32(p + 40), get_u32(p + 44)});
+    case message_type::bye: return message(bye_msg{});
+    default: return unexpected(errc::protocol_error);
+  }
+}
+
+}  // namespace detail
+
 /// Decode exactly one message that fills all of `in`.
 ///
 /// Errors (`tsync::errc` as `std::error_code`):
@@ -386,98 +474,14 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
 ///   limit (probe count, batch entries, reason length);
 /// - `out_of_range`: a probe id >= `max_probes_per_series` or a vCPU id above `max_vcpu_id`.
 [[nodiscard]] inline expected<message, std::error_code> decode(std::span<const std::byte> in) {
-  using detail::get_i64;
-  using detail::get_u32;
-  auto fail = [](errc e) { return unexpected(make_error_code(e)); };
-  if (in.size() < header_size) return fail(errc::truncated);
-  const std::byte* h = in.data();
-  if (get_u32(h) != wire_magic) return fail(errc::protocol_error);
-  if (std::to_integer<std::uint8_t>(h[4]) != wire_version) return fail(errc::unsupported_version);
-  const auto type = std::to_integer<std::uint8_t>(h[5]);
-  const std::uint16_t flags = detail::get_u16(h + 6);
-  const std::uint32_t len = get_u32(h + 8);
-  if (len > max_payload_size) return fail(errc::oversized);
-  if (in.size() - header_size < len) return fail(errc::truncated);
-  if (in.size() - header_size > len) return fail(errc::protocol_error);
-  if (type < 1 || type > static_cast<std::uint8_t>(message_type::bye)) return fail(errc::protocol_error);
-  const auto mt = static_cast<message_type>(type);
-  if (mt == message_type::deferred) {
-    if ((flags & ~flag_last_batch) != 0) return fail(errc::protocol_error);
-  } else if (flags != 0) {
-    return fail(errc::protocol_error);
-  }
-  const std::byte* p = h + header_size;
-  auto need = [&](std::size_t n) { return len == n; };
-  message m;
-  switch (mt) {
-    case message_type::start:
-      if (!need(16)) return fail(errc::protocol_error);
-      m = start_msg{get_u32(p), get_u32(p + 4), get_u32(p + 8), get_u32(p + 12)};
-      break;
-    case message_type::start_ack: {
-      if (!need(8)) return fail(errc::protocol_error);
-      const std::uint32_t mode = get_u32(p + 4);
-      if (mode > 1) return fail(errc::protocol_error);
-      m = start_ack_msg{get_u32(p), static_cast<stamp_mode>(mode)};
-      break;
-    }
-    case message_type::probe:
-      if (!need(8)) return fail(errc::protocol_error);
-      m = probe_msg{get_u32(p), get_u32(p + 4)};
-      break;
-    case message_type::reply:
-      if (!need(16)) return fail(errc::protocol_error);
-      m = reply_msg{get_u32(p), get_u32(p + 4), get_i64(p + 8)};
-      break;
-    case message_type::end:
-      if (!need(8)) return fail(errc::protocol_error);
-      m = end_msg{get_u32(p), get_u32(p + 4)};
-      break;
-    case message_type::end_ack:
-      if (!need(8)) return fail(errc::protocol_error);
-      m = end_ack_msg{get_u32(p), get_u32(p + 4)};
-      break;
-    case message_type::deferred: {
-      if (len < 8) return fail(errc::protocol_error);
-      const std::uint32_t count = get_u32(p + 4);
-      if (count > max_batch_entries) return fail(errc::oversized);
-      if (len != 8 + batch_entry_size * count) return fail(errc::protocol_error);
-      deferred_msg d;
-      d.series_id = get_u32(p);
-      d.last = (flags & flag_last_batch) != 0;
-      d.entries.reserve(count);
-      for (std::uint32_t i = 0; i < count; ++i) {
-        const std::byte* q = p + 8 + batch_entry_size * i;
-        d.entries.push_back(stamp_entry{get_u32(q), get_i64(q + 4)});
-      }
-      m = std::move(d);
-      break;
-    }
-    case message_type::result:
-      if (!need(48)) return fail(errc::protocol_error);
-      m = result_msg{get_u32(p),      get_u32(p + 4),  get_i64(p + 8),  get_i64(p + 16),
-                     get_i64(p + 24), get_i64(p + 32), get_u32(p + 40), get_u32(p + 44)};
-      break;
-    case message_type::error: {
-      if (len < 12) return fail(errc::protocol_error);
-      const std::uint32_t rlen = get_u32(p + 8);
-      if (rlen > max_reason_length) return fail(errc::oversized);
-      if (len != 12 + rlen) return fail(errc::protocol_error);
-      error_msg e;
-      e.series_id = get_u32(p);
-      e.code = get_u32(p + 4);
-      e.reason.resize(rlen);
-      for (std::uint32_t i = 0; i < rlen; ++i) e.reason[i] = static_cast<char>(std::to_integer<unsigned char>(p[12 + i]));
-      m = std::move(e);
-      break;
-    }
-    case message_type::bye:
-      if (!need(0)) return fail(errc::protocol_error);
-      m = bye_msg{};
-      break;
-  }
-  if (auto ec = detail::check_fields(m)) return unexpected(ec);
-  return m;
+  auto h = detail::decode_header(in);
+  if (!h) return unexpected(make_error_code(h.error()));
+  auto m = h->type == message_type::deferred ? detail::decode_deferred(h->payload, h->flags)
+           : h->type == message_type::error  ? detail::decode_error(h->payload)
+                                             : detail::decode_fixed(h->type, h->payload);
+  if (!m) return unexpected(make_error_code(m.error()));
+  if (auto ec = detail::check_fields(*m)) return unexpected(ec);
+  return std::move(*m);
 }
 
 }  // namespace tsync::probe
