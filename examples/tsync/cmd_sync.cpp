@@ -22,6 +22,7 @@
 #include "cli.hpp"
 #include "tsync/io/duration.hpp"
 #include "tsync/clock.hpp"
+#include "tsync/io/json.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/probe.hpp"
 #include "tsync/transport.hpp"
@@ -476,8 +477,10 @@ bool write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, std::span<
   auto f = sy::atomic_file::create(file);
   f << text.str();
   bool ok = commit_or_report(f);
-  summary << "    {\"vcpu\": " << r.vcpu << ", \"table\": \"" << file
-          << "\", \"peer_lost\": " << (r.peer_lost ? "true" : "false") << ", \"samples\": [";
+  std::string quoted_file;
+  tsync::io::json::write_string(quoted_file, file);
+  summary << "    {\"vcpu\": " << r.vcpu << ", \"table\": " << quoted_file
+          << ", \"peer_lost\": " << (r.peer_lost ? "true" : "false") << ", \"samples\": [";
   for (std::size_t i = 0; i < table.size(); ++i) {
     const auto& t = table[i];
     summary << (i ? ", " : "") << "{\"time\": " << tsync::raw_ns(t.guest_time) << ", \"offset\": " << t.offset.count();
@@ -505,9 +508,12 @@ bool write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, std::span<
 int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>& results) {
   int rc = 0;
   std::ostringstream summary;
-  summary << "{\n  \"format\": \"tsync-sync-tables\",\n  \"version\": 1,\n  \"clock\": \"" << a.clock_name
-          << "\",\n  \"estimator\": \"" << a.est_name
-          << "\",\n  \"offset\": \"host - guest (ns) at guest time\",\n  \"vcpus\": [";
+  std::string clock, estimator;  // names from the command line, escaped as JSON strings
+  tsync::io::json::write_string(clock, a.clock_name);
+  tsync::io::json::write_string(estimator, a.est_name);
+  summary << "{\n  \"format\": \"tsync-sync-tables\",\n  \"version\": 1,\n  \"clock\": " << clock
+          << ",\n  \"estimator\": " << estimator
+          << ",\n  \"offset\": \"host - guest (ns) at guest time\",\n  \"vcpus\": [";
   bool first_v = true;
   for (const auto& r : results) {
     summary << (first_v ? "\n" : ",\n");

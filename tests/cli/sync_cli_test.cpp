@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tsync/correct.hpp"
+#include "tsync/io/json.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/estimate/model.hpp"
 
@@ -35,6 +36,8 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
   std::filesystem::create_directories(dir);
   const std::string sock = (dir / "agent.sock").string();
   const std::string cli = TSYNC_CLI_PATH;
+  // An output prefix with a double quote: the session summary must still be valid JSON.
+  const std::string out = "out\"q";
   // The agent's clock is shifted by +1 s: host - guest = -1 s.
   const std::string agent = "'" + cli + "' agent --transport unix:" + sock +
                             " --connections 2 --shift 1000000000 --idle-timeout 20s > '" + (dir / "agent.log").string() +
@@ -42,7 +45,7 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
   REQUIRE(run("(" + agent + ") &") == 0);
   const int rc = run("'" + cli + "' sync --transport unix:" + sock +
                      " --vcpus 2 --probes 100 --count 3 --interval 10ms --connect-timeout 10s --output '" +
-                     (dir / "out").string() + "' > '" + (dir / "sync.log").string() + "' 2>&1");
+                     (dir / out).string() + "' > '" + (dir / "sync.log").string() + "' 2>&1");
   INFO(slurp(dir / "sync.log"));
   CHECK(rc == 0);
   // The agent exits after its 2 connections.
@@ -50,7 +53,7 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
   INFO("agent: " << slurp(dir / "agent.log"));
   CHECK(slurp(dir / "agent.rc") == "0\n");
   for (int v = 0; v < 2; ++v) {
-    std::ifstream in(dir / ("out.vcpu" + std::to_string(v) + ".csv"));
+    std::ifstream in(dir / (out + ".vcpu" + std::to_string(v) + ".csv"));
     REQUIRE(in);
     auto table = tsync::io::load_table_csv(in);
     REQUIRE(table.has_value());
@@ -60,11 +63,13 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
       CHECK(s.offset.count() > -1'000'000'000 - 1'000'000);
     }
   }
-  const auto summary = slurp(dir / "out.session.json");
+  const auto summary = slurp(dir / (out + ".session.json"));
   CHECK(summary.find("\"vcpu\": 1") != std::string::npos);
+  INFO(summary);
+  CHECK(tsync::io::json::parse(summary).has_value());
   for (int v = 0; v < 2; ++v) {
     // The per-vCPU model is in the estimators' format, so `tsync correct --model` reads it.
-    auto m = tsync::estimate::model::from_json(slurp(dir / ("out.vcpu" + std::to_string(v) + ".model.json")));
+    auto m = tsync::estimate::model::from_json(slurp(dir / (out + ".vcpu" + std::to_string(v) + ".model.json")));
     REQUIRE(m.has_value());
     REQUIRE_FALSE(m->segments.empty());
     const std::int64_t g = m->segments.front().ref;
@@ -77,7 +82,7 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
     CHECK(hb->lo <= *h);
     CHECK(*h <= hb->hi);
   }
-  const auto series = slurp(dir / "out.series.csv");
+  const auto series = slurp(dir / (out + ".series.csv"));
   CHECK(std::count(series.begin(), series.end(), '\n') == 7);  // header + 2 vCPUs x 3 series
   std::filesystem::remove_all(dir);
 }
