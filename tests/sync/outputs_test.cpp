@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "support/temp_dir.hpp"
 #include "tsync/sync/kvm_tables.hpp"
 #include "tsync/sync/output_file.hpp"
 #include "tsync/sync/to_model.hpp"
@@ -20,18 +21,8 @@ namespace fs = std::filesystem;
 using namespace tsync::sync;
 
 namespace {
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "tsync-out-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+
+using tsync::test::temp_dir;
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream ss;

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/temp_dir.hpp"
 #include "tsync/transport/open.hpp"
 #include "tsync/transport/server.hpp"
 
@@ -29,19 +30,8 @@ using tsync::errc;
 
 namespace {
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tsync-open-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string operator/(const char* name) const { return path + "/" + name; }
-};
+using tsync::test::temp_dir;
+
 
 /// What a process killed with SIGKILL leaves behind: a bound socket file, no listener.
 void make_stale_socket(const std::string& path) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "support/temp_dir.hpp"
 #include "probe/test_support.hpp"
 #include "tsync/probe/exchange.hpp"
 #include "tsync/transport.hpp"
@@ -24,20 +25,8 @@ using tsync::test::raw_clock;
 
 namespace {
 
-/// A fresh private directory for sockets and FIFOs, removed afterwards.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tsync-transport-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string operator/(const char* name) const { return path + "/" + name; }
-};
+using tsync::test::temp_dir;
+
 
 /// The responder side run in a forked child: serve until bye, exit 0 on success.
 template <class T>
