@@ -27,6 +27,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -1118,15 +1119,23 @@ template <class Source> class dat_parser {
   // section's declared size. The file is read in chunks; the last candidate wins.
   void find_unlinked(trace_dat_info& info) {
     constexpr std::uint64_t chunk = 1u << 20, header = 16;
+    // The option id's byte that is 0x0c (TIME_SHIFT = 12) in the file's order.
+    const std::uint64_t id_byte = header + (o_ == byte_order::little ? 0 : 1);
     std::vector<std::byte> buf;
     for (std::uint64_t base = 0; base + header + 6 <= s_.size(); base += chunk) {
       const std::uint64_t len = std::min<std::uint64_t>(chunk + header + 6, s_.size() - base);
       buf.resize(static_cast<std::size_t>(len));
       if (!s_.read(base, buf)) return;
-      for (std::uint64_t i = 0; i + header + 6 <= len && i < chunk; ++i) {
+      const std::uint64_t last = std::min<std::uint64_t>(chunk, len - header - 6);  // candidate offsets [0, last]
+      for (std::uint64_t i = 0; i <= last;) {
+        // Jump to the next byte that can be the option id's 0x0c.
+        const void* hit = std::memchr(buf.data() + i + id_byte, option_time_shift, static_cast<std::size_t>(last - i + 1));
+        if (hit == nullptr) break;
+        i = static_cast<std::uint64_t>(static_cast<const std::byte*>(hit) - buf.data()) - id_byte;
         const std::byte* q = buf.data() + i;
-        if (tc_get(q, 2, o_) != 0 || tc_get(q + 2, 2, o_) != 0 || tc_get(q + 16, 2, o_) != option_time_shift) continue;
-        try_unlinked(info, base + i);
+        if (tc_get(q, 2, o_) == 0 && tc_get(q + 2, 2, o_) == 0 && tc_get(q + 16, 2, o_) == option_time_shift)
+          try_unlinked(info, base + i);
+        ++i;
       }
     }
   }
