@@ -154,3 +154,11 @@ TEST_CASE("kvm_tables: offset is the negated tsc-offset with the scaling, -2^63 
   CHECK(bad.error().vcpu == 3);
   CHECK(bad.error().code == tsync::errc::number_out_of_range);
 }
+
+TEST_CASE("sync_parent_dir syncs the directory of a path and reports one that does not exist") {
+  temp_dir d;
+  CHECK_FALSE(tsync::sync::detail::sync_parent_dir((d.path / "x.csv").string()));
+  CHECK_FALSE(tsync::sync::detail::sync_parent_dir("relative-name.csv"));  // the current directory
+  CHECK(tsync::sync::detail::sync_parent_dir("/nonexistent-dir-for-tsync/x.csv") ==
+        std::error_code(ENOENT, std::generic_category()));
+}

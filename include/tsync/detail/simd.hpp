@@ -36,8 +36,8 @@ enum class isa : unsigned char {
   avx512 = 2,    ///< 8 lanes of 64 bits (AVX-512F and DQ)
 };
 
-/// True when the CPU runs the copy `i` (always true for `isa::baseline`).
-inline bool isa_usable(isa i) noexcept {
+/// The widest copy the CPU (and OS) run, detected once.
+inline isa best_isa() noexcept {
 #if TSYNC_SIMD_X86
   static const isa best = [] {
     __builtin_cpu_init();  // idempotent; valid even in early static initialisers
@@ -45,18 +45,13 @@ inline bool isa_usable(isa i) noexcept {
     if (__builtin_cpu_supports("avx2")) return isa::avx2;
     return isa::baseline;
   }();
-  return static_cast<unsigned>(i) <= static_cast<unsigned>(best);
+  return best;
 #else
-  return i == isa::baseline;
+  return isa::baseline;
 #endif
 }
-
-/// The widest copy the CPU runs (detected once).
-inline isa best_isa() noexcept {
-  if (isa_usable(isa::avx512)) return isa::avx512;
-  if (isa_usable(isa::avx2)) return isa::avx2;
-  return isa::baseline;
-}
+/// True when the CPU runs the copy `i` (always true for `isa::baseline`).
+inline bool isa_usable(isa i) noexcept { return static_cast<unsigned>(i) <= static_cast<unsigned>(best_isa()); }
 
 /// A short name of a copy (benchmarks and test reports).
 constexpr const char* isa_name(isa i) noexcept {

@@ -49,6 +49,19 @@ namespace detail {
   }
   return {};
 }
+
+/// fsync the directory holding `path`, so that a rename into it is durable.
+/// File systems that cannot fsync a directory (EINVAL) are not an error.
+[[nodiscard]] inline std::error_code sync_parent_dir(const std::string& path) noexcept {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_code();
+  std::error_code ec;
+  if (::fsync(fd) < 0 && errno != EINVAL) ec = errno_code();
+  if (::close(fd) < 0 && !ec) ec = errno_code();
+  return ec;
+}
 }  // namespace detail
 
 /// A file written under a temporary name and renamed into place by `commit()`.
@@ -107,6 +120,7 @@ class atomic_file {
       fd_ = -1;
     }
     if (!err_ && ::rename(tmp_.c_str(), path_.c_str()) < 0) err_ = detail::errno_code();
+    if (!err_) err_ = detail::sync_parent_dir(path_);  // the rename itself must reach the disk
     if (err_) {
       ::unlink(tmp_.c_str());
     }
@@ -181,7 +195,10 @@ class append_log {
       if (::close(fd_) < 0 && !err_) err_ = detail::errno_code();
       fd_ = -1;
     }
-    if (!err_ && !final_path.empty() && ::rename(path_.c_str(), final_path.c_str()) < 0) err_ = detail::errno_code();
+    if (!err_ && !final_path.empty()) {
+      if (::rename(path_.c_str(), final_path.c_str()) < 0) err_ = detail::errno_code();
+      else err_ = detail::sync_parent_dir(final_path);
+    }
     return err_;
   }
 
