@@ -6,7 +6,8 @@
 // - decode() never crashes, never reads out of bounds, never hangs;
 // - whatever decodes re-encodes to exactly the input bytes (the codec is canonical),
 //   and what it decodes to satisfies the documented limits;
-// - `serve` fed the input as a sequence of frames (each a 2-byte little-endian
+// - `serve` (with default options, and as tsync's agent runs it: hello required)
+//   fed the input as a sequence of frames (each a 2-byte little-endian
 //   length, 0 meaning 65536 = the 64 KiB limit, then that many bytes) through a
 //   fake in-memory transport returns (never hangs), and everything it sends
 //   decodes and fits max_message_size;
@@ -25,6 +26,7 @@
 
 #include "tsync/core/time.hpp"
 #include "tsync/probe/exchange.hpp"
+#include "tsync/probe/identity.hpp"
 #include "tsync/probe/message.hpp"
 #include "tsync/transport/fd_stream.hpp"
 
@@ -56,7 +58,12 @@ class fake_transport {
   explicit fake_transport(std::span<const std::byte> in) : in_(in) {}
   tsync::expected<void, std::error_code> send(std::span<const std::byte> bytes, tsync::transport::deadline) {
     check(bytes.size() <= tsync::transport::max_message_size);
-    check(tsync::probe::decode(bytes).has_value());
+    // Everything the responder sends decodes, except the error that answers a
+    // peer of another version in that peer's version (an older one).
+    const auto v = tsync::probe::peek_version(bytes);
+    check(tsync::probe::decode(bytes).has_value() ||
+          (v && *v < tsync::probe::wire_version && bytes.size() > 5 &&
+           std::to_integer<unsigned>(bytes[5]) == static_cast<unsigned>(tsync::probe::message_type::error)));
     return {};
   }
   tsync::expected<std::size_t, std::error_code> receive(std::vector<std::byte>& buf, tsync::transport::deadline) {
@@ -94,6 +101,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fake_transport t(in);
     counter_clock clk;
     tsync::probe::responder_options opt;
+    (void)tsync::probe::serve(t, clk, opt);
+  }
+  // And as tsync's agent runs it: a hello required, the clocks compared.
+  {
+    fake_transport t(in);
+    counter_clock clk;
+    tsync::probe::responder_options opt;
+    opt.require_hello = true;
+    opt.identity.clock = "mono_raw";
+    opt.on_hello = [&](const tsync::probe::peer_identity& p) { return tsync::probe::clock_mismatch(p, opt.identity); };
     (void)tsync::probe::serve(t, clk, opt);
   }
 

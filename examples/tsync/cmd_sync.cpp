@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdint>
 #include <fstream>
 #include <iostream>
@@ -115,7 +116,14 @@ struct agent_args {
   std::chrono::nanoseconds idle = 120s;
   std::int64_t step_per_series = 0;
   bool pin = true, verbose = false;
+  pr::peer_identity id;  ///< sent in answer to every hello (clock, unit, boot id, process nonce)
 };
+
+/// One line on stderr for the agent (serialized with `out_mu`).
+void agent_log(std::mutex& out_mu, const std::string& line) {
+  std::lock_guard lk(out_mu);
+  std::cerr << "tsync agent: " << line << '\n';
+}
 
 /// Serve one connection: the probe responder with the agent's clock.
 void serve_one(tr::stream_transport& t, const agent_args& a, std::stop_token stop, std::mutex& out_mu,
@@ -135,15 +143,37 @@ void serve_one(tr::stream_transport& t, const agent_args& a, std::stop_token sto
     if (a.step_per_series != 0) c.step(a.step_per_series);
     return pin ? pin(m) : std::error_code{};
   };
+  opt.identity = a.id;
+  opt.require_hello = true;
+  bool greeted = false;
+  opt.on_hello = [&](const pr::peer_identity& peer) -> std::optional<std::string> {
+    auto why = pr::clock_mismatch(peer, a.id, "the sync side", "this agent");
+    if (why) {
+      agent_log(out_mu, "refused a session: " + *why);
+    } else if (!greeted && (a.verbose || started != nullptr)) {
+      // Channel transports: "the host is here" is a state change, said once per connection.
+      agent_log(out_mu, "host connected (its clock " + pr::describe_clock(peer) + ")");
+    }
+    greeted = greeted || !why;
+    return why;
+  };
+  opt.on_version_mismatch = [&](std::uint8_t v) {
+    agent_log(out_mu, "refused a session: " + pr::version_mismatch_text(v, "agent"));
+  };
   auto r = pr::serve(t, c, opt, tr::deadline::max(), stop);
   std::lock_guard lk(out_mu);
+  if (r && r->hellos_refused > 0) ++failures;
+  if (!r && r.error() == tsync::make_error_code(tsync::errc::unsupported_version)) {
+    ++failures;
+    return;
+  }
   if (!r) {
     if (a.verbose || r.error() != tsync::make_error_code(tsync::errc::timed_out))
       std::cerr << "tsync agent: connection ended with an error: " << r.error().message() << '\n';
     if (r.error() != tsync::make_error_code(tsync::errc::timed_out)) ++failures;
     return;
   }
-  if (started) *started = r->series_started;
+  if (started) *started = r->series_started + r->hellos;
   if (a.verbose)
     std::cerr << "tsync agent: connection done: " << r->series_completed << " series, " << r->probes_answered
               << " probes answered\n";
@@ -168,6 +198,7 @@ std::optional<int> parse_agent_args(const std::vector<std::string>& args, agent_
   auto base = clk::open_clock(clock_name, clk::kernel_clock_policy::trace_marker);
   if (!base) return tsync::cli::fail("agent: cannot use clock '" + clock_name + "': " + base.error().message());
   a.base = *base;
+  a.id = pr::local_identity(clock_name, a.base->counts_cycles(), pr::make_nonce());
   if (auto c = o.get("connections")) {
     auto v = tsync::cli::parse_int<std::uint32_t>(*c);
     if (!v) return tsync::cli::usage_error(cmd, "bad --connections '" + *c + "'");
@@ -217,7 +248,16 @@ int serve_channel(const agent_args& a, std::mutex& out_mu, std::atomic<int>& fai
   }
   std::stop_source stop;
   std::uint32_t served = 0;
+  // While no host is there (a virtio-serial port reads end-of-file until the host
+  // side opens it), reopen with a growing pause (50 ms doubling to 2 s) and say
+  // so once; each change of state (waiting / host connected / host gone) is one line.
+  std::chrono::milliseconds pause = 50ms;
+  bool waiting_said = false;
   while (!g_interrupted.load() && (a.connections == 0 || served < a.connections)) {
+    if (!waiting_said) {
+      agent_log(out_mu, "waiting for the host on " + a.spec_text);
+      waiting_said = true;
+    }
     auto t = fifo ? tr::open_fifo_pair(in, out, tr::after(500ms)) : tr::open_chardev(a.spec.path);
     if (!t) {
       if (t.error() == tsync::make_error_code(tsync::errc::timed_out)) continue;
@@ -225,8 +265,16 @@ int serve_channel(const agent_args& a, std::mutex& out_mu, std::atomic<int>& fai
     }
     std::uint32_t started = 0;
     serve_one(*t, a, stop.get_token(), out_mu, failures, &started);
-    if (started > 0) ++served;
-    if (!fifo && started == 0) std::this_thread::sleep_for(50ms);
+    if (started > 0) {
+      ++served;
+      pause = 50ms;
+      agent_log(out_mu, "host gone");
+      waiting_said = false;
+      continue;
+    }
+    if (fifo) continue;  // opening a FIFO waits for the peer by itself
+    for (auto slept = 0ms; slept < pause && !g_interrupted.load(); slept += 50ms) std::this_thread::sleep_for(50ms);
+    pause = std::min<std::chrono::milliseconds>(pause * 2, 2000ms);
   }
   return failures.load() == 0 ? 0 : 1;
 }
@@ -319,6 +367,7 @@ struct sync_args {
   std::optional<clk::any_clock> clock;
   std::chrono::nanoseconds connect_timeout = 10s;
   pr::series_config base;
+  pr::peer_identity id;  ///< this side's identity, sent in every hello
   bool quiet = false, serial = false;
   std::optional<tsync::kvm::debugfs_query> kvm_query;
 };
@@ -417,6 +466,7 @@ std::optional<int> parse_sync_args(const std::vector<std::string>& args, sync_ar
   auto clock = clk::open_clock(a.clock_name, clk::kernel_clock_policy::trace_marker);
   if (!clock) return tsync::cli::fail("sync: cannot use clock '" + a.clock_name + "': " + clock.error().message());
   a.clock = *clock;
+  a.id = pr::local_identity(a.clock_name, a.clock->counts_cycles(), pr::make_nonce());
   const std::string role = o.get("role").value_or("host");
   if (role != "host" && role != "guest") return tsync::cli::usage_error(cmd, "bad --role '" + role + "' (host or guest)");
   a.cfg.initiator_is_host = role == "host";
@@ -465,80 +515,145 @@ std::string series_line(const sy::series_record& rec) {
 const char* const series_header =
     "vcpu,series_id,round,final,probes_requested,probes_received,error,at,offset,lo,hi,min_rtt,median_rtt,duration_ns\n";
 
-/// The per-vCPU outputs: the table, the model; appends the vCPU to the summary. False on a write error.
-bool write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, std::span<const tsync::sync_sample> table,
-                        std::ostringstream& summary) {
-  const std::string file = a.prefix + ".vcpu" + std::to_string(r.vcpu) + ".csv";
+/// An identity as a JSON object (the nonce as 16 hex digits: it does not fit a double).
+std::string identity_json(const pr::peer_identity& id) {
+  std::string clock;
+  tsync::io::json::write_string(clock, id.clock);
+  char nonce[17];
+  std::snprintf(nonce, sizeof nonce, "%016llx", static_cast<unsigned long long>(id.nonce));
+  return "{\"clock\": " + clock + ", \"unit\": \"" + pr::to_string(id.unit) + "\", \"tsc_hz\": " +
+         std::to_string(id.tsc_hz) + ", \"boot_id\": \"" + pr::format_boot_id(id.boot_id) + "\", \"nonce\": \"" +
+         nonce + "\"}";
+}
+
+/// The file of segment `seg` of a vCPU: PREFIX.vcpuN (segment 0) or PREFIX.vcpuN.segK, plus `ext`.
+std::string segment_file(const sync_args& a, std::uint32_t vcpu, std::size_t seg, const char* ext) {
+  return a.prefix + ".vcpu" + std::to_string(vcpu) + (seg == 0 ? std::string() : ".seg" + std::to_string(seg)) + ext;
+}
+
+/// The table and model of one segment of a vCPU (nothing joins two segments). False on a write error.
+bool write_segment_files(const sync_args& a, const sy::vcpu_result& r, std::size_t seg,
+                         std::span<const tsync::sync_sample> table) {
+  const std::string file = segment_file(a, r.vcpu, seg, ".csv");
   std::ostringstream text;
   tsync::io::write_table_csv(text, table,
-                             "tsync sync table of vCPU " + std::to_string(r.vcpu) + " (clock " + a.clock_name +
-                                 ", estimator " + a.est_name + "): host = guest + offset",
+                             "tsync sync table of vCPU " + std::to_string(r.vcpu) +
+                                 (seg == 0 ? std::string() : ", segment " + std::to_string(seg)) + " (clock " +
+                                 a.clock_name + ", unit " + pr::to_string(a.id.unit) + ", estimator " + a.est_name +
+                                 "): host = guest + offset",
                              /*with_scaling=*/false);
   auto f = sy::atomic_file::create(file);
   f << text.str();
   bool ok = commit_or_report(f);
-  std::string quoted_file;
-  tsync::io::json::write_string(quoted_file, file);
-  summary << "    {\"vcpu\": " << r.vcpu << ", \"table\": " << quoted_file
-          << ", \"peer_lost\": " << (r.peer_lost ? "true" : "false") << ", \"samples\": [";
-  for (std::size_t i = 0; i < table.size(); ++i) {
-    const auto& t = table[i];
-    summary << (i ? ", " : "") << "{\"time\": " << tsync::raw_ns(t.guest_time) << ", \"offset\": " << t.offset.count();
-    if (t.bounds) summary << ", \"lo\": " << t.bounds->lo << ", \"hi\": " << t.bounds->hi;
-    summary << '}';
-  }
-  summary << "]}";
   if (!table.empty()) {
     sy::vcpu_result sorted = r;
     sorted.table.assign(table.begin(), table.end());
     auto m = sy::to_model(sorted, a.est_name);
-    const std::string mfile = a.prefix + ".vcpu" + std::to_string(r.vcpu) + ".model.json";
     if (!m) {
       std::cerr << "tsync sync: cannot build the model of vCPU " << r.vcpu << '\n';
       return false;
     }
-    auto mf = sy::atomic_file::create(mfile);
+    auto mf = sy::atomic_file::create(segment_file(a, r.vcpu, seg, ".model.json"));
     mf << m->to_json();
     ok = commit_or_report(mf) && ok;
   }
   return ok;
 }
 
+/// The breaks of a vCPU as a JSON array.
+std::string breaks_json(const sy::vcpu_result& r) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < r.breaks.size(); ++i) {
+    const auto& b = r.breaks[i];
+    std::string detail;
+    tsync::io::json::write_string(detail, b.detail);
+    out += (i ? ", " : "") + std::string("{\"series\": ") + std::to_string(b.series) +
+           ", \"table_index\": " + std::to_string(b.table_index) + ", \"kind\": \"" +
+           std::string(tsync::estimate::to_string(b.kind)) + "\", \"before\": " +
+           (b.before ? std::to_string(*b.before) : "null") + ", \"after\": " +
+           (b.after ? std::to_string(*b.after) : "null") + ", \"detail\": " + detail + "}";
+  }
+  return out + "]";
+}
+
+/// The per-vCPU outputs, one table and model per segment (split at the breaks);
+/// appends the vCPU to the summary. Returns the vCPU's exit status (0 or 1).
+int write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, std::ostringstream& summary) {
+  int rc = 0;
+  const auto starts = sy::segment_starts(r);
+  std::string quoted_file;
+  tsync::io::json::write_string(quoted_file, segment_file(a, r.vcpu, 0, ".csv"));
+  summary << "    {\"vcpu\": " << r.vcpu << ", \"table\": " << quoted_file << ", \"peer_lost\": "
+          << (r.peer_lost ? "true" : "false") << ", \"peer\": " << (r.peer ? identity_json(*r.peer) : "null")
+          << ", \"breaks\": " << breaks_json(r) << ", \"tables\": [";
+  std::string samples;
+  std::size_t written = 0;
+  for (std::size_t seg = 0; seg < starts.size(); ++seg) {
+    const std::size_t from = starts[seg], to = seg + 1 < starts.size() ? starts[seg + 1] : r.table.size();
+    const auto all = std::span<const tsync::sync_sample>(r.table).subspan(from, to - from);
+    // A responder clock that went backwards between series leaves the table unsorted:
+    // keep the sorted prefix and fail loudly (correct --table refuses unsorted tables).
+    const std::size_t good = sy::sorted_prefix(all);
+    if (good < all.size()) {
+      std::cerr << "tsync sync: vCPU " << r.vcpu << ": sample " << (from + good) << " (guest time "
+                << tsync::raw_ns(all[good].guest_time)
+                << ") is not after the one before: the responder's clock went backwards between series; the table keeps "
+                << good << " of " << all.size() << " samples\n";
+      rc = 1;
+    }
+    const auto table = all.first(good);
+    if (!write_segment_files(a, r, seg, table)) rc = 1;
+    written += table.size();
+    std::string f;
+    tsync::io::json::write_string(f, segment_file(a, r.vcpu, seg, ".csv"));
+    summary << (seg ? ", " : "") << f;
+    for (const auto& t : table) {
+      samples += (samples.empty() ? "" : ", ") + std::string("{\"segment\": ") + std::to_string(seg) +
+                 ", \"time\": " + std::to_string(tsync::raw_ns(t.guest_time)) + ", \"offset\": " +
+                 std::to_string(t.offset.count());
+      if (t.bounds) samples += ", \"lo\": " + std::to_string(t.bounds->lo) + ", \"hi\": " + std::to_string(t.bounds->hi);
+      samples += '}';
+    }
+  }
+  summary << "], \"samples\": [" << samples << "]}";
+  for (const auto& b : r.breaks) {
+    std::cerr << "tsync sync: vCPU " << r.vcpu << ": break (" << tsync::estimate::to_string(b.kind) << ") before series "
+              << b.series << ": " << b.detail << "; samples from then on are in "
+              << segment_file(a, r.vcpu, static_cast<std::size_t>(&b - r.breaks.data()) + 1, ".csv") << '\n';
+  }
+  if (written == 0) rc = 1;
+  return rc;
+}
+
 /// Write every output of a finished session (temp name, fsync, rename); the exit status.
-int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>& results) {
+int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>& results,
+                          const std::optional<pr::peer_identity>& peer) {
   int rc = 0;
   std::ostringstream summary;
   std::string clock, estimator;  // names from the command line, escaped as JSON strings
   tsync::io::json::write_string(clock, a.clock_name);
   tsync::io::json::write_string(estimator, a.est_name);
+  const std::string unit = pr::to_string(a.id.unit);
   summary << "{\n  \"format\": \"tsync-sync-tables\",\n  \"version\": 1,\n  \"clock\": " << clock
-          << ",\n  \"estimator\": " << estimator
-          << ",\n  \"offset\": \"host - guest (ns) at guest time\",\n  \"vcpus\": [";
+          << ",\n  \"unit\": \"" << unit << "\",\n  \"estimator\": " << estimator
+          << ",\n  \"offset\": \"host - guest (" << unit << ") at guest time\",\n  \"self\": " << identity_json(a.id)
+          << ",\n  \"peer\": " << (peer ? identity_json(*peer) : "null") << ",\n  \"vcpus\": [";
   bool first_v = true;
   for (const auto& r : results) {
     summary << (first_v ? "\n" : ",\n");
     first_v = false;
-    // A responder clock that went backwards between series leaves the table unsorted:
-    // keep the sorted prefix and fail loudly (correct --table refuses unsorted tables).
-    const std::size_t good = sy::sorted_prefix(r.table);
-    if (good < r.table.size()) {
-      std::cerr << "tsync sync: vCPU " << r.vcpu << ": sample " << good << " (guest time " << tsync::raw_ns(r.table[good].guest_time)
-                << ") is not after the one before: the responder's clock went backwards between series; the table keeps "
-                << good << " of " << r.table.size() << " samples\n";
-      rc = 1;
-    }
-    const auto table = std::span<const tsync::sync_sample>(r.table).first(good);
-    if (!write_vcpu_outputs(a, r, table, summary)) rc = 1;
+    if (write_vcpu_outputs(a, r, summary) != 0) rc = 1;
     std::size_t failed = 0;
     for (const auto& rec : r.series) failed += rec.ok() ? 0u : 1u;
     if (!a.quiet) {
-      std::cout << "vcpu " << r.vcpu << ": " << table.size() << " samples from " << r.series.size() << " series ("
-                << failed << " failed)";
-      if (!table.empty()) std::cout << ", last offset " << table.back().offset.count() << " ns";
+      std::cout << "vcpu " << r.vcpu << ": " << r.table.size() << " samples from " << r.series.size() << " series ("
+                << failed << " failed";
+      if (!r.breaks.empty()) std::cout << ", " << r.breaks.size() << " breaks";
+      std::cout << ")";
+      if (!r.table.empty()) std::cout << ", last offset " << r.table.back().offset.count() << ' ' << unit;
       if (r.peer_lost) std::cout << ", peer lost: " << r.end_error.message();
       std::cout << " -> " << a.prefix << ".vcpu" << r.vcpu << ".csv\n";
     }
-    if (table.empty()) rc = 1;
     if (r.peer_lost) {
       std::cerr << "tsync sync: vCPU " << r.vcpu << ": the peer went away: " << r.end_error.message()
                 << " (samples so far kept)\n";
@@ -557,21 +672,81 @@ struct connections {
   std::vector<std::unique_ptr<tr::stream_transport>> conns;
   std::vector<std::unique_ptr<clk::any_clock>> clocks;
   std::vector<sy::channel> channels;
+  std::optional<pr::peer_identity> peer;  ///< who answered the first hello
+  std::mutex log_mu;
 };
 
+/// The first hello on a new connection: the peer's identity, or the exit status
+/// of a refusal (no answer, another protocol version, a clock mismatch) said on stderr.
+std::variant<pr::peer_identity, int> first_hello(const sync_args& a, tr::stream_transport& t, tr::deadline until) {
+  auto h = pr::exchange_hello(t, a.id, until);
+  if (!h.ok()) {
+    if (h.error == tsync::make_error_code(tsync::errc::timed_out))
+      return tsync::cli::fail("sync: connected to " + a.spec_text + ", but nobody answered within the --connect-timeout (" +
+                              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(a.connect_timeout).count()) +
+                              " ms): is 'tsync agent' running on the other side? (a QEMU chardev socket accepts before "
+                              "the guest's agent opens its port)");
+    return tsync::cli::fail("sync: " + a.spec_text + ": " + h.message);
+  }
+  const bool host = a.cfg.initiator_is_host;
+  if (auto why = pr::clock_mismatch(host ? a.id : *h.peer, host ? *h.peer : a.id)) {
+    (void)pr::send_bye(t, tr::after(200ms));
+    return tsync::cli::fail("sync: refused before any probe: " + *why);
+  }
+  return *h.peer;
+}
+
+/// One connection per vCPU (connection-oriented, not --serial) or one for all.
+/// Extra connections nobody answers (a QEMU chardev socket serves one client)
+/// are dropped and their vCPUs multiplexed over the first connection.
 std::optional<int> connect_channels(const sync_args& a, connections& c) {
   const bool parallel = a.spec->connection_oriented() && !a.serial;
   const std::size_t nconn = parallel ? a.vcpus.size() : 1;
   const auto until = tr::after(a.connect_timeout);
+  std::vector<std::vector<std::uint32_t>> served;
   for (std::size_t i = 0; i < nconn; ++i) {
     auto t = tr::open_with_retry(*a.spec, until, [] { return g_interrupted.load(); });
     if (!t) return tsync::cli::fail("sync: cannot connect to " + a.spec_text + ": " + t.error().message());
+    // The first connection may wait the whole --connect-timeout; the others only a little.
+    const auto hello_until = i == 0 ? until : std::min(until, tr::after(3s));
+    if (i > 0) {
+      auto h = pr::exchange_hello(*t, a.id, hello_until);
+      if (!h.ok()) {
+        if (!a.quiet)
+          std::cerr << "tsync sync: connection " << (i + 1) << " to " << a.spec_text << ": " << h.message
+                    << "; the peer serves one client (a QEMU chardev?): vCPUs are multiplexed over the first "
+                       "connection (--serial does this at once)\n";
+        for (std::size_t j = i; j < nconn; ++j) served[0].push_back(a.vcpus[j]);
+        break;
+      }
+    } else {
+      auto h = first_hello(a, *t, hello_until);
+      if (auto* rc = std::get_if<int>(&h)) return *rc;
+      c.peer = std::get<pr::peer_identity>(h);
+    }
     c.conns.push_back(std::make_unique<tr::stream_transport>(std::move(*t)));
     c.clocks.push_back(std::make_unique<clk::any_clock>(*a.clock));
+    served.push_back(parallel ? std::vector<std::uint32_t>{a.vcpus[i]} : a.vcpus);
   }
-  for (std::size_t i = 0; i < nconn; ++i) {
-    const auto v = parallel ? std::vector<std::uint32_t>{a.vcpus[i]} : a.vcpus;
-    c.channels.push_back(sy::channel{v, sy::make_series_runner(*c.conns[i], *c.clocks[i], a.base)});
+  for (std::size_t i = 0; i < c.conns.size(); ++i) {
+    sy::identified_runner_options o;
+    o.mine = a.id;
+    o.initiator_is_host = a.cfg.initiator_is_host;
+    o.hello_timeout = std::max<std::chrono::nanoseconds>(1s, std::min<std::chrono::nanoseconds>(a.connect_timeout, 5s));
+    tr::stream_transport* conn = c.conns[i].get();
+    // A peer that went away (agent restart, guest reboot) is reconnected within --connect-timeout;
+    // the next hello tells whether it is another boot or process (a "reboot" break).
+    o.reconnect = [&a, conn] {
+      auto t = tr::open_with_retry(*a.spec, tr::after(a.connect_timeout), [] { return g_interrupted.load(); });
+      if (!t) return false;
+      *conn = std::move(*t);
+      return true;
+    };
+    o.report = [&a, &c](const std::string& text) {
+      std::lock_guard lk(c.log_mu);
+      if (!a.quiet) std::cerr << "tsync sync: " << text << '\n';
+    };
+    c.channels.push_back(sy::channel{served[i], sy::make_identified_series_runner(*conn, *c.clocks[i], a.base, o)});
   }
   return std::nullopt;
 }
@@ -609,7 +784,7 @@ int run_probe_session(sync_args& a) {
   }
   (*s)->stop();
   for (auto& t : c.conns) (void)pr::send_bye(*t, tr::after(500ms));
-  int rc = write_session_outputs(a, (*s)->results());
+  int rc = write_session_outputs(a, (*s)->results(), c.peer);
   std::lock_guard lk(log_mu);
   if (auto ec = log.finish(series_path)) {
     std::cerr << "tsync sync: cannot write " << series_path << ": " << ec.message() << '\n';

@@ -4,10 +4,13 @@
 /// machine (stamps t1 and t2), `serve()` the responder's (stamps g). Both work over
 /// any `tsync::transport::message_transport` and any `tsync::clock::clock_source`.
 ///
-/// One series, as seen on the wire:
+/// One series, as seen on the wire (tsync's initiator sends `hello` before
+/// every series, `exchange_hello`; the responder answers with its identity):
 ///
 /// ```
 /// initiator                         responder
+///   hello(initiator identity)    ─▶  on_hello (may refuse: clock mismatch)
+///                                ◀─ hello(responder identity)
 ///   start(series, flags, N, vcpu) ─▶  on_series_start (e.g. pin to the vCPU)
 ///                                ◀─ start_ack(series, stamp mode)
 ///   t1; probe(series, 0)         ─▶  g = now()
@@ -50,6 +53,7 @@
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
 #include "tsync/core/sync_sample.hpp"
+#include "tsync/probe/identity.hpp"
 #include "tsync/probe/message.hpp"
 #include "tsync/transport/transport.hpp"
 #include "tsync/core/config.hpp"
@@ -109,6 +113,19 @@ struct responder_options {
   std::function<std::error_code(const start_msg& s, std::vector<stamp_entry>& stamps)> resolve_deferred;
   /// Called for each `result` the initiator sends.
   std::function<void(const result_msg& r)> on_result;
+  /// This side's identity, sent in answer to a `hello`.
+  peer_identity identity;
+  /// Called with the initiator's identity when its `hello` arrives; a reason
+  /// refuses the session (e.g. a clock mismatch): the answer `hello` is still
+  /// sent (so the initiator can name both clocks), then an `error` with the
+  /// reason, and every later `start` is refused until a `hello` is accepted.
+  std::function<std::optional<std::string>(const peer_identity& initiator)> on_hello;
+  /// Refuse a `start` before an accepted `hello` on this connection (tsync's agent does).
+  bool require_hello = false;
+  /// Called when the peer speaks another protocol version; it is answered with
+  /// an `error` in its own version (when we can write it) and serving ends with
+  /// `errc::unsupported_version`.
+  std::function<void(std::uint8_t version)> on_version_mismatch;
   std::chrono::nanoseconds poll_interval = std::chrono::milliseconds(50);  ///< how often `stop` is checked
   std::chrono::nanoseconds idle_timeout = std::chrono::nanoseconds::zero(); ///< > 0: no message for this long is an error
   std::chrono::nanoseconds send_timeout = std::chrono::seconds(1);          ///< bound of each send
@@ -131,6 +148,8 @@ struct serve_stats {
   std::uint64_t unexpected_messages = 0; ///< responder-role messages from the initiator (dropped)
   std::uint32_t results_received = 0;
   std::uint32_t errors_received = 0;
+  std::uint32_t hellos = 0;             ///< `hello`s answered
+  std::uint32_t hellos_refused = 0;     ///< of which `on_hello` refused
   serve_end ended = serve_end::bye;
 };
 
@@ -479,6 +498,81 @@ template <transport::message_transport T>
   return {};
 }
 
+/// What `exchange_hello` learned.
+struct hello_result {
+  std::optional<peer_identity> peer;         ///< the responder's identity (also when it refused us)
+  std::error_code error;                     ///< set when the handshake did not succeed
+  std::uint8_t peer_version = wire_version;  ///< the version the peer spoke (another one: `unsupported_version`)
+  std::string message;                       ///< the peer's reason, or what went wrong, for a person
+  [[nodiscard]] bool ok() const noexcept { return !error; }
+};
+
+namespace detail {
+/// One message of the handshake; false when it ends it (result filled).
+[[nodiscard]] inline bool hello_answer(const expected<message, std::error_code>& m, std::span<const std::byte> raw,
+                                       hello_result& res) {
+  if (!m) {
+    res.error = m.error();
+    if (is(m.error(), errc::unsupported_version)) {
+      res.peer_version = peek_version(raw).value_or(0);
+      res.message = version_mismatch_text(res.peer_version, "sync");
+    } else {
+      res.message = "malformed answer to hello: " + m.error().message();
+    }
+    return false;
+  }
+  if (const auto* h = std::get_if<hello_msg>(&*m); h != nullptr && h->role == hello_role::responder) {
+    res.peer = h->id;
+    return false;
+  }
+  if (const auto* e = std::get_if<error_msg>(&*m); e != nullptr && e->series_id == 0) {
+    res.error = peer_error(e->code);
+    res.message = e->reason;
+    return false;
+  }
+  return true;  // a late message of an earlier series: ignore
+}
+}  // namespace detail
+
+/// The initiator's handshake: send `hello` with `mine` and wait until
+/// `until` for the responder's `hello` (re-sent every `resend`, for a responder
+/// that was not reading yet, e.g. a virtio-serial port the guest opens late).
+/// Late messages of earlier series are skipped. Errors: `errc::timed_out` (no
+/// answer: "connected but nobody answers"), `unsupported_version` (the peer
+/// speaks another version: `peer_version`, `message`), the code of the peer's
+/// `error` (`message` is its reason), a decoder or transport error.
+template <transport::message_transport T>
+[[nodiscard]] hello_result exchange_hello(T& t, const peer_identity& mine, transport::deadline until,
+                                          std::chrono::nanoseconds resend = std::chrono::seconds(1)) {
+  hello_result res;
+  std::vector<std::byte> out, in;
+  in.reserve(max_encoded_size);
+  const message hello = hello_msg{hello_role::initiator, mine};
+  while (std::chrono::steady_clock::now() < until) {
+    if (auto ec = detail::send_message(t, hello, out, until)) {
+      res.error = ec;
+      res.message = "cannot send hello: " + ec.message();
+      return res;
+    }
+    const auto round_end = detail::earliest(until, resend);
+    for (;;) {
+      auto r = t.receive(in, round_end);
+      if (!r) {
+        if (detail::is(r.error(), errc::timed_out)) break;
+        res.error = r.error();
+        res.message = "no answer to hello: " + r.error().message();
+        return res;
+      }
+      // A responder that refuses us (clock mismatch) answers with its hello, then an
+      // error; the caller compares the identities itself (`clock_mismatch`).
+      if (!detail::hello_answer(decode(in), in, res)) return res;
+    }
+  }
+  res.error = make_error_code(errc::timed_out);
+  res.message = "connected, but nobody answered the hello (is the agent running on the other side?)";
+  return res;
+}
+
 /// The responder's state machine, one message at a time: `step()` receives (up
 /// to the poll interval) and answers one message; it returns the end of serving
 /// (normal or an error) once there is one. `serve` loops over it.
@@ -513,6 +607,7 @@ class responder {
     last_activity_ = std::chrono::steady_clock::now();
     auto m = decode(in_);
     if (!m) {
+      if (detail::is(m.error(), errc::unsupported_version)) return other_version();
       abort_peer(active_ ? cur_.series_id : 0, m.error(), "malformed message");
       return outcome(unexpected(m.error()));
     }
@@ -543,6 +638,7 @@ class responder {
         return std::nullopt;
       }
       case message_type::bye: return ended(serve_end::bye);
+      case message_type::hello: return on_hello(std::get<hello_msg>(m));
       case message_type::start_ack:
       case message_type::reply:
       case message_type::end_ack:
@@ -551,7 +647,52 @@ class responder {
     return std::nullopt;
   }
 
+  /// A peer of another protocol version: tell it in its own version (version 1
+  /// reads an `error` as we write it) and end.
+  outcome other_version() {
+    const auto v = peek_version(in_).value_or(0);
+    if (opt_.on_version_mismatch) opt_.on_version_mismatch(v);
+    const auto ec = make_error_code(errc::unsupported_version);
+    error_msg e;
+    e.code = static_cast<std::uint32_t>(errc::unsupported_version);
+    e.reason = version_mismatch_text(v, "agent").substr(0, max_reason_length);
+    const std::uint8_t as = v >= oldest_wire_version && v < wire_version ? v : wire_version;
+    out_.resize(encoded_size(message{e}));
+    if (auto n = encode(message{std::move(e)}, out_, as))
+      (void)t_.send(std::span<const std::byte>(out_.data(), *n), detail::earliest(until_, opt_.send_timeout));
+    return unexpected(ec);
+  }
+
+  std::optional<outcome> on_hello(const hello_msg& h) {
+    if (h.role != hello_role::initiator) {
+      ++st_.unexpected_messages;
+      return std::nullopt;
+    }
+    if (active_) {
+      active_ = false;
+      ++st_.series_abandoned;
+    }
+    ++st_.hellos;
+    if (auto ec = send(message{hello_msg{hello_role::responder, opt_.identity}})) return send_failed(ec);
+    refusal_.clear();
+    if (opt_.on_hello) {
+      if (auto why = opt_.on_hello(h.id)) refusal_ = why->empty() ? std::string("session refused") : *why;
+    }
+    hello_ok_ = refusal_.empty();
+    if (!hello_ok_) {
+      ++st_.hellos_refused;
+      abort_peer(0, make_error_code(errc::unsupported), refusal_);
+    }
+    return std::nullopt;
+  }
+
   std::optional<outcome> on_start(const start_msg& s) {
+    if ((opt_.require_hello || !refusal_.empty()) && !hello_ok_) {
+      ++st_.series_refused;
+      abort_peer(s.series_id, make_error_code(errc::protocol_error),
+                 refusal_.empty() ? std::string("a hello is needed before start (protocol 2)") : refusal_);
+      return std::nullopt;
+    }
     if (active_ && s.series_id == cur_.series_id && received_ == 0)
       return sent(send(message{start_ack_msg{s.series_id, opt_.mode}}));  // a repeated start whose ack was lost
     if (active_) ++st_.series_abandoned;
@@ -690,6 +831,8 @@ class responder {
   std::uint32_t last_received_ = 0;
   std::vector<stamp_entry> last_stamps_;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+  bool hello_ok_ = false;   // a `hello` was accepted on this connection
+  std::string refusal_;     // why the last `hello` was refused
 };
 
 /// Answer probes as the responder until `bye`, the peer closing between series,

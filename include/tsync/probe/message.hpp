@@ -1,7 +1,10 @@
 #pragma once
 /// \file
-/// The probe wire protocol, version 1: message types, their fixed layout and a
-/// strict codec.
+/// The probe wire protocol, version 2: message types, their fixed layout and a
+/// strict codec. Version 2 adds `hello` (clock identity and boot identity, sent
+/// by both sides before any series); the other messages are laid out as in
+/// version 1. A version-1 peer is recognised by the version byte of what it
+/// sends (`peek_version`) and answered in its own version (`encode(m, out, 1)`).
 ///
 /// Every message is a 12-byte header followed by a payload. All integers are
 /// **little-endian**, whatever the host's byte order; signed integers are two's
@@ -10,7 +13,7 @@
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic, the bytes `T` `S` `Y` `N` (`wire_magic` read as little-endian u32) |
-/// | 4 | 1 | protocol version (`wire_version`, 1) |
+/// | 4 | 1 | protocol version (`wire_version`, 2) |
 /// | 5 | 1 | message type (`message_type`) |
 /// | 6 | 2 | header flags (only `flag_last_batch`, only on `deferred`) |
 /// | 8 | 4 | payload length in bytes (at most `max_payload_size`) |
@@ -25,6 +28,7 @@
 /// known values. A bad message yields an error code, never undefined behaviour.
 
 #include <array>
+#include <optional>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -44,7 +48,9 @@ namespace tsync::inline TSYNC_ABI::probe {
 /// The first four bytes of every message: ASCII "TSYN".
 inline constexpr std::uint32_t wire_magic = 0x4E595354u;
 /// The protocol version this codec speaks.
-inline constexpr std::uint8_t wire_version = 1;
+inline constexpr std::uint8_t wire_version = 2;
+/// The oldest version `encode` can still write (for an error that an older peer can read).
+inline constexpr std::uint8_t oldest_wire_version = 1;
 /// Size of the fixed header.
 inline constexpr std::size_t header_size = 12;
 
@@ -54,7 +60,9 @@ inline constexpr std::uint32_t max_vcpu_id = 65535;            ///< vCPU (channe
 inline constexpr std::uint32_t max_batch_entries = 1024;       ///< stamps per `deferred` message
 inline constexpr std::size_t max_reason_length = 200;          ///< bytes of an `error` reason (printable ASCII)
 inline constexpr std::size_t batch_entry_size = 12;            ///< probe id u32 + g i64
-/// Largest payload of any version-1 message (a full deferred batch).
+inline constexpr std::size_t max_clock_name_length = 32;       ///< bytes of a `hello` clock name (printable ASCII)
+inline constexpr std::size_t hello_fixed_size = 36;            ///< `hello` payload without the clock name
+/// Largest payload of any message (a full deferred batch).
 inline constexpr std::size_t max_payload_size = 8 + batch_entry_size * max_batch_entries;
 /// Largest encoded message.
 inline constexpr std::size_t max_encoded_size = header_size + max_payload_size;
@@ -71,6 +79,7 @@ enum class message_type : std::uint8_t {
   result = 8,     ///< either way: the estimate computed from a series
   error = 9,      ///< either way: abort with a code and a short reason
   bye = 10,       ///< initiator → responder: the session is over
+  hello = 11,     ///< both ways, before any series: who is speaking, with which clock (version 2)
 };
 
 /// Header flag: this `deferred` batch is the last of its series.
@@ -166,9 +175,39 @@ struct bye_msg {
   friend constexpr bool operator==(const bye_msg&, const bye_msg&) = default;
 };
 
-/// Any version-1 message.
+/// The unit of a clock's readings as the protocol carries it.
+enum class time_unit : std::uint8_t {
+  ns = 0,      ///< nanoseconds
+  cycles = 1,  ///< counter cycles (the TSC); `peer_identity::tsc_hz` gives their rate when known
+};
+/// "ns" or "cycles".
+[[nodiscard]] constexpr const char* to_string(time_unit u) noexcept { return u == time_unit::cycles ? "cycles" : "ns"; }
+
+/// Who is speaking: the clock it stamps with and the boot it runs in.
+struct peer_identity {
+  std::string clock;                 ///< clock name (`mono_raw`, `x86-tsc`, ...), printable, <= `max_clock_name_length`
+  time_unit unit = time_unit::ns;    ///< unit of its stamps
+  std::uint64_t tsc_hz = 0;          ///< cycles per second when `unit` is cycles (0: unknown); 0 for ns
+  std::array<std::uint8_t, 16> boot_id{};  ///< the machine's boot id (/proc/sys/kernel/random/boot_id); zero: unknown
+  std::uint64_t nonce = 0;           ///< random per process: a restarted agent has another
+  friend bool operator==(const peer_identity&, const peer_identity&) = default;
+};
+
+/// Role byte of a `hello`.
+enum class hello_role : std::uint8_t { initiator = 0, responder = 1 };
+
+/// `hello`: the sender's identity. The initiator sends it before the first
+/// series (tsync sends it before every series, so a restarted responder is
+/// noticed); the responder answers with its own.
+struct hello_msg {
+  hello_role role = hello_role::initiator;
+  peer_identity id;
+  friend bool operator==(const hello_msg&, const hello_msg&) = default;
+};
+
+/// Any message (the variant index + 1 is the type byte).
 using message = std::variant<start_msg, start_ack_msg, probe_msg, reply_msg, end_msg, end_ack_msg, deferred_msg,
-                             result_msg, error_msg, bye_msg>;
+                             result_msg, error_msg, bye_msg, hello_msg>;
 
 /// The type byte of a message.
 [[nodiscard]] inline message_type type_of(const message& m) noexcept {
@@ -188,6 +227,7 @@ using message = std::variant<start_msg, start_ack_msg, probe_msg, reply_msg, end
     case message_type::result: return "result";
     case message_type::error: return "error";
     case message_type::bye: return "bye";
+    case message_type::hello: return "hello";
   }
   return "unknown";
 }
@@ -242,6 +282,7 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
     std::size_t operator()(const result_msg&) const noexcept { return 48; }
     std::size_t operator()(const error_msg& e) const noexcept { return 12 + e.reason.size(); }
     std::size_t operator()(const bye_msg&) const noexcept { return 0; }
+    std::size_t operator()(const hello_msg& h) const noexcept { return hello_fixed_size + h.id.clock.size(); }
   };
   return std::visit(visitor{}, m);
 }
@@ -274,6 +315,12 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
   } else if (const auto* er = std::get_if<error_msg>(&m)) {
     if (er->reason.size() > max_reason_length) return errc::oversized;
     if (!printable(er->reason)) return errc::protocol_error;
+  } else if (const auto* he = std::get_if<hello_msg>(&m)) {
+    if (he->id.clock.size() > max_clock_name_length) return errc::oversized;
+    if (!printable(he->id.clock)) return errc::protocol_error;
+    if (he->role != hello_role::initiator && he->role != hello_role::responder) return errc::protocol_error;
+    if (he->id.unit != time_unit::ns && he->id.unit != time_unit::cycles) return errc::protocol_error;
+    if (he->id.unit == time_unit::ns && he->id.tsc_hz != 0) return errc::protocol_error;
   }
   return {};
 }
@@ -287,10 +334,18 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
 
 /// Encode `m` into `out`; returns the number of bytes written.
 ///
+/// `version` is `wire_version` except to answer an older peer in its own
+/// version: `oldest_wire_version`..`wire_version`, and version 1 has no `hello`.
+///
 /// Errors: `errc::truncated` if `out` is too small; the same field checks as
 /// `decode()` (`oversized`, `out_of_range`, `protocol_error`), so that a tsync
-/// peer never sends what a tsync peer would reject.
-[[nodiscard]] inline expected<std::size_t, std::error_code> encode(const message& m, std::span<std::byte> out) noexcept {
+/// peer never sends what a tsync peer would reject; `unsupported_version` for a
+/// version outside that range or a message the version lacks.
+[[nodiscard]] inline expected<std::size_t, std::error_code> encode(const message& m, std::span<std::byte> out,
+                                                                   std::uint8_t version = wire_version) noexcept {
+  if (version < oldest_wire_version || version > wire_version ||
+      (version == 1 && type_of(m) == message_type::hello))
+    return unexpected(make_error_code(errc::unsupported_version));
   if (auto ec = detail::check_fields(m)) return unexpected(ec);
   const std::size_t payload = detail::payload_size(m);
   if (payload > max_payload_size) return unexpected(make_error_code(errc::oversized));
@@ -298,7 +353,7 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
   if (out.size() < total) return unexpected(make_error_code(errc::truncated));
   std::byte* h = out.data();
   detail::put_u32(h, wire_magic);
-  h[4] = static_cast<std::byte>(wire_version);
+  h[4] = static_cast<std::byte>(version);
   h[5] = static_cast<std::byte>(static_cast<std::uint8_t>(type_of(m)));
   std::uint16_t flags = 0;
   if (const auto* d = std::get_if<deferred_msg>(&m); d != nullptr && d->last) flags = flag_last_batch;
@@ -361,6 +416,16 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
       for (std::size_t i = 0; i < e.reason.size(); ++i) p[12 + i] = static_cast<std::byte>(e.reason[i]);
     }
     void operator()(const bye_msg&) const noexcept {}
+    void operator()(const hello_msg& he) const noexcept {
+      p[0] = static_cast<std::byte>(static_cast<std::uint8_t>(he.role));
+      p[1] = static_cast<std::byte>(static_cast<std::uint8_t>(he.id.unit));
+      p[2] = static_cast<std::byte>(he.id.clock.size());
+      p[3] = std::byte{0};
+      detail::put_u64(p + 4, he.id.tsc_hz);
+      for (std::size_t i = 0; i < 16; ++i) p[12 + i] = static_cast<std::byte>(he.id.boot_id[i]);
+      detail::put_u64(p + 28, he.id.nonce);
+      for (std::size_t i = 0; i < he.id.clock.size(); ++i) p[hello_fixed_size + i] = static_cast<std::byte>(he.id.clock[i]);
+    }
   };
   std::visit(visitor{p}, m);
   return total;
@@ -395,7 +460,7 @@ struct wire_header {
   if (len > max_payload_size) return unexpected(errc::oversized);
   if (in.size() - header_size < len) return unexpected(errc::truncated);
   if (in.size() - header_size > len) return unexpected(errc::protocol_error);
-  if (type < 1 || type > static_cast<std::uint8_t>(message_type::bye)) return unexpected(errc::protocol_error);
+  if (type < 1 || type > static_cast<std::uint8_t>(message_type::hello)) return unexpected(errc::protocol_error);
   const auto mt = static_cast<message_type>(type);
   const std::uint16_t allowed = mt == message_type::deferred ? flag_last_batch : std::uint16_t{0};
   if ((flags & ~allowed) != 0) return unexpected(errc::protocol_error);
@@ -418,6 +483,25 @@ struct wire_header {
     d.entries.push_back(stamp_entry{get_u32(q), get_i64(q + 4)});
   }
   return message(std::move(d));
+}
+
+[[nodiscard]] inline expected<message, errc> decode_hello(std::span<const std::byte> pl) {
+  if (pl.size() < hello_fixed_size) return unexpected(errc::protocol_error);
+  const std::byte* p = pl.data();
+  const auto name_len = std::to_integer<std::size_t>(p[2]);
+  if (name_len > max_clock_name_length) return unexpected(errc::oversized);
+  if (pl.size() != hello_fixed_size + name_len || p[3] != std::byte{0}) return unexpected(errc::protocol_error);
+  const auto role = std::to_integer<std::uint8_t>(p[0]), unit = std::to_integer<std::uint8_t>(p[1]);
+  if (role > 1 || unit > 1) return unexpected(errc::protocol_error);
+  hello_msg h;
+  h.role = static_cast<hello_role>(role);
+  h.id.unit = static_cast<time_unit>(unit);
+  h.id.tsc_hz = get_u64(p + 4);
+  for (std::size_t i = 0; i < 16; ++i) h.id.boot_id[i] = std::to_integer<std::uint8_t>(p[12 + i]);
+  h.id.nonce = get_u64(p + 28);
+  h.id.clock.resize(name_len);
+  for (std::size_t i = 0; i < name_len; ++i) h.id.clock[i] = static_cast<char>(std::to_integer<unsigned char>(p[hello_fixed_size + i]));
+  return message(std::move(h));
 }
 
 [[nodiscard]] inline expected<message, errc> decode_error(std::span<const std::byte> pl) {
@@ -473,15 +557,37 @@ struct wire_header {
 /// - `oversized`: a payload length above `max_payload_size`, or a count above its
 ///   limit (probe count, batch entries, reason length);
 /// - `out_of_range`: a probe id >= `max_probes_per_series` or a vCPU id above `max_vcpu_id`.
+///
+/// A message of another version fails with `unsupported_version`; `peek_version`
+/// then says which version the peer speaks.
 [[nodiscard]] inline expected<message, std::error_code> decode(std::span<const std::byte> in) {
   auto h = detail::decode_header(in);
   if (!h) return unexpected(make_error_code(h.error()));
   auto m = h->type == message_type::deferred ? detail::decode_deferred(h->payload, h->flags)
            : h->type == message_type::error  ? detail::decode_error(h->payload)
+           : h->type == message_type::hello  ? detail::decode_hello(h->payload)
                                              : detail::decode_fixed(h->type, h->payload);
   if (!m) return unexpected(make_error_code(m.error()));
   if (auto ec = detail::check_fields(*m)) return unexpected(ec);
   return std::move(*m);
+}
+
+/// The version byte of a message that starts with the magic (whatever its
+/// version); empty for fewer than 5 bytes or another magic. Used to name the
+/// version of a peer whose message `decode` refused with `unsupported_version`.
+[[nodiscard]] inline std::optional<std::uint8_t> peek_version(std::span<const std::byte> in) noexcept {
+  if (in.size() < 5 || detail::get_u32(in.data()) != wire_magic) return std::nullopt;
+  return std::to_integer<std::uint8_t>(in[4]);
+}
+
+/// "peer is older (protocol 1): ..." / "peer is newer (protocol 3): ..." for a
+/// peer speaking `version`, from the side `self` ("agent", "sync").
+[[nodiscard]] inline std::string version_mismatch_text(std::uint8_t version, std::string_view self) {
+  const bool older = version < wire_version;
+  std::string s = std::string("peer is ") + (older ? "older" : "newer") + " (protocol " + std::to_string(version) +
+                  "); this " + std::string(self) + " speaks protocol " + std::to_string(wire_version) +
+                  ": run the same tsync version on both sides";
+  return s;
 }
 
 }  // namespace tsync::probe

@@ -62,6 +62,7 @@
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/clock/clock_source.hpp"
+#include "tsync/estimate/breaks.hpp"
 #include "tsync/estimate/registry.hpp"
 #include "tsync/probe/exchange.hpp"
 #include "tsync/transport/transport.hpp"
@@ -77,6 +78,12 @@ inline constexpr std::uint32_t default_series_probes = 339;
 struct series_outcome {
   std::vector<probe_sample> probes;
   std::error_code error;
+  /// Who answered the series (from the `hello` before it), when the runner knows.
+  /// A change of boot id or nonce between two series of a vCPU is a `reboot` break.
+  std::optional<probe::peer_identity> peer;
+  /// The peer went away during the series but the runner connected again: the
+  /// channel goes on (the next series' `hello` tells whether it is the same peer).
+  bool reconnected = false;
 };
 
 /// Runs one series of `probes` probes for `vcpu`, with the session-unique id
@@ -233,6 +240,71 @@ template <transport::message_transport T, clock::clock_source C>
   };
 }
 
+/// Options of `make_identified_series_runner`.
+struct identified_runner_options {
+  probe::peer_identity mine;       ///< this side's identity, sent in every `hello`
+  bool initiator_is_host = true;   ///< which side `mine` is (for `clock_mismatch`)
+  std::chrono::nanoseconds hello_timeout = std::chrono::seconds(5);  ///< per series
+  /// Reopen the transport after the peer went away (agent restart, guest reboot);
+  /// true when it is connected again. Empty: a lost peer ends the channel.
+  std::function<bool()> reconnect;
+  /// Told, once per distinct text, why a series could not start (version, clock mismatch, no answer).
+  std::function<void(const std::string&)> report;
+};
+
+/// A `series_runner` like `make_series_runner` that runs the `hello` handshake
+/// (`probe::exchange_hello`) before every series: the outcome carries the peer's
+/// identity (so the session sees a reboot or an agent restart as a `reboot`
+/// break), a clock mismatch fails the series with `errc::unsupported` before any
+/// probe, and a peer that went away is reconnected through `o.reconnect`.
+template <transport::message_transport T, clock::clock_source C>
+[[nodiscard]] series_runner make_identified_series_runner(T& t, C& clock, probe::series_config base,
+                                                          identified_runner_options o) {
+  struct state {
+    identified_runner_options o;
+    std::string last_report;
+    bool broken = false;  // the transport was lost and not reopened yet
+  };
+  auto st = std::make_shared<state>(state{std::move(o), {}, false});
+  return [&t, &clock, base, st](std::uint32_t id, std::uint32_t vcpu, std::uint32_t n) -> series_outcome {
+    auto say = [&](const std::string& text) {
+      if (text != st->last_report && st->o.report) st->o.report(text);
+      st->last_report = text;
+    };
+    auto reopen = [&] {
+      st->broken = !(st->o.reconnect && st->o.reconnect());
+      return !st->broken;
+    };
+    if (st->broken && !reopen()) return series_outcome{{}, make_error_code(errc::peer_closed), std::nullopt, false};
+    auto h = probe::exchange_hello(t, st->o.mine, transport::after(st->o.hello_timeout));
+    if (!h.ok() && is_peer_lost(h.error) && reopen())
+      h = probe::exchange_hello(t, st->o.mine, transport::after(st->o.hello_timeout));
+    if (!h.ok()) {
+      say(h.message);
+      const bool lost = is_peer_lost(h.error);
+      if (lost && st->o.reconnect) st->broken = true;
+      return series_outcome{{}, h.error, std::nullopt, lost && st->o.reconnect};
+    }
+    const auto& host_side = st->o.initiator_is_host ? st->o.mine : *h.peer;
+    const auto& guest_side = st->o.initiator_is_host ? *h.peer : st->o.mine;
+    if (auto why = probe::clock_mismatch(host_side, guest_side)) {
+      say(*why);
+      return series_outcome{{}, make_error_code(errc::unsupported), h.peer, false};
+    }
+    probe::series_config c = base;
+    c.series_id = id;
+    c.vcpu = vcpu;
+    c.probes = n;
+    probe::series_result r = probe::run_series(t, clock, c);
+    series_outcome out{std::move(r.probes), r.error, h.peer, false};
+    if (is_peer_lost(r.error) && st->o.reconnect) {
+      st->broken = true;
+      out.reconnected = true;  // the next series reopens (or ends the channel)
+    }
+    return out;
+  };
+}
+
 /// An `on_series_start` callback for `responder_options` that pins the serving
 /// thread to the series' vCPU. A failure to pin never refuses the series: it is
 /// passed to `report` (which may be empty) and the probes run unpinned.
@@ -263,17 +335,56 @@ struct series_record {
   std::optional<series_estimate> estimate;
   std::optional<std::size_t> table_index; ///< index of its entry in the vCPU's sync table
   std::chrono::nanoseconds duration{0}; ///< wall time the series took (steady clock)
+  std::uint32_t segment = 0;            ///< breaks before it in its vCPU (0: the first boot seen)
   [[nodiscard]] bool ok() const noexcept { return !error && estimate.has_value(); }
+};
+
+/// A discontinuity between two series of one vCPU (kinds: `estimate::break_kind`).
+/// The samples before and after it belong to different segments and must not be
+/// joined: `table_index` is where the later segment starts in the vCPU's table.
+struct session_break {
+  std::size_t series = 0;         ///< index in `vcpu_result::series` of the first series after the break
+  std::size_t table_index = 0;    ///< index in `vcpu_result::table` of the first sample after it
+  estimate::break_kind kind = estimate::break_kind::reboot;
+  std::optional<std::int64_t> before;  ///< initiator time of the last estimate before the break, if any
+  std::optional<std::int64_t> after;   ///< initiator time of the first probe after it, if any
+  std::string detail;                  ///< what was seen (e.g. "boot id changed: ... -> ...")
 };
 
 /// Everything collected for one vCPU.
 struct vcpu_result {
   std::uint32_t vcpu = 0;
-  std::vector<sync_sample> table;       ///< guest→host sync table, in series order
+  std::vector<sync_sample> table;       ///< guest→host sync table, in series order (split at `breaks`)
   std::vector<series_record> series;    ///< every series, failed ones included
   bool peer_lost = false;               ///< the channel ended because the peer went away
   std::error_code end_error;            ///< the error that ended the channel, if any
+  std::optional<probe::peer_identity> peer;  ///< the identity of the latest peer that answered, if known
+  std::vector<session_break> breaks;    ///< in series order
 };
+
+/// The table indices where the segments of `r` start (0 first, then each break's).
+[[nodiscard]] inline std::vector<std::size_t> segment_starts(const vcpu_result& r) {
+  std::vector<std::size_t> s{0};
+  for (const auto& b : r.breaks) {
+    if (b.table_index > s.back() && b.table_index <= r.table.size()) s.push_back(b.table_index);
+  }
+  return s;
+}
+
+/// A `reboot` break when `now` is another boot or process than `before`, else empty.
+[[nodiscard]] inline std::optional<session_break> identity_break(const probe::peer_identity& before,
+                                                                 const probe::peer_identity& now) {
+  if (before.boot_id == now.boot_id && before.nonce == now.nonce) return std::nullopt;
+  session_break b;
+  b.kind = estimate::break_kind::reboot;
+  if (before.boot_id != now.boot_id) {
+    b.detail = "the peer rebooted (boot id " + probe::format_boot_id(before.boot_id) + " -> " +
+               probe::format_boot_id(now.boot_id) + ")";
+  } else {
+    b.detail = "the peer's agent restarted (same boot, new session nonce)";
+  }
+  return b;
+}
 
 /// Configuration of a session.
 struct session_config {
@@ -488,6 +599,8 @@ class session {
     {
       std::lock_guard lk(mu_);
       auto& r = result_of_locked(vcpu);
+      note_identity_locked(r, out);
+      rec.segment = static_cast<std::uint32_t>(r.breaks.size());
       if (sample) {
         rec.table_index = r.table.size();
         r.table.push_back(*sample);
@@ -495,7 +608,28 @@ class session {
       r.series.push_back(rec);
     }
     if (cfg_.on_series) cfg_.on_series(rec);
-    return out.error;
+    return out.reconnected ? std::error_code{} : out.error;
+  }
+
+  /// Record the identity that answered this series; another boot or process than
+  /// the one before is a `reboot` break before this series.
+  static void note_identity_locked(vcpu_result& r, const series_outcome& out) {
+    if (!out.peer) return;
+    if (r.peer) {
+      if (auto b = identity_break(*r.peer, *out.peer)) {
+        b->series = r.series.size();
+        b->table_index = r.table.size();
+        for (auto it = r.series.rbegin(); it != r.series.rend(); ++it) {
+          if (it->estimate) {
+            b->before = it->estimate->at;
+            break;
+          }
+        }
+        if (!out.probes.empty()) b->after = out.probes.front().t1;
+        r.breaks.push_back(std::move(*b));
+      }
+    }
+    r.peer = out.peer;
   }
 
   void mark_lost(std::size_t c, const std::error_code& ec) {
