@@ -4,7 +4,6 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <cstdio>
 #include <cstdint>
 #include <fstream>
 #include <iostream>
@@ -174,7 +173,8 @@ void serve_one(tr::stream_transport& t, const agent_args& a, std::stop_token sto
     return;
   }
   if (started) *started = r->series_started + r->hellos;
-  if (a.verbose)
+  // A channel reopened while no host is there is no connection worth a line.
+  if (a.verbose && (started == nullptr || *started > 0))
     std::cerr << "tsync agent: connection done: " << r->series_completed << " series, " << r->probes_answered
               << " probes answered\n";
 }
@@ -515,145 +515,80 @@ std::string series_line(const sy::series_record& rec) {
 const char* const series_header =
     "vcpu,series_id,round,final,probes_requested,probes_received,error,at,offset,lo,hi,min_rtt,median_rtt,duration_ns\n";
 
-/// An identity as a JSON object (the nonce as 16 hex digits: it does not fit a double).
-std::string identity_json(const pr::peer_identity& id) {
-  std::string clock;
-  tsync::io::json::write_string(clock, id.clock);
-  char nonce[17];
-  std::snprintf(nonce, sizeof nonce, "%016llx", static_cast<unsigned long long>(id.nonce));
-  return "{\"clock\": " + clock + ", \"unit\": \"" + pr::to_string(id.unit) + "\", \"tsc_hz\": " +
-         std::to_string(id.tsc_hz) + ", \"boot_id\": \"" + pr::format_boot_id(id.boot_id) + "\", \"nonce\": \"" +
-         nonce + "\"}";
-}
-
-/// The file of segment `seg` of a vCPU: PREFIX.vcpuN (segment 0) or PREFIX.vcpuN.segK, plus `ext`.
-std::string segment_file(const sync_args& a, std::uint32_t vcpu, std::size_t seg, const char* ext) {
-  return a.prefix + ".vcpu" + std::to_string(vcpu) + (seg == 0 ? std::string() : ".seg" + std::to_string(seg)) + ext;
-}
-
-/// The table and model of one segment of a vCPU (nothing joins two segments). False on a write error.
-bool write_segment_files(const sync_args& a, const sy::vcpu_result& r, std::size_t seg,
-                         std::span<const tsync::sync_sample> table) {
-  const std::string file = segment_file(a, r.vcpu, seg, ".csv");
+/// The per-vCPU outputs: the table, the model; appends the vCPU to the summary. False on a write error.
+bool write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, std::span<const tsync::sync_sample> table,
+                        std::ostringstream& summary) {
+  const std::string file = a.prefix + ".vcpu" + std::to_string(r.vcpu) + ".csv";
   std::ostringstream text;
   tsync::io::write_table_csv(text, table,
-                             "tsync sync table of vCPU " + std::to_string(r.vcpu) +
-                                 (seg == 0 ? std::string() : ", segment " + std::to_string(seg)) + " (clock " +
-                                 a.clock_name + ", unit " + pr::to_string(a.id.unit) + ", estimator " + a.est_name +
-                                 "): host = guest + offset",
+                             "tsync sync table of vCPU " + std::to_string(r.vcpu) + " (clock " + a.clock_name +
+                                 ", estimator " + a.est_name + "): host = guest + offset",
                              /*with_scaling=*/false);
   auto f = sy::atomic_file::create(file);
   f << text.str();
   bool ok = commit_or_report(f);
+  std::string quoted_file;
+  tsync::io::json::write_string(quoted_file, file);
+  summary << "    {\"vcpu\": " << r.vcpu << ", \"table\": " << quoted_file
+          << ", \"peer_lost\": " << (r.peer_lost ? "true" : "false") << ", \"samples\": [";
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    const auto& t = table[i];
+    summary << (i ? ", " : "") << "{\"time\": " << tsync::raw_ns(t.guest_time) << ", \"offset\": " << t.offset.count();
+    if (t.bounds) summary << ", \"lo\": " << t.bounds->lo << ", \"hi\": " << t.bounds->hi;
+    summary << '}';
+  }
+  summary << "]}";
   if (!table.empty()) {
     sy::vcpu_result sorted = r;
     sorted.table.assign(table.begin(), table.end());
     auto m = sy::to_model(sorted, a.est_name);
+    const std::string mfile = a.prefix + ".vcpu" + std::to_string(r.vcpu) + ".model.json";
     if (!m) {
       std::cerr << "tsync sync: cannot build the model of vCPU " << r.vcpu << '\n';
       return false;
     }
-    auto mf = sy::atomic_file::create(segment_file(a, r.vcpu, seg, ".model.json"));
+    auto mf = sy::atomic_file::create(mfile);
     mf << m->to_json();
     ok = commit_or_report(mf) && ok;
   }
   return ok;
 }
 
-/// The breaks of a vCPU as a JSON array.
-std::string breaks_json(const sy::vcpu_result& r) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < r.breaks.size(); ++i) {
-    const auto& b = r.breaks[i];
-    std::string detail;
-    tsync::io::json::write_string(detail, b.detail);
-    out += (i ? ", " : "") + std::string("{\"series\": ") + std::to_string(b.series) +
-           ", \"table_index\": " + std::to_string(b.table_index) + ", \"kind\": \"" +
-           std::string(tsync::estimate::to_string(b.kind)) + "\", \"before\": " +
-           (b.before ? std::to_string(*b.before) : "null") + ", \"after\": " +
-           (b.after ? std::to_string(*b.after) : "null") + ", \"detail\": " + detail + "}";
-  }
-  return out + "]";
-}
-
-/// The per-vCPU outputs, one table and model per segment (split at the breaks);
-/// appends the vCPU to the summary. Returns the vCPU's exit status (0 or 1).
-int write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, std::ostringstream& summary) {
-  int rc = 0;
-  const auto starts = sy::segment_starts(r);
-  std::string quoted_file;
-  tsync::io::json::write_string(quoted_file, segment_file(a, r.vcpu, 0, ".csv"));
-  summary << "    {\"vcpu\": " << r.vcpu << ", \"table\": " << quoted_file << ", \"peer_lost\": "
-          << (r.peer_lost ? "true" : "false") << ", \"peer\": " << (r.peer ? identity_json(*r.peer) : "null")
-          << ", \"breaks\": " << breaks_json(r) << ", \"tables\": [";
-  std::string samples;
-  std::size_t written = 0;
-  for (std::size_t seg = 0; seg < starts.size(); ++seg) {
-    const std::size_t from = starts[seg], to = seg + 1 < starts.size() ? starts[seg + 1] : r.table.size();
-    const auto all = std::span<const tsync::sync_sample>(r.table).subspan(from, to - from);
-    // A responder clock that went backwards between series leaves the table unsorted:
-    // keep the sorted prefix and fail loudly (correct --table refuses unsorted tables).
-    const std::size_t good = sy::sorted_prefix(all);
-    if (good < all.size()) {
-      std::cerr << "tsync sync: vCPU " << r.vcpu << ": sample " << (from + good) << " (guest time "
-                << tsync::raw_ns(all[good].guest_time)
-                << ") is not after the one before: the responder's clock went backwards between series; the table keeps "
-                << good << " of " << all.size() << " samples\n";
-      rc = 1;
-    }
-    const auto table = all.first(good);
-    if (!write_segment_files(a, r, seg, table)) rc = 1;
-    written += table.size();
-    std::string f;
-    tsync::io::json::write_string(f, segment_file(a, r.vcpu, seg, ".csv"));
-    summary << (seg ? ", " : "") << f;
-    for (const auto& t : table) {
-      samples += (samples.empty() ? "" : ", ") + std::string("{\"segment\": ") + std::to_string(seg) +
-                 ", \"time\": " + std::to_string(tsync::raw_ns(t.guest_time)) + ", \"offset\": " +
-                 std::to_string(t.offset.count());
-      if (t.bounds) samples += ", \"lo\": " + std::to_string(t.bounds->lo) + ", \"hi\": " + std::to_string(t.bounds->hi);
-      samples += '}';
-    }
-  }
-  summary << "], \"samples\": [" << samples << "]}";
-  for (const auto& b : r.breaks) {
-    std::cerr << "tsync sync: vCPU " << r.vcpu << ": break (" << tsync::estimate::to_string(b.kind) << ") before series "
-              << b.series << ": " << b.detail << "; samples from then on are in "
-              << segment_file(a, r.vcpu, static_cast<std::size_t>(&b - r.breaks.data()) + 1, ".csv") << '\n';
-  }
-  if (written == 0) rc = 1;
-  return rc;
-}
-
 /// Write every output of a finished session (temp name, fsync, rename); the exit status.
-int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>& results,
-                          const std::optional<pr::peer_identity>& peer) {
+int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>& results) {
   int rc = 0;
   std::ostringstream summary;
   std::string clock, estimator;  // names from the command line, escaped as JSON strings
   tsync::io::json::write_string(clock, a.clock_name);
   tsync::io::json::write_string(estimator, a.est_name);
-  const std::string unit = pr::to_string(a.id.unit);
   summary << "{\n  \"format\": \"tsync-sync-tables\",\n  \"version\": 1,\n  \"clock\": " << clock
-          << ",\n  \"unit\": \"" << unit << "\",\n  \"estimator\": " << estimator
-          << ",\n  \"offset\": \"host - guest (" << unit << ") at guest time\",\n  \"self\": " << identity_json(a.id)
-          << ",\n  \"peer\": " << (peer ? identity_json(*peer) : "null") << ",\n  \"vcpus\": [";
+          << ",\n  \"estimator\": " << estimator
+          << ",\n  \"offset\": \"host - guest (ns) at guest time\",\n  \"vcpus\": [";
   bool first_v = true;
   for (const auto& r : results) {
     summary << (first_v ? "\n" : ",\n");
     first_v = false;
-    if (write_vcpu_outputs(a, r, summary) != 0) rc = 1;
+    // A responder clock that went backwards between series leaves the table unsorted:
+    // keep the sorted prefix and fail loudly (correct --table refuses unsorted tables).
+    const std::size_t good = sy::sorted_prefix(r.table);
+    if (good < r.table.size()) {
+      std::cerr << "tsync sync: vCPU " << r.vcpu << ": sample " << good << " (guest time " << tsync::raw_ns(r.table[good].guest_time)
+                << ") is not after the one before: the responder's clock went backwards between series; the table keeps "
+                << good << " of " << r.table.size() << " samples\n";
+      rc = 1;
+    }
+    const auto table = std::span<const tsync::sync_sample>(r.table).first(good);
+    if (!write_vcpu_outputs(a, r, table, summary)) rc = 1;
     std::size_t failed = 0;
     for (const auto& rec : r.series) failed += rec.ok() ? 0u : 1u;
     if (!a.quiet) {
-      std::cout << "vcpu " << r.vcpu << ": " << r.table.size() << " samples from " << r.series.size() << " series ("
-                << failed << " failed";
-      if (!r.breaks.empty()) std::cout << ", " << r.breaks.size() << " breaks";
-      std::cout << ")";
-      if (!r.table.empty()) std::cout << ", last offset " << r.table.back().offset.count() << ' ' << unit;
+      std::cout << "vcpu " << r.vcpu << ": " << table.size() << " samples from " << r.series.size() << " series ("
+                << failed << " failed)";
+      if (!table.empty()) std::cout << ", last offset " << table.back().offset.count() << " ns";
       if (r.peer_lost) std::cout << ", peer lost: " << r.end_error.message();
       std::cout << " -> " << a.prefix << ".vcpu" << r.vcpu << ".csv\n";
     }
+    if (table.empty()) rc = 1;
     if (r.peer_lost) {
       std::cerr << "tsync sync: vCPU " << r.vcpu << ": the peer went away: " << r.end_error.message()
                 << " (samples so far kept)\n";
@@ -756,6 +691,9 @@ std::optional<int> connect_channels(const sync_args& a, connections& c) {
 int run_probe_session(sync_args& a) {
   connections c;
   if (auto rc = connect_channels(a, c)) return *rc;
+  if (!a.quiet && c.peer)
+    std::cout << "peer: clock " << pr::describe_clock(*c.peer) << ", boot id " << pr::format_boot_id(c.peer->boot_id)
+              << '\n';
   const std::string series_path = a.prefix + ".series.csv";
   auto log = sy::append_log::create(series_path + ".partial");
   if (log.error()) return tsync::cli::fail("sync: cannot write " + log.path() + ": " + log.error().message());
@@ -784,7 +722,7 @@ int run_probe_session(sync_args& a) {
   }
   (*s)->stop();
   for (auto& t : c.conns) (void)pr::send_bye(*t, tr::after(500ms));
-  int rc = write_session_outputs(a, (*s)->results(), c.peer);
+  int rc = write_session_outputs(a, (*s)->results());
   std::lock_guard lk(log_mu);
   if (auto ec = log.finish(series_path)) {
     std::cerr << "tsync sync: cannot write " << series_path << ": " << ec.message() << '\n';
@@ -817,6 +755,9 @@ const tsync::cli::command_registrar agent_cmd{{
                 "Connections are served by a bounded pool of threads, each pinned to the vCPU a series\n"
                 "is for (a failure to pin is reported with --verbose and the series runs unpinned).\n"
                 "A stale socket file nobody listens on (left by a killed agent) is replaced.\n"
+                "On a chardev or FIFO it says once that it waits for the host, and backs off\n"
+                "(up to 2 s) while the port reads end-of-file. It refuses a sync side whose clock\n"
+                "does not match its own (exit status 1), naming both.\n"
                 "Limits and their defaults: docs/security.md.\n\n") +
         transport_help +
         "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc; local, global,\n"
@@ -844,6 +785,10 @@ const tsync::cli::command_registrar sync_cmd{{
                 "series with its estimate, hard interval, round trips and error), PREFIX.vcpuN.model.json\n"
                 "(the estimators' model format, piecewise linear through the series estimates with\n"
                 "their hard intervals: 'tsync correct --model' reads it) and PREFIX.session.json (a summary).\n"
+                "Before any probe both sides exchange their clock, its unit and their boot identity:\n"
+                "a clock mismatch or another protocol version is refused with a message naming both.\n"
+                "A peer that went away is reconnected within --connect-timeout.\n"
+                "Guests (QEMU, Firecracker, Cloud Hypervisor): docs/guests.md.\n"
                 "Exit status 1 when a vCPU got no sample or the peer went away (tables are still written).\n\n") +
         transport_help +
         "  --vcpus N|LIST       4 (vCPUs 0..3) or 0,2,5 (default 1)\n"
@@ -857,9 +802,11 @@ const tsync::cli::command_registrar sync_cmd{{
         "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc; local, global,\n"
         "                       perf, counter, uptime through a tracefs instance (root)\n"
         "  --role host|guest    which side this command runs on (default host)\n"
-        "  --serial             one connection for all vCPUs (default: one per vCPU)\n"
+        "  --serial             one connection for all vCPUs (default: one per vCPU; when the peer\n"
+        "                       serves one client, e.g. a QEMU chardev, they share the first)\n"
         "  --output PREFIX      output file prefix (default tsync-sync)\n"
-        "  --connect-timeout D  wait this long for the agent (default 10s)\n"
+        "  --connect-timeout D  wait this long for the agent to accept and answer the handshake, and\n"
+        "                       to come back after it went away (default 10s)\n"
         "  --probe-timeout D    a reply later than this is lost (default 100ms)\n"
         "  --quiet              print nothing on success\n"
         "  --kvm-pid PID        consider the KVM protocol for the VM that process PID created:\n"

@@ -32,26 +32,6 @@
 
 namespace tsync::inline TSYNC_ABI::estimate {
 
-/// What kind of discontinuity separates two parts of a trace. Nothing is
-/// interpolated across a break.
-enum class break_kind : std::uint8_t {
-  reboot,     ///< the peer is another boot or another process (boot id or session nonce changed): a new epoch
-  step,       ///< the offset jumped (a clock step, e.g. settimeofday on a non-raw clock, or a migration)
-  pause,      ///< the guest clock stood still for a while (pause/resume, suspend)
-  frequency,  ///< the rate changed (drift step)
-};
-
-/// Stable name of a break kind (used in JSON and on stderr).
-[[nodiscard]] constexpr std::string_view to_string(break_kind k) noexcept {
-  switch (k) {
-    case break_kind::reboot: return "reboot";
-    case break_kind::step: return "step";
-    case break_kind::pause: return "pause";
-    case break_kind::frequency: return "frequency";
-  }
-  return "unknown";
-}
-
 /// The probes of one epoch (a boot of the guest, or the time between two
 /// backward steps of its clock), in input order.
 struct epoch {

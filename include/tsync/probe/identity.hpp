@@ -188,4 +188,16 @@ namespace tsync::inline TSYNC_ABI::probe {
   return std::nullopt;
 }
 
+/// What changed between two answers of a peer: "the peer rebooted (boot id A
+/// -> B)" or "the peer's agent restarted (same boot, new session nonce)"; empty
+/// when both come from the same process of the same boot (the clock is checked
+/// by the handshake, not here). A change means the two answers must not be
+/// joined into one timeline (a break of kind `reboot`).
+[[nodiscard]] inline std::optional<std::string> identity_change(const peer_identity& before, const peer_identity& now) {
+  if (before.boot_id == now.boot_id && before.nonce == now.nonce) return std::nullopt;
+  if (before.boot_id != now.boot_id)
+    return "the peer rebooted (boot id " + format_boot_id(before.boot_id) + " -> " + format_boot_id(now.boot_id) + ")";
+  return std::string("the peer's agent restarted (same boot, new session nonce)");
+}
+
 }  // namespace tsync::probe

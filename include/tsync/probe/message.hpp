@@ -332,6 +332,79 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
   return header_size + detail::payload_size(m);
 }
 
+namespace detail {
+
+/// Writes the payload of each message type at `p`.
+struct payload_writer {
+  std::byte* p;
+  void operator()(const start_msg& s) const noexcept {
+    detail::put_u32(p, s.series_id);
+    detail::put_u32(p + 4, s.flags);
+    detail::put_u32(p + 8, s.probe_count);
+    detail::put_u32(p + 12, s.vcpu);
+  }
+  void operator()(const start_ack_msg& a) const noexcept {
+    detail::put_u32(p, a.series_id);
+    detail::put_u32(p + 4, static_cast<std::uint32_t>(a.mode));
+  }
+  void operator()(const probe_msg& q) const noexcept {
+    detail::put_u32(p, q.series_id);
+    detail::put_u32(p + 4, q.probe_id);
+  }
+  void operator()(const reply_msg& r) const noexcept {
+    detail::put_u32(p, r.series_id);
+    detail::put_u32(p + 4, r.probe_id);
+    detail::put_i64(p + 8, r.g);
+  }
+  void operator()(const end_msg& e) const noexcept {
+    detail::put_u32(p, e.series_id);
+    detail::put_u32(p + 4, e.probes_sent);
+  }
+  void operator()(const end_ack_msg& e) const noexcept {
+    detail::put_u32(p, e.series_id);
+    detail::put_u32(p + 4, e.probes_received);
+  }
+  void operator()(const deferred_msg& d) const noexcept {
+    detail::put_u32(p, d.series_id);
+    detail::put_u32(p + 4, static_cast<std::uint32_t>(d.entries.size()));
+    std::byte* q = p + 8;
+    for (const auto& en : d.entries) {
+      detail::put_u32(q, en.probe_id);
+      detail::put_i64(q + 4, en.g);
+      q += batch_entry_size;
+    }
+  }
+  void operator()(const result_msg& r) const noexcept {
+    detail::put_u32(p, r.series_id);
+    detail::put_u32(p + 4, r.estimator);
+    detail::put_i64(p + 8, r.offset);
+    detail::put_i64(p + 16, r.lo);
+    detail::put_i64(p + 24, r.hi);
+    detail::put_i64(p + 32, r.min_rtt);
+    detail::put_u32(p + 40, r.probes_used);
+    detail::put_u32(p + 44, r.probes_rejected);
+  }
+  void operator()(const error_msg& e) const noexcept {
+    detail::put_u32(p, e.series_id);
+    detail::put_u32(p + 4, e.code);
+    detail::put_u32(p + 8, static_cast<std::uint32_t>(e.reason.size()));
+    for (std::size_t i = 0; i < e.reason.size(); ++i) p[12 + i] = static_cast<std::byte>(e.reason[i]);
+  }
+  void operator()(const bye_msg&) const noexcept {}
+  void operator()(const hello_msg& he) const noexcept {
+    p[0] = static_cast<std::byte>(static_cast<std::uint8_t>(he.role));
+    p[1] = static_cast<std::byte>(static_cast<std::uint8_t>(he.id.unit));
+    p[2] = static_cast<std::byte>(he.id.clock.size());
+    p[3] = std::byte{0};
+    detail::put_u64(p + 4, he.id.tsc_hz);
+    for (std::size_t i = 0; i < 16; ++i) p[12 + i] = static_cast<std::byte>(he.id.boot_id[i]);
+    detail::put_u64(p + 28, he.id.nonce);
+    for (std::size_t i = 0; i < he.id.clock.size(); ++i) p[hello_fixed_size + i] = static_cast<std::byte>(he.id.clock[i]);
+  }
+};
+
+}  // namespace detail
+
 /// Encode `m` into `out`; returns the number of bytes written.
 ///
 /// `version` is `wire_version` except to answer an older peer in its own
@@ -359,75 +432,7 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
   if (const auto* d = std::get_if<deferred_msg>(&m); d != nullptr && d->last) flags = flag_last_batch;
   detail::put_u16(h + 6, flags);
   detail::put_u32(h + 8, static_cast<std::uint32_t>(payload));
-  std::byte* p = h + header_size;
-  struct visitor {
-    std::byte* p;
-    void operator()(const start_msg& s) const noexcept {
-      detail::put_u32(p, s.series_id);
-      detail::put_u32(p + 4, s.flags);
-      detail::put_u32(p + 8, s.probe_count);
-      detail::put_u32(p + 12, s.vcpu);
-    }
-    void operator()(const start_ack_msg& a) const noexcept {
-      detail::put_u32(p, a.series_id);
-      detail::put_u32(p + 4, static_cast<std::uint32_t>(a.mode));
-    }
-    void operator()(const probe_msg& q) const noexcept {
-      detail::put_u32(p, q.series_id);
-      detail::put_u32(p + 4, q.probe_id);
-    }
-    void operator()(const reply_msg& r) const noexcept {
-      detail::put_u32(p, r.series_id);
-      detail::put_u32(p + 4, r.probe_id);
-      detail::put_i64(p + 8, r.g);
-    }
-    void operator()(const end_msg& e) const noexcept {
-      detail::put_u32(p, e.series_id);
-      detail::put_u32(p + 4, e.probes_sent);
-    }
-    void operator()(const end_ack_msg& e) const noexcept {
-      detail::put_u32(p, e.series_id);
-      detail::put_u32(p + 4, e.probes_received);
-    }
-    void operator()(const deferred_msg& d) const noexcept {
-      detail::put_u32(p, d.series_id);
-      detail::put_u32(p + 4, static_cast<std::uint32_t>(d.entries.size()));
-      std::byte* q = p + 8;
-      for (const auto& en : d.entries) {
-        detail::put_u32(q, en.probe_id);
-        detail::put_i64(q + 4, en.g);
-        q += batch_entry_size;
-      }
-    }
-    void operator()(const result_msg& r) const noexcept {
-      detail::put_u32(p, r.series_id);
-      detail::put_u32(p + 4, r.estimator);
-      detail::put_i64(p + 8, r.offset);
-      detail::put_i64(p + 16, r.lo);
-      detail::put_i64(p + 24, r.hi);
-      detail::put_i64(p + 32, r.min_rtt);
-      detail::put_u32(p + 40, r.probes_used);
-      detail::put_u32(p + 44, r.probes_rejected);
-    }
-    void operator()(const error_msg& e) const noexcept {
-      detail::put_u32(p, e.series_id);
-      detail::put_u32(p + 4, e.code);
-      detail::put_u32(p + 8, static_cast<std::uint32_t>(e.reason.size()));
-      for (std::size_t i = 0; i < e.reason.size(); ++i) p[12 + i] = static_cast<std::byte>(e.reason[i]);
-    }
-    void operator()(const bye_msg&) const noexcept {}
-    void operator()(const hello_msg& he) const noexcept {
-      p[0] = static_cast<std::byte>(static_cast<std::uint8_t>(he.role));
-      p[1] = static_cast<std::byte>(static_cast<std::uint8_t>(he.id.unit));
-      p[2] = static_cast<std::byte>(he.id.clock.size());
-      p[3] = std::byte{0};
-      detail::put_u64(p + 4, he.id.tsc_hz);
-      for (std::size_t i = 0; i < 16; ++i) p[12 + i] = static_cast<std::byte>(he.id.boot_id[i]);
-      detail::put_u64(p + 28, he.id.nonce);
-      for (std::size_t i = 0; i < he.id.clock.size(); ++i) p[hello_fixed_size + i] = static_cast<std::byte>(he.id.clock[i]);
-    }
-  };
-  std::visit(visitor{p}, m);
+  std::visit(detail::payload_writer{h + header_size}, m);
   return total;
 }
 

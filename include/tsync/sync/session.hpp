@@ -62,7 +62,6 @@
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/clock/clock_source.hpp"
-#include "tsync/estimate/breaks.hpp"
 #include "tsync/estimate/registry.hpp"
 #include "tsync/probe/exchange.hpp"
 #include "tsync/transport/transport.hpp"
@@ -76,10 +75,15 @@ inline constexpr std::uint32_t default_series_probes = 339;
 /// What one series produced: the probes that completed and, if the series did
 /// not finish, why. Probes are kept even when `error` is set.
 struct series_outcome {
+  series_outcome() = default;
+  series_outcome(std::vector<probe_sample> p, std::error_code e, std::optional<probe::peer_identity> who = std::nullopt,
+                 bool again = false)
+      : probes(std::move(p)), error(e), peer(std::move(who)), reconnected(again) {}
   std::vector<probe_sample> probes;
   std::error_code error;
   /// Who answered the series (from the `hello` before it), when the runner knows.
-  /// A change of boot id or nonce between two series of a vCPU is a `reboot` break.
+  /// A change of boot id or nonce between two series of a vCPU means another
+  /// boot or process answered (`probe::identity_change`).
   std::optional<probe::peer_identity> peer;
   /// The peer went away during the series but the runner connected again: the
   /// channel goes on (the next series' `hello` tells whether it is the same peer).
@@ -248,7 +252,8 @@ struct identified_runner_options {
   /// Reopen the transport after the peer went away (agent restart, guest reboot);
   /// true when it is connected again. Empty: a lost peer ends the channel.
   std::function<bool()> reconnect;
-  /// Told, once per distinct text, why a series could not start (version, clock mismatch, no answer).
+  /// Told, once per distinct text, why a series could not start (version, clock mismatch,
+  /// no answer), and when another boot or process of the peer answers (`probe::identity_change`).
   std::function<void(const std::string&)> report;
 };
 
@@ -264,8 +269,9 @@ template <transport::message_transport T, clock::clock_source C>
     identified_runner_options o;
     std::string last_report;
     bool broken = false;  // the transport was lost and not reopened yet
+    std::optional<probe::peer_identity> last_peer;
   };
-  auto st = std::make_shared<state>(state{std::move(o), {}, false});
+  auto st = std::make_shared<state>(state{std::move(o), {}, false, std::nullopt});
   return [&t, &clock, base, st](std::uint32_t id, std::uint32_t vcpu, std::uint32_t n) -> series_outcome {
     auto say = [&](const std::string& text) {
       if (text != st->last_report && st->o.report) st->o.report(text);
@@ -285,6 +291,11 @@ template <transport::message_transport T, clock::clock_source C>
       if (lost && st->o.reconnect) st->broken = true;
       return series_outcome{{}, h.error, std::nullopt, lost && st->o.reconnect};
     }
+    if (st->last_peer) {
+      if (auto change = probe::identity_change(*st->last_peer, *h.peer))
+        say(*change + ", seen before series " + std::to_string(id) + " (vCPU " + std::to_string(vcpu) + ")");
+    }
+    st->last_peer = h.peer;
     const auto& host_side = st->o.initiator_is_host ? st->o.mine : *h.peer;
     const auto& guest_side = st->o.initiator_is_host ? *h.peer : st->o.mine;
     if (auto why = probe::clock_mismatch(host_side, guest_side)) {
@@ -335,56 +346,18 @@ struct series_record {
   std::optional<series_estimate> estimate;
   std::optional<std::size_t> table_index; ///< index of its entry in the vCPU's sync table
   std::chrono::nanoseconds duration{0}; ///< wall time the series took (steady clock)
-  std::uint32_t segment = 0;            ///< breaks before it in its vCPU (0: the first boot seen)
   [[nodiscard]] bool ok() const noexcept { return !error && estimate.has_value(); }
-};
-
-/// A discontinuity between two series of one vCPU (kinds: `estimate::break_kind`).
-/// The samples before and after it belong to different segments and must not be
-/// joined: `table_index` is where the later segment starts in the vCPU's table.
-struct session_break {
-  std::size_t series = 0;         ///< index in `vcpu_result::series` of the first series after the break
-  std::size_t table_index = 0;    ///< index in `vcpu_result::table` of the first sample after it
-  estimate::break_kind kind = estimate::break_kind::reboot;
-  std::optional<std::int64_t> before;  ///< initiator time of the last estimate before the break, if any
-  std::optional<std::int64_t> after;   ///< initiator time of the first probe after it, if any
-  std::string detail;                  ///< what was seen (e.g. "boot id changed: ... -> ...")
 };
 
 /// Everything collected for one vCPU.
 struct vcpu_result {
   std::uint32_t vcpu = 0;
-  std::vector<sync_sample> table;       ///< guest→host sync table, in series order (split at `breaks`)
+  std::vector<sync_sample> table;       ///< guest→host sync table, in series order
   std::vector<series_record> series;    ///< every series, failed ones included
   bool peer_lost = false;               ///< the channel ended because the peer went away
   std::error_code end_error;            ///< the error that ended the channel, if any
   std::optional<probe::peer_identity> peer;  ///< the identity of the latest peer that answered, if known
-  std::vector<session_break> breaks;    ///< in series order
 };
-
-/// The table indices where the segments of `r` start (0 first, then each break's).
-[[nodiscard]] inline std::vector<std::size_t> segment_starts(const vcpu_result& r) {
-  std::vector<std::size_t> s{0};
-  for (const auto& b : r.breaks) {
-    if (b.table_index > s.back() && b.table_index <= r.table.size()) s.push_back(b.table_index);
-  }
-  return s;
-}
-
-/// A `reboot` break when `now` is another boot or process than `before`, else empty.
-[[nodiscard]] inline std::optional<session_break> identity_break(const probe::peer_identity& before,
-                                                                 const probe::peer_identity& now) {
-  if (before.boot_id == now.boot_id && before.nonce == now.nonce) return std::nullopt;
-  session_break b;
-  b.kind = estimate::break_kind::reboot;
-  if (before.boot_id != now.boot_id) {
-    b.detail = "the peer rebooted (boot id " + probe::format_boot_id(before.boot_id) + " -> " +
-               probe::format_boot_id(now.boot_id) + ")";
-  } else {
-    b.detail = "the peer's agent restarted (same boot, new session nonce)";
-  }
-  return b;
-}
 
 /// Configuration of a session.
 struct session_config {
@@ -599,8 +572,7 @@ class session {
     {
       std::lock_guard lk(mu_);
       auto& r = result_of_locked(vcpu);
-      note_identity_locked(r, out);
-      rec.segment = static_cast<std::uint32_t>(r.breaks.size());
+      if (out.peer) r.peer = out.peer;
       if (sample) {
         rec.table_index = r.table.size();
         r.table.push_back(*sample);
@@ -609,27 +581,6 @@ class session {
     }
     if (cfg_.on_series) cfg_.on_series(rec);
     return out.reconnected ? std::error_code{} : out.error;
-  }
-
-  /// Record the identity that answered this series; another boot or process than
-  /// the one before is a `reboot` break before this series.
-  static void note_identity_locked(vcpu_result& r, const series_outcome& out) {
-    if (!out.peer) return;
-    if (r.peer) {
-      if (auto b = identity_break(*r.peer, *out.peer)) {
-        b->series = r.series.size();
-        b->table_index = r.table.size();
-        for (auto it = r.series.rbegin(); it != r.series.rend(); ++it) {
-          if (it->estimate) {
-            b->before = it->estimate->at;
-            break;
-          }
-        }
-        if (!out.probes.empty()) b->after = out.probes.front().t1;
-        r.breaks.push_back(std::move(*b));
-      }
-    }
-    r.peer = out.peer;
   }
 
   void mark_lost(std::size_t c, const std::error_code& ec) {
