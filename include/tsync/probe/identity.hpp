@@ -15,6 +15,7 @@
 /// with a message that names both clocks.
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,7 +24,6 @@
 #include <cstdint>
 #include <ctime>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -95,10 +95,11 @@ namespace tsync::inline TSYNC_ABI::probe {
   return *id;
 }
 
-/// A random per-process session nonce (never 0).
-[[nodiscard]] inline std::uint64_t make_nonce() {
-  std::random_device rd;
-  std::uint64_t v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+/// A random per-process session nonce (never 0): `getrandom`, mixed with the
+/// time and the pid (so it differs between processes even without entropy).
+[[nodiscard]] inline std::uint64_t make_nonce() noexcept {
+  std::uint64_t v = 0;
+  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof v)) v = 0;
   v ^= static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   v ^= static_cast<std::uint64_t>(::getpid()) << 16;
   return v == 0 ? 1 : v;
