@@ -249,4 +249,107 @@ template <class Fit>
   return out;
 }
 
+/// One fitted segment of a session model.
+struct model_part {
+  std::uint32_t segment = 0;
+  std::uint32_t epoch = 0;
+  std::int64_t first_guest = 0;     ///< the guest-time span of its probes
+  std::int64_t last_guest = 0;
+  estimate::model model;            ///< its pieces (an estimator may split a segment further)
+};
+
+/// A whole-trace model of one vCPU: a model per segment and the breaks between.
+struct session_model {
+  std::string estimator;
+  std::vector<model_part> parts;                 ///< in segment order
+  std::vector<estimate::clock_break> breaks;     ///< breaks[i] starts parts[i + 1] (when every segment got a fit)
+};
+
+/// Which segments a guest time `g` may belong to, from the guest-time spans
+/// of the segments (`first`, `last`, `epoch`, in segment order): segment k is
+/// possible unless `g` lies at or before the last time of an earlier segment
+/// of its epoch, or at or after the first time of a later one. Times repeat
+/// across epochs, so candidates from two epochs mean the data cannot tell.
+struct segment_span {
+  std::uint32_t segment = 0;
+  std::uint32_t epoch = 0;
+  std::int64_t first = 0;
+  std::int64_t last = 0;
+};
+
+/// The candidates for `g` (indices into `spans`), see `segment_span`.
+[[nodiscard]] inline std::vector<std::size_t> segment_candidates(std::span<const segment_span> spans, std::int64_t g) {
+  std::vector<std::size_t> out;
+  for (std::size_t k = 0; k < spans.size(); ++k) {
+    bool possible = true;
+    for (std::size_t j = 0; j < spans.size() && possible; ++j) {
+      if (j == k || spans[j].epoch != spans[k].epoch) continue;
+      if (j < k && g <= spans[j].last) possible = false;
+      if (j > k && g >= spans[j].first) possible = false;
+    }
+    if (possible) out.push_back(k);
+  }
+  return out;
+}
+
+/// True when the candidates lie in more than one epoch.
+[[nodiscard]] inline bool candidates_ambiguous(std::span<const segment_span> spans, std::span<const std::size_t> c) {
+  for (auto k : c)
+    if (spans[k].epoch != spans[c.front()].epoch) return true;
+  return false;
+}
+
+/// The spans of a session model's parts.
+[[nodiscard]] inline std::vector<segment_span> spans_of(const session_model& m) {
+  std::vector<segment_span> v;
+  for (const auto& p : m.parts) v.push_back({p.segment, p.epoch, p.first_guest, p.last_guest});
+  return v;
+}
+
+/// What a session model says about one guest time.
+struct segment_answer {
+  bool known = false;           ///< false: the time may belong to segments of different epochs ("unknown")
+  std::int64_t host = 0;        ///< point estimate: from the segment whose data hold the time, else the
+                                ///< earliest candidate (never interpolated across a break)
+  std::int64_t lo = 0;          ///< hard interval of host times: the union over the candidates
+  std::int64_t hi = 0;
+  std::vector<std::uint32_t> segments;  ///< the candidate segments
+};
+
+/// Answer for guest time `g`, restricted to segment `only` when given.
+/// Errors: `not_found` for a segment the model does not have, `empty_input`
+/// for an empty model, and the model's own evaluation errors.
+[[nodiscard]] inline expected<segment_answer, errc> query(const session_model& m, std::int64_t g,
+                                                          std::optional<std::uint32_t> only = std::nullopt) {
+  if (m.parts.empty()) return unexpected(errc::empty_input);
+  const auto spans = spans_of(m);
+  std::vector<std::size_t> cand;
+  if (only) {
+    for (std::size_t k = 0; k < m.parts.size(); ++k)
+      if (m.parts[k].segment == *only) cand.push_back(k);
+    if (cand.empty()) return unexpected(errc::not_found);
+  } else {
+    cand = segment_candidates(spans, g);
+  }
+  segment_answer a;
+  for (auto k : cand) a.segments.push_back(m.parts[k].segment);
+  if (cand.empty() || candidates_ambiguous(spans, cand)) return a;
+  std::size_t point = cand.front();
+  for (auto k : cand)
+    if (spans[k].first <= g && g <= spans[k].last) point = k;
+  auto h = m.parts[point].model.to_host(at_ns<guest>(g));
+  if (!h) return unexpected(h.error());
+  a.host = raw_ns(*h);
+  bool first = true;
+  for (auto k : cand) {
+    auto hb = m.parts[k].model.hard_bounds(at_ns<guest>(g));
+    if (!hb) return unexpected(hb.error());
+    a.lo = first ? raw_ns(hb->lo) : std::min(a.lo, raw_ns(hb->lo));
+    a.hi = first ? raw_ns(hb->hi) : std::max(a.hi, raw_ns(hb->hi));
+    first = false;
+  }
+  a.known = true;
+  return a;
+}
+
 }  // namespace tsync::estimate

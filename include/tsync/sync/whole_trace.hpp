@@ -76,21 +76,8 @@ struct segment_data {
   std::vector<probe_sample> kept;   ///< the bounded reduction
 };
 
-/// One fitted segment of a session model.
-struct model_part {
-  std::uint32_t segment = 0;
-  std::uint32_t epoch = 0;
-  std::int64_t first_guest = 0;     ///< the guest-time span of its probes
-  std::int64_t last_guest = 0;
-  estimate::model model;            ///< its pieces (an estimator may split a segment further)
-};
-
-/// A whole-trace model of one vCPU: a model per segment and the breaks between.
-struct session_model {
-  std::string estimator;
-  std::vector<model_part> parts;                 ///< in segment order
-  std::vector<estimate::clock_break> breaks;     ///< breaks[i] starts parts[i + 1] (when every segment got a fit)
-};
+using estimate::model_part;
+using estimate::session_model;
 
 namespace detail {
 /// Indices of the probes of `v` on the upper hull of (g, t1 − g) and the
@@ -315,38 +302,8 @@ class whole_trace_tracker {
   std::size_t dropped_ = 0;
 };
 
-/// Which segments a guest time `g` may belong to, from the guest-time spans
-/// of the segments (`first`, `last`, `epoch`, in segment order): segment k is
-/// possible unless `g` lies at or before the last time of an earlier segment
-/// of its epoch, or at or after the first time of a later one. Times repeat
-/// across epochs, so candidates from two epochs mean the data cannot tell.
-struct segment_span {
-  std::uint32_t segment = 0;
-  std::uint32_t epoch = 0;
-  std::int64_t first = 0;
-  std::int64_t last = 0;
-};
-
-/// The candidates for `g` (indices into `spans`), see `segment_span`.
-[[nodiscard]] inline std::vector<std::size_t> segment_candidates(std::span<const segment_span> spans, std::int64_t g) {
-  std::vector<std::size_t> out;
-  for (std::size_t k = 0; k < spans.size(); ++k) {
-    bool possible = true;
-    for (std::size_t j = 0; j < spans.size() && possible; ++j) {
-      if (j == k || spans[j].epoch != spans[k].epoch) continue;
-      if (j < k && g <= spans[j].last) possible = false;
-      if (j > k && g >= spans[j].first) possible = false;
-    }
-    if (possible) out.push_back(k);
-  }
-  return out;
-}
-
-/// True when the candidates lie in more than one epoch.
-[[nodiscard]] inline bool candidates_ambiguous(std::span<const segment_span> spans, std::span<const std::size_t> c) {
-  for (auto k : c)
-    if (spans[k].epoch != spans[c.front()].epoch) return true;
-  return false;
-}
+using estimate::segment_span;
+using estimate::segment_candidates;
+using estimate::candidates_ambiguous;
 
 }  // namespace tsync::sync
