@@ -25,6 +25,17 @@
 /// vCPU's sync table; the series record keeps the statistics. A sample whose
 /// offset is exactly 0 is a valid sample and is kept.
 ///
+/// Breaks and whole-trace models (when the initiator is the host and
+/// `track_segments` is on): every series' probes go through a
+/// `whole_trace_tracker` (sync/whole_trace.hpp) that finds clock steps,
+/// backward time and frequency steps as the probes arrive, numbers the
+/// segments between breaks, and keeps a bounded reduction of each segment's
+/// probes. The per-series estimator sees only the probes of the series' last
+/// segment; table entries carry their segment (`vcpu_result::table_segments`),
+/// breaks are in `vcpu_result::breaks` and reported through `on_break`, and
+/// `models()` fits `whole_trace.estimator` to each segment after `stop()`.
+/// `add_break` records a break found by other means (a changed boot identity).
+///
 /// Failure behaviour: a failed series (timeout, protocol error, estimator
 /// error) is recorded with its error and the session goes on; its probes, if
 /// any arrived, still feed an estimate because every probe is causally valid on
