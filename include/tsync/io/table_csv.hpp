@@ -158,7 +158,13 @@ inline expected<void, csv_error> table_row(const std::vector<std::string_view>& 
       seen_data = true;
       auto c = detail::table_columns(f);
       if (!c) return unexpected(detail::csv_fail(line, errc::invalid_argument, "header: " + c.error()));
-      cols = std::move(*c);
+      // The old headers (`time,offset` and `time,offset,ratio,frac_bits`) keep
+      // the old rule: each row has 2 or 4 positional fields.
+      using detail::table_col;
+      const bool old_header = (c->size() == 2 || c->size() == 4) && (*c)[0] == table_col::time &&
+                              (*c)[1] == table_col::offset &&
+                              (c->size() == 2 || ((*c)[2] == table_col::ratio && (*c)[3] == table_col::frac_bits));
+      if (!old_header) cols = std::move(*c);
       continue;
     }
     seen_data = true;
