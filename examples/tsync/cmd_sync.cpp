@@ -373,6 +373,7 @@ struct sync_args {
   std::chrono::nanoseconds connect_timeout = 10s;
   pr::series_config base;
   pr::peer_identity id;  ///< this side's identity, sent in every hello
+  std::optional<pr::peer_identity> peer;  ///< the peer's identity from the first hello (after connecting)
   bool quiet = false, serial = false;
   std::optional<tsync::kvm::debugfs_query> kvm_query;
 };
@@ -539,16 +540,19 @@ sy::protocol choose_protocol(const sync_args& a) {
 /// The labels every output file carries (docs/outputs.md).
 tsync::io::output_labels labels_of(const sync_args& a) {
   tsync::io::output_labels l;
-  l.host_clock = a.clock_name;
-  l.guest_clock = a.clock_name;  // both sides read the clock named by --clock (the agent's --clock must match)
-  l.unit = "ns";
+  // The peer's clock as its hello said (the handshake refused a mismatch).
+  const std::string peer_clock = a.peer ? a.peer->clock : a.clock_name;
+  l.host_clock = a.cfg.initiator_is_host ? a.clock_name : peer_clock;
+  l.guest_clock = a.cfg.initiator_is_host ? peer_clock : a.clock_name;
+  l.unit = pr::to_string(a.id.unit);
   return l;
 }
 
 /// The `# ...` header lines of a CSV output (sign, unit, clocks, then `extra`).
 std::string csv_header(const sync_args& a, const std::vector<std::string>& extra) {
   std::ostringstream h;
-  tsync::io::write_output_header(h, "ns", a.clock_name, a.clock_name, extra);
+  const auto l = labels_of(a);
+  tsync::io::write_output_header(h, l.unit, l.host_clock, l.guest_clock, extra);
   return h.str();
 }
 
@@ -691,10 +695,10 @@ bool write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, const sy::
   const vcpu_outputs o = outputs_of(a, r, wm);
   bool ok = true;
   std::vector<std::string> hdr{"tsync sync table of vCPU " + std::to_string(r.vcpu) + ", estimator " + o.table_estimator,
-                               "sign: host = guest + offset", "unit: ns", "host_clock: " + a.clock_name,
-                               "guest_clock: " + a.clock_name,
-                               "offset_lo, offset_hi: hard bounds of host - guest (absolute, ns); outside a segment's "
-                               "samples they widen by max_drift (1000 ppm) of the distance"};
+                               "sign: host = guest + offset", "unit: " + labels_of(a).unit,
+                               "host_clock: " + labels_of(a).host_clock, "guest_clock: " + labels_of(a).guest_clock,
+                               "offset_lo, offset_hi: hard bounds of host - guest (absolute, " + labels_of(a).unit +
+                                   "); outside a segment's samples they widen by max_drift (1000 ppm) of the distance"};
   for (auto& l : segment_lines(r.breaks)) hdr.push_back(std::move(l));
   if (!o.table.empty()) {
     std::ostringstream text;
@@ -927,6 +931,7 @@ std::optional<int> connect_channels(const sync_args& a, connections& c) {
 int run_probe_session(sync_args& a) {
   connections c;
   if (auto rc = connect_channels(a, c)) return *rc;
+  a.peer = c.peer;
   if (!a.quiet && c.peer)
     std::cout << "peer: clock " << pr::describe_clock(*c.peer) << ", boot id " << pr::format_boot_id(c.peer->boot_id)
               << '\n';
