@@ -106,6 +106,7 @@ class model {
 
   /// Check the invariants (non-empty, begins strictly increasing, every
   /// segment has lower and upper bound lines, finite statistical bands).
+  template <class = void>
   [[nodiscard]] expected<void, errc> check() const {
     if (segments.empty()) return unexpected(errc::empty_input);
     for (std::size_t i = 0; i < segments.size(); ++i) {
@@ -198,6 +199,7 @@ class model {
   /// sample at each segment's begin and one at `next begin − 1` (or at `end − 1`
   /// for the last). Each carries the hard interval relative to its offset.
   /// Outside that range the engine's own policy (hold or extrapolate) applies.
+  template <class = void>
   [[nodiscard]] std::vector<sync_sample> to_sync_table() const {
     std::vector<sync_sample> out;
     auto emit = [&](const segment& s, std::int64_t t) {
