@@ -231,6 +231,7 @@ class model {
 
   /// The model as JSON (see docs/estimators.md for the schema): forwards to
   /// `io::model_to_json` (io/model_json.hpp).
+  template <class = void>
   [[nodiscard]] std::string to_json() const;
   /// Read a model written by `to_json`. Errors: `invalid_argument` for JSON
   /// syntax or a missing / mistyped field (`error` gets the details),
@@ -238,6 +239,7 @@ class model {
   /// `non_finite` for a statistical band that is not finite, and the errors of
   /// `check()`. Forwards to `io::read_model_json` (io/model_json.hpp), whose
   /// `text_error` names the field; kept for one release.
+  template <class = void>
   [[nodiscard]] static expected<model, errc> from_json(std::string_view text, io::json::parse_error* error = nullptr);
 };
 

@@ -34,6 +34,7 @@
 namespace tsync::inline TSYNC_ABI::io {
 
 /// The text form of `sc` (every key, steps one per line).
+template <class = void>
 [[nodiscard]] inline std::string to_text(const sim::scenario& sc) {
   using sim::detail::format_double;
   using namespace sim;
@@ -98,6 +99,7 @@ namespace detail {
 using scenario_field =
     std::variant<std::monostate, std::string*, std::int64_t*, std::uint32_t*, double*, sim::distribution*>;
 
+template <class = void>
 inline scenario_field scenario_key(sim::scenario& sc, std::string_view key) {
   auto& c = sc.clock;
   auto& l = sc.link;
@@ -139,11 +141,13 @@ inline scenario_field scenario_key(sim::scenario& sc, std::string_view key) {
 }
 
 // Parse `v` into a field of each kind; `what` names the expected kind.
+template <class = void>
 inline errc parse_field(std::string_view v, std::string* out, const char*& what) {
   what = "expected text";
   *out = std::string(v);
   return errc::ok;
 }
+template <class = void>
 inline errc parse_field(std::string_view v, std::int64_t* out, const char*& what) {
   what = "expected a duration";
   auto d = parse_duration(v);
@@ -151,14 +155,17 @@ inline errc parse_field(std::string_view v, std::int64_t* out, const char*& what
   *out = *d;
   return errc::ok;
 }
+template <class = void>
 inline errc parse_field(std::string_view v, std::uint32_t* out, const char*& what) {
   what = "expected a count";
   return parse_decimal(v, *out);
 }
+template <class = void>
 inline errc parse_field(std::string_view v, double* out, const char*& what) {
   what = "expected a number";
   return parse_decimal(v, *out);
 }
+template <class = void>
 inline errc parse_field(std::string_view v, sim::distribution* out, const char*& what) {
   what = "expected a distribution";
   auto d = sim::parse_distribution(v);
@@ -167,6 +174,7 @@ inline errc parse_field(std::string_view v, sim::distribution* out, const char*&
   return errc::ok;
 }
 
+template <class = void>
 inline std::vector<std::string_view> split_commas(std::string_view v) {
   std::vector<std::string_view> out;
   while (true) {
@@ -184,6 +192,7 @@ struct step_keys {
   bool cleared_offset = false, cleared_freq = false, cleared_asym = false;
 
   /// Parse a step line of `key` into `sc`; `what` says what was expected.
+  template <class = void>
   errc add(sim::scenario& sc, std::string_view key, std::string_view val, const char*& what) {
     const auto parts = split_commas(val);
     const bool asym = key == "link.asym_step";
@@ -221,6 +230,7 @@ struct step_keys {
 };
 
 /// One `key=value` line of a scenario, applied to `sc`.
+template <class = void>
 class scenario_line_parser {
  public:
   std::optional<text_error> apply(sim::scenario& sc, std::string_view line, std::size_t line_no) {
@@ -270,6 +280,7 @@ class scenario_line_parser {
 /// Errors (`text_error`, `field` = the key) name the line and key: unknown
 /// key, missing `=`, malformed value, `preset` not on the first setting line,
 /// an input above `limits` (`errc::oversized`), or an invalid scenario (line 0).
+template <class = void>
 [[nodiscard]] inline expected<sim::scenario, text_error> parse_scenario(std::string_view text,
                                                                        text_limits limits = scenario_text_limits) {
   if (text.size() > limits.max_bytes)
