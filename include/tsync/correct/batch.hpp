@@ -83,6 +83,7 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
 
 /// Correct `inout` in place (guest → host). On error, `inout[0, index)` hold
 /// host times and the rest are untouched guest times.
+template <class = void>
 [[nodiscard]] inline batch_status correct_batch(const sync_table& table, std::span<std::int64_t> inout) noexcept {
   return detail::run_batch<true>(table, inout.data(), inout.data(), inout.size(), tsync::detail::best_isa());
 }
@@ -90,6 +91,7 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
 /// Correct `in` into `out` (guest → host). `out` must be at least as long as
 /// `in` and must not partly overlap it (`errc::invalid_argument`, index 0);
 /// `out.data() == in.data()` is the in-place case.
+template <class = void>
 [[nodiscard]] inline batch_status correct_batch(const sync_table& table, std::span<const std::int64_t> in,
                                                 std::span<std::int64_t> out) noexcept {
   if (out.size() < in.size()) return {errc::invalid_argument, 0};
