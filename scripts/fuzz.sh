@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets (clang, `fuzz` preset) and fuzz every reader for
 # DURATION seconds in all (default 60), split between the targets: the wire
-# decoder gets a quarter, the others share the rest equally (at least 1 s each).
-# Each starts from its seed corpus: tests/fuzz_corpus/<name>/ plus, for the
-# wire and trace-cmd decoders, the binary seeds written below. Exits non-zero
-# when a fuzzer finds a crash, a leak or a hang.
+# protocol (`message`) gets a quarter, the others share the rest equally (at
+# least 1 s each). Each starts from its seed corpus: tests/fuzz_corpus/<name>/
+# plus, for the wire protocol, its stream framing and the trace-cmd decoders, the
+# binary seeds written below. Exits non-zero when a fuzzer finds a crash, a leak
+# or a hang.
 #
 #   ./scripts/fuzz.sh [DURATION] [TARGET...]
 #
-# Targets: message tracecmd table probes model scenario tsc_writes debugfs.
+# Targets: message stream tracecmd table probes model scenario tsc_writes debugfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-60}"
 case "$duration" in ''|*[!0-9]*) echo "fuzz.sh: DURATION must be a whole number of seconds" >&2; exit 2 ;; esac
 shift || true
-all=(message tracecmd table probes model scenario tsc_writes debugfs)
+all=(message stream tracecmd table probes model scenario tsc_writes debugfs)
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=("${all[@]}")
 
@@ -37,13 +38,24 @@ write_message_seeds() {
   printf 'TSYN\x01\x07\x01\x00\x20\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff' > "$corpus/seed_deferred"
   seed bye       "$(hdr '\x0a' '\x00')"
   printf 'TSYN\x01\x09\x00\x00\x0f\x00\x00\x00\x01\x00\x00\x00\x19\x00\x00\x00\x03\x00\x00\x00abc' > "$corpus/seed_error"
-  # A framed stream of two messages.
-  { printf '\x14\x00\x00\x00'; cat "$corpus/seed_probe"; printf '\x0c\x00\x00\x00'; cat "$corpus/seed_bye"; } > "$corpus/seed_stream"
   # A series for the responder (fuzz/fuzz_message.cpp: 2-byte frame lengths).
   { printf '\x1c\x00'; cat "$corpus/seed_start"; printf '\x14\x00'; cat "$corpus/seed_probe";
     printf '\x14\x00'; cat "$corpus/seed_end"; printf '\x0c\x00'; cat "$corpus/seed_bye"; } > "$corpus/seed_series"
   # A frame at the 64 KiB limit (length 0 means 65536).
   { printf '\x00\x00'; head -c 65536 /dev/zero; } > "$corpus/seed_max_frame"
+}
+
+# The stream framing (fuzz/fuzz_stream.cpp: 4-byte frame lengths).
+write_stream_seeds() {
+  local corpus="$1" m
+  m=$(mktemp -d)
+  write_message_seeds "$m"
+  # A framed stream of two messages.
+  { printf '\x14\x00\x00\x00'; cat "$m/seed_probe"; printf '\x0c\x00\x00\x00'; cat "$m/seed_bye"; } > "$corpus/seed_stream"
+  # A frame at the 64 KiB limit, then a small one; and one byte over the limit.
+  { printf '\x00\x00\x01\x00'; head -c 65536 /dev/zero; printf '\x0c\x00\x00\x00'; cat "$m/seed_bye"; } > "$corpus/seed_max_frame"
+  printf '\x01\x00\x01\x00' > "$corpus/seed_oversized"
+  rm -rf "$m"
 }
 
 # The trace-cmd option decoders. The first byte of an input picks the byte
@@ -79,6 +91,7 @@ for t in "${targets[@]}"; do
   max_len=65536
   case "$t" in
     message) write_message_seeds "$corpus"; secs=$msg_share; max_len=70000 ;;
+    stream) write_stream_seeds "$corpus"; max_len=140000 ;;
     tracecmd) write_tracecmd_seeds "$corpus"; max_len=4096 ;;
     debugfs) max_len=64 ;;
   esac
