@@ -10,6 +10,8 @@
 #   ./scripts/fuzz.sh [DURATION] [TARGET...]
 #
 # Targets: message stream tracecmd table probes model scenario tsc_writes debugfs.
+# TSYNC_FUZZ_INTEGER=1 builds them with clang's integer checks as well
+# (-fsanitize=integer, the ignore list of the ubsan-int preset) in build/fuzz-int.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-60}"
@@ -19,10 +21,17 @@ all=(message stream tracecmd table probes model scenario tsc_writes debugfs)
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=("${all[@]}")
 
-cmake --preset fuzz >/dev/null
+# TSYNC_FUZZ_INTEGER=1: clang's integer checks too, in build/fuzz-int.
+bdir=build/fuzz
+if [ "${TSYNC_FUZZ_INTEGER:-0}" = 1 ]; then
+  bdir=build/fuzz-int
+  cmake --preset fuzz -B "$bdir" -DTSYNC_FUZZ_INTEGER=ON >/dev/null
+else
+  cmake --preset fuzz >/dev/null
+fi
 build_targets=()
 for t in "${targets[@]}"; do build_targets+=("tsync_fuzz_$t"); done
-cmake --build --preset fuzz --target "${build_targets[@]}"
+cmake --build "$bdir" -j2 --target "${build_targets[@]}"
 
 # Binary seeds of the wire protocol (little-endian; see docs/protocol.md).
 write_message_seeds() {
@@ -82,8 +91,8 @@ per=1
 [ "$msg_share" -ge 1 ] || msg_share=1
 
 for t in "${targets[@]}"; do
-  bin=build/fuzz/fuzz/tsync_fuzz_$t
-  work=build/fuzz/run_$t
+  bin=$bdir/fuzz/tsync_fuzz_$t
+  work=$bdir/run_$t
   corpus="$work/corpus"
   mkdir -p "$corpus" "$work/artifacts"
   [ -d "tests/fuzz_corpus/$t" ] && cp -n tests/fuzz_corpus/$t/* "$corpus/" 2>/dev/null || true

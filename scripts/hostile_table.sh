@@ -4,6 +4,7 @@
 # wrong output.
 #
 #   ./scripts/hostile_table.sh [FUZZ_SECONDS] [BUILD_DIR]
+#   PARTS=fuzz ./scripts/hostile_table.sh 60     # only the fuzz rows (or PARTS=ctest)
 #
 # FUZZ_SECONDS (default 60) is the time of EACH libFuzzer target (built by
 # scripts/fuzz.sh in build/fuzz); BUILD_DIR (default build/dev) must hold the
@@ -23,7 +24,10 @@ echo "load before: $(uptime | sed 's/.*load average: //')"
 
 rows=()
 status=0
-for t in message stream tracecmd table probes model scenario tsc_writes debugfs; do
+parts="${PARTS:-all}"
+fuzz_targets=(message stream tracecmd table probes model scenario tsc_writes debugfs)
+[ "$parts" = ctest ] && fuzz_targets=()
+for t in "${fuzz_targets[@]}"; do
   art="build/fuzz/run_$t/artifacts"
   rm -rf "$art"
   ./scripts/fuzz.sh "$secs" "$t" > "$out/$t.log" 2>&1
@@ -47,6 +51,7 @@ run_group() {
   [ "$((failed + timeouts))" -eq 0 ] || status=1
   rows+=("| $name ($total ctest cases) | $tried | $failed | $timeouts | $failed |")
 }
+if [ "$parts" != fuzz ]; then
 run_group "hostile clients against the agent" \
   'agent: |server: |responder rejects garbage|listener replaces a stale' \
   "40,000 connect/close (agent) + 40,000 (server); 40 clients holding fds under prlimit 24 (EMFILE); 30 silent hybrid CONNECTs; 100 raw-garbage, 100 framed-garbage, 3 oversized-frame, 2 protocol-abuse, 50 half-frame connections, 8 slow drips during a sync; connection cap (5 over); kill -9 and restart"
@@ -56,6 +61,7 @@ run_group "hostile responders against sync" \
 run_group "faults" \
   'writing to stdout fails|full disk|kill -9 mid-session|a write error names the file' \
   "/dev/full and a closed stdout for correct, --version and --help; sync on a full 64 KiB tmpfs (root); kill -9 of a 60 s sync after 1.5 s; a failing atomic write"
+fi
 
 echo "load after: $(uptime | sed 's/.*load average: //')"
 echo
