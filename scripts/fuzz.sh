@@ -89,6 +89,7 @@ per=1
 [ "$others" -gt 0 ] && per=$(( (duration - msg_share) / others ))
 [ "$per" -ge 1 ] || per=1
 [ "$msg_share" -ge 1 ] || msg_share=1
+[ "$n" -gt 1 ] || per=$duration  # one target, whichever it is, gets all the time
 
 for t in "${targets[@]}"; do
   bin=$bdir/fuzz/tsync_fuzz_$t

@@ -37,7 +37,7 @@ for t in "${fuzz_targets[@]}"; do
   crashes=$(find "$art" -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' 2>/dev/null | wc -l)
   hangs=$(find "$art" -name 'timeout-*' 2>/dev/null | wc -l)
   [ "$rc" -eq 0 ] || { [ "$crashes$hangs" != "00" ] || crashes=1; status=1; }
-  rows+=("| fuzz \`$t\` (${secs} s) | $(printf "%'d" "$execs") inputs ($(printf "%'d" "$rate")/s) | $crashes | $hangs | $crashes |")
+  rows+=("| fuzz \`$t\` (${secs} s) | $execs inputs ($rate/s) | $crashes | $hangs | $crashes |")
 done
 
 # ctest groups: name, regex, what the cases try (from their sources).
