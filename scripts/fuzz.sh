@@ -106,6 +106,9 @@ for t in "${targets[@]}"; do
     debugfs) max_len=64 ;;
   esac
   echo "=== tsync: fuzzing $t for ${secs}s"
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
+  # The CPU time too: on a loaded machine inputs per CPU second compare, wall rates do not.
+  timer=()
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "=== tsync: $t used %U s user + %S s system CPU")
+  "${timer[@]}" "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
     -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$corpus"
 done

@@ -34,10 +34,12 @@ for t in "${fuzz_targets[@]}"; do
   rc=$?
   execs=$(awk '/stat::number_of_executed_units/{n=$2} END{print n+0}' "$out/$t.log")
   rate=$(awk '/stat::average_exec_per_sec/{n=$2} END{print n+0}' "$out/$t.log")
+  cpu=$(awk '/=== tsync: .* used/{print $5 + $9}' "$out/$t.log")
+  per_cpu=$(awk -v n="$execs" -v c="${cpu:-0}" 'BEGIN{print (c > 0) ? int(n / c) : "?"}')
   crashes=$(find "$art" -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' 2>/dev/null | wc -l)
   hangs=$(find "$art" -name 'timeout-*' 2>/dev/null | wc -l)
   [ "$rc" -eq 0 ] || { [ "$crashes$hangs" != "00" ] || crashes=1; status=1; }
-  rows+=("| fuzz \`$t\` (${secs} s) | $execs inputs ($rate/s) | $crashes | $hangs | $crashes |")
+  rows+=("| fuzz \`$t\` (${secs} s) | $execs inputs ($rate/s wall, $per_cpu per CPU s) | $crashes | $hangs | $crashes |")
 done
 
 # ctest groups: name, regex, what the cases try (from their sources).

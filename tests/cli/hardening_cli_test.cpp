@@ -347,7 +347,7 @@ TEST_CASE("sync: kill -9 mid-session keeps every completed series on disk") {
   CHECK(log.back() == '\n');
   stop(agent);
 }
-TEST_CASE("agent: garbage, oversized frames, half frames, protocol abuse and slow drips never stop it serving") {
+TEST_CASE("agent: garbage and oversized or half frames and protocol abuse and slow drips never stop it serving") {
   // The modes of the audit's hostile clients, against the agent process; every
   // abusive connection must be closed by the agent (none left hanging) and a
   // real sync must still work -- also while slow drips are in progress.
