@@ -140,7 +140,8 @@ inline void kalman_smooth(const std::vector<kalman_knot>& kn, const kalman_pass&
   res.p.assign(n, {});
   res.x[n - 1] = fw.xf[n - 1];
   res.p[n - 1] = fw.pf[n - 1];
-  for (std::size_t k = n - 1; k-- > 0;) {
+  for (std::size_t k = n - 1; k > 0;) {
+    --k;  // k = n - 2 ... 0, without a last decrement that wraps
     if (kn[k + 1].release) {
       // Nothing flows back across a released state.
       res.x[k] = fw.xf[k];
