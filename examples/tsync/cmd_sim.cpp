@@ -33,7 +33,11 @@ int run_simulate(const std::vector<std::string>& args) {
     auto text = tsync::io::read_small_file(*f, std::size_t{1} << 20);
     if (!text) return tsync::cli::fail("simulate: scenario file " + text.error().message);
     auto parsed = tsync::sim::parse_scenario(*text);
-    if (!parsed) return tsync::cli::fail("simulate: " + *f + ": " + parsed.error().what());
+    if (!parsed) {  // FILE:LINE: KEY: reason (no line when the value is a default)
+      const auto& e = parsed.error();
+      return tsync::cli::fail("simulate: " + *f + (e.line ? ":" + std::to_string(e.line) : std::string()) + ": " +
+                              e.message);
+    }
     sc = *parsed;
   } else {
     const auto name = o.get("scenario");

@@ -1,16 +1,21 @@
 // Hostile clients and faults against `tsync agent` and `tsync sync` as
 // processes (issue 13): connection churn, fd exhaustion with prlimit, silent
 // hybrid-vsock clients, kill -9 and restart, a responder clock going backwards,
-// outputs on a full disk, /dev/full and a closed stdout, kill -9 of a sync.
+// outputs on a full disk, /dev/full and a closed stdout, kill -9 of a sync;
+// garbage, oversized frames, half frames, protocol abuse and slow drips.
 #ifdef TSYNC_CLI_PATH
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,6 +25,7 @@
 
 #include "cli_util.hpp"
 #include "tsync/io/table_csv.hpp"
+#include "tsync/probe/message.hpp"
 #include "tsync/transport/unix_socket.hpp"
 
 using namespace std::chrono_literals;
@@ -95,6 +101,46 @@ bool wait_for_file(const std::string& p, std::chrono::milliseconds within) {
     std::this_thread::sleep_for(10ms);
   }
   return false;
+}
+
+/// Write all of `bytes` to a connected socket (blocking), false on an error.
+bool write_all(int fd, const std::vector<unsigned char>& bytes) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (w <= 0) return false;
+    done += static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+/// Whether the peer closes `fd` within `within` (whatever it sends before).
+bool peer_closes(int fd, std::chrono::milliseconds within) {
+  const auto end = std::chrono::steady_clock::now() + within;
+  unsigned char buf[4096];
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    const ssize_t r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) return true;
+  }
+  return false;
+}
+
+/// A frame (4-byte little-endian length) around `payload`.
+std::vector<unsigned char> framed(const std::vector<unsigned char>& payload, std::uint32_t len) {
+  std::vector<unsigned char> f{static_cast<unsigned char>(len), static_cast<unsigned char>(len >> 8),
+                               static_cast<unsigned char>(len >> 16), static_cast<unsigned char>(len >> 24)};
+  f.insert(f.end(), payload.begin(), payload.end());
+  return f;
+}
+
+std::vector<unsigned char> encoded(const tsync::probe::message& m) {
+  auto v = tsync::probe::encode_to_vector(m);
+  std::vector<unsigned char> out;
+  if (v)
+    for (std::byte b : *v) out.push_back(std::to_integer<unsigned char>(b));
+  return framed(out, static_cast<std::uint32_t>(out.size()));
 }
 
 void stop(pid_t pid) {
@@ -307,6 +353,92 @@ TEST_CASE("sync: kill -9 mid-session keeps every completed series on disk") {
   INFO(log);
   CHECK(lines >= 5);  // header + at least four series (about 25 ran)
   CHECK(log.back() == '\n');
+  stop(agent);
+}
+TEST_CASE("agent: garbage and oversized or half frames and protocol abuse and slow drips never stop it serving") {
+  // The modes of the audit's hostile clients, against the agent process; every
+  // abusive connection must be closed by the agent (none left hanging) and a
+  // real sync must still work -- also while slow drips are in progress.
+  work_dir d("hostile_cli");
+  const std::string sock = d / "agent.sock";
+  const pid_t agent = spawn("agent --no-pin --transport unix:" + sock, d / "agent.log");
+  REQUIRE(wait_for_file(sock, 5000ms));
+  std::uint64_t x = 0x9E3779B97F4A7C15ULL;  // xorshift64: reproducible garbage
+  auto next_byte = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return static_cast<unsigned char>(x >> 56);
+  };
+  auto garbage = [&](std::size_t n) {
+    std::vector<unsigned char> g(n);
+    for (auto& b : g) b = next_byte();
+    return g;
+  };
+  using tsync::probe::message;
+  using namespace tsync::probe;
+  std::vector<std::pair<std::string, std::vector<unsigned char>>> modes;
+  for (int i = 0; i < 100; ++i) modes.emplace_back("raw garbage", garbage(64));
+  for (int i = 0; i < 100; ++i) {
+    auto g = garbage(1 + static_cast<std::size_t>(next_byte()));
+    modes.emplace_back("framed garbage", framed(g, static_cast<std::uint32_t>(g.size())));
+  }
+  for (std::uint32_t len : {65537u, 0x7FFFFFFFu, 0xFFFFFFFFu}) modes.emplace_back("oversized frame", framed({}, len));
+  auto start = encoded(message{start_msg{7, 0, 10, 0}});
+  auto probe = encoded(message{probe_msg{7, 3}});
+  auto dup = start;
+  dup.insert(dup.end(), probe.begin(), probe.end());
+  dup.insert(dup.end(), probe.begin(), probe.end());
+  auto lie = dup;
+  auto end_lie = encoded(message{end_msg{7, 1000}});  // more probes than the start announced
+  lie.insert(lie.end(), end_lie.begin(), end_lie.end());
+  modes.emplace_back("end claiming more probes than announced", lie);
+  auto replies = encoded(message{reply_msg{7, 3, 42}});
+  modes.emplace_back("responder-role messages from a client, then garbage", [&] {
+    auto v = replies;
+    auto g = framed(garbage(40), 40);
+    v.insert(v.end(), g.begin(), g.end());
+    return v;
+  }());
+  std::size_t tried = 0, closed = 0, sent = 0;
+  for (const auto& [what, bytes] : modes) {
+    auto c = tsync::transport::connect_unix(sock, tsync::transport::after(2s));
+    REQUIRE(c);
+    ++tried;
+    if (write_all(c->write_fd(), bytes)) ++sent;
+    if (peer_closes(c->read_fd(), 3000ms)) ++closed;
+    else WARN("the agent kept a connection open after: " << what);
+  }
+  // Half frames: a length, a few bytes, then the client goes away.
+  for (int i = 0; i < 50; ++i) {
+    auto c = tsync::transport::connect_unix(sock, tsync::transport::after(2s));
+    REQUIRE(c);
+    ++tried;
+    if (write_all(c->write_fd(), framed(garbage(10), 1000))) ++sent;
+  }
+  INFO("tried " << tried << ", written " << sent << ", closed by the agent " << closed << " of " << modes.size());
+  CHECK(closed == modes.size());
+  REQUIRE(alive(agent));
+  // Slow drips: 8 clients send a valid start one byte every 20 ms while a real sync runs.
+  std::vector<std::jthread> drips;
+  for (int i = 0; i < 8; ++i) {
+    drips.emplace_back([&, i](std::stop_token st) {
+      auto c = tsync::transport::connect_unix(sock, tsync::transport::after(2s));
+      if (!c) return;
+      auto m = encoded(message{start_msg{static_cast<std::uint32_t>(100 + i), 0, 10, 0}});
+      for (unsigned char b : m) {
+        if (st.stop_requested() || !write_all(c->write_fd(), {b})) return;
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  }
+  auto s = run_tool("sync --transport unix:" + sock + " --count 3 --interval 10ms --probes 20 --quiet --output " +
+                    (d / "out"));
+  INFO(s.out << slurp(d.path / "agent.log"));
+  CHECK(s.status == 0);
+  drips.clear();
+  CHECK(alive(agent));
+  CHECK(threads_of(agent) <= 64 + 3);
   stop(agent);
 }
 #endif

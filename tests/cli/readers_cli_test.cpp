@@ -52,6 +52,21 @@ TEST_CASE("tsync tracecmd show names a directory or a device given as payload an
   CHECK_FALSE(contains(f.out, "truncated"));
 }
 
+TEST_CASE("tsync simulate names the file line and key of an invalid scenario value") {
+  // Regression: validation said "invalid argument" with no key and no line.
+  const auto path = tsync_cli_test::write_tmp("scenario_key", "scenario.txt", "name=x\n\nclock.knot=1ns\n");
+  auto r = run_tool("simulate --scenario-file " + path);
+  INFO(r.out);
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "scenario.txt:3: clock.knot: "));
+  CHECK(contains(r.out, "knots"));
+  const auto bad = tsync_cli_test::write_tmp("scenario_key", "bad_line.txt", "duration=10s\nlink.loss=2\n");
+  auto b = run_tool("simulate --scenario-file " + bad);
+  INFO(b.out);
+  CHECK(b.status == 1);
+  CHECK(contains(b.out, "bad_line.txt:2: link.loss: "));
+}
+
 TEST_CASE("tsync simulate refuses a scenario file that is a directory") {
   // Regression: it silently ran the default scenario.
   auto d = run_tool(std::string("simulate --scenario-file ") + TSYNC_TEST_BINARY_DIR);

@@ -75,6 +75,8 @@ TEST_CASE("strict decimal parsing accepts kernel output and rejects everything e
   CHECK(*parse_decimal_u64("18446744073709551615") == ~std::uint64_t{0});
   CHECK(parse_decimal_u64("18446744073709551616").error() == errc::number_out_of_range);
   CHECK(parse_decimal_u64("99999999999999999999999").error() == errc::number_out_of_range);
+  // Past the range the digits are still checked (and no longer accumulated).
+  CHECK(parse_decimal_u64("99999999999999999999999x").error() == errc::malformed_number);
   for (const char* bad : {"", "-", "+5", " 5", "5 ", "1 2", "0x10", "010", "-0", "-012", "1e3", "12a", "\t7", "--1"}) {
     INFO("input '" << bad << "'");
     CHECK(parse_decimal_i64(bad).error() == errc::malformed_number);

@@ -37,7 +37,8 @@ message receive_one(tr::stream_transport& t) {
 TEST_CASE("initiator_series: start, then one probe per step, then finish") {
   auto pair = tr::make_socketpair();
   REQUIRE(pair);
-  auto& [a, b] = *pair;
+  auto& a = pair->first;  // not a structured binding: clang 14 cannot capture one
+  auto& b = pair->second;
   std::jthread peer([&b] {
     raw_clock c;
     (void)serve(b, c, responder_options{}, tr::after(10s));

@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "tsync/sim/scenario.hpp"
@@ -86,8 +88,8 @@ TEST_CASE("Malformed scenario text is rejected with the line number and key", "[
   check("clock.offset_step=10s\n", 1, tsync::errc::invalid_argument, "AT,DELTA");
   check("name=a\npreset=quiet\n", 2, tsync::errc::invalid_argument, "preset");
   check("preset=nothing\n", 1, tsync::errc::not_found, "preset");
-  check("link.loss=1.5\n", 0, tsync::errc::invalid_argument, "invalid scenario");
-  check("probes_per_burst=0\n", 0, tsync::errc::invalid_argument, "invalid scenario");
+  check("link.loss=1.5\n", 1, tsync::errc::invalid_argument, "link.loss: must be in [0, 1]");
+  check("probes_per_burst=0\n", 1, tsync::errc::invalid_argument, "probes_per_burst: must be positive");
   check("clock.drift_ppm=inf\n", 1, tsync::errc::non_finite, "clock.drift_ppm");
 }
 
@@ -126,4 +128,50 @@ TEST_CASE("Scenario durations use the one grammar with m and min for minutes", "
   REQUIRE(b.has_value());
   CHECK(a->duration_ns == 120'000'000'000);
   CHECK(a->duration_ns == b->duration_ns);
+}
+
+TEST_CASE("Scenario validation errors name the key and the line that set it", "[sim]") {
+  // Regression: validation said "invalid scenario: ..." on line 0, with no key.
+  auto check = [](const std::string& text, std::size_t line, const std::string& key, tsync::errc code) {
+    auto r = parse_scenario(text);
+    INFO(text);
+    REQUIRE_FALSE(r.has_value());
+    INFO(r.error().what());
+    CHECK(r.error().line == line);
+    CHECK(r.error().field == key);
+    CHECK(r.error().code == code);
+    CHECK(r.error().message.rfind(key + ": ", 0) == 0);  // the message starts with the key
+  };
+  check("name=x\n\nclock.knot=1ns\n", 3, "clock.knot", tsync::errc::oversized);
+  check("clock.knot=1ms\nduration=100000s\n", 2, "duration", tsync::errc::oversized);  // the key set last
+  check("duration=10s\nprobes_per_burst=1000000\nburst_interval=1s\n", 3, "burst_interval", tsync::errc::oversized);
+  check("burst_interval=1s\nprobes_per_burst=1000000\n# a comment\n", 2, "probes_per_burst", tsync::errc::oversized);
+  check("vcpus=0\n", 1, "vcpus", tsync::errc::invalid_argument);
+  check("name=a\nprobe_gap=-1us\n", 2, "probe_gap", tsync::errc::invalid_argument);
+  check("start=-1s\n", 1, "start", tsync::errc::out_of_range);
+  check("preset=quiet\nclock.glitch_prob=2\n", 2, "clock.glitch_prob", tsync::errc::invalid_argument);
+  check("clock.host_quantum=0\n", 1, "clock.host_quantum", tsync::errc::invalid_argument);
+  check("clock.drift_ppm=60000\nclock.wander_ppm=50000\n", 2, "clock.wander_ppm", tsync::errc::invalid_argument);
+  check("clock.offset_step=1s,4611686018427387904ns\nclock.offset_step=2s,4611686018427387904ns\n", 2,
+        "clock.offset_step", tsync::errc::out_of_range);
+  check("clock.freq_step=-1s,5\n", 1, "clock.freq_step", tsync::errc::invalid_argument);
+  check("link.fwd.min=10us\nlink.asym_step=1s,fwd,5us\nlink.asym_step=2s,fwd,-20us\n", 3, "link.asym_step",
+        tsync::errc::invalid_argument);
+  check("link.back.min=-1ns\n", 1, "link.back.min", tsync::errc::invalid_argument);
+  check("link.spike_delay=normal:10,5\n", 1, "link.spike_delay", tsync::errc::invalid_argument);
+  check("link.dup=0.5\nlink.reorder=-0.5\n", 2, "link.reorder", tsync::errc::invalid_argument);
+}
+
+TEST_CASE("Asymmetry steps that raise a minimum delay beyond int64 are refused without overflow", "[sim]") {
+  // Regression: validation added the steps in int64 (signed overflow, caught only by luck).
+  auto r = parse_scenario("link.asym_step=1s,fwd,9223372036854775807ns\n");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == tsync::errc::out_of_range);
+  CHECK(r.error().line == 1);
+  CHECK(r.error().field == "link.asym_step");
+  scenario sc;
+  sc.link.asymmetry_steps.push_back({0, direction::backward, std::numeric_limits<std::int64_t>::max()});
+  CHECK(sc.link.validate() == tsync::errc::out_of_range);
+  sc.link.asymmetry_steps[0].delta_ns = std::numeric_limits<std::int64_t>::max() - sc.link.back.min_ns;
+  CHECK(sc.link.validate() == tsync::errc::ok);  // exactly int64's largest value still fits
 }

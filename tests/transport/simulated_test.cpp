@@ -96,8 +96,8 @@ TEST_CASE("a probe series over a simulated link recovers the known offset within
   auto a = (*link)->initiator();
   auto b = (*link)->responder();
   const std::int64_t offset = 7'000'000'123;
-  link_clock host{*link};
-  link_clock guest{*link, offset, 0, 0};
+  link_clock<> host{*link};  // <>: clang 14 has no CTAD for aggregates
+  link_clock<> guest{*link, offset, 0, 0};
   bool served = false;
   std::thread responder([&] {
     served = tsync::probe::serve(b, guest, tsync::probe::responder_options{}, after(60s)).has_value();
@@ -135,8 +135,8 @@ TEST_CASE("loss duplicates and reordering on a simulated link cost probes but ne
   REQUIRE(link.has_value());
   auto a = (*link)->initiator();
   auto b = (*link)->responder();
-  link_clock host{*link};
-  link_clock guest{*link, -5'000'000, 100'000, 0};  // 100 ppm
+  link_clock<> host{*link};  // <>: clang 14 has no CTAD for aggregates
+  link_clock<> guest{*link, -5'000'000, 100'000, 0};  // 100 ppm
   bool served = false;
   std::thread responder([&] {
     served = tsync::probe::serve(b, guest, tsync::probe::responder_options{}, after(60s)).has_value();

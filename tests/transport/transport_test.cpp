@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "support/temp_dir.hpp"
 #include "probe/test_support.hpp"
@@ -327,6 +328,39 @@ TEST_CASE("a frame length above the limit is oversized and leaves the transport 
   auto s = p->first.send(big, after(1s));
   REQUIRE_FALSE(s.has_value());
   CHECK(s.error() == make_error_code(errc::oversized));
+}
+
+TEST_CASE("frames of every size up to the limit arrive whole when they are queued back to back", "[transport]") {
+  // The receive buffer starts small and grows only for a large frame: small
+  // frames around two frames at the limit, all written before the first read.
+  auto p = make_socketpair();
+  REQUIRE(p.has_value());
+  const std::vector<std::size_t> sizes = {10, max_message_size, 3, 0, 4095, 4096, max_message_size, 5000, 1};
+  std::vector<std::vector<std::byte>> msgs;
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
+    std::vector<std::byte> m(sizes[k]);
+    for (std::size_t i = 0; i < m.size(); ++i) m[i] = static_cast<std::byte>(i * 13 + k);
+    msgs.push_back(std::move(m));
+  }
+  bool all_sent = true;
+  std::thread writer([&] {
+    for (const auto& m : msgs) all_sent = all_sent && p->first.send(m, after(5s)).has_value();
+  });
+  std::this_thread::sleep_for(50ms);  // let the writer queue as much as the socket holds
+  std::vector<std::byte> buf;
+  for (std::size_t k = 0; k < msgs.size(); ++k) {
+    auto n = p->second.receive(buf, after(5s));
+    INFO("frame " << k << " of " << sizes[k] << " bytes");
+    REQUIRE(n.has_value());
+    CHECK(*n == sizes[k]);
+    CHECK(buf == msgs[k]);
+  }
+  writer.join();
+  CHECK(all_sent);
+  p->first = stream_transport{};
+  auto end = p->second.receive(buf, after(1s));
+  REQUIRE_FALSE(end.has_value());
+  CHECK(end.error() == make_error_code(errc::peer_closed));
 }
 
 TEST_CASE("a send that cannot drain before its deadline times out", "[transport]") {

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <span>
 
 #include "tsync/core/error.hpp"
@@ -83,6 +82,7 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
 
 /// Correct `inout` in place (guest → host). On error, `inout[0, index)` hold
 /// host times and the rest are untouched guest times.
+template <class = void>
 [[nodiscard]] inline batch_status correct_batch(const sync_table& table, std::span<std::int64_t> inout) noexcept {
   return detail::run_batch<true>(table, inout.data(), inout.data(), inout.size(), tsync::detail::best_isa());
 }
@@ -90,14 +90,16 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
 /// Correct `in` into `out` (guest → host). `out` must be at least as long as
 /// `in` and must not partly overlap it (`errc::invalid_argument`, index 0);
 /// `out.data() == in.data()` is the in-place case.
+template <class = void>
 [[nodiscard]] inline batch_status correct_batch(const sync_table& table, std::span<const std::int64_t> in,
                                                 std::span<std::int64_t> out) noexcept {
   if (out.size() < in.size()) return {errc::invalid_argument, 0};
   if (in.empty()) return {errc::ok, 0};
   if (static_cast<const void*>(in.data()) == static_cast<const void*>(out.data()))
     return detail::run_batch<true>(table, out.data(), out.data(), in.size(), tsync::detail::best_isa());
-  const std::less<const std::int64_t*> lt;
-  const bool disjoint = !lt(in.data(), out.data() + in.size()) || !lt(out.data(), in.data() + in.size());
+  // Addresses as integers: a total order without <functional>'s std::less.
+  const auto at = [](const std::int64_t* p) { return reinterpret_cast<std::uintptr_t>(p); };
+  const bool disjoint = at(in.data()) >= at(out.data() + in.size()) || at(out.data()) >= at(in.data() + in.size());
   if (!disjoint) return {errc::invalid_argument, 0};
   return detail::run_batch<false>(table, in.data(), out.data(), in.size(), tsync::detail::best_isa());
 }

@@ -71,6 +71,7 @@ class offset_periods {
   /// (a record's previous offset differs from the next offset of the record
   /// before it: a record is missing), `errc::zero_ratio` / `errc::bad_frac_bits`.
   /// The ratio is not part of the tracepoint: pass the vCPU's ratio from debugfs.
+  template <class = void>
   [[nodiscard]] static expected<offset_periods, errc> make(std::span<const tsc_offset_write> writes,
                                                            std::uint32_t vcpu, std::uint64_t ratio = 1,
                                                            std::uint8_t frac_bits = 0) {
@@ -143,6 +144,10 @@ struct event_run {
   friend constexpr bool operator==(const event_run&, const event_run&) = default;
 };
 
+class step_resolution;
+template <class = void>
+[[nodiscard]] expected<step_resolution, errc> resolve_offset_steps(const offset_periods&, std::span<const std::uint64_t>);
+
 /// The periods assigned to a per-CPU guest stream, as runs of events.
 class step_resolution {
  public:
@@ -164,6 +169,7 @@ class step_resolution {
   }
   /// Indices where the stream switches to a later period for sure (the first
   /// event of each decided run whose period differs from the previous decided run's).
+  template <class = void>
   [[nodiscard]] std::vector<std::size_t> switch_points() const {
     std::vector<std::size_t> out;
     std::optional<std::size_t> last;
@@ -176,6 +182,7 @@ class step_resolution {
   }
 
  private:
+  template <class>
   friend expected<step_resolution, errc> resolve_offset_steps(const offset_periods&,
                                                               std::span<const std::uint64_t>);
   std::vector<event_run> runs_;
@@ -186,6 +193,7 @@ class step_resolution {
 /// `errc::infeasible` when no assignment satisfies the rules (the stream is not
 /// monotonic within a period, events of another vCPU are mixed in, or records
 /// are missing).
+template <class>
 [[nodiscard]] inline expected<step_resolution, errc> resolve_offset_steps(const offset_periods& periods,
                                                                           std::span<const std::uint64_t> guest) {
   step_resolution res;
@@ -277,6 +285,7 @@ struct step_result {
 /// The host time of event `i` (guest stamp `guest[i]`), or, when ambiguous, the
 /// candidate offsets (the periods between the earliest and the latest
 /// consistent assignment that fit the event) and the host time under each.
+template <class = void>
 [[nodiscard]] inline step_result resolve_event(const offset_periods& periods, const step_resolution& res,
                                                std::span<const std::uint64_t> guest, std::size_t i) {
   step_result out;
@@ -294,6 +303,7 @@ struct step_result {
 /// Convert a resolved stream to host times. Stops at the first ambiguous event
 /// with `errc::ambiguous` (its index in `index`; use `resolve_event` for its
 /// candidates). `out` must be at least as long as `guest` (`errc::invalid_argument`).
+template <class = void>
 [[nodiscard]] inline batch_status steps_to_host(const offset_periods& periods, const step_resolution& res,
                                                 std::span<const std::uint64_t> guest,
                                                 std::span<std::uint64_t> out) noexcept {

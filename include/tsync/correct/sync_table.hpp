@@ -90,6 +90,7 @@ struct sample_error {
 /// `errc::invalid_argument` (bounds with lo > 0 or hi < 0),
 /// `errc::unsorted_input` (guest time below the previous one), and in
 /// interpolate mode `errc::unsupported` for a scaled sample. Empty when valid.
+template <class = void>
 [[nodiscard]] inline std::optional<sample_error> check_samples(std::span<const sync_sample> s,
                                                                correction_mode mode) noexcept {
   if (s.empty()) return sample_error{0, errc::empty_input};
@@ -107,6 +108,7 @@ struct sample_error {
 
 /// Sort samples by guest time, keeping the input order of equal times (so that
 /// the de-duplication rule "last one wins" keeps meaning "latest measurement").
+template <class = void>
 inline void sort_samples(std::vector<sync_sample>& s) {
   std::stable_sort(s.begin(), s.end(),
                    [](const sync_sample& a, const sync_sample& b) { return a.guest_time < b.guest_time; });
@@ -191,6 +193,7 @@ class sync_table {
 
   /// Build a table from samples sorted by guest time (see `check_samples` for
   /// the errors; equal guest times: the last one in input order wins).
+  template <class = void>
   [[nodiscard]] static expected<sync_table, errc> make(std::vector<sync_sample> samples,
                                                        table_options opt = {}) {
     if (auto bad = check_samples(samples, opt.mode)) return unexpected(bad->code);
@@ -211,6 +214,7 @@ class sync_table {
     return t;
   }
   /// Same, with the mode and policy spelled out.
+  template <class = void>
   [[nodiscard]] static expected<sync_table, errc> make(std::vector<sync_sample> samples, correction_mode mode,
                                                        outside_policy outside) {
     return make(std::move(samples), table_options{mode, outside});
@@ -352,6 +356,7 @@ class sync_table {
     return line(k - 1, t);
   }
 
+  template <class = void>
   void build_host_index() {
     const std::size_t n = samples_.size();
     host_at_.resize(n);
@@ -409,6 +414,7 @@ class sync_table {
   }
   [[nodiscard]] static bool fits(i128 v) noexcept { return narrow_i64(v).has_value(); }
 
+  template <class = void>
   void build_kernels() {
     build_region_kernels();
     for (auto& k : kernels_) set_cursor_kernels(k);
@@ -456,6 +462,7 @@ class sync_table {
     }
   }
 
+  template <class = void>
   void build_region_kernels() {
     const std::size_t n = samples_.size();
     kernels_.assign(n + 1, region_kernel{});

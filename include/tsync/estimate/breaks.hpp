@@ -210,6 +210,7 @@ struct epoch {
 /// burst before starts a new epoch (the guest clock went backwards: a reboot,
 /// an agent on a restarted clock, a backward step). Empty input gives no
 /// epochs.
+template <class = void>
 [[nodiscard]] inline std::vector<epoch> split_epochs(std::span<const probe_sample> probes) {
   std::vector<probe_sample> v(probes.begin(), probes.end());
   std::stable_sort(v.begin(), v.end(), [](const probe_sample& a, const probe_sample& b) { return a.burst < b.burst; });

@@ -46,6 +46,7 @@ concept burst_estimator = requires(const E& e, const burst_probes& b, const fit_
 
 namespace detail {
 
+template <class = void>
 [[nodiscard]] inline fit_stats burst_stats(const burst_probes& b) {
   fit_stats s;
   s.probes_used = b.probes.size();
@@ -58,6 +59,7 @@ namespace detail {
 
 /// Hard interval of the offset at `ref`: max over probes of `(t1 − g) − D·|g − ref|`
 /// and min of `(t2 − g) + D·|g − ref|`. Empty interval → `errc::infeasible`.
+template <class = void>
 [[nodiscard]] inline expected<interval, errc> hard_envelope(const burst_probes& b, std::int64_t ref, double max_drift) {
   double lo = -1e300, hi = 1e300;
   const std::int64_t base = lower_bound_of(b.probes.front());
@@ -73,6 +75,7 @@ namespace detail {
 }
 
 /// The probes' midpoint offsets (host − guest), sorted.
+template <class = void>
 [[nodiscard]] inline std::vector<i128> sorted_midpoints(const burst_probes& b) {
   std::vector<i128> v;
   v.reserve(b.probes.size());
@@ -83,6 +86,7 @@ namespace detail {
 
 /// Complete an estimate whose `ref` and `offset` are set: the hard envelope at
 /// `ref` (`errc::infeasible` when empty), the burst's statistics and number.
+template <class = void>
 [[nodiscard]] inline expected<burst_estimate, errc> with_envelope(burst_estimate e, const burst_probes& b,
                                                                  const fit_options& o) {
   auto h = hard_envelope(b, e.ref, o.max_drift);
@@ -106,6 +110,7 @@ namespace detail {
 /// each bound de-trended to `ref` with `slope`. When the de-trended envelope
 /// is empty (a wrong slope) the raw one (slope 0) is used; empty if that is
 /// empty too.
+template <class = void>
 [[nodiscard]] inline std::optional<std::int64_t> envelope_centre(const burst_probes& b, std::int64_t ref,
                                                                  double slope) {
   const std::int64_t base = lower_bound_of(b.probes.front());
@@ -137,6 +142,7 @@ namespace detail {
 struct fastest_response_estimator {
   static constexpr std::string_view name = "fastest_response";
   static constexpr bool gated = false;
+  template <class = void>
   [[nodiscard]] expected<burst_estimate, errc> operator()(const burst_probes& b, const fit_options& o,
                                                           double slope) const {
     if (b.probes.empty()) return unexpected(errc::empty_input);
@@ -154,6 +160,7 @@ struct fastest_response_estimator {
 struct histogram_peak_estimator {
   static constexpr std::string_view name = "histogram_peak";
   static constexpr bool gated = false;
+  template <class = void>
   [[nodiscard]] expected<burst_estimate, errc> operator()(const burst_probes& b, const fit_options& o, double) const {
     if (b.probes.empty()) return unexpected(errc::empty_input);
     const std::vector<i128> v = detail::sorted_midpoints(b);
@@ -189,6 +196,7 @@ struct histogram_peak_estimator {
 struct median_estimator {
   static constexpr std::string_view name = "median";
   static constexpr bool gated = false;
+  template <class = void>
   [[nodiscard]] expected<burst_estimate, errc> operator()(const burst_probes& b, const fit_options& o, double) const {
     if (b.probes.empty()) return unexpected(errc::empty_input);
     const std::vector<i128> v = detail::sorted_midpoints(b);
@@ -216,6 +224,7 @@ struct median_estimator {
 struct split_envelope_estimator {
   static constexpr std::string_view name = "split_envelope";
   static constexpr bool gated = true;
+  template <class = void>
   [[nodiscard]] expected<burst_estimate, errc> operator()(const burst_probes& b, const fit_options& o,
                                                           double slope) const {
     if (b.probes.empty()) return unexpected(errc::empty_input);
@@ -255,20 +264,24 @@ template <burst_estimator E>
 }
 
 /// trace-cmd's fastest response on one burst.
+template <class = void>
 [[nodiscard]] inline expected<burst_estimate, errc> fastest_response(std::span<const probe_sample> p,
                                                                     const fit_options& o = {}) {
   return estimate_burst<fastest_response_estimator>(p, o);
 }
 /// The repaired histogram peak on one burst.
+template <class = void>
 [[nodiscard]] inline expected<burst_estimate, errc> histogram_peak(std::span<const probe_sample> p,
                                                                   const fit_options& o = {}) {
   return estimate_burst<histogram_peak_estimator>(p, o);
 }
 /// The median midpoint offset of one burst.
+template <class = void>
 [[nodiscard]] inline expected<burst_estimate, errc> median(std::span<const probe_sample> p, const fit_options& o = {}) {
   return estimate_burst<median_estimator>(p, o);
 }
 /// The split envelope of one burst.
+template <class = void>
 [[nodiscard]] inline expected<burst_estimate, errc> split_envelope(std::span<const probe_sample> p,
                                                                   const fit_options& o = {}) {
   return estimate_burst<split_envelope_estimator>(p, o);

@@ -55,6 +55,7 @@ namespace detail {
 /// Estimated mean of the smallest queueing delay from the spacings of the
 /// sorted extremes `v` (most extreme first, distances growing), see the file
 /// comment. `n` is the burst's probe count.
+template <class = void>
 [[nodiscard]] inline double min_queue_estimate(const std::vector<double>& v, std::size_t k) {
   const std::size_t n = v.size();
   if (n < 2 || k == 0) return 0.0;
@@ -69,6 +70,7 @@ namespace detail {
 /// With `correct` false the centre is the raw split-envelope centre (the
 /// variance model is the same). Errors: `empty_input`, `infeasible` (an empty
 /// causality interval).
+template <class = void>
 [[nodiscard]] inline expected<envelope_point, errc> envelope_point_of(const burst_probes& b, double slope,
                                                                      const fit_options& opt, bool correct = true) {
   if (b.probes.empty()) return unexpected(errc::empty_input);
@@ -102,6 +104,7 @@ namespace detail {
 
 /// Envelope points of every burst (bursts whose causality interval is empty
 /// are skipped; their probes are added to `lost`).
+template <class = void>
 [[nodiscard]] inline std::vector<envelope_point> envelope_points(const std::vector<burst_probes>& bursts, double slope,
                                                                 const fit_options& opt, std::uint64_t& lost,
                                                                 bool correct = true) {

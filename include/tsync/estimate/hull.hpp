@@ -65,6 +65,7 @@ struct hull_fit {
 
   /// The polygon's vertices as bound lines (absolute offsets at ref): lower
   /// lines rounded down, upper lines rounded up.
+  template <class = void>
   [[nodiscard]] std::vector<line> bound_lines(bool upper) const {
     std::vector<line> out;
     for (const auto& v : polygon) {
@@ -95,6 +96,7 @@ struct rat {
 /// Push `p` (the next point in x order) onto the upper (`upper`) or lower
 /// monotone chain `h`. Of points with equal x only the extreme y is kept (the
 /// first one of equal extremes); collinear middle points are dropped.
+template <class = void>
 inline void chain_push(std::vector<hpt>& h, const hpt& p, bool upper) {
   if (!h.empty() && h.back().x == p.x) {
     if (!(upper ? p.y > h.back().y : p.y < h.back().y)) return;
@@ -110,6 +112,7 @@ inline void chain_push(std::vector<hpt>& h, const hpt& p, bool upper) {
 
 /// Upper hull (for `upper`) or lower hull of points in any order; for equal x
 /// only the extreme y is kept.
+template <class = void>
 inline std::vector<hpt> half_hull(std::vector<hpt> pts, bool upper) {
   std::sort(pts.begin(), pts.end(), [](const hpt& a, const hpt& b) { return a.x != b.x ? a.x < b.x : a.idx < b.idx; });
   std::vector<hpt> h;
@@ -133,6 +136,7 @@ struct hull_probe {
 /// `hpt::idx`. About 40 bytes per probe.
 class hull_blocks {
  public:
+  template <class = void>
   explicit hull_blocks(std::vector<hull_probe> pts) : pts_(std::move(pts)), alive_(pts_.size(), 1) {
     std::sort(pts_.begin(), pts_.end(),
               [](const hull_probe& l, const hull_probe& r) { return l.x != r.x ? l.x < r.x : l.idx < r.idx; });
@@ -146,12 +150,14 @@ class hull_blocks {
   }
   [[nodiscard]] const hull_probe& at(std::size_t pos) const noexcept { return pts_[pos]; }
   /// Drop the probe at sorted position `pos` (idempotent).
+  template <class = void>
   void drop(std::size_t pos) {
     if (alive_[pos] == 0) return;
     alive_[pos] = 0;
     rebuild(pos / block_);
   }
   /// The upper hull of the alive (x, a) and the lower hull of the alive (x, b).
+  template <class = void>
   void hulls(std::vector<hpt>& ua, std::vector<hpt>& lb) const {
     ua.clear();
     lb.clear();
@@ -164,6 +170,7 @@ class hull_blocks {
  private:
   [[nodiscard]] hpt upper_pt(std::size_t pos) const noexcept { return {pts_[pos].x, pts_[pos].a, pos}; }
   [[nodiscard]] hpt lower_pt(std::size_t pos) const noexcept { return {pts_[pos].x, pts_[pos].b, pos}; }
+  template <class = void>
   void rebuild(std::size_t k) {
     const std::size_t begin = k * block_, end = std::min(pts_.size(), begin + block_);
     scratch_.clear();
@@ -222,6 +229,7 @@ struct band_solver {
 
 /// The probes in fit coordinates (see `hull_probe`); `errc::out_of_range` when
 /// a coordinate is beyond ±2^52 ns from the reference. Sets `out.x_first/x_last`.
+template <class = void>
 inline expected<std::vector<hull_probe>, errc> hull_coordinates(std::span<const probe_sample> probes, std::int64_t ref,
                                                                 hull_fit& out) {
   constexpr i128 lim = static_cast<i128>(1) << 52;
@@ -245,6 +253,7 @@ inline expected<std::vector<hull_probe>, errc> hull_coordinates(std::span<const 
 
 /// The candidate slopes of the current hulls within [dmin, dmax], sorted and
 /// unique: the bounds and every hull edge slope (H is piecewise linear between them).
+template <class = void>
 inline void hull_candidates(const band_solver& sv, const rat& dmin, const rat& dmax, std::vector<rat>& cand) {
   cand.clear();
   cand.push_back(dmin);
@@ -282,6 +291,7 @@ inline bool hull_feasible(const band_solver& sv, const std::vector<rat>& cand, s
 /// least-violated slope, within the budget. On success `sv` holds the hulls
 /// of the kept probes and `cand` their candidate slopes; `alive` (by input
 /// index) and `out.dropped` record the drops.
+template <class = void>
 inline expected<void, errc> hull_solve(hull_blocks& blocks, std::size_t budget, const rat& dmin, const rat& dmax,
                                        band_solver& sv, std::vector<rat>& cand, std::vector<char>& alive,
                                        hull_fit& out) {
@@ -306,6 +316,7 @@ inline expected<void, errc> hull_solve(hull_blocks& blocks, std::size_t budget, 
 
 /// The feasible polygon of a feasible band: its slope range [rho_lo, rho_hi]
 /// (returned) and its vertices in `out.polygon`.
+template <class = void>
 inline std::pair<rat, rat> hull_polygon(const band_solver& sv, const std::vector<rat>& cand, hull_fit& out) {
   std::size_t L = 0, R = cand.size() - 1;
   std::vector<i128> h(cand.size());
@@ -337,6 +348,7 @@ inline std::pair<rat, rat> hull_polygon(const band_solver& sv, const std::vector
 
 /// The envelope-tangent drift (see the file comment), unclamped, from the
 /// kept probes (`alive`, by input index) in input order.
+template <class = void>
 inline long double hull_tangent_drift(std::span<const probe_sample> probes, const std::vector<char>& alive,
                                       const band_solver& sv, std::int64_t ref, std::int64_t base) {
   auto xy = [&](std::size_t i, bool upper) {
@@ -398,6 +410,7 @@ inline long double hull_tangent_drift(std::span<const probe_sample> probes, cons
 ///
 /// Cost: O(n log n) for the sort and the block hulls, then per pair of dropped
 /// probes O(sqrt(n)) plus the block hull vertices (see `detail::hull_blocks`).
+template <class = void>
 [[nodiscard]] inline expected<hull_fit, errc> fit_hull(std::span<const probe_sample> probes, std::int64_t ref,
                                                       const fit_options& opt) {
   using detail::rat;

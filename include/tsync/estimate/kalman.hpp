@@ -93,6 +93,7 @@ inline constexpr double kalman_big_theta = 1e12, kalman_big_rho = 1e10;
 /// (so that counting the second measurement again is negligible), rather
 /// than from the vague prior: smoothing a vague prior back to the knots
 /// between them would cancel most digits.
+template <class = void>
 [[nodiscard]] inline kalman_start kalman_initial(const std::vector<kalman_knot>& kn, double q, double scale) {
   const std::size_t n = kn.size();
   kalman_start st{{0, 0}, {kalman_big_theta, 0, 0, kalman_big_rho}, 0, n, 0};
@@ -132,13 +133,15 @@ struct kalman_pass {
 };
 
 /// The Rauch–Tung–Striebel smoother over a forward pass.
+template <class = void>
 inline void kalman_smooth(const std::vector<kalman_knot>& kn, const kalman_pass& fw, kalman_result& res) {
   const std::size_t n = kn.size();
   res.x.assign(n, {});
   res.p.assign(n, {});
   res.x[n - 1] = fw.xf[n - 1];
   res.p[n - 1] = fw.pf[n - 1];
-  for (std::size_t k = n - 1; k-- > 0;) {
+  for (std::size_t k = n - 1; k > 0;) {
+    --k;  // k = n - 2 ... 0, without a last decrement that wraps
     if (kn[k + 1].release) {
       // Nothing flows back across a released state.
       res.x[k] = fw.xf[k];
@@ -157,6 +160,7 @@ inline void kalman_smooth(const std::vector<kalman_knot>& kn, const kalman_pass&
 
 /// Filter (and, with `smooth`, RTS-smooth) the knots with frequency random
 /// walk intensity `q` and measurement variances scaled by `scale`.
+template <class = void>
 [[nodiscard]] inline kalman_result kalman_run(const std::vector<kalman_knot>& kn, double q, double scale, bool smooth) {
   const std::size_t n = kn.size();
   kalman_pass fw{std::vector<vec2>(n), std::vector<vec2>(n), std::vector<mat2>(n), std::vector<mat2>(n)};
@@ -204,6 +208,7 @@ struct kalman_estimator {
   /// evaluated at `substeps − 1` times between consecutive bursts.
   int substeps = 4;
 
+  template <class = void>
   [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
     auto sb = detail::screen_bursts(probes, opt, segmented_jump_gate);
     if (!sb) return unexpected(sb.error());
@@ -258,6 +263,7 @@ struct kalman_estimator {
   }
 
   /// Maximum likelihood over the grid of q and the variance scale.
+  template <class = void>
   [[nodiscard]] static std::pair<double, double> most_likely(const std::vector<detail::kalman_knot>& kn) {
     double best_q = 0, best_s = 1, best_ll = -std::numeric_limits<double>::infinity();
     for (int qi = -1; qi <= 20; ++qi) {

@@ -106,6 +106,7 @@ class model {
 
   /// Check the invariants (non-empty, begins strictly increasing, every
   /// segment has lower and upper bound lines, finite statistical bands).
+  template <class = void>
   [[nodiscard]] expected<void, errc> check() const {
     if (segments.empty()) return unexpected(errc::empty_input);
     for (std::size_t i = 0; i < segments.size(); ++i) {
@@ -198,6 +199,7 @@ class model {
   /// sample at each segment's begin and one at `next begin − 1` (or at `end − 1`
   /// for the last). Each carries the hard interval relative to its offset.
   /// Outside that range the engine's own policy (hold or extrapolate) applies.
+  template <class = void>
   [[nodiscard]] std::vector<sync_sample> to_sync_table() const {
     std::vector<sync_sample> out;
     auto emit = [&](const segment& s, std::int64_t t) {
@@ -229,6 +231,7 @@ class model {
 
   /// The model as JSON (see docs/estimators.md for the schema): forwards to
   /// `io::model_to_json` (io/model_json.hpp).
+  template <class = void>
   [[nodiscard]] std::string to_json() const;
   /// Read a model written by `to_json`. Errors: `invalid_argument` for JSON
   /// syntax or a missing / mistyped field (`error` gets the details),
@@ -236,6 +239,7 @@ class model {
   /// `non_finite` for a statistical band that is not finite, and the errors of
   /// `check()`. Forwards to `io::read_model_json` (io/model_json.hpp), whose
   /// `text_error` names the field; kept for one release.
+  template <class = void>
   [[nodiscard]] static expected<model, errc> from_json(std::string_view text, io::json::parse_error* error = nullptr);
 };
 

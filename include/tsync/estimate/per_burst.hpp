@@ -61,6 +61,7 @@ namespace detail {
 /// are the union of both sides' intervals, each widened by `max_drift` (`dq`,
 /// q48) away from its burst; the point estimate holds the nearer burst's
 /// offset (causes `gap`, then `step` at the midpoint).
+template <class = void>
 [[nodiscard]] inline std::vector<segment> break_segments(const burst_estimate& e0, const burst_estimate& e1,
                                                          std::int64_t dq, bool first) {
   const std::int64_t mid = static_cast<std::int64_t>(floor_div(static_cast<i128>(e0.ref) + e1.ref, 2));
@@ -88,6 +89,7 @@ namespace detail {
 /// sharing a reference time keep the first). `extra_rejected` (probes lost
 /// before or in bursts that produced no estimate) is added to the first
 /// segment's rejected count. Errors: `empty_input` when `est` is empty.
+template <class = void>
 [[nodiscard]] inline expected<model, errc> interpolate_bursts(std::vector<burst_estimate> est, std::string name,
                                                              const fit_options& opt,
                                                              std::uint64_t extra_rejected = 0) {

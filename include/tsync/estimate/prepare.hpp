@@ -65,6 +65,7 @@ namespace detail {
 /// Screen the probes of one group (one burst): causality, range, duplicate ids.
 /// Exact copies of a probe keep one copy; differing probes sharing an id are
 /// all dropped (the pairing is ambiguous). Strict mode fails on the first.
+template <class = void>
 [[nodiscard]] inline expected<std::vector<probe_sample>, errc> screen_group(std::span<const probe_sample> in,
                                                                            const fit_options& opt,
                                                                            std::uint64_t& rejected) {
@@ -110,11 +111,13 @@ namespace detail {
 }
 
 /// k-th largest (k >= 1) of a copy of `v`.
+template <class = void>
 [[nodiscard]] inline double kth_largest(std::vector<double> v, std::size_t k) {
   k = std::min(k, v.size());
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k - 1), v.end(), std::greater<>());
   return v[k - 1];
 }
+template <class = void>
 [[nodiscard]] inline double median_of(std::vector<double> v) {
   const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
   std::nth_element(v.begin(), mid, v.end());
@@ -127,6 +130,7 @@ namespace detail {
 /// centre of the burst's raw split envelope `[max(t1 − g), min(t2 − g)]` when
 /// it is not empty (the per-direction minima, unbiased by queueing), else the
 /// median midpoint offset.
+template <class = void>
 [[nodiscard]] inline double burst_level(const burst_probes& b) {
   const i128 base = midpoint_offset(b.probes.front());
   i128 lo = lower_bound_of(b.probes.front()), hi = upper_bound_of(b.probes.front());
@@ -144,6 +148,7 @@ namespace detail {
 /// Rough drift (dimensionless) from burst to burst: the median of the slopes
 /// between consecutive bursts' levels (`burst_level`). Robust to a step
 /// (which spoils one slope). 0 with fewer than two bursts.
+template <class = void>
 [[nodiscard]] inline double rough_slope(const std::vector<burst_probes>& bursts) {
   std::vector<double> mids;
   std::vector<std::int64_t> refs;
@@ -171,6 +176,7 @@ namespace detail {
 /// `[max(t1 − g), min(t2 − g)]` is not empty, nothing is, so the probes that
 /// define the per-direction minima always stay. `gate` is the slack (ns) a
 /// contradiction must exceed. Bursts of fewer than 3 probes are left alone.
+template <class = void>
 inline void gate_outliers(burst_probes& b, double slope, double gate) {
   const std::size_t n = b.probes.size();
   if (n < 3) return;
@@ -213,6 +219,7 @@ inline void gate_outliers(burst_probes& b, double slope, double gate) {
 /// ones that define the per-direction minima): on real links it can move a
 /// burst's estimate by milliseconds. Use it only where stamps are known to
 /// glitch.
+template <class = void>
 inline void gate_extremes(burst_probes& b, double slope, double gate) {
   const std::size_t n = b.probes.size();
   if (n < 8) return;
@@ -256,6 +263,7 @@ inline void gate_extremes(burst_probes& b, double slope, double gate) {
 /// breaks.hpp first), options errors from
 /// `validate`, and in strict mode the first bad probe's error.
 /// With `gate` true and `opt.filter_outliers`, the outlier gate runs per burst.
+template <class = void>
 [[nodiscard]] inline expected<prepared_probes, errc> prepare(std::span<const probe_sample> probes,
                                                             const fit_options& opt, bool gate) {
   if (auto v = validate(opt); !v) return unexpected(v.error());

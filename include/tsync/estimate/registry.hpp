@@ -55,6 +55,7 @@ template <class E> expected<model, errc> fit_trace(std::span<const probe_sample>
 class registry {
  public:
   /// The built-in estimators, in a stable order (per-burst baselines first).
+  template <class = void>
   registry() {
     using namespace detail;
     list_ = {
@@ -76,6 +77,7 @@ class registry {
 
   /// Register `e`. Errors: `invalid_argument` for an empty name or no fit
   /// function, `duplicate_id` when the name is taken.
+  template <class = void>
   expected<void, errc> add(const estimator_info& e) {
     if (e.name.empty() || e.fit == nullptr) return unexpected(errc::invalid_argument);
     if (find(e.name) != nullptr) return unexpected(errc::duplicate_id);
@@ -91,6 +93,7 @@ class registry {
     return nullptr;
   }
   /// Run the estimator called `name` (`not_found` for an unknown name).
+  template <class = void>
   [[nodiscard]] expected<model, errc> fit(std::string_view name, std::span<const probe_sample> probes,
                                           const fit_options& opt = {}) const {
     const auto* e = find(name);
@@ -103,6 +106,7 @@ class registry {
 };
 
 /// The process-wide registry used by `estimators()`, `names()` and `fit()`.
+template <class = void>
 [[nodiscard]] inline registry& default_registry() {
   static registry r;
   return r;
@@ -110,9 +114,11 @@ class registry {
 
 /// Every estimator of the default registry, in a stable order (per-burst
 /// baselines first, then whole-trace ones, then those registered later).
+template <class = void>
 [[nodiscard]] inline std::span<const estimator_info> estimators() noexcept { return default_registry().list(); }
 
 /// The names of every registered estimator.
+template <class = void>
 [[nodiscard]] inline std::vector<std::string_view> names() {
   std::vector<std::string_view> v;
   for (const auto& e : estimators()) v.push_back(e.name);
@@ -124,6 +130,7 @@ class registry {
 /// (`empty_input`, `all_rejected`, `causality_violation` / `duplicate_id` /
 /// `out_of_range` in strict mode, `non_finite` / `invalid_argument` for bad
 /// options, `infeasible`).
+template <class = void>
 [[nodiscard]] inline expected<model, errc> fit(std::string_view name, std::span<const probe_sample> probes,
                                               const fit_options& opt = {}) {
   return default_registry().fit(name, probes, opt);

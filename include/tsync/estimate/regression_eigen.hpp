@@ -22,7 +22,9 @@
 /// and call `register_regression(default_registry())` (or on your own
 /// `registry`) to make `regression` available by name.
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
+#include <Eigen/LU>  // inverse()
+#include <Eigen/QR>  // colPivHouseholderQr()
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -52,6 +54,7 @@ struct regression_estimator {
 
   /// Lag-1 correlation of the residuals `res` (sum of squares `rss`),
   /// clamped to [0, 0.98]; 0 for fewer than four.
+  template <class = void>
   [[nodiscard]] static double lag1_correlation(const Eigen::VectorXd& res, double rss) {
     const Eigen::Index n = res.size();
     if (n <= 3 || !(rss > 0)) return 0.0;
@@ -71,6 +74,7 @@ struct regression_estimator {
     band.var_slope = std::max(band.var_slope, (rho - rho_h) * (rho - rho_h) / (kq * kq));
   }
 
+  template <class = void>
   [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
     auto sb = detail::screen_bursts(probes, opt, segmented_jump_gate);
     if (!sb) return unexpected(sb.error());
@@ -152,6 +156,7 @@ static_assert(trace_estimator<regression_estimator>);
 
 /// Add `regression` to `r`. Adding it twice is not an error (the second call
 /// does nothing).
+template <class = void>
 inline expected<void, errc> register_regression(registry& r) {
   if (r.find(regression_estimator::name) != nullptr) return {};
   return r.add({regression_estimator::name, "whole-trace",

@@ -41,6 +41,7 @@ namespace detail {
 /// inside their convex hull lies between the lowest and highest of them at
 /// every time. The slope is clamped to the vertices' slope range, then the
 /// offset to the hull's section at that slope. Returns true if it moved.
+template <class = void>
 inline bool clamp_into_bounds(segment& s) {
   std::vector<std::pair<double, double>> v;  // (ρ in q48 units, θ)
   for (const auto* set : {&s.lo, &s.hi})
@@ -73,6 +74,7 @@ inline bool clamp_into_bounds(segment& s) {
 /// upper bound t2 − g), the point estimate is the centroid of the shifted
 /// constraints (asymmetry changes undone) while the hard bounds stay those of
 /// the raw constraints.
+template <class = void>
 [[nodiscard]] inline expected<segment, errc> hull_segment(
     const std::vector<burst_probes>& bursts, std::size_t first, std::size_t last, const fit_options& opt,
     const std::vector<std::pair<std::int64_t, std::int64_t>>* shifts = nullptr) {
@@ -134,6 +136,7 @@ struct burst_summary {
   double rtt = 0;    // minimum RTT
 };
 
+template <class = void>
 [[nodiscard]] inline double robust_scale(std::vector<double> v) {
   if (v.empty()) return 0;
   for (auto& x : v) x = std::fabs(x);
@@ -153,6 +156,7 @@ struct change_point {
 
 /// Classify the boundary before each burst k (k >= 1) from the jumps of the
 /// envelopes, compared with the local slope of the neighbours.
+template <class = void>
 inline std::vector<change_point> detect_changes(const std::vector<burst_summary>& s, double min_rtt, double gate) {
   const std::size_t n = s.size();
   std::vector<change_point> out(n);
@@ -204,6 +208,7 @@ inline std::vector<change_point> detect_changes(const std::vector<burst_summary>
 }
 
 /// Largest de-trended lower bound and smallest upper bound over bursts [a, b).
+template <class = void>
 [[nodiscard]] inline std::pair<double, double> window_envelope(const std::vector<burst_summary>& s, std::size_t a,
                                                                std::size_t b) {
   double lo = -1e300, hi = 1e300;
@@ -217,6 +222,7 @@ inline std::vector<change_point> detect_changes(const std::vector<burst_summary>
 /// True when burst k's causality envelope contradicts a neighbour's by more
 /// than `tol` (one of them holds a glitch): its lower envelope above the
 /// other's upper one, or its upper envelope below the other's lower one.
+template <class = void>
 [[nodiscard]] inline bool contradicts_neighbours(const std::vector<burst_summary>& s, std::size_t k, double tol) {
   for (std::size_t m : {k - 1, k + 1}) {
     if (m >= s.size() || m == k) continue;  // k - 1 wraps for k == 0
@@ -231,6 +237,7 @@ inline std::vector<change_point> detect_changes(const std::vector<burst_summary>
 /// queueing of either direction could explain is no step: both sides still
 /// fit one line). An asymmetry change must be confirmed by the minimum round
 /// trip, which moves by the difference of the two envelope jumps.
+template <class = void>
 inline void confirm_changes(const std::vector<burst_summary>& s, std::vector<change_point>& changes, double noise) {
   auto med_rtt = [&](std::size_t a, std::size_t b) {
     std::vector<double> v;
@@ -264,6 +271,7 @@ struct screened_bursts {
 
 /// `prepare` (with the outlier gate), burst summaries, change detection, and
 /// removal of outlier bursts (a burst whose envelopes jump away and back).
+template <class = void>
 [[nodiscard]] inline expected<screened_bursts, errc> screen_bursts(std::span<const probe_sample> probes,
                                                                   const fit_options& opt, double gate) {
   auto prep = prepare(probes, opt, true);
@@ -330,6 +338,7 @@ struct screened_bursts {
 /// is used only if the minimum RTT confirms it: the median minimum RTT of up
 /// to three bursts after it minus that of up to three before must be within
 /// half of the jump it implies (`jb − ja`).
+template <class = void>
 [[nodiscard]] inline std::vector<double> asymmetry_centre_shifts(const std::vector<change_point>& changes,
                                                                 const std::vector<burst_summary>& summary) {
   std::vector<double> out(changes.size(), 0.0);
@@ -360,6 +369,7 @@ inline constexpr double segmented_jump_gate = 10.0;
 /// change detector marks as outliers are dropped first.
 struct convex_hull_estimator {
   static constexpr std::string_view name = "convex_hull";
+  template <class = void>
   [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
     auto sb = detail::screen_bursts(probes, opt, segmented_jump_gate);
     if (!sb) return unexpected(sb.error());
@@ -387,6 +397,7 @@ struct segmented_estimator {
   /// the segment's line splits the segment there.
   double residual_gate = 4.0;
 
+  template <class = void>
   [[nodiscard]] expected<model, errc> fit(std::span<const probe_sample> probes, const fit_options& opt = {}) const {
     auto sb = detail::screen_bursts(probes, opt, jump_gate);
     if (!sb) return unexpected(sb.error());
@@ -423,6 +434,7 @@ struct segmented_estimator {
   /// A frequency step (a kink of the offset) shows as two step candidates in
   /// a row: the bursts on either side of the kink both jump against their
   /// neighbours' mixed slope. Keep the one where two lines fit best.
+  template <class = void>
   static void keep_one_kink_step(const std::vector<detail::burst_summary>& ks, std::vector<detail::change_point>& cause) {
     for (std::size_t k = 1; k + 1 < cause.size(); ++k) {
       if (cause[k].kind != detail::change::step || cause[k + 1].kind != detail::change::step) continue;
@@ -459,6 +471,7 @@ struct segmented_estimator {
   }
 
   /// Fit every clock region (bursts between detected steps) into pieces.
+  template <class = void>
   std::vector<piece> fit_pieces(const detail::screened_bursts& sb,
                                 const std::vector<std::pair<std::int64_t, std::int64_t>>& shifts,
                                 const fit_options& opt) const {
@@ -485,6 +498,7 @@ struct segmented_estimator {
   /// The gap after a step, between the previous piece's last probe `t_a` and
   /// this piece's first `t_b`: nothing is interpolated; each half holds the
   /// union of both sides' bounds (causes `gap`, then `step` at the middle).
+  template <class = void>
   static void add_gap(model& m, const segment& next_fit, std::int64_t t_a, std::int64_t t_b) {
     if (t_b - t_a <= 2) return;
     const segment& prev = m.segments.back();
@@ -506,6 +520,7 @@ struct segmented_estimator {
 
   /// Append a piece, split at the asymmetry changes inside it (same lines,
   /// own diagnostics).
+  template <class = void>
   static void add_piece(model& m, const std::vector<burst_probes>& kb, const std::vector<detail::change_point>& cause,
                         const piece& p, std::int64_t begin) {
     std::vector<std::size_t> cuts{p.first};
@@ -528,6 +543,7 @@ struct segmented_estimator {
   }
 
   /// Statistics of the bursts [k0, k1].
+  template <class = void>
   static fit_stats range_stats(const std::vector<burst_probes>& kb, std::size_t k0, std::size_t k1) {
     fit_stats st;
     st.bursts = static_cast<std::uint32_t>(k1 - k0 + 1);
@@ -603,6 +619,7 @@ struct segmented_estimator {
 
   /// Residual sum of squares of the least-squares line through the burst
   /// envelope centres of [a, b].
+  template <class = void>
   [[nodiscard]] static double line_sse(const std::vector<detail::burst_summary>& ks, std::size_t a, std::size_t b) {
     if (b < a) return 0.0;
     const double n = static_cast<double>(b - a + 1);
@@ -626,6 +643,7 @@ struct segmented_estimator {
   /// burst envelope centres of [first, last] into two least-squares lines
   /// ([first, k − 1] and [k, last]); empty if no split reduces the residual
   /// sum of squares of one line by at least half.
+  template <class = void>
   [[nodiscard]] static std::optional<std::size_t> kink_split(const std::vector<detail::burst_summary>& ks,
                                                              std::size_t first, std::size_t last) {
     auto sse = [&](std::size_t a, std::size_t b) { return line_sse(ks, a, b); };
@@ -658,6 +676,7 @@ struct segmented_estimator {
 
   /// The largest distance of a burst envelope centre from a segment's line,
   /// and the burst where it occurs.
+  template <class = void>
   [[nodiscard]] static std::pair<double, std::size_t> worst_residual(const std::vector<burst_probes>& kb,
                                                                     const std::vector<detail::burst_summary>& ks,
                                                                     const segment& seg, std::size_t first,

@@ -113,6 +113,7 @@ inline constexpr duration_unit duration_units[] = {
 
 /// The text of `ns` with the largest unit that represents it exactly
 /// (`min`, `s`, `ms`, `us`, else `ns`); `parse_duration` reads it back.
+template <class = void>
 [[nodiscard]] inline std::string format_duration(std::int64_t ns) {
   struct unit { std::int64_t f; const char* s; };
   for (const unit u : {unit{60'000'000'000, "min"}, unit{1'000'000'000, "s"}, unit{1'000'000, "ms"}, unit{1'000, "us"}})

@@ -79,6 +79,7 @@ struct parse_limits {
 
 namespace detail {
 
+template <class = void>
 class parser {
  public:
   explicit parser(std::string_view s, parse_limits limits = {}) : s_(s), limits_(limits) {}
@@ -310,11 +311,13 @@ class parser {
 }  // namespace detail
 
 /// Parse one JSON document.
+template <class = void>
 [[nodiscard]] inline expected<value, parse_error> parse(std::string_view text, parse_limits limits = {}) {
   return detail::parser(text, limits).run();
 }
 
 /// Append `s` as a JSON string literal.
+template <class = void>
 inline void write_string(std::string& out, std::string_view s) {
   out += '"';
   for (char ch : s) {
@@ -338,11 +341,14 @@ inline void write_string(std::string& out, std::string_view s) {
   out += '"';
 }
 /// Append an integer.
+template <class = void>
 inline void write_int(std::string& out, std::int64_t v) { out += std::to_string(v); }
 /// Append an unsigned integer.
+template <class = void>
 inline void write_uint(std::string& out, std::uint64_t v) { out += std::to_string(v); }
 /// Append a finite double with round-trip precision (non-finite values, which
 /// JSON cannot express, are written as null).
+template <class = void>
 inline void write_double(std::string& out, double v) {
   if (!std::isfinite(v)) {
     out += "null";

@@ -26,6 +26,7 @@
 namespace tsync::inline TSYNC_ABI::io {
 
 namespace detail {
+template <class = void>
 inline void write_model_lines(std::string& o, const std::vector<estimate::line>& ls) {
   o += '[';
   for (std::size_t i = 0; i < ls.size(); ++i) {
@@ -42,6 +43,7 @@ inline void write_model_lines(std::string& o, const std::vector<estimate::line>&
 
 namespace detail {
 /// The `"segments": [...]` array of a model (its pieces).
+template <class = void>
 inline void write_model_pieces(std::string& o, const estimate::model& m) {
   using namespace estimate;
   const auto& segments = m.segments;
@@ -85,6 +87,7 @@ inline void write_model_pieces(std::string& o, const estimate::model& m) {
 }  // namespace detail
 
 /// The model as JSON (see docs/estimators.md for the schema).
+template <class = void>
 [[nodiscard]] inline std::string model_to_json(const estimate::model& m) {
   std::string o;
   o += "{\n  \"format\": \"tsync-model\",\n  \"version\": 1,\n  \"estimator\": ";
@@ -99,6 +102,7 @@ namespace detail {
 
 /// Reads the fields of a parsed model document; the first error is kept with
 /// the path of its field.
+template <class = void>
 class model_reader {
  public:
   std::optional<text_error> error{};
@@ -201,6 +205,7 @@ class model_reader {
 };
 
 /// The 1-based line of byte `offset` of `text`.
+template <class = void>
 inline std::size_t line_of(std::string_view text, std::size_t offset) {
   std::size_t line = 1;
   for (std::size_t i = 0; i < offset && i < text.size(); ++i) if (text[i] == '\n') ++line;
@@ -211,7 +216,8 @@ inline std::size_t line_of(std::string_view text, std::size_t offset) {
 
 namespace detail {
 /// The model held by object `obj` (its `estimator` and `segments`), checked.
-inline expected<estimate::model, text_error> model_of(model_reader& r, const json::value& obj, const std::string& path) {
+template <class = void>
+inline expected<estimate::model, text_error> model_of(model_reader<>& r, const json::value& obj, const std::string& path) {
   estimate::model m;
   const json::value* est = r.error ? nullptr : r.member(obj, "estimator", json::value::kind::string, path);
   if (est != nullptr) m.estimator = est->text;
@@ -235,6 +241,7 @@ inline expected<estimate::model, text_error> model_of(model_reader& r, const jso
 /// for a number that is not the expected kind, `non_finite` for a statistical
 /// band that is not finite, `unsupported_version`, and the errors of
 /// `model::check()`.
+template <class = void>
 [[nodiscard]] inline expected<estimate::model, text_error> read_model_json(std::string_view text,
                                                                           json::parse_limits limits = {}) {
   auto doc = json::parse(text, limits);
@@ -263,8 +270,10 @@ inline expected<estimate::model, text_error> model_of(model_reader& r, const jso
 
 namespace tsync::inline TSYNC_ABI::estimate {
 
+template <class>
 inline std::string model::to_json() const { return io::model_to_json(*this); }
 
+template <class>
 inline expected<model, errc> model::from_json(std::string_view text, io::json::parse_error* error) {
   if (error) *error = {};
   auto m = io::read_model_json(text);

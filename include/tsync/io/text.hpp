@@ -64,6 +64,7 @@ class line_reader {
  public:
   explicit line_reader(std::istream& in, text_limits limits = {}) : in_(in), limits_(limits) {}
   /// The next line, without its '\n', into `out`.
+  template <class = void>
   bool next(std::string& out) {
     out.clear();
     if (error_ != errc::ok) return false;
@@ -91,6 +92,7 @@ class line_reader {
   /// `errc::ok` at a clean end of input.
   [[nodiscard]] errc error() const noexcept { return error_; }
   /// A message for `error()`.
+  template <class = void>
   [[nodiscard]] std::string message() const {
     if (error_ != errc::oversized) return "read error";
     return total_ > limits_.max_bytes
@@ -99,6 +101,7 @@ class line_reader {
   }
 
  private:
+  template <class = void>
   bool fail(errc e) {
     error_ = e;
     ++line_;

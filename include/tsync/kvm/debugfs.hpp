@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,8 +106,8 @@ struct debugfs_query {
   for (char c : s) {
     if (c < '0' || c > '9') return unexpected(errc::malformed_number);
     const auto d = static_cast<std::uint64_t>(c - '0');
-    if (v > (~std::uint64_t{0} - d) / 10) range = true;
-    v = v * 10 + d;
+    if (range || v > (~std::uint64_t{0} - d) / 10) range = true;  // keep checking the digits, stop adding
+    else v = v * 10 + d;
   }
   if (range) return unexpected(errc::number_out_of_range);
   return v;
@@ -122,7 +123,8 @@ struct debugfs_query {
   constexpr std::uint64_t lim = std::uint64_t{1} << 63;
   if (neg) {
     if (*m > lim) return unexpected(errc::number_out_of_range);
-    return static_cast<std::int64_t>(0 - *m);
+    if (*m == lim) return std::numeric_limits<std::int64_t>::min();
+    return -static_cast<std::int64_t>(*m);
   }
   if (*m >= lim) return unexpected(errc::number_out_of_range);
   return static_cast<std::int64_t>(*m);

@@ -17,11 +17,7 @@
 /// When the guest is slower, several host ticks share one guest value and
 /// `to_host` returns the first of them: `0 <= h − to_host(to_guest(h)) <= ceil(2^frac_bits / ratio) − 1`.
 
-#include <algorithm>
-#include <bit>
-#include <cstddef>
 #include <cstdint>
-#include <span>
 
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"

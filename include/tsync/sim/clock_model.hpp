@@ -129,6 +129,7 @@ class truth_map {
   /// (the random walk is the only random part). `m` must be valid.
   /// Errors: the model's `validate()` error, `errc::invalid_argument` for a
   /// negative span, `errc::oversized` for `span / knot >= max_knots`, `errc::overflow` if a reading leaves int64.
+  template <class = void>
   static expected<truth_map, errc> make(const clock_model& m, std::int64_t start_ns, std::int64_t span_ns,
                                         std::uint64_t seed) {
     if (auto e = m.validate(); e != errc::ok) return unexpected(e);

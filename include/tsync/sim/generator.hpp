@@ -91,6 +91,7 @@ struct trace {
   /// The asymmetry floor (ns) at host time `h` (see `link_model::asymmetry_floor`).
   [[nodiscard]] double floor_at(std::int64_t h) const noexcept { return sc.floor_at(h); }
   /// The probes of burst `b` (a contiguous range of `probes`).
+  template <class = void>
   [[nodiscard]] std::vector<probe_sample> burst_probes(std::uint32_t b) const {
     std::vector<probe_sample> out;
     for (const auto& p : probes)
@@ -109,6 +110,7 @@ namespace detail {
 /// every reply that arrives meanwhile (`collect`).
 class simulation {
  public:
+  template <class = void>
   simulation(const scenario& sc, std::uint64_t seed, trace& tr)
       : sc_(sc),
         tr_(tr),
@@ -123,6 +125,7 @@ class simulation {
   }
 
   /// Run burst `b`: its start (with jitter), then its probes one after the other.
+  template <class = void>
   void run_burst(std::uint32_t b) {
     burst_info bi;
     bi.index = b;
@@ -164,6 +167,7 @@ class simulation {
   };
 
   // The forward message (and its duplicate): the guest stamps and replies to each copy.
+  template <class = void>
   void send_probe(std::int64_t s, std::uint64_t id) {
     const delivery fd = link_.send(direction::forward, s);
     if (!fd) return;
@@ -184,6 +188,7 @@ class simulation {
   // Wait for probe `id`'s own reply (at most `timeout`); drop replies that
   // arrived before the wait; record every reply that arrives during it.
   // Returns the end of the wait.
+  template <class = void>
   std::int64_t collect(std::int64_t s, std::int64_t t1, std::uint64_t id, burst_info& bi) {
     std::erase_if(pending_, [s](const in_flight& f) { return f.arrival < s; });
     std::sort(pending_.begin(), pending_.end(),
@@ -210,6 +215,7 @@ class simulation {
   }
 
   // Record reply `f` to the probe `id` sent at `s` and stamped `t1`.
+  template <class = void>
   void record(const in_flight& f, std::int64_t s, std::int64_t t1, std::uint64_t id, burst_info& bi) {
     probe_sample p;
     p.t1 = t1;
@@ -254,6 +260,7 @@ class simulation {
 
 /// Run `sc` with `seed`. Errors: the scenario's `validate()` error, or
 /// `errc::overflow` when a time leaves int64.
+template <class = void>
 [[nodiscard]] inline expected<trace, errc> simulate(const scenario& sc, std::uint64_t seed) {
   if (auto e = sc.validate(); e != errc::ok) return unexpected(e);
   trace tr;
@@ -281,6 +288,7 @@ struct truth_point {
   std::int64_t host = 0;
   std::int64_t guest = 0;
 };
+template <class = void>
 [[nodiscard]] inline std::vector<truth_point> truth_grid(const trace& tr, std::int64_t step_ns) {
   std::vector<truth_point> out;
   if (tr.bursts.empty() || step_ns <= 0) return out;

@@ -26,6 +26,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -74,7 +75,8 @@ struct link_model {
   /// `errc::ok`, or the first problem: a distribution's own error,
   /// `invalid_argument` for probabilities outside [0, 1], a negative minimum
   /// delay (also after steps), a delay distribution that can be negative
-  /// (its `min_value() < 0`), or a step at a negative time.
+  /// (its `min_value() < 0`), or a step at a negative time; `out_of_range`
+  /// for steps that raise a minimum delay beyond int64.
   [[nodiscard]] errc validate() const noexcept {
     for (double p : {loss_prob, dup_prob, reorder_prob, spike_prob}) {
       if (!std::isfinite(p)) return errc::non_finite;
@@ -88,7 +90,9 @@ struct link_model {
     if (mf < 0 || mb < 0) return errc::invalid_argument;
     for (const auto& s : asymmetry_steps) {
       if (s.at_ns < 0) return errc::invalid_argument;
-      (s.dir == direction::forward ? mf : mb) += s.delta_ns;
+      std::int64_t& m = s.dir == direction::forward ? mf : mb;  // >= 0 here: only a rise can overflow
+      if (s.delta_ns > 0 && m > std::numeric_limits<std::int64_t>::max() - s.delta_ns) return errc::out_of_range;
+      m += s.delta_ns;
       if (mf < 0 || mb < 0) return errc::invalid_argument;
     }
     return errc::ok;

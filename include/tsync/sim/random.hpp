@@ -209,6 +209,7 @@ struct distribution {
 
 namespace detail {
 /// Shortest round-trip text of a double.
+template <class = void>
 inline std::string format_double(double v) {
   std::array<char, 40> buf{};
   auto res = std::to_chars(buf.data(), buf.data() + buf.size(), v);
@@ -220,6 +221,7 @@ inline expected<double, errc> parse_double(std::string_view s) { return io::pars
 
 /// The text form of a distribution (see the file comment); round-trips exactly
 /// through `parse_distribution`.
+template <class = void>
 [[nodiscard]] inline std::string to_string(const distribution& d) {
   using detail::format_double;
   switch (d.kind) {
@@ -240,6 +242,7 @@ inline expected<double, errc> parse_double(std::string_view s) { return io::pars
 /// `errc::invalid_argument` for a wrong parameter count or a parameter outside
 /// the family's domain, `errc::malformed_number` / `errc::non_finite` for a
 /// parameter that is not a finite decimal number.
+template <class = void>
 [[nodiscard]] inline expected<distribution, errc> parse_distribution(std::string_view text) {
   const auto colon = text.find(':');
   if (colon == std::string_view::npos) return unexpected(errc::invalid_argument);

@@ -102,6 +102,7 @@ struct scenario {
 /// Names of the presets, in benchmark order: quiet, lopsided_queueing,
 /// constant_asymmetry, heavy_tail, drift_wander, clock_step, frequency_step,
 /// asymmetry_step, stamp_noise.
+template <class = void>
 [[nodiscard]] inline const std::vector<std::string>& preset_names() {
   static const std::vector<std::string> names{"quiet",      "lopsided_queueing", "constant_asymmetry",
                                               "heavy_tail", "drift_wander",      "clock_step",
@@ -111,6 +112,7 @@ struct scenario {
 
 /// A preset by name; `errc::not_found` for an unknown name. Each preset has a
 /// distinct non-zero initial offset so that sign errors show.
+template <class = void>
 [[nodiscard]] inline expected<scenario, errc> preset(std::string_view name) {
   constexpr std::int64_t us = 1'000, s = 1'000'000'000;
   scenario sc;

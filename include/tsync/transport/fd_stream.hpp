@@ -244,18 +244,26 @@ class stream_transport {
           broken_ = true;
           return unexpected(make_error_code(errc::oversized));
         }
-        if (avail >= 4 + static_cast<std::size_t>(len)) {
+        const std::size_t need = 4 + static_cast<std::size_t>(len);
+        if (avail >= need) {
           buffer.assign(h + 4, h + 4 + len);
-          begin_ += 4 + static_cast<std::size_t>(len);
+          begin_ += need;
           if (begin_ == end_) begin_ = end_ = 0;
           return static_cast<std::size_t>(len);
         }
+        // A frame larger than the buffer: grow it once, to what the frame needs
+        // (at most one whole frame at the limit).
+        if (need > in_.size()) in_.resize(std::max(need, std::min(2 * in_.size(), max_buffer_size)));
       }
       if (eof_) return unexpected(make_error_code(errc::peer_closed));
       if (begin_ > 0 && (end_ == in_.size() || begin_ > in_.size() / 2)) {
         std::memmove(in_.data(), in_.data() + begin_, end_ - begin_);
         end_ -= begin_;
         begin_ = 0;
+      }
+      if (end_ == in_.size()) {  // cannot happen: a frame that fits has been returned above
+        broken_ = true;
+        return unexpected(make_error_code(errc::io_error));
       }
       // Wait first, read second: a FIFO whose writer has not opened yet reads as
       // end-of-file, while poll() waits for that writer (and reports a hang-up
@@ -290,8 +298,13 @@ class stream_transport {
   }
 
  private:
+  /// The receive buffer starts at this size (probe messages are a few dozen
+  /// bytes): a connection costs no 128 KiB it never uses.
+  static constexpr std::size_t initial_buffer_size = 4096;
+  /// ... and grows, for a large frame, up to one whole frame at the limit.
+  static constexpr std::size_t max_buffer_size = 4 + max_message_size;
   void init_buffers() {
-    in_.resize(2 * (max_message_size + 4));
+    in_.resize(initial_buffer_size);
     begin_ = end_ = 0;
   }
   unique_fd rfd_;
