@@ -111,7 +111,8 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
                                                                             text_limits limits = {}) {
   auto parsed = parse_table_csv(in, limits);
   if (!parsed) return unexpected(parsed.error());
-  if (auto bad = correct::check_samples(parsed->samples, opt.mode)) {
+  if (auto v = correct::validate(parsed->samples, opt.mode); !v) {
+    const index_error* bad = &v.error();
     if (bad->code == errc::empty_input) return unexpected(csv_error{errc::empty_input, 0, "the table has no samples"});
     std::string why = to_string(bad->code);
     if (bad->code == errc::unsorted_input) why = "time is below the previous sample's time (the table must be sorted)";

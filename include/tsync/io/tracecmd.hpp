@@ -633,7 +633,8 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
   auto samples = to_sync_samples(ts, cpu);
   if (!samples) return unexpected(samples.error());
   const auto mode = mode_of(ts);
-  if (auto bad = correct::check_samples(*samples, mode)) {
+  if (auto v = correct::validate(*samples, mode); !v) {
+    const index_error* bad = &v.error();
     const std::string where = "CPU " + std::to_string(cpu) + " sample " + std::to_string(bad->index);
     if (bad->code == errc::unsupported)
       return detail::tc_fail(tracecmd_errc::scaled_interpolation, tracecmd_error::no_offset,
