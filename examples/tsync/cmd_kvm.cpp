@@ -130,7 +130,7 @@ param_result debugfs_params(const cli::options& o, const std::string& cmd) {
   if (auto root = o.get("root")) q.root = *root;
   auto vm = read_vm_detailed(q);
   if (!vm) {
-    r.rc = cli::fail(vm.error().message());
+    r.rc = cli::fail(vm.error().what());
     return r;
   }
   if (vm->vcpus.empty()) {
@@ -263,7 +263,7 @@ int run_params(const std::vector<std::string>& args) {
   }
   if (auto root = o.get("root")) q.root = *root;
   auto vm = read_vm_detailed(q);
-  if (!vm) return cli::fail(vm.error().message());
+  if (!vm) return cli::fail(vm.error().what());
   std::cout << "{\n  \"pid\": " << vm->ref.pid << ",\n  \"fd\": " << vm->ref.fd << ",\n  \"path\": "
             << json_string(vm->ref.path) << ",\n  \"vcpus\": [";
   for (std::size_t i = 0; i < vm->vcpus.size(); ++i) {
@@ -281,7 +281,7 @@ int run_list(const std::vector<std::string>& args) {
   if (auto u = o.unknown({"root"})) return cli::usage_error(cmd, "unknown option --" + *u);
   const std::string root = o.get("root").value_or(std::string(default_debugfs_root));
   auto vms = list_vms_detailed(root);
-  if (!vms) return cli::fail(vms.error().message());
+  if (!vms) return cli::fail(vms.error().what());
   std::cout << "[";
   for (std::size_t i = 0; i < vms->size(); ++i) {
     const auto& v = (*vms)[i];

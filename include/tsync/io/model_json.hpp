@@ -192,13 +192,6 @@ class model_reader {
   }
 };
 
-/// The 1-based line of byte `offset` of `text`.
-inline std::size_t line_of(std::string_view text, std::size_t offset) {
-  std::size_t line = 1;
-  for (std::size_t i = 0; i < offset && i < text.size(); ++i) if (text[i] == '\n') ++line;
-  return line;
-}
-
 }  // namespace detail
 
 /// Read a model written by `model_to_json`. Errors (`text_error`):
@@ -210,11 +203,7 @@ inline std::size_t line_of(std::string_view text, std::size_t offset) {
 [[nodiscard]] inline expected<estimate::model, text_error> read_model_json(std::string_view text,
                                                                           json::parse_limits limits = {}) {
   auto doc = json::parse(text, limits);
-  if (!doc) {
-    const auto line = detail::line_of(text, doc.error().offset);
-    return unexpected(text_error{doc.error().code, line, "", "byte " + std::to_string(doc.error().offset) + ": " +
-                                                                  doc.error().message});
-  }
+  if (!doc) return unexpected(doc.error());
   detail::model_reader r;
   const json::value& root = *doc;
   if (root.k != json::value::kind::object) {
@@ -248,11 +237,11 @@ namespace tsync::inline TSYNC_ABI::estimate {
 
 inline std::string model::to_json() const { return io::model_to_json(*this); }
 
-inline expected<model, errc> model::from_json(std::string_view text, io::json::parse_error* error) {
+inline expected<model, errc> model::from_json(std::string_view text, text_error* error) {
   if (error) *error = {};
   auto m = io::read_model_json(text);
   if (m) return std::move(*m);
-  if (error) *error = {m.error().code, 0, m.error().message};
+  if (error) *error = m.error();
   return unexpected(m.error().code);
 }
 
