@@ -166,8 +166,8 @@ param_result resolve_params(const cli::options& o, const std::string& cmd) {
     return {std::nullopt, cli::usage_error(cmd, "--fd, --root and --vcpu need --pid")};
   param_result l1 = from_debugfs ? debugfs_params(o, cmd) : explicit_params(o, cmd, "");
   if (!l1.params) return l1;
-  if (auto e = validate(*l1.params); e != errc::ok)
-    return {std::nullopt, cli::usage_error(cmd, std::string("invalid parameters: ") + to_string(e))};
+  if (auto v = validate(*l1.params); !v)
+    return {std::nullopt, cli::usage_error(cmd, std::string("invalid parameters: ") + to_string(v.error()))};
   const bool nested = o.has("nested");
   if (!nested) {
     if (o.has("offset2") || o.has("ratio2") || o.has("frac-bits2"))

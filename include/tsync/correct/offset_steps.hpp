@@ -75,7 +75,7 @@ class offset_periods {
                                                            std::uint32_t vcpu, std::uint64_t ratio = 1,
                                                            std::uint8_t frac_bits = 0) {
     const kvm::tsc_params probe{0, ratio, frac_bits};
-    if (const errc e = kvm::validate(probe); e != errc::ok) return unexpected(e);
+    if (auto v = kvm::validate(probe); !v) return unexpected(v.error());
     offset_periods out;
     out.ratio_ = ratio;
     out.frac_ = frac_bits;

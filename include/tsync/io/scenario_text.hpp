@@ -291,8 +291,8 @@ class scenario_line_parser {
     if (line.empty() || line.front() == '#') continue;
     if (auto err = parser.apply(sc, line, line_no)) return unexpected(std::move(*err));
   }
-  if (auto e = sc.validate(); e != errc::ok)
-    return unexpected(text_error{e, 0, "", std::string("invalid scenario: ") + to_string(e)});
+  if (auto v = sim::validate(sc); !v)
+    return unexpected(text_error{v.error(), 0, "", std::string("invalid scenario: ") + to_string(v.error())});
   return sc;
 }
 

@@ -77,7 +77,7 @@ inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::u
 }
 
 /// perf's TSC → ns over a range with the kernel copy `which`.
-/// Precondition: `validate(p) == errc::ok`.
+/// Precondition: `validate(p)` holds.
 inline void tsc_to_ns_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n, const perf_time_params& p,
                             tsync::detail::isa which) noexcept {
   if (p.time_shift <= 32) {
@@ -90,7 +90,7 @@ inline void tsc_to_ns_batch(const std::uint64_t* in, std::uint64_t* out, std::si
 /// The `inverse_plan` of perf's ns → TSC: the KVM inverse with offset =
 /// time_zero, ratio = mult, frac = shift (`ceil((ns − zero) * 2^shift / mult)`).
 inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) noexcept {
-  if (auto e = validate(p); e != errc::ok) return unexpected(e);
+  if (auto v = validate(p); !v) return unexpected(v.error());
   return inverse_plan::make(tsc_params{p.time_zero, p.time_mult, static_cast<std::uint8_t>(p.time_shift)});
 }
 }  // namespace detail
@@ -102,7 +102,7 @@ inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) no
 [[nodiscard]] inline expected<void, batch_error> to_guest(std::span<const std::uint64_t> in,
                                                          std::span<std::uint64_t> out,
                                                          const tsc_params& p) noexcept {
-  if (auto e = validate(p); e != errc::ok) return unexpected(batch_error{e, 0});
+  if (auto v = validate(p); !v) return unexpected(batch_error{v.error(), 0});
   if (in.size() != out.size()) return unexpected(batch_error{errc::invalid_argument, 0});
   if (p.is_unscaled()) detail::add_offset(in.data(), out.data(), in.size(), p.offset);
   else detail::scale_add(in.data(), out.data(), in.size(), p.ratio, p.frac_bits, p.offset);
@@ -147,7 +147,7 @@ inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) no
 [[nodiscard]] inline expected<void, batch_error> tsc_to_ns(std::span<const std::uint64_t> in,
                                                           std::span<std::uint64_t> out,
                                                           const perf_time_params& p) noexcept {
-  if (auto e = validate(p); e != errc::ok) return unexpected(batch_error{e, 0});
+  if (auto v = validate(p); !v) return unexpected(batch_error{v.error(), 0});
   if (in.size() != out.size()) return unexpected(batch_error{errc::invalid_argument, 0});
   detail::tsc_to_ns_batch(in.data(), out.data(), in.size(), p, tsync::detail::best_isa());
   return {};

@@ -280,9 +280,10 @@ template <class T>
     v.params.frac_bits = static_cast<std::uint8_t>(f);
     v.params.ratio = **ratio;
     v.has_scaling_files = true;
-    errc e = validate(v.params);
-    if (e == errc::ok && f == intel.frac_bits) e = validate(v.params, intel);
-    if (e == errc::ok && f == amd.frac_bits) e = validate(v.params, amd);
+    auto ok = validate(v.params);
+    if (ok && f == intel.frac_bits) ok = validate(v.params, intel);
+    if (ok && f == amd.frac_bits) ok = validate(v.params, amd);
+    const errc e = ok ? errc::ok : ok.error();
     if (e != errc::ok) return unexpected(detail::fs_error(e, ratio_path));
   } else {
     v.params.ratio = 1;
