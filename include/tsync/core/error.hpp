@@ -56,7 +56,7 @@ enum class errc : int {
   peer_closed = 26,         ///< the peer closed the connection
   unsupported = 27,         ///< not available on this platform or configuration
   infeasible = 28,          ///< constraints (e.g. causality bounds) admit no solution
-  bad_format = 29,          ///< input that breaks its format (bad magic, wrong field size, trailing bytes, bad syntax)
+  bad_format = 29,          ///< binary input that breaks its format (bad magic, wrong field size, trailing bytes)
   // New enumerators go at the end, grouped by area.
 };
 

@@ -35,7 +35,7 @@ struct csv_table {
 };
 
 namespace detail {
-inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) {
+inline text_error csv_fail(std::size_t line, errc code, const std::string& what) {
   return {code, line, "line " + std::to_string(line) + ": " + what};
 }
 }  // namespace detail
@@ -43,7 +43,7 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
 /// Parse a table from text (see the file comment for the format).
 /// The input is read within `limits` (see io/text.hpp); a UTF-8 byte-order
 /// mark before the first line is skipped.
-[[nodiscard]] inline expected<csv_table, csv_error> parse_table_csv(std::istream& in, text_limits limits = {}) {
+[[nodiscard]] inline expected<csv_table, text_error> parse_table_csv(std::istream& in, text_limits limits = {}) {
   csv_table out;
   std::string raw;
   std::size_t line = 0;
@@ -101,26 +101,26 @@ inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) 
     out.lines.push_back(line);
   }
   if (lines.error() != errc::ok) return unexpected(detail::csv_fail(lines.line(), lines.error(), lines.message()));
-  if (in.bad()) return unexpected(csv_error{errc::io_error, line, "read error after line " + std::to_string(line)});
+  if (in.bad()) return unexpected(text_error{errc::io_error, line, "read error after line " + std::to_string(line)});
   return out;
 }
 
 /// Parse a table and build a `sync_table`; a validation error (unsorted
 /// times, a scaled sample in interpolate mode, ...) names the sample's line.
-[[nodiscard]] inline expected<correct::sync_table, csv_error> load_table_csv(std::istream& in, correct::table_options opt = {},
+[[nodiscard]] inline expected<correct::sync_table, text_error> load_table_csv(std::istream& in, correct::table_options opt = {},
                                                                             text_limits limits = {}) {
   auto parsed = parse_table_csv(in, limits);
   if (!parsed) return unexpected(parsed.error());
   if (auto v = correct::validate(parsed->samples, opt.mode); !v) {
     const index_error* bad = &v.error();
-    if (bad->code == errc::empty_input) return unexpected(csv_error{errc::empty_input, 0, "the table has no samples"});
+    if (bad->code == errc::empty_input) return unexpected(text_error{errc::empty_input, 0, "the table has no samples"});
     std::string why = to_string(bad->code);
     if (bad->code == errc::unsorted_input) why = "time is below the previous sample's time (the table must be sorted)";
     if (bad->code == errc::unsupported) why = "a scaled sample (ratio != 2^frac_bits) cannot be interpolated; use step mode";
     return unexpected(detail::csv_fail(parsed->lines[bad->index], bad->code, why));
   }
   auto t = correct::sync_table::make(std::move(parsed->samples), opt);
-  if (!t) return unexpected(csv_error{t.error(), 0, to_string(t.error())});
+  if (!t) return unexpected(text_error{t.error(), 0, to_string(t.error())});
   return std::move(*t);
 }
 

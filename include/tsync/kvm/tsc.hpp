@@ -188,11 +188,10 @@ struct tsc_params {
 // Precomputed exact inverse (no 128-bit division per value).
 // ---------------------------------------------------------------------------
 
-/// Why a batch conversion stopped: `code` is `overflow`, `invalid_argument`
-/// (span sizes) or a `validate` error, `index` the first value that failed (0
-/// for argument errors). The library's one span error (core/error.hpp); the
-/// name is kept for one release.
-using batch_error = index_error;
+/// Deprecated (one release): the batch conversions return `tsync::index_error`
+/// (`code` is `overflow`, `invalid_argument` for span sizes or a `validate`
+/// error, `index` the first value that failed, 0 for argument errors).
+using batch_error [[deprecated("use tsync::index_error")]] = index_error;
 
 namespace detail {
 // The constants of an `inverse_plan`, as the batch kernels read them.

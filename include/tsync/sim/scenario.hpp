@@ -189,9 +189,9 @@ inline errc scenario::validate() const noexcept {
   return sc;
 }
 
-/// A parse error of the text form: `tsync::text_error` (code, line, field =
-/// the key, message).
-using parse_error = tsync::text_error;
+/// Deprecated (one release): the text form's parser returns `tsync::text_error`
+/// (code, line, field = the key, message).
+using parse_error [[deprecated("use tsync::text_error")]] = tsync::text_error;
 
 }  // namespace tsync::sim
 
