@@ -68,8 +68,7 @@ table_or_message load_csv_file(const std::string& path, const table_options& opt
   std::istringstream in(std::move(*text));
   auto t = tsync::io::load_table_csv(in, opt);
   if (!t) {
-    if (t.error().line == 0) return tsync::unexpected("table '" + path + "': " + t.error().message);
-    return tsync::unexpected("table '" + path + "' " + t.error().message);
+    return tsync::unexpected("table '" + path + "': " + t.error().what());
   }
   // A CSV table's samples carry bounds only when built from an estimator; use them when present.
   auto shared = std::make_shared<sync_table>(*t);  // the bounds outlive the move below

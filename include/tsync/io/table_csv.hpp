@@ -35,8 +35,9 @@ struct csv_table {
 };
 
 namespace detail {
-inline text_error csv_fail(std::size_t line, errc code, const std::string& what) {
-  return {code, line, "line " + std::to_string(line) + ": " + what};
+// The message says what; `what()` adds the line.
+inline text_error csv_fail(std::size_t line, errc code, const std::string& what, std::string field = {}) {
+  return {code, line, std::move(field), what};
 }
 }  // namespace detail
 
@@ -91,10 +92,10 @@ inline text_error csv_fail(std::size_t line, errc code, const std::string& what)
       if (e != errc::ok)
         return unexpected(detail::csv_fail(line, e,
                                            std::string(names[i]) + " '" + quote_input(f[i], 40) +
-                                               "': " + to_string(e)));
+                                               "': " + to_string(e), names[i]));
     }
     if (f.size() == 4 && s.ratio == 0)
-      return unexpected(detail::csv_fail(line, errc::zero_ratio, "ratio is zero"));
+      return unexpected(detail::csv_fail(line, errc::zero_ratio, "ratio is zero", "ratio"));
     s.guest_time = at_ns<guest>(time);
     s.offset = guest_to_host(off);
     out.samples.push_back(s);
