@@ -357,7 +357,7 @@ TEST_CASE("a real VM created through dev kvm is read back with sparse vCPU ids")
     return;
   }
   auto info = read_vm_detailed(debugfs_query{::getpid(), vm.fd, root});
-  if (!info) FAIL(info.error().message());
+  if (!info) FAIL(info.error().what());
   REQUIRE(info->vcpus.size() == 2);
   CHECK(info->vcpus[0].id == 0);
   CHECK(info->vcpus[1].id == 3);
