@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     auto pid = parse_decimal_i64(argv[2]);
     if (!pid) return std::fprintf(stderr, "bad pid\n"), 2;
     auto vm = read_vm_detailed(debugfs_query{*pid, std::nullopt, argv[1]});
-    if (!vm) return std::fprintf(stderr, "%s\n", vm.error().message().c_str()), 1;
+    if (!vm) return std::fprintf(stderr, "%s\n", vm.error().what().c_str()), 1;
     for (auto& v : vm->vcpus)
       std::printf("vcpu%u offset %lld ratio %llu frac %u\n", v.id, static_cast<long long>(v.tsc_offset()),
                   static_cast<unsigned long long>(v.params.ratio), unsigned{v.params.frac_bits});
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   if (root.empty()) return std::fprintf(stderr, "cannot create a temporary directory\n"), 1;
   auto vm = read_vm_detailed(debugfs_query{4242, std::nullopt, root});
   std::filesystem::remove_all(root);
-  if (!vm) return std::fprintf(stderr, "%s\n", vm.error().message().c_str()), 1;
+  if (!vm) return std::fprintf(stderr, "%s\n", vm.error().what().c_str()), 1;
   check(vm->vcpus.size() == 2 && vm->vcpus[0].id == 0 && vm->vcpus[1].id == 2, "debugfs: two vCPUs with sparse ids 0 and 2");
   const tsc_params p = vm->vcpus[0].params;
   check(p.signed_offset() == -18633982886952159LL && p.ratio == 187650047023786ULL && p.frac_bits == 48,

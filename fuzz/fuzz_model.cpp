@@ -11,7 +11,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   (void)tsync::io::json::parse(text, {.max_bytes = 1 << 20, .max_values = 1 << 14});
-  tsync::io::json::parse_error err;
+  tsync::text_error err;
   auto m = tsync::estimate::model::from_json(text, &err);
   if (!m) return 0;
   auto again = tsync::estimate::model::from_json(m->to_json());

@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   auto sc = tsync::sim::parse_scenario(text);
   if (!sc) return 0;
-  if (sc->validate() != tsync::errc::ok) std::abort();
+  if (!validate(*sc)) std::abort();
   auto again = tsync::sim::parse_scenario(tsync::sim::to_text(*sc));
   if (!again) std::abort();
   return 0;

@@ -42,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (std::size_t i = 0; i < in.size(); ++i) check((*again)[i] == in[i]);
     for (std::size_t cpu = 0; cpu <= ts->cpus.size(); ++cpu) {
       auto t = to_sync_table(*ts, cpu);
-      if (cpu == ts->cpus.size()) check(!t && t.error().code == tracecmd_errc::missing_cpu);
+      if (cpu == ts->cpus.size()) check(!t && t.error().code == tsync::errc::not_found);
       if (t) (void)t->correct(tsync::at_ns<tsync::guest>(0));
     }
   } else {

@@ -113,9 +113,9 @@ tsync::expected<std::vector<table_part>, std::string> table_parts(const tsync::i
       if (p.segment == ct.segments[i])
         return tsync::unexpected("table '" + path + "' line " + std::to_string(ct.lines[i]) + ": segment " +
                                  std::to_string(ct.segments[i]) + " appears twice (its rows must be contiguous)");
-    if (auto bad = tsync::correct::check_samples(v, opt.mode))
-      return tsync::unexpected("table '" + path + "' line " + std::to_string(ct.lines[i + bad->index]) + ": " +
-                               tsync::to_string(bad->code) + " within segment " + std::to_string(ct.segments[i]));
+    if (auto bad = tsync::correct::validate(v, opt.mode); !bad)
+      return tsync::unexpected("table '" + path + "' line " + std::to_string(ct.lines[i + bad.error().index]) + ": " +
+                               tsync::to_string(bad.error().code) + " within segment " + std::to_string(ct.segments[i]));
     auto t = sync_table::make(v, opt);
     if (!t) return tsync::unexpected("table '" + path + "': segment " + std::to_string(ct.segments[i]) + ": " +
                                      tsync::to_string(t.error()));
@@ -191,8 +191,7 @@ table_or_message load_csv_file(const std::string& path, const table_options& opt
   }
   auto t = tsync::io::load_table_csv(in, opt);
   if (!t) {
-    if (t.error().line == 0) return tsync::unexpected("table '" + path + "': " + t.error().message);
-    return tsync::unexpected("table '" + path + "' " + t.error().message);
+    return tsync::unexpected("table '" + path + "': " + t.error().what());
   }
   // A CSV table's samples carry bounds only when built from an estimator; use them when present.
   auto shared = std::make_shared<sync_table>(*t);  // the bounds outlive the move below

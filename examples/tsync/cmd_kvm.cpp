@@ -130,7 +130,7 @@ param_result debugfs_params(const cli::options& o, const std::string& cmd) {
   if (auto root = o.get("root")) q.root = *root;
   auto vm = read_vm_detailed(q);
   if (!vm) {
-    r.rc = cli::fail(vm.error().message());
+    r.rc = cli::fail(vm.error().what());
     return r;
   }
   if (vm->vcpus.empty()) {
@@ -166,8 +166,8 @@ param_result resolve_params(const cli::options& o, const std::string& cmd) {
     return {std::nullopt, cli::usage_error(cmd, "--fd, --root and --vcpu need --pid")};
   param_result l1 = from_debugfs ? debugfs_params(o, cmd) : explicit_params(o, cmd, "");
   if (!l1.params) return l1;
-  if (auto e = validate(*l1.params); e != errc::ok)
-    return {std::nullopt, cli::usage_error(cmd, std::string("invalid parameters: ") + to_string(e))};
+  if (auto v = validate(*l1.params); !v)
+    return {std::nullopt, cli::usage_error(cmd, std::string("invalid parameters: ") + to_string(v.error()))};
   const bool nested = o.has("nested");
   if (!nested) {
     if (o.has("offset2") || o.has("ratio2") || o.has("frac-bits2"))
@@ -263,7 +263,7 @@ int run_params(const std::vector<std::string>& args) {
   }
   if (auto root = o.get("root")) q.root = *root;
   auto vm = read_vm_detailed(q);
-  if (!vm) return cli::fail(vm.error().message());
+  if (!vm) return cli::fail(vm.error().what());
   std::cout << "{\n  \"pid\": " << vm->ref.pid << ",\n  \"fd\": " << vm->ref.fd << ",\n  \"path\": "
             << json_string(vm->ref.path) << ",\n  \"vcpus\": [";
   for (std::size_t i = 0; i < vm->vcpus.size(); ++i) {
@@ -281,7 +281,7 @@ int run_list(const std::vector<std::string>& args) {
   if (auto u = o.unknown({"root"})) return cli::usage_error(cmd, "unknown option --" + *u);
   const std::string root = o.get("root").value_or(std::string(default_debugfs_root));
   auto vms = list_vms_detailed(root);
-  if (!vms) return cli::fail(vms.error().message());
+  if (!vms) return cli::fail(vms.error().what());
   std::cout << "[";
   for (std::size_t i = 0; i < vms->size(); ++i) {
     const auto& v = (*vms)[i];

@@ -329,7 +329,7 @@ int run_agent(const std::vector<std::string>& args) {
 
 /// Commit `f`; on failure say so naming the file and the errno text.
 bool commit_or_report(sy::atomic_file& f) {
-  sy::output_error e;
+  tsync::text_error e;
   if (f.commit(e)) return true;
   std::cerr << "tsync sync: " << e.what() << '\n';
   return false;
@@ -338,7 +338,7 @@ bool commit_or_report(sy::atomic_file& f) {
 /// KVM protocol: the VM's per-vCPU step tables (sync/kvm_tables.hpp), one file each.
 int write_kvm_tables(const tsync::kvm::debugfs_query& q, const std::string& prefix, bool quiet) {
   auto vm = tsync::kvm::read_vm_detailed(q);
-  if (!vm) return tsync::cli::fail("sync: KVM debugfs: " + vm.error().message());
+  if (!vm) return tsync::cli::fail("sync: KVM debugfs: " + vm.error().what());
   auto tables = sy::kvm_tables(*vm);
   if (!tables) return tsync::cli::fail("sync: " + tables.error().message);
   for (const auto& v : *tables) {

@@ -195,10 +195,8 @@ tsync::expected<tsync::correct::sync_table, std::string> load_source(const tsync
     if (!t) return tsync::unexpected(path + ": " + t.error().what());
     return std::move(*t);
   }
-  tsync::io::json::parse_error perr;
-  auto m = tsync::estimate::model::from_json(text, &perr);
-  if (!m) return tsync::unexpected(path + " (byte " + std::to_string(perr.offset) + "): " +
-                                   (perr.message.empty() ? tsync::to_string(m.error()) : perr.message));
+  auto m = tsync::io::read_model_json(text);
+  if (!m) return tsync::unexpected(path + ": " + m.error().what());
   auto t = tsync::correct::sync_table::make(m->to_sync_table(), to);
   if (!t) return tsync::unexpected(path + ": " + tsync::to_string(t.error()));
   return std::move(*t);

@@ -48,11 +48,23 @@ TEST_CASE("Unsorted samples are rejected with unsorted_input and the index is re
   auto t = sync_table::make(s);
   REQUIRE_FALSE(t.has_value());
   CHECK(t.error() == errc::unsorted_input);
-  auto bad = check_samples(s, correction_mode::interpolate);
-  REQUIRE(bad.has_value());
-  CHECK(bad->index == 2);
+  auto bad = validate(s, correction_mode::interpolate);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error() == tsync::index_error{errc::unsorted_input, 2});
   sort_samples(s);
   CHECK(sync_table::make(s).has_value());
+}
+
+TEST_CASE("validate names the kind and the index of the first bad sample") {
+  CHECK(validate(std::span<const sync_sample>{}, correction_mode::step).error() ==
+        tsync::index_error{errc::empty_input, 0});
+  std::vector<sync_sample> s{smp(0, 0), smp(10, 1), tsync_test::raw_sample(20, 0, 0, 48, std::nullopt)};
+  CHECK(validate(s, correction_mode::step).error() == tsync::index_error{errc::zero_ratio, 2});
+  s[2] = tsync_test::raw_sample(20, 0, 1, 64, std::nullopt);
+  CHECK(validate(s, correction_mode::step).error() == tsync::index_error{errc::bad_frac_bits, 2});
+  s[2] = tsync_test::raw_sample(20, 0, 3, 1, std::nullopt);
+  CHECK(validate(s, correction_mode::step).has_value());
+  CHECK(validate(s, correction_mode::interpolate).error() == tsync::index_error{errc::unsupported, 2});
 }
 
 TEST_CASE("A zero ratio and frac_bits above 63 are rejected") {

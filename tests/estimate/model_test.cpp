@@ -96,9 +96,14 @@ TEST_CASE("every estimator's model survives a JSON round trip") {
 
 TEST_CASE("malformed model JSON gives a clear error and never crashes") {
   const std::string good = two_segment_model().to_json();
-  io::json::parse_error pe;
+  tsync::text_error pe;
   CHECK(model::from_json("", &pe).error() == errc::invalid_argument);
   CHECK(pe.message.find("end of input") != std::string::npos);
+  CHECK(model::from_json("{\n  \"a\": 1,\n  \"b\" 2}", &pe).error() == errc::invalid_argument);
+  CHECK(pe.code == errc::invalid_argument);
+  CHECK(pe.line == 3);
+  CHECK(pe.column == 7);
+  CHECK(pe.what().rfind("line 3, column 7: ", 0) == 0);
   CHECK(model::from_json("{", &pe).error() == errc::invalid_argument);
   CHECK(model::from_json("[]").error() == errc::invalid_argument);
   CHECK(model::from_json(good + "x", &pe).error() == errc::invalid_argument);

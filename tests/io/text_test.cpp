@@ -93,6 +93,30 @@ TEST_CASE("text_error carries code line field and message and quote_input escape
   CHECK(ie == tsync::index_error{errc::overflow, 7});
 }
 
+TEST_CASE("the where types put the code first and say where in what") {
+  const tsync::text_error c{errc::invalid_argument, 2, 5, "", "expected ':'"};
+  CHECK(c.column == 5);
+  CHECK(c.what() == "line 2, column 5: expected ':'");
+  CHECK(tsync::text_error{errc::not_found, 0, "/x/y", "/x/y: not found"}.what() == "/x/y: not found");
+  const tsync::byte_error b{errc::truncated, 12, "truncated: the payload ends"};
+  CHECK(b.what() == "at byte 12: truncated: the payload ends");
+  CHECK(tsync::byte_error{errc::unsupported, tsync::byte_error::no_offset, "scaled"}.what() == "scaled");
+  CHECK(std::string(tsync::to_string(errc::bad_format)) == "input does not follow its format");
+  CHECK(tsync::make_error_code(errc::bad_format).message() == "input does not follow its format");
+}
+
+TEST_CASE("a CSV error names the line and the column and is a text_error") {
+  std::istringstream in("time,offset\n10,5\n20,x\n");
+  auto t = tsync::io::load_table_csv(in);
+  REQUIRE_FALSE(t.has_value());
+  const tsync::text_error& e = t.error();
+  CHECK(e.code == errc::malformed_number);
+  CHECK(e.line == 3);
+  CHECK(e.field == "offset");
+  CHECK(e.message == "offset 'x': malformed number");
+  CHECK(e.what() == "line 3: offset 'x': malformed number");
+}
+
 TEST_CASE("CSV errors escape control bytes of the input they quote") {
   // Regression: error messages echoed raw NUL and escape bytes to the terminal.
   std::istringstream t(std::string("time,offset\n1\x1b[2J,5\n", 20));

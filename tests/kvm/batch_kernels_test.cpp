@@ -182,7 +182,7 @@ TEST_CASE("every batch inverse kernel copy reports the first overflow index and 
         std::vector<std::uint64_t> out(n, 0);
         auto r = kvm::detail::to_host_batch(in.data(), out.data(), n, kc, which);
         REQUIRE_FALSE(r);
-        CHECK(r.error() == batch_error{errc::overflow, first});
+        CHECK(r.error() == tsync::index_error{errc::overflow, first});
         for (std::size_t i = 0; i < first; ++i) REQUIRE(out[i] == *to_host(in[i], p));
       }
 

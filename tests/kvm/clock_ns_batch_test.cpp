@@ -135,7 +135,7 @@ TEST_CASE("batch ns_to_tsc_ceil equals the scalar ns_to_tsc_ceil, overflow index
           REQUIRE(out == want);
         } else {
           REQUIRE_FALSE(r);
-          CHECK(r.error() == batch_error{errc::overflow, first});
+          CHECK(r.error() == tsync::index_error{errc::overflow, first});
           for (std::size_t i = 0; i < first; ++i) REQUIRE(out[i] == want[i]);
         }
       }
@@ -157,15 +157,15 @@ TEST_CASE("batch TSC <-> ns rejects bad parameters and mismatched sizes at index
   for (const auto& p : {bad_mult, bad_shift}) {
     auto a = tsc_to_ns(in, out, p);
     REQUIRE_FALSE(a);
-    CHECK(a.error() == batch_error{errc::invalid_argument, 0});
+    CHECK(a.error() == tsync::index_error{errc::invalid_argument, 0});
     auto b = ns_to_tsc_ceil(in, out, p);
     REQUIRE_FALSE(b);
-    CHECK(b.error() == batch_error{errc::invalid_argument, 0});
+    CHECK(b.error() == tsync::index_error{errc::invalid_argument, 0});
   }
   auto c = tsc_to_ns(in, shorter, good);
   REQUIRE_FALSE(c);
-  CHECK(c.error() == batch_error{errc::invalid_argument, 0});
+  CHECK(c.error() == tsync::index_error{errc::invalid_argument, 0});
   auto d = ns_to_tsc_ceil(in, shorter, good);
   REQUIRE_FALSE(d);
-  CHECK(d.error() == batch_error{errc::invalid_argument, 0});
+  CHECK(d.error() == tsync::index_error{errc::invalid_argument, 0});
 }

@@ -61,7 +61,7 @@ class temp_tree {
   fs::path root_;
 };
 
-errc code_of(const debugfs_error& e) { return static_cast<errc>(e.code.value()); }
+errc code_of(const tsync::text_error& e) { return e.code; }
 
 }  // namespace
 
@@ -177,7 +177,11 @@ TEST_CASE("error not_found names a vCPU directory without tsc-offset") {
   auto r = read_vm_detailed(debugfs_query{10, 3, t.root()});
   REQUIRE_FALSE(r);
   CHECK(code_of(r.error()) == errc::not_found);
-  CHECK(r.error().path == t.root() + "/10-3/vcpu0/tsc-offset");
+  CHECK(r.error().field == t.root() + "/10-3/vcpu0/tsc-offset");
+  // the whole error: code, no line, the path as field, "path: reason" as message
+  CHECK(r.error() == tsync::text_error{errc::not_found, 0, t.root() + "/10-3/vcpu0/tsc-offset",
+                                       t.root() + "/10-3/vcpu0/tsc-offset: not found"});
+  CHECK(r.error().what() == r.error().message);
 }
 
 TEST_CASE("error ambiguous_vm when a pid has two VMs and no fd is given") {
@@ -200,14 +204,14 @@ TEST_CASE("error malformed_number names the file") {
     auto r = read_vm_detailed(debugfs_query{10, 3, t.root()});
     REQUIRE_FALSE(r);
     CHECK(code_of(r.error()) == errc::malformed_number);
-    CHECK(r.error().path == t.root() + "/10-3/vcpu0/tsc-offset");
-    CHECK(r.error().message().find("tsc-offset") != std::string::npos);
+    CHECK(r.error().field == t.root() + "/10-3/vcpu0/tsc-offset");
+    CHECK(r.error().message.find("tsc-offset") != std::string::npos);
   }
   t.vcpu("10-3", 0, "1\n", "-4294967296\n", "32\n");
   auto r = read_vm_detailed(debugfs_query{10, 3, t.root()});
   REQUIRE_FALSE(r);
   CHECK(code_of(r.error()) == errc::malformed_number);
-  CHECK(r.error().path == t.root() + "/10-3/vcpu0/tsc-scaling-ratio");
+  CHECK(r.error().field == t.root() + "/10-3/vcpu0/tsc-scaling-ratio");
 }
 
 TEST_CASE("error number_out_of_range for overflowing and overlong numbers") {
@@ -216,12 +220,12 @@ TEST_CASE("error number_out_of_range for overflowing and overlong numbers") {
   auto r = read_vm_detailed(debugfs_query{10, 3, t.root()});
   REQUIRE_FALSE(r);
   CHECK(code_of(r.error()) == errc::number_out_of_range);
-  CHECK(r.error().path == t.root() + "/10-3/vcpu0/tsc-offset");
+  CHECK(r.error().field == t.root() + "/10-3/vcpu0/tsc-offset");
   t.vcpu("10-3", 0, "5\n", "18446744073709551616\n", "48\n");
   auto r2 = read_vm_detailed(debugfs_query{10, 3, t.root()});
   REQUIRE_FALSE(r2);
   CHECK(code_of(r2.error()) == errc::number_out_of_range);
-  CHECK(r2.error().path == t.root() + "/10-3/vcpu0/tsc-scaling-ratio");
+  CHECK(r2.error().field == t.root() + "/10-3/vcpu0/tsc-scaling-ratio");
   // A huge file is not read to its end.
   t.vcpu("10-3", 0, std::string(1 << 20, '7'));
   auto r3 = read_vm_detailed(debugfs_query{10, 3, t.root()});
@@ -239,13 +243,13 @@ TEST_CASE("error incomplete_scaling when one scaling file is missing") {
   auto r = read_vm_detailed(debugfs_query{10, 3, t.root()});
   REQUIRE_FALSE(r);
   CHECK(code_of(r.error()) == errc::incomplete_scaling);
-  CHECK(r.error().path == t.root() + "/10-3/vcpu0/tsc-scaling-ratio-frac-bits");
+  CHECK(r.error().field == t.root() + "/10-3/vcpu0/tsc-scaling-ratio-frac-bits");
   temp_tree t2;
   t2.vcpu("10-3", 0, "5\n", "", "48\n");
   auto r2 = read_vm_detailed(debugfs_query{10, 3, t2.root()});
   REQUIRE_FALSE(r2);
   CHECK(code_of(r2.error()) == errc::incomplete_scaling);
-  CHECK(r2.error().path == t2.root() + "/10-3/vcpu0/tsc-scaling-ratio");
+  CHECK(r2.error().field == t2.root() + "/10-3/vcpu0/tsc-scaling-ratio");
 }
 
 TEST_CASE("invalid scaling values are rejected with their error") {
@@ -292,7 +296,7 @@ TEST_CASE("error permission_denied when the files cannot be read") {
   if (child2 == 0) {
     if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
     auto r = read_vm_detailed(debugfs_query{10, 3, t.root()});
-    ::_exit(!r && code_of(r.error()) == errc::permission_denied && r.error().path == file ? 0 : 1);
+    ::_exit(!r && code_of(r.error()) == errc::permission_denied && r.error().field == file ? 0 : 1);
   }
   REQUIRE(::waitpid(child2, &status, 0) == child2);
   REQUIRE(WIFEXITED(status));
@@ -355,14 +359,14 @@ TEST_CASE("a real VM created through dev kvm is read back with sparse vCPU ids")
     return;
   }
   auto info = read_vm_detailed(debugfs_query{::getpid(), vm.fd, root});
-  if (!info) FAIL(info.error().message());
+  if (!info) FAIL(info.error().what());
   REQUIRE(info->vcpus.size() == 2);
   CHECK(info->vcpus[0].id == 0);
   CHECK(info->vcpus[1].id == 3);
   for (auto& v : info->vcpus) {
     INFO("vcpu " << v.id << " tsc-offset " << v.tsc_offset());
     // Whatever the host uptime, the offset is a valid int64 and the parameters validate.
-    CHECK(validate(v.params) == errc::ok);
+    CHECK(validate(v.params).has_value());
     if (v.has_scaling_files) CHECK((v.params.frac_bits == 48 || v.params.frac_bits == 32));
     // A freshly created vCPU starts near guest TSC 0: converting 0 gives a host
     // tick (no overflow) for the default (unscaled) frequency.

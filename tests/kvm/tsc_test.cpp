@@ -11,6 +11,9 @@ using namespace tsync::kvm;
 
 namespace {
 
+// The code of a validation: errc::ok when valid.
+[[maybe_unused]] errc code_of(const expected<void, errc>& v) { return v ? errc::ok : v.error(); }
+
 constexpr std::uint64_t M1 = ~std::uint64_t{0};
 
 // Independent reference implementations (written without the library's helpers).
@@ -282,12 +285,15 @@ TEST_CASE("T27 the AMD 2-tick bucket and which host ticks are preimages") {
 }
 
 TEST_CASE("validation rejects a zero ratio and bad frac bits and applies vendor maxima") {
-  CHECK(validate(tsc_params{0, 0, 48}) == errc::zero_ratio);
-  CHECK(validate(tsc_params{0, 1, 64}) == errc::bad_frac_bits);
-  CHECK(validate(tsc_params{0, amd.max_ratio + 1, 32}, amd) == errc::ratio_above_max);
-  CHECK(validate(tsc_params{0, amd.max_ratio, 32}, amd) == errc::ok);
-  CHECK(validate(tsc_params{0, 1ULL << 48, 48}, amd) == errc::invalid_argument);
-  CHECK(validate(tsc_params{0, M1, 48}, intel) == errc::ok);
+  // validate is constexpr and returns expected<void, errc>
+  static_assert(validate(tsc_params{0, 1, 0}).has_value());
+  static_assert(validate(tsc_params{0, 0, 48}).error() == errc::zero_ratio);
+  CHECK(code_of(validate(tsc_params{0, 0, 48})) == errc::zero_ratio);
+  CHECK(code_of(validate(tsc_params{0, 1, 64})) == errc::bad_frac_bits);
+  CHECK(code_of(validate(tsc_params{0, amd.max_ratio + 1, 32}, amd)) == errc::ratio_above_max);
+  CHECK(code_of(validate(tsc_params{0, amd.max_ratio, 32}, amd)) == errc::ok);
+  CHECK(code_of(validate(tsc_params{0, 1ULL << 48, 48}, amd)) == errc::invalid_argument);
+  CHECK(code_of(validate(tsc_params{0, M1, 48}, intel)) == errc::ok);
 }
 
 TEST_CASE("to_host reports overflow when the exact host tick does not fit 64 bits") {

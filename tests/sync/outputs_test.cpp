@@ -66,9 +66,10 @@ TEST_CASE("atomic_file: a write error names the file and the errno text") {
   // A directory that does not exist: the create fails, and commit reports it.
   auto f = atomic_file::create("/nonexistent-dir-for-tsync/out.csv");
   f << "data";
-  output_error e;
+  tsync::text_error e;
   REQUIRE_FALSE(f.commit(e));
-  CHECK(e.path == "/nonexistent-dir-for-tsync/out.csv");
+  CHECK(e == tsync::text_error{tsync::errc::not_found, 0, "/nonexistent-dir-for-tsync/out.csv",
+                               "cannot write /nonexistent-dir-for-tsync/out.csv: No such file or directory"});
   CHECK(e.what() == "cannot write /nonexistent-dir-for-tsync/out.csv: No such file or directory");
   // /dev/full: every write fails with ENOSPC (rename over a device is not reached).
   if (fs::exists("/dev/full")) {
@@ -149,10 +150,11 @@ TEST_CASE("kvm_tables: offset is the negated tsc-offset with the scaling, -2^63 
   CHECK((*t)[0].sample.offset.count() == 12345);
   CHECK(tsync::raw_ns((*t)[0].sample.guest_time) == 0);
   vm.vcpus[0].params.offset = 1ull << 63;
+  vm.ref.path = "/kvm/10-4";
   auto bad = kvm_tables(vm);
   REQUIRE_FALSE(bad);
-  CHECK(bad.error().vcpu == 3);
-  CHECK(bad.error().code == tsync::errc::number_out_of_range);
+  CHECK(bad.error() == tsync::text_error{tsync::errc::number_out_of_range, 0, "/kvm/10-4/vcpu3/tsc-offset",
+                                         "/kvm/10-4/vcpu3/tsc-offset: vCPU 3: tsc-offset -2^63 has no negation in int64"});
 }
 
 TEST_CASE("sync_parent_dir syncs the directory of a path and reports one that does not exist") {

@@ -1,21 +1,26 @@
 #pragma once
 /// \file
-/// The library's error codes: a small `errc` enum (used by the math, which must
-/// stay `constexpr`) plus a `std::error_category` so that every `errc` converts
-/// to `std::error_code` for I/O-facing APIs, and the two "where" types of the
-/// fallible APIs:
+/// The library's error vocabulary: one kind, `errc` (a small enum the
+/// `constexpr` math can return, with a `std::error_category` so that every
+/// `errc` converts to `std::error_code`), and one "where" type per shape of
+/// input. Every fallible API returns `expected<T, E>` with `E` one of:
 ///
-/// * `text_error` (code, line, field, message): every text or file reader;
-/// * `index_error` (code, index): every operation over a span of items.
+/// * `errc`: operations on one value (the math, option checks, `validate`);
+/// * `index_error` (code, index): every operation over a span of items;
+/// * `text_error` (code, line, column, field, message): every text reader,
+///   and every reader of a named file (debugfs, model JSON);
+/// * `byte_error` (code, offset, message): every binary decoder (trace.dat);
+/// * `std::error_code`: only at the operating-system edge (sockets, clocks).
 ///
-/// Every fallible API returns `expected<T, E>` with `E` one of `errc`,
-/// `text_error`, `index_error` (or `std::error_code` at the operating-system
-/// edge).
+/// The kind is always the first field and named `code`; the "where" fields
+/// follow, the message comes last. Finer detail than `errc` lives in the
+/// message. See docs/concepts.md, "Errors".
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include "tsync/core/config.hpp"
 
 namespace tsync::inline TSYNC_ABI {
@@ -51,6 +56,7 @@ enum class errc : int {
   peer_closed = 26,         ///< the peer closed the connection
   unsupported = 27,         ///< not available on this platform or configuration
   infeasible = 28,          ///< constraints (e.g. causality bounds) admit no solution
+  bad_format = 29,          ///< binary input that breaks its format (bad magic, wrong field size, trailing bytes)
   // New enumerators go at the end, grouped by area.
 };
 
@@ -86,6 +92,7 @@ enum class errc : int {
     case errc::peer_closed: return "peer closed the connection";
     case errc::unsupported: return "unsupported";
     case errc::infeasible: return "constraints are infeasible";
+    case errc::bad_format: return "input does not follow its format";
   }
   return "unknown tsync error";
 }
@@ -139,12 +146,14 @@ struct index_error {
 }
 
 /// Where and why a text input failed: the code, the 1-based line (0 when not
-/// tied to a line), the field (a column or key name, or the file name for
-/// file-level errors; empty when none) and a message. Messages quote input
-/// only through `quote_input`.
+/// tied to a line), the 1-based byte column in that line (0 when not known),
+/// the field (a column or key name, or the file name for file-level errors;
+/// empty when none) and a message. Messages quote input only through
+/// `quote_input`.
 struct text_error {
   errc code = errc::invalid_argument;
   std::size_t line = 0;
+  std::size_t column = 0;
   std::string field{};
   std::string message{};
 
@@ -153,12 +162,37 @@ struct text_error {
   text_error(errc c, std::size_t l, std::string msg) : code(c), line(l), message(std::move(msg)) {}
   text_error(errc c, std::size_t l, std::string f, std::string msg)
       : code(c), line(l), field(std::move(f)), message(std::move(msg)) {}
+  /// An error with a column.
+  text_error(errc c, std::size_t l, std::size_t col, std::string f, std::string msg)
+      : code(c), line(l), column(col), field(std::move(f)), message(std::move(msg)) {}
 
-  /// "line N: message" (or the message alone when `line` is 0).
+  /// "line N: message", "line N, column C: message" (or the message alone
+  /// when `line` is 0).
   [[nodiscard]] std::string what() const {
-    return line == 0 ? message : "line " + std::to_string(line) + ": " + message;
+    if (line == 0) return message;
+    std::string w = "line " + std::to_string(line);
+    if (column != 0) w += ", column " + std::to_string(column);
+    return w + ": " + message;
   }
   friend bool operator==(const text_error&, const text_error&) = default;
+};
+
+/// Where and why a binary input failed: the code, the byte offset of the
+/// problem (into the payload for a payload decoder, into the file for a file
+/// reader; `no_offset` when not tied to a byte, e.g. for an encoder) and a
+/// message that names the field (and, for trace-cmd files, the trace-cmd bug
+/// a layout comes from).
+struct byte_error {
+  static constexpr std::size_t no_offset = static_cast<std::size_t>(-1);
+  errc code = errc::invalid_argument;
+  std::size_t offset = no_offset;
+  std::string message{};
+
+  /// "at byte N: message" (or the message alone without an offset).
+  [[nodiscard]] std::string what() const {
+    return offset == no_offset ? message : "at byte " + std::to_string(offset) + ": " + message;
+  }
+  friend bool operator==(const byte_error&, const byte_error&) = default;
 };
 
 }  // namespace tsync

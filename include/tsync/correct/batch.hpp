@@ -27,8 +27,9 @@
 
 namespace tsync::inline TSYNC_ABI::correct {
 
-/// Outcome of a batch call.
-struct batch_status {
+/// Deprecated (one release): batch calls return `expected<void, index_error>`
+/// (the error's `index` is the failing event's; events before it are written).
+struct [[deprecated("batch calls return expected<void, index_error>")]] batch_status {
   errc error = errc::ok;   ///< the first error, `errc::ok` when every event was corrected
   std::size_t index = 0;   ///< events `[0, index)` are written; on error, the failing event's index
   /// True when every event was corrected.
@@ -48,7 +49,7 @@ inline tsync::detail::region_words block_words(const region_kernel& k) noexcept 
 
 // InPlace: in == out (the kernels load each vector before storing it).
 template <bool InPlace>
-batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int64_t* out, std::size_t n,
+expected<void, index_error> run_batch(const sync_table& table, const std::int64_t* in, std::int64_t* out, std::size_t n,
                        tsync::detail::isa which) noexcept {
   cursor c(table);
   std::size_t i = 0;
@@ -56,7 +57,7 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
     const region_kernel& k = c.kernel();
     if (!k.contains(in[i])) {
       auto r = c.correct(in[i]);
-      if (!r) return {r.error(), i};
+      if (!r) return unexpected(index_error{r.error(), i});
       out[i] = *r;
       ++i;
       continue;
@@ -71,19 +72,19 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
     // Otherwise the block goes event by event through the cursor's kernels, inline.
     for (; i < end; ++i) {
       const auto r = c.correct(in[i]);
-      if (!r) return {r.error(), i};
+      if (!r) return unexpected(index_error{r.error(), i});
       out[i] = *r;
     }
   }
-  return {errc::ok, n};
+  return {};
 }
 
 }  // namespace detail
 
 /// Correct `inout` in place (guest → host). On error, `inout[0, index)` hold
-/// host times and the rest are untouched guest times.
+/// host times and the rest are untouched guest times (`index` of the error).
 template <class = void>
-[[nodiscard]] inline batch_status correct_batch(const sync_table& table, std::span<std::int64_t> inout) noexcept {
+[[nodiscard]] inline expected<void, index_error> correct_batch(const sync_table& table, std::span<std::int64_t> inout) noexcept {
   return detail::run_batch<true>(table, inout.data(), inout.data(), inout.size(), tsync::detail::best_isa());
 }
 
@@ -91,16 +92,17 @@ template <class = void>
 /// `in` and must not partly overlap it (`errc::invalid_argument`, index 0);
 /// `out.data() == in.data()` is the in-place case.
 template <class = void>
-[[nodiscard]] inline batch_status correct_batch(const sync_table& table, std::span<const std::int64_t> in,
-                                                std::span<std::int64_t> out) noexcept {
-  if (out.size() < in.size()) return {errc::invalid_argument, 0};
-  if (in.empty()) return {errc::ok, 0};
+[[nodiscard]] inline expected<void, index_error> correct_batch(const sync_table& table,
+                                                               std::span<const std::int64_t> in,
+                                                               std::span<std::int64_t> out) noexcept {
+  if (out.size() < in.size()) return unexpected(index_error{errc::invalid_argument, 0});
+  if (in.empty()) return {};
   if (static_cast<const void*>(in.data()) == static_cast<const void*>(out.data()))
     return detail::run_batch<true>(table, out.data(), out.data(), in.size(), tsync::detail::best_isa());
   // Addresses as integers: a total order without <functional>'s std::less.
   const auto at = [](const std::int64_t* p) { return reinterpret_cast<std::uintptr_t>(p); };
   const bool disjoint = at(in.data()) >= at(out.data() + in.size()) || at(out.data()) >= at(in.data() + in.size());
-  if (!disjoint) return {errc::invalid_argument, 0};
+  if (!disjoint) return unexpected(index_error{errc::invalid_argument, 0});
   return detail::run_batch<false>(table, in.data(), out.data(), in.size(), tsync::detail::best_isa());
 }
 

@@ -76,7 +76,7 @@ class offset_periods {
                                                            std::uint32_t vcpu, std::uint64_t ratio = 1,
                                                            std::uint8_t frac_bits = 0) {
     const kvm::tsc_params probe{0, ratio, frac_bits};
-    if (const errc e = kvm::validate(probe); e != errc::ok) return unexpected(e);
+    if (auto v = kvm::validate(probe); !v) return unexpected(v.error());
     offset_periods out;
     out.ratio_ = ratio;
     out.frac_ = frac_bits;
@@ -304,20 +304,22 @@ template <class = void>
 /// with `errc::ambiguous` (its index in `index`; use `resolve_event` for its
 /// candidates). `out` must be at least as long as `guest` (`errc::invalid_argument`).
 template <class = void>
-[[nodiscard]] inline batch_status steps_to_host(const offset_periods& periods, const step_resolution& res,
-                                                std::span<const std::uint64_t> guest,
-                                                std::span<std::uint64_t> out) noexcept {
-  if (out.size() < guest.size() || res.events() != guest.size()) return {errc::invalid_argument, 0};
+[[nodiscard]] inline expected<void, index_error> steps_to_host(const offset_periods& periods,
+                                                               const step_resolution& res,
+                                                               std::span<const std::uint64_t> guest,
+                                                               std::span<std::uint64_t> out) noexcept {
+  if (out.size() < guest.size() || res.events() != guest.size())
+    return unexpected(index_error{errc::invalid_argument, 0});
   for (const auto& r : res.runs()) {
-    if (!r.decided()) return {errc::ambiguous, r.begin};
+    if (!r.decided()) return unexpected(index_error{errc::ambiguous, r.begin});
     const kvm::tsc_params prm = periods.params(r.first_period);
     for (std::size_t i = r.begin; i < r.end; ++i) {
       const auto h = kvm::to_host(guest[i], prm);
-      if (!h) return {h.error(), i};
+      if (!h) return unexpected(index_error{h.error(), i});
       out[i] = *h;
     }
   }
-  return {errc::ok, guest.size()};
+  return {};
 }
 
 }  // namespace tsync::correct

@@ -79,30 +79,40 @@ struct table_options {
   outside_policy outside = outside_policy::extrapolate; ///< policy outside the sampled range
 };
 
-/// The first invalid sample of an input and why.
-struct sample_error {
+/// Check samples for `sync_table::make`: `errc::empty_input` (index 0) for no
+/// samples; per sample (the index of the first bad one) `errc::bad_frac_bits`
+/// (frac_bits > 63), `errc::zero_ratio`, `errc::invalid_argument` (bounds with
+/// lo > 0 or hi < 0), `errc::unsorted_input` (guest time below the previous
+/// one), and in interpolate mode `errc::unsupported` for a scaled sample.
+[[nodiscard]] inline expected<void, index_error> validate(std::span<const sync_sample> s,
+                                                          correction_mode mode) noexcept {
+  if (s.empty()) return unexpected(index_error{errc::empty_input, 0});
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto& x = s[i];
+    errc e = errc::ok;
+    if (x.frac_bits > 63) e = errc::bad_frac_bits;
+    else if (x.ratio == 0) e = errc::zero_ratio;
+    else if (x.bounds && (x.bounds->lo > 0 || x.bounds->hi < 0)) e = errc::invalid_argument;
+    else if (i > 0 && x.guest_time < s[i - 1].guest_time) e = errc::unsorted_input;
+    else if (mode == correction_mode::interpolate && x.ratio != (std::uint64_t{1} << x.frac_bits)) e = errc::unsupported;
+    if (e != errc::ok) return unexpected(index_error{e, i});
+  }
+  return {};
+}
+
+/// Deprecated (one release): the first invalid sample of an input; use
+/// `index_error` (same fields, code first).
+struct [[deprecated("use tsync::index_error")]] sample_error {
   std::size_t index = 0;        ///< index into the input sequence
   errc code = errc::ok;         ///< what is wrong with it
 };
 
-/// Check samples for `sync_table::make`: `errc::empty_input` (index 0) for no
-/// samples; per sample `errc::bad_frac_bits` (frac_bits > 63), `errc::zero_ratio`,
-/// `errc::invalid_argument` (bounds with lo > 0 or hi < 0),
-/// `errc::unsorted_input` (guest time below the previous one), and in
-/// interpolate mode `errc::unsupported` for a scaled sample. Empty when valid.
+/// Deprecated (one release): use `validate(samples, mode)`, which returns
+/// `expected<void, index_error>`.
 template <class = void>
-[[nodiscard]] inline std::optional<sample_error> check_samples(std::span<const sync_sample> s,
-                                                               correction_mode mode) noexcept {
-  if (s.empty()) return sample_error{0, errc::empty_input};
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto& x = s[i];
-    if (x.frac_bits > 63) return sample_error{i, errc::bad_frac_bits};
-    if (x.ratio == 0) return sample_error{i, errc::zero_ratio};
-    if (x.bounds && (x.bounds->lo > 0 || x.bounds->hi < 0)) return sample_error{i, errc::invalid_argument};
-    if (i > 0 && x.guest_time < s[i - 1].guest_time) return sample_error{i, errc::unsorted_input};
-    if (mode == correction_mode::interpolate && x.ratio != (std::uint64_t{1} << x.frac_bits))
-      return sample_error{i, errc::unsupported};
-  }
+[[deprecated("use correct::validate(samples, mode)")]] [[nodiscard]] inline std::optional<index_error> check_samples(
+    std::span<const sync_sample> s, correction_mode mode) noexcept {
+  if (auto v = validate(s, mode); !v) return v.error();
   return std::nullopt;
 }
 
@@ -191,12 +201,12 @@ class sync_table {
   static constexpr std::int64_t min_time = std::numeric_limits<std::int64_t>::min();
   static constexpr std::int64_t max_time = std::numeric_limits<std::int64_t>::max();
 
-  /// Build a table from samples sorted by guest time (see `check_samples` for
+  /// Build a table from samples sorted by guest time (see `validate(samples, mode)` for
   /// the errors; equal guest times: the last one in input order wins).
   template <class = void>
   [[nodiscard]] static expected<sync_table, errc> make(std::vector<sync_sample> samples,
                                                        table_options opt = {}) {
-    if (auto bad = check_samples(samples, opt.mode)) return unexpected(bad->code);
+    if (auto v = validate(samples, opt.mode); !v) return unexpected(v.error().code);
     sync_table t;
     t.opt_ = opt;
     // De-duplicate: keep the last of each run of equal guest times.

@@ -38,10 +38,6 @@
 #include "tsync/estimate/types.hpp"
 #include "tsync/core/config.hpp"
 
-namespace tsync::inline TSYNC_ABI::io::json {
-struct parse_error;
-}  // namespace tsync::io::json
-
 namespace tsync::inline TSYNC_ABI::estimate {
 
 /// Why a segment starts where it does.
@@ -240,7 +236,7 @@ class model {
   /// `check()`. Forwards to `io::read_model_json` (io/model_json.hpp), whose
   /// `text_error` names the field; kept for one release.
   template <class = void>
-  [[nodiscard]] static expected<model, errc> from_json(std::string_view text, io::json::parse_error* error = nullptr);
+  [[nodiscard]] static expected<model, errc> from_json(std::string_view text, text_error* error = nullptr);
 };
 
 }  // namespace tsync::estimate

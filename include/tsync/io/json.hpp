@@ -6,8 +6,8 @@
 /// 64-bit integers are read exactly. It rejects trailing commas, comments,
 /// leading zeros, unescaped control characters, lone surrogates, duplicate
 /// keys, trailing garbage, nesting deeper than 64 levels and documents above
-/// the `parse_limits` (size and value count). It never throws
-/// on bad input and reports the byte offset of the first error.
+/// the `parse_limits` (size and value count). It never throws on bad input
+/// and reports the first error as a `text_error` with its line and column.
 
 #include <algorithm>
 #include <charconv>
@@ -62,12 +62,9 @@ struct value {
   }
 };
 
-/// Where and why parsing failed.
-struct parse_error {
-  errc code = errc::ok;
-  std::size_t offset = 0;  ///< byte offset of the problem
-  std::string message;
-};
+/// Deprecated (one release): `parse` returns a `text_error` (code, line,
+/// column, field, message).
+using parse_error [[deprecated("json::parse returns tsync::text_error")]] = text_error;
 
 /// Limits of the reader (both overridable): the document size and the number
 /// of values (every number, string, literal, array and object counts one).
@@ -79,12 +76,32 @@ struct parse_limits {
 
 namespace detail {
 
+/// The first error of a parse: its code, byte offset and message.
+struct parse_failure {
+  errc code = errc::ok;
+  std::size_t offset = 0;
+  std::string message;
+};
+
+/// `f` as a `text_error`: the 1-based line and byte column of its offset.
+template <class = void>
+inline text_error to_text_error(std::string_view text, const parse_failure& f) {
+  std::size_t line = 1;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < f.offset && i < text.size(); ++i)
+    if (text[i] == '\n') {
+      ++line;
+      start = i + 1;
+    }
+  return text_error{f.code, line, f.offset - start + 1, "", f.message};
+}
+
 template <class = void>
 class parser {
  public:
   explicit parser(std::string_view s, parse_limits limits = {}) : s_(s), limits_(limits) {}
 
-  expected<value, parse_error> run() {
+  expected<value, parse_failure> run() {
     value v;
     if (s_.size() > limits_.max_bytes) {
       err_ = {errc::oversized, 0, "document larger than " + std::to_string(limits_.max_bytes) + " bytes (parse_limits::max_bytes)"};
@@ -102,9 +119,9 @@ class parser {
   parse_limits limits_;
   std::size_t i_ = 0;
   std::size_t values_ = 0;
-  parse_error err_{};
+  parse_failure err_{};
 
-  unexpected<parse_error> fail(std::string msg) {
+  unexpected<parse_failure> fail(std::string msg) {
     if (err_.code == errc::ok) err_ = {errc::invalid_argument, i_, std::move(msg)};
     return unexpected(err_);
   }
@@ -310,10 +327,18 @@ class parser {
 
 }  // namespace detail
 
-/// Parse one JSON document.
+/// Parse one JSON document. Errors: `errc::invalid_argument` for the syntax,
+/// `errc::oversized` above `limits` (line 0 for the document size), with the
+/// line and the byte column of the problem.
 template <class = void>
-[[nodiscard]] inline expected<value, parse_error> parse(std::string_view text, parse_limits limits = {}) {
-  return detail::parser(text, limits).run();
+[[nodiscard]] inline expected<value, text_error> parse(std::string_view text, parse_limits limits = {}) {
+  auto v = detail::parser(text, limits).run();
+  if (!v) {
+    if (v.error().code == errc::oversized && v.error().offset == 0)
+      return unexpected(text_error{errc::oversized, 0, v.error().message});
+    return unexpected(detail::to_text_error(text, v.error()));
+  }
+  return std::move(*v);
 }
 
 /// Append `s` as a JSON string literal.

@@ -204,14 +204,6 @@ class model_reader {
   }
 };
 
-/// The 1-based line of byte `offset` of `text`.
-template <class = void>
-inline std::size_t line_of(std::string_view text, std::size_t offset) {
-  std::size_t line = 1;
-  for (std::size_t i = 0; i < offset && i < text.size(); ++i) if (text[i] == '\n') ++line;
-  return line;
-}
-
 }  // namespace detail
 
 namespace detail {
@@ -245,11 +237,7 @@ template <class = void>
 [[nodiscard]] inline expected<estimate::model, text_error> read_model_json(std::string_view text,
                                                                           json::parse_limits limits = {}) {
   auto doc = json::parse(text, limits);
-  if (!doc) {
-    const auto line = detail::line_of(text, doc.error().offset);
-    return unexpected(text_error{doc.error().code, line, "", "byte " + std::to_string(doc.error().offset) + ": " +
-                                                                  doc.error().message});
-  }
+  if (!doc) return unexpected(doc.error());
   detail::model_reader r;
   const json::value& root = *doc;
   if (root.k != json::value::kind::object) {
@@ -274,11 +262,11 @@ template <class>
 inline std::string model::to_json() const { return io::model_to_json(*this); }
 
 template <class>
-inline expected<model, errc> model::from_json(std::string_view text, io::json::parse_error* error) {
+inline expected<model, errc> model::from_json(std::string_view text, text_error* error) {
   if (error) *error = {};
   auto m = io::read_model_json(text);
   if (m) return std::move(*m);
-  if (error) *error = {m.error().code, 0, m.error().message};
+  if (error) *error = m.error();
   return unexpected(m.error().code);
 }
 

@@ -57,7 +57,7 @@ template <class T> errc csv_int(std::string_view s, T& out) {
 class probe_csv_reader {
  public:
   /// Process one line (without its '\n'). Returns an error for a malformed line.
-  expected<void, csv_error> line(std::string_view raw) {
+  expected<void, text_error> line(std::string_view raw) {
     ++line_no_;
     const std::string_view t = tsync::detail::trim_text(raw);
     if (t.empty() || t.front() == '#') return {};
@@ -121,10 +121,10 @@ class probe_csv_reader {
   [[nodiscard]] std::size_t line_number() const noexcept { return line_no_; }
 
  private:
-  expected<void, csv_error> fail(errc e, std::string msg) const {
-    return unexpected(csv_error{e, line_no_, std::move(msg)});
+  expected<void, text_error> fail(errc e, std::string msg) const {
+    return unexpected(text_error{e, line_no_, std::move(msg)});
   }
-  expected<void, csv_error> header(const std::vector<std::string_view>& fields) {
+  expected<void, text_error> header(const std::vector<std::string_view>& fields) {
     using detail::csv_col;
     bool seen[7] = {};
     for (auto f : fields) {
@@ -156,7 +156,7 @@ class probe_csv_reader {
 };
 
 /// Read probes from CSV text.
-[[nodiscard]] inline expected<std::vector<probe_sample>, csv_error> read_probes_csv(std::string_view text) {
+[[nodiscard]] inline expected<std::vector<probe_sample>, text_error> read_probes_csv(std::string_view text) {
   probe_csv_reader r;
   if (text.substr(0, utf8_bom.size()) == utf8_bom) text.remove_prefix(utf8_bom.size());
   while (!text.empty()) {
@@ -170,7 +170,7 @@ class probe_csv_reader {
 /// Read probes from a stream (an I/O failure other than end of file is
 /// `errc::io_error` at line 0).
 /// The input is read within `limits` (see io/text.hpp).
-[[nodiscard]] inline expected<std::vector<probe_sample>, csv_error> read_probes_csv(std::istream& in,
+[[nodiscard]] inline expected<std::vector<probe_sample>, text_error> read_probes_csv(std::istream& in,
                                                                                    text_limits limits = {}) {
   probe_csv_reader r;
   std::string line;
@@ -178,8 +178,8 @@ class probe_csv_reader {
   while (lines.next(line))
     if (auto ok = r.line(line); !ok) return unexpected(ok.error());
   if (lines.error() != errc::ok)
-    return unexpected(csv_error{lines.error(), lines.line(), lines.message()});
-  if (in.bad()) return unexpected(csv_error{errc::io_error, 0, "read error"});
+    return unexpected(text_error{lines.error(), lines.line(), lines.message()});
+  if (in.bad()) return unexpected(text_error{errc::io_error, 0, "read error"});
   return std::move(r).finish();
 }
 

@@ -304,7 +304,7 @@ inline scenario_problem link_problem(const sim::link_model& l) {
       {"link.fwd.queue", &l.fwd.queue}, {"link.back.queue", &l.back.queue}, {"link.dup_delay", &l.dup_delay},
       {"link.reorder_delay", &l.reorder_delay}, {"link.spike_delay", &l.spike_delay}};
   for (const auto& [key, d] : dists) {
-    if (auto e = d->validate(); e != errc::ok) return problem(e, key, "parameters outside the distribution's domain");
+    if (auto v = sim::validate(*d); !v) return problem(v.error(), key, "parameters outside the distribution's domain");
     if (d->min_value() < 0) return problem(errc::invalid_argument, key, "a delay that can be negative");
   }
   if (l.fwd.min_ns < 0) return problem(errc::invalid_argument, "link.fwd.min", "must not be negative");
@@ -458,7 +458,7 @@ template <class = void>
     if (line.empty() || line.front() == '#') continue;
     if (auto err = parser.apply(sc, line, line_no)) return unexpected(std::move(*err));
   }
-  if (auto e = sc.validate(); e != errc::ok) return unexpected(parser.invalid(sc, e));
+  if (auto v = sim::validate(sc); !v) return unexpected(parser.invalid(sc, v.error()));
   return sc;
 }
 

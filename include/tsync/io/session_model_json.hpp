@@ -139,11 +139,7 @@ inline void read_breaks(const json::value& root, std::vector<estimate::clock_bre
 [[nodiscard]] inline expected<estimate::session_model, text_error> read_session_model_json(
     std::string_view text, json::parse_limits limits = {}) {
   auto doc = json::parse(text, limits);
-  if (!doc) {
-    const auto line = detail::line_of(text, doc.error().offset);
-    return unexpected(text_error{doc.error().code, line, "", "byte " + std::to_string(doc.error().offset) + ": " +
-                                                                  doc.error().message});
-  }
+  if (!doc) return unexpected(doc.error());
   detail::model_reader r;
   const json::value& root = *doc;
   if (root.k != json::value::kind::object) {

@@ -44,8 +44,9 @@ struct csv_table {
 };
 
 namespace detail {
-inline csv_error csv_fail(std::size_t line, errc code, const std::string& what) {
-  return {code, line, "line " + std::to_string(line) + ": " + what};
+// The message says what; `what()` adds the line.
+inline text_error csv_fail(std::size_t line, errc code, const std::string& what, std::string field = {}) {
+  return {code, line, std::move(field), what};
 }
 }  // namespace detail
 
@@ -89,7 +90,7 @@ inline std::vector<std::string_view> split_fields(std::string_view t) {
 }
 
 /// One data line into `out` (its fields `f` in layout `cols`).
-inline expected<void, csv_error> table_row(const std::vector<std::string_view>& f, const std::vector<table_col>& cols,
+inline expected<void, text_error> table_row(const std::vector<std::string_view>& f, const std::vector<table_col>& cols,
                                            std::size_t line, csv_table& out) {
   static constexpr const char* names[] = {"time", "offset", "ratio", "frac_bits", "offset_lo", "offset_hi", "segment", "epoch"};
   sync_sample s;
@@ -122,9 +123,10 @@ inline expected<void, csv_error> table_row(const std::vector<std::string_view>& 
     }
     if (e != errc::ok)
       return unexpected(csv_fail(line, e, std::string(names[static_cast<std::size_t>(cols[i])]) + " '" +
-                                              quote_input(f[i], 40) + "': " + to_string(e)));
+                                              quote_input(f[i], 40) + "': " + to_string(e),
+                                 names[static_cast<std::size_t>(cols[i])]));
   }
-  if (s.ratio == 0) return unexpected(csv_fail(line, errc::zero_ratio, "ratio is zero"));
+  if (s.ratio == 0) return unexpected(csv_fail(line, errc::zero_ratio, "ratio is zero", "ratio"));
   if (have_bounds) {
     if (!(lo <= off && off <= hi))
       return unexpected(csv_fail(line, errc::invalid_argument, "offset_lo <= offset <= offset_hi does not hold"));
@@ -142,7 +144,7 @@ inline expected<void, csv_error> table_row(const std::vector<std::string_view>& 
 }
 }  // namespace detail
 
-[[nodiscard]] inline expected<csv_table, csv_error> parse_table_csv(std::istream& in, text_limits limits = {}) {
+[[nodiscard]] inline expected<csv_table, text_error> parse_table_csv(std::istream& in, text_limits limits = {}) {
   csv_table out;
   std::string raw;
   std::size_t line = 0;
@@ -183,25 +185,26 @@ inline expected<void, csv_error> table_row(const std::vector<std::string_view>& 
     if (auto r = detail::table_row(f, cols.empty() ? positional : cols, line, out); !r) return unexpected(r.error());
   }
   if (lines.error() != errc::ok) return unexpected(detail::csv_fail(lines.line(), lines.error(), lines.message()));
-  if (in.bad()) return unexpected(csv_error{errc::io_error, line, "read error after line " + std::to_string(line)});
+  if (in.bad()) return unexpected(text_error{errc::io_error, line, "read error after line " + std::to_string(line)});
   return out;
 }
 
 /// Parse a table and build a `sync_table`; a validation error (unsorted
 /// times, a scaled sample in interpolate mode, ...) names the sample's line.
-[[nodiscard]] inline expected<correct::sync_table, csv_error> load_table_csv(std::istream& in, correct::table_options opt = {},
+[[nodiscard]] inline expected<correct::sync_table, text_error> load_table_csv(std::istream& in, correct::table_options opt = {},
                                                                             text_limits limits = {}) {
   auto parsed = parse_table_csv(in, limits);
   if (!parsed) return unexpected(parsed.error());
-  if (auto bad = correct::check_samples(parsed->samples, opt.mode)) {
-    if (bad->code == errc::empty_input) return unexpected(csv_error{errc::empty_input, 0, "the table has no samples"});
+  if (auto v = correct::validate(parsed->samples, opt.mode); !v) {
+    const index_error* bad = &v.error();
+    if (bad->code == errc::empty_input) return unexpected(text_error{errc::empty_input, 0, "the table has no samples"});
     std::string why = to_string(bad->code);
     if (bad->code == errc::unsorted_input) why = "time is below the previous sample's time (the table must be sorted)";
     if (bad->code == errc::unsupported) why = "a scaled sample (ratio != 2^frac_bits) cannot be interpolated; use step mode";
     return unexpected(detail::csv_fail(parsed->lines[bad->index], bad->code, why));
   }
   auto t = correct::sync_table::make(std::move(parsed->samples), opt);
-  if (!t) return unexpected(csv_error{t.error(), 0, to_string(t.error())});
+  if (!t) return unexpected(text_error{t.error(), 0, to_string(t.error())});
   return std::move(*t);
 }
 

@@ -19,8 +19,8 @@
 namespace tsync::inline TSYNC_ABI {
 
 namespace io {
-/// The error of every CSV reader (table and probes): an alias of `text_error`.
-using csv_error = text_error;
+/// Deprecated (one release): the CSV readers return `tsync::text_error`.
+using csv_error [[deprecated("use tsync::text_error")]] = text_error;
 
 /// The one decimal parser of tsync's text inputs: all of `s` as a base-10
 /// integer of type `T`, or as a finite floating-point number when `T` is a

@@ -20,8 +20,9 @@
 /// the file offset of the next options section (0: none).
 ///
 /// Every decoder checks each length and count against the bytes that remain
-/// before it allocates or reads, and reports a named `tracecmd_errc` with the
-/// byte offset and a message; no input is undefined behaviour.
+/// before it allocates or reads, and reports a `byte_error`: a `tsync::errc`,
+/// the byte offset and a message that starts with the finer kind ("no CPUs
+/// (trace-cmd bug B16): ..."); no input is undefined behaviour.
 
 #include <algorithm>
 #include <array>
@@ -58,8 +59,11 @@ inline constexpr std::uint16_t option_tsc2nsec = 14;    ///< TSC2NSEC
 inline constexpr std::uint32_t time_shift_flag_interpolate = 1;  ///< TIME_SHIFT flags bit 0 (PTP-like protocols)
 inline constexpr std::size_t tsc2nsec_size = 16;        ///< the TSC2NSEC payload size
 
-/// What is wrong with an input. The numeric values are stable.
-enum class tracecmd_errc : std::uint8_t {
+namespace detail {
+/// The trace-cmd codec's finer kinds of error. Not public: errors are
+/// `byte_error`s whose `code` is `to_errc(kind)` and whose message carries
+/// `to_string(kind)` (e.g. "no CPUs (trace-cmd bug B16)").
+enum class tc_kind : std::uint8_t {
   truncated = 1,              ///< the input ends inside a field or an array
   count_exceeds_payload = 2,  ///< a CPU or sample count whose arrays cannot fit in the bytes that remain
   trailing_bytes = 3,         ///< bytes after the last field
@@ -84,78 +88,75 @@ enum class tracecmd_errc : std::uint8_t {
   io_error = 22,              ///< the file could not be opened or read
 };
 
-/// A short, stable description of a `tracecmd_errc`.
-[[nodiscard]] constexpr const char* to_string(tracecmd_errc e) noexcept {
+/// A short, stable description of a kind (it starts the error message).
+[[nodiscard]] constexpr const char* to_string(tc_kind e) noexcept {
   switch (e) {
-    case tracecmd_errc::truncated: return "truncated";
-    case tracecmd_errc::count_exceeds_payload: return "count exceeds the payload";
-    case tracecmd_errc::trailing_bytes: return "trailing bytes";
-    case tracecmd_errc::no_cpus: return "no CPUs (trace-cmd bug B16)";
-    case tracecmd_errc::zero_samples: return "a CPU with zero samples (trace-cmd bug B18)";
-    case tracecmd_errc::inconsistent_counts: return "inconsistent per-CPU counts (trace-cmd bug B7)";
-    case tracecmd_errc::unsorted_times: return "sample times are not sorted";
-    case tracecmd_errc::bad_size: return "wrong payload size";
-    case tracecmd_errc::missing_cpu: return "no entry for this CPU (trace-cmd bug B5)";
-    case tracecmd_errc::time_out_of_range: return "sample time above 2^63 - 1";
-    case tracecmd_errc::bad_fraction: return "fraction bits above 63";
-    case tracecmd_errc::zero_scaling: return "scaling ratio is zero";
-    case tracecmd_errc::scaled_interpolation: return "scaled sample with the interpolate flag";
-    case tracecmd_errc::zero_mult: return "TSC2NSEC multiplier is zero";
-    case tracecmd_errc::bad_shift: return "TSC2NSEC shift above 63";
-    case tracecmd_errc::bad_magic: return "not a trace.dat file";
-    case tracecmd_errc::unsupported_version: return "unsupported trace.dat version";
-    case tracecmd_errc::compressed_section: return "compressed options section";
-    case tracecmd_errc::bad_offset: return "bad section offset";
-    case tracecmd_errc::duplicate_option: return "option present twice";
-    case tracecmd_errc::missing_done: return "options list without its end marker";
-    case tracecmd_errc::io_error: return "I/O error";
+    case tc_kind::truncated: return "truncated";
+    case tc_kind::count_exceeds_payload: return "count exceeds the payload";
+    case tc_kind::trailing_bytes: return "trailing bytes";
+    case tc_kind::no_cpus: return "no CPUs (trace-cmd bug B16)";
+    case tc_kind::zero_samples: return "a CPU with zero samples (trace-cmd bug B18)";
+    case tc_kind::inconsistent_counts: return "inconsistent per-CPU counts (trace-cmd bug B7)";
+    case tc_kind::unsorted_times: return "sample times are not sorted";
+    case tc_kind::bad_size: return "wrong payload size";
+    case tc_kind::missing_cpu: return "no entry for this CPU (trace-cmd bug B5)";
+    case tc_kind::time_out_of_range: return "sample time above 2^63 - 1";
+    case tc_kind::bad_fraction: return "fraction bits above 63";
+    case tc_kind::zero_scaling: return "scaling ratio is zero";
+    case tc_kind::scaled_interpolation: return "scaled sample with the interpolate flag";
+    case tc_kind::zero_mult: return "TSC2NSEC multiplier is zero";
+    case tc_kind::bad_shift: return "TSC2NSEC shift above 63";
+    case tc_kind::bad_magic: return "not a trace.dat file";
+    case tc_kind::unsupported_version: return "unsupported trace.dat version";
+    case tc_kind::compressed_section: return "compressed options section";
+    case tc_kind::bad_offset: return "bad section offset";
+    case tc_kind::duplicate_option: return "option present twice";
+    case tc_kind::missing_done: return "options list without its end marker";
+    case tc_kind::io_error: return "I/O error";
   }
   return "unknown trace-cmd codec error";
 }
 
-/// The closest general `tsync::errc` (for `std::error_code` users).
-[[nodiscard]] constexpr errc to_errc(tracecmd_errc e) noexcept {
+/// The `tsync::errc` of a kind.
+[[nodiscard]] constexpr errc to_errc(tc_kind e) noexcept {
   switch (e) {
-    case tracecmd_errc::truncated:
-    case tracecmd_errc::missing_done: return errc::truncated;
-    case tracecmd_errc::count_exceeds_payload: return errc::oversized;
-    case tracecmd_errc::no_cpus:
-    case tracecmd_errc::zero_samples: return errc::empty_input;
-    case tracecmd_errc::unsorted_times: return errc::unsorted_input;
-    case tracecmd_errc::missing_cpu: return errc::not_found;
-    case tracecmd_errc::time_out_of_range: return errc::out_of_range;
-    case tracecmd_errc::bad_fraction: return errc::bad_frac_bits;
-    case tracecmd_errc::zero_scaling: return errc::zero_ratio;
-    case tracecmd_errc::scaled_interpolation:
-    case tracecmd_errc::compressed_section: return errc::unsupported;
-    case tracecmd_errc::zero_mult:
-    case tracecmd_errc::bad_shift: return errc::invalid_argument;
-    case tracecmd_errc::unsupported_version: return errc::unsupported_version;
-    case tracecmd_errc::duplicate_option: return errc::duplicate_id;
-    case tracecmd_errc::io_error: return errc::io_error;
-    case tracecmd_errc::trailing_bytes:
-    case tracecmd_errc::inconsistent_counts:
-    case tracecmd_errc::bad_size:
-    case tracecmd_errc::bad_magic:
-    case tracecmd_errc::bad_offset: return errc::protocol_error;
+    case tc_kind::truncated:
+    case tc_kind::missing_done: return errc::truncated;
+    case tc_kind::count_exceeds_payload: return errc::oversized;
+    case tc_kind::no_cpus:
+    case tc_kind::zero_samples: return errc::empty_input;
+    case tc_kind::unsorted_times: return errc::unsorted_input;
+    case tc_kind::missing_cpu: return errc::not_found;
+    case tc_kind::time_out_of_range: return errc::out_of_range;
+    case tc_kind::bad_fraction: return errc::bad_frac_bits;
+    case tc_kind::zero_scaling: return errc::zero_ratio;
+    case tc_kind::scaled_interpolation:
+    case tc_kind::compressed_section: return errc::unsupported;
+    case tc_kind::zero_mult:
+    case tc_kind::bad_shift: return errc::invalid_argument;
+    case tc_kind::unsupported_version: return errc::unsupported_version;
+    case tc_kind::duplicate_option: return errc::duplicate_id;
+    case tc_kind::io_error: return errc::io_error;
+    case tc_kind::trailing_bytes:
+    case tc_kind::inconsistent_counts:
+    case tc_kind::bad_size:
+    case tc_kind::bad_magic:
+    case tc_kind::bad_offset: return errc::bad_format;
   }
-  return errc::protocol_error;
+  return errc::bad_format;
 }
 
-/// An error: its kind, the byte offset where it was found (into the payload,
-/// or into the file for the file reader; `no_offset` for the encoders and the
-/// conversion to sync tables) and a message naming the field.
-struct tracecmd_error {
-  static constexpr std::size_t no_offset = std::numeric_limits<std::size_t>::max();
-  tracecmd_errc code = tracecmd_errc::truncated;
-  std::size_t offset = no_offset;
-  std::string message{};
-  /// "kind at byte N: message" (or "kind: message" without an offset).
-  [[nodiscard]] std::string what() const {
-    return std::string(to_string(code)) + (offset == no_offset ? "" : " at byte " + std::to_string(offset)) + ": " +
-           message;
-  }
-};
+/// The error of a kind: code `to_errc(k)`, message "<kind>: <msg>".
+inline byte_error tc_error(tc_kind k, std::size_t at, std::string msg) {
+  return byte_error{to_errc(k), at, std::string(to_string(k)) + ": " + msg};
+}
+}  // namespace detail
+
+/// Deprecated (one release): the codec's errors are `byte_error`s whose code
+/// is a `tsync::errc`; the finer kind starts the message.
+using tracecmd_errc [[deprecated("trace-cmd errors are byte_error with a tsync::errc code")]] = detail::tc_kind;
+/// Deprecated (one release): use `tsync::byte_error` (code, offset, message).
+using tracecmd_error [[deprecated("use tsync::byte_error")]] = byte_error;
 
 /// One TIME_SHIFT sample as stored. `offset` is host − guest (trace-cmd adds
 /// it to the guest time); `time` is the guest time the sample holds from.
@@ -221,8 +222,8 @@ inline void tc_put(std::vector<std::byte>& out, std::uint64_t v, std::size_t n, 
   }
 }
 
-inline unexpected<tracecmd_error> tc_fail(tracecmd_errc c, std::size_t at, std::string msg) {
-  return unexpected(tracecmd_error{c, at, std::move(msg)});
+inline unexpected<byte_error> tc_fail(tc_kind c, std::size_t at, std::string msg) {
+  return unexpected(tc_error(c, at, std::move(msg)));
 }
 
 /// Bounds-checked reads from a byte span.
@@ -340,7 +341,7 @@ inline std::string tc_join_counts(const std::vector<std::uint64_t>& c) {
 
 // Build the time_shift of a recovered split; fractions are trusted only where
 // the writer read inside the CPU's array (index < min(K, c_i)).
-inline expected<time_shift, tracecmd_error> tc_b7_build(std::span<const std::byte> in, byte_order o, const b7_layout& l,
+inline expected<time_shift, byte_error> tc_b7_build(std::span<const std::byte> in, byte_order o, const b7_layout& l,
                                                          const std::vector<std::uint64_t>& counts) {
   time_shift ts;
   ts.peer_trace_id = tc_get(in.data(), 8, o);
@@ -364,7 +365,7 @@ inline expected<time_shift, tracecmd_error> tc_b7_build(std::span<const std::byt
       if (j < l.k) {
         v[j].fraction = tc_get(in.data() + pos + 8 * (cpu * l.k + j), 8, o);
       } else if (v[j].scaling != 1) {
-        return tc_fail(tracecmd_errc::inconsistent_counts, 16,
+        return tc_fail(detail::tc_kind::inconsistent_counts, 16,
                        "trace-cmd bug B7: CPU " + std::to_string(cpu) + " has " + std::to_string(v.size()) +
                            " scaled samples but the writer stored only " + std::to_string(l.k) +
                            " fraction-bit entries for it; the scaling of the others is lost");
@@ -379,7 +380,7 @@ inline expected<time_shift, tracecmd_error> tc_b7_build(std::span<const std::byt
 }
 
 // Recover a B7 payload, or explain why not (nullopt: not the B7 layout).
-inline std::optional<expected<time_shift, tracecmd_error>> tc_recover_b7(std::span<const std::byte> in, byte_order o,
+inline std::optional<expected<time_shift, byte_error>> tc_recover_b7(std::span<const std::byte> in, byte_order o,
                                                                          std::uint64_t n) {
   const auto l = tc_b7_layout(in, o, n);
   if (!l) return std::nullopt;
@@ -399,23 +400,23 @@ inline std::optional<expected<time_shift, tracecmd_error>> tc_recover_b7(std::sp
     m << "; the search for the per-CPU counts was stopped after " << b7_splitter::max_steps << " steps";
   else
     m << "; no split of the arrays has every CPU's times in order, so the per-CPU counts cannot be recovered";
-  return expected<time_shift, tracecmd_error>(unexpected(tracecmd_error{tracecmd_errc::inconsistent_counts, 16, m.str()}));
+  return expected<time_shift, byte_error>(unexpected(detail::tc_error(detail::tc_kind::inconsistent_counts, 16, m.str())));
 }
 
-inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<const std::byte> in, byte_order o) {
+inline expected<time_shift, byte_error> tc_decode_time_shift_raw(std::span<const std::byte> in, byte_order o) {
   tc_reader r(in, o);
   if (!r.has(16))
-    return tc_fail(tracecmd_errc::truncated, 0,
+    return tc_fail(detail::tc_kind::truncated, 0,
                    "TIME_SHIFT needs at least 16 bytes (trace id, flags, CPU count), found " + std::to_string(in.size()));
   time_shift ts;
   ts.peer_trace_id = r.get(8);
   ts.flags = static_cast<std::uint32_t>(r.get(4));
   const std::uint64_t n = r.get(4);
   if (n == 0)
-    return tc_fail(tracecmd_errc::no_cpus, 12,
+    return tc_fail(detail::tc_kind::no_cpus, 12,
                    "the CPU count is 0: no CPU would be corrected (trace-cmd attach writes this without -c, bug B16)");
   if (n > r.left() / 4)
-    return tc_fail(tracecmd_errc::count_exceeds_payload, 12,
+    return tc_fail(detail::tc_kind::count_exceeds_payload, 12,
                    "CPU count " + std::to_string(n) + " needs at least " + std::to_string(4 * n) + " bytes, " +
                        std::to_string(r.left()) + " remain");
   ts.cpus.resize(static_cast<std::size_t>(n));
@@ -423,13 +424,13 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
   for (std::size_t cpu = 0; cpu < ts.cpus.size(); ++cpu) {
     const std::size_t at = r.pos();
     if (!r.has(4))
-      return tc_fail(tracecmd_errc::truncated, at, "the payload ends before the sample count of CPU " + std::to_string(cpu));
+      return tc_fail(detail::tc_kind::truncated, at, "the payload ends before the sample count of CPU " + std::to_string(cpu));
     const std::uint64_t c = r.get(4);
     if (c == 0)
-      return tc_fail(tracecmd_errc::zero_samples, at,
+      return tc_fail(detail::tc_kind::zero_samples, at,
                      "CPU " + std::to_string(cpu) + " has 0 samples (trace-cmd's reader accepts this and reads out of bounds, bug B18)");
     if (c > r.left() / 24)
-      return tc_fail(tracecmd_errc::count_exceeds_payload, at,
+      return tc_fail(detail::tc_kind::count_exceeds_payload, at,
                      "CPU " + std::to_string(cpu) + " declares " + std::to_string(c) + " samples (" + std::to_string(24 * c) +
                          " bytes), " + std::to_string(r.left()) + " remain");
     auto& v = ts.cpus[cpu];
@@ -444,13 +445,13 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
   } else {
     const std::size_t at = r.pos();
     if (total > r.left() / 8)
-      return tc_fail(tracecmd_errc::truncated, at,
+      return tc_fail(detail::tc_kind::truncated, at,
                      "the fraction-bits arrays need " + std::to_string(8 * total) + " bytes, " + std::to_string(r.left()) +
                          " remain");
     for (auto& v : ts.cpus)
       for (auto& s : v) s.fraction = r.get(8);
     if (r.left() != 0)
-      return tc_fail(tracecmd_errc::trailing_bytes, r.pos(),
+      return tc_fail(detail::tc_kind::trailing_bytes, r.pos(),
                      std::to_string(r.left()) + " bytes after the fraction-bits arrays");
   }
   return ts;
@@ -474,13 +475,14 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 /// decodes, with a sentence in `repairs` naming the bug and the recovered counts.
 /// The fraction arrays are optional: when nothing follows the scaling arrays
 /// `has_fraction` is false and every `fraction` is 0.
-[[nodiscard]] inline expected<time_shift, tracecmd_error> decode_time_shift(std::span<const std::byte> in, byte_order o) {
+[[nodiscard]] inline expected<time_shift, byte_error> decode_time_shift(std::span<const std::byte> in, byte_order o) {
   auto ts = detail::tc_decode_time_shift_raw(in, o);
   if (!ts) {
     const auto c = ts.error().code;
-    const bool structural = c == tracecmd_errc::truncated || c == tracecmd_errc::count_exceeds_payload ||
-                            c == tracecmd_errc::trailing_bytes ||
-                            (c == tracecmd_errc::zero_samples && ts.error().offset > 16);
+    // truncated, count exceeds payload, trailing bytes, or a CPU with zero
+    // samples (empty_input past the CPU count; no CPUs is at byte 12)
+    const bool structural = c == errc::truncated || c == errc::oversized || c == errc::bad_format ||
+                            (c == errc::empty_input && ts.error().offset > 16);
     if (structural && in.size() >= 16) {
       if (auto b7 = detail::tc_recover_b7(in, o, detail::tc_get(in.data() + 12, 4, o))) {
         if (!*b7) return unexpected(b7->error());
@@ -493,7 +495,7 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
     const auto& v = ts->cpus[cpu];
     for (std::size_t i = 1; i < v.size(); ++i)
       if (v[i].time < v[i - 1].time)
-        return detail::tc_fail(tracecmd_errc::unsorted_times, tracecmd_error::no_offset,
+        return detail::tc_fail(detail::tc_kind::unsorted_times, byte_error::no_offset,
                                "CPU " + std::to_string(cpu) + ": sample " + std::to_string(i) + " time " +
                                    std::to_string(v[i].time) + " is below the previous " + std::to_string(v[i - 1].time));
   }
@@ -512,21 +514,21 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 /// most 2^32 − 1 bytes (the option size field); with `has_fraction == false`
 /// every `fraction` must be 0. Errors use the decoder's names
 /// (`no_cpus`, `zero_samples`, `unsorted_times`, `count_exceeds_payload`, `bad_fraction`).
-[[nodiscard]] inline expected<std::vector<std::byte>, tracecmd_error> encode_time_shift(const time_shift& ts,
+[[nodiscard]] inline expected<std::vector<std::byte>, byte_error> encode_time_shift(const time_shift& ts,
                                                                                        byte_order o) {
   using detail::tc_fail;
-  if (ts.cpus.empty()) return tc_fail(tracecmd_errc::no_cpus, tracecmd_error::no_offset, "a TIME_SHIFT needs at least one CPU");
+  if (ts.cpus.empty()) return tc_fail(detail::tc_kind::no_cpus, byte_error::no_offset, "a TIME_SHIFT needs at least one CPU");
   if (encoded_size(ts) > std::numeric_limits<std::uint32_t>::max())
-    return tc_fail(tracecmd_errc::count_exceeds_payload, tracecmd_error::no_offset, "the payload would exceed the 32-bit option size");
+    return tc_fail(detail::tc_kind::count_exceeds_payload, byte_error::no_offset, "the payload would exceed the 32-bit option size");
   for (std::size_t cpu = 0; cpu < ts.cpus.size(); ++cpu) {
     const auto& v = ts.cpus[cpu];
-    if (v.empty()) return tc_fail(tracecmd_errc::zero_samples, tracecmd_error::no_offset, "CPU " + std::to_string(cpu) + " has no samples");
+    if (v.empty()) return tc_fail(detail::tc_kind::zero_samples, byte_error::no_offset, "CPU " + std::to_string(cpu) + " has no samples");
     for (std::size_t i = 0; i < v.size(); ++i) {
       if (i > 0 && v[i].time < v[i - 1].time)
-        return tc_fail(tracecmd_errc::unsorted_times, tracecmd_error::no_offset,
+        return tc_fail(detail::tc_kind::unsorted_times, byte_error::no_offset,
                        "CPU " + std::to_string(cpu) + ": sample " + std::to_string(i) + " time is below the previous");
       if (!ts.has_fraction && v[i].fraction != 0)
-        return tc_fail(tracecmd_errc::bad_fraction, tracecmd_error::no_offset,
+        return tc_fail(detail::tc_kind::bad_fraction, byte_error::no_offset,
                        "CPU " + std::to_string(cpu) + ": fraction bits set but has_fraction is false");
     }
   }
@@ -549,24 +551,24 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 
 /// Decode a TSC2NSEC payload. Errors: `bad_size` (not exactly 16 bytes),
 /// `zero_mult`, `bad_shift` (above 63).
-[[nodiscard]] inline expected<tsc2nsec, tracecmd_error> decode_tsc2nsec(std::span<const std::byte> in, byte_order o) {
+[[nodiscard]] inline expected<tsc2nsec, byte_error> decode_tsc2nsec(std::span<const std::byte> in, byte_order o) {
   using detail::tc_fail;
   if (in.size() != tsc2nsec_size)
-    return tc_fail(in.size() < tsc2nsec_size ? tracecmd_errc::truncated : tracecmd_errc::bad_size, 0,
+    return tc_fail(in.size() < tsc2nsec_size ? detail::tc_kind::truncated : detail::tc_kind::bad_size, 0,
                    "TSC2NSEC is 16 bytes (mult, shift, offset), found " + std::to_string(in.size()));
   tsc2nsec t;
   t.mult = static_cast<std::uint32_t>(detail::tc_get(in.data(), 4, o));
   t.shift = static_cast<std::uint32_t>(detail::tc_get(in.data() + 4, 4, o));
   t.offset = detail::tc_get(in.data() + 8, 8, o);
-  if (t.mult == 0) return tc_fail(tracecmd_errc::zero_mult, 0, "the multiplier is 0: no conversion is possible");
-  if (t.shift > 63) return tc_fail(tracecmd_errc::bad_shift, 4, "shift " + std::to_string(t.shift) + " is above 63");
+  if (t.mult == 0) return tc_fail(detail::tc_kind::zero_mult, 0, "the multiplier is 0: no conversion is possible");
+  if (t.shift > 63) return tc_fail(detail::tc_kind::bad_shift, 4, "shift " + std::to_string(t.shift) + " is above 63");
   return t;
 }
 
 /// Encode a TSC2NSEC payload (16 bytes). Errors: `zero_mult`, `bad_shift`.
-[[nodiscard]] inline expected<std::vector<std::byte>, tracecmd_error> encode_tsc2nsec(const tsc2nsec& t, byte_order o) {
-  if (t.mult == 0) return detail::tc_fail(tracecmd_errc::zero_mult, tracecmd_error::no_offset, "the multiplier is 0");
-  if (t.shift > 63) return detail::tc_fail(tracecmd_errc::bad_shift, 4, "shift above 63");
+[[nodiscard]] inline expected<std::vector<std::byte>, byte_error> encode_tsc2nsec(const tsc2nsec& t, byte_order o) {
+  if (t.mult == 0) return detail::tc_fail(detail::tc_kind::zero_mult, byte_error::no_offset, "the multiplier is 0");
+  if (t.shift > 63) return detail::tc_fail(detail::tc_kind::bad_shift, 4, "shift above 63");
   std::vector<std::byte> out;
   out.reserve(tsc2nsec_size);
   detail::tc_put(out, t.mult, 4, o);
@@ -590,11 +592,11 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 /// Errors: `missing_cpu` (B5: `cpu` has no entry; trace-cmd silently returns
 /// the raw guest time), `time_out_of_range` (time >= 2^63), `bad_fraction`,
 /// `zero_scaling`.
-[[nodiscard]] inline expected<std::vector<sync_sample>, tracecmd_error> to_sync_samples(const time_shift& ts,
+[[nodiscard]] inline expected<std::vector<sync_sample>, byte_error> to_sync_samples(const time_shift& ts,
                                                                                        std::size_t cpu) {
   using detail::tc_fail;
   if (cpu >= ts.cpus.size())
-    return tc_fail(tracecmd_errc::missing_cpu, tracecmd_error::no_offset,
+    return tc_fail(detail::tc_kind::missing_cpu, byte_error::no_offset,
                    "CPU " + std::to_string(cpu) + " has no TIME_SHIFT entry (the option has " + std::to_string(ts.cpus.size()) +
                        " CPUs); its events cannot be corrected");
   std::vector<sync_sample> out;
@@ -603,10 +605,10 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
   for (const auto& s : ts.cpus[cpu]) {
     const std::string where = "CPU " + std::to_string(cpu) + " sample " + std::to_string(i);
     if (s.time > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      return tc_fail(tracecmd_errc::time_out_of_range, tracecmd_error::no_offset, where + ": time " + std::to_string(s.time) + " is above 2^63 - 1");
+      return tc_fail(detail::tc_kind::time_out_of_range, byte_error::no_offset, where + ": time " + std::to_string(s.time) + " is above 2^63 - 1");
     if (s.fraction > 63)
-      return tc_fail(tracecmd_errc::bad_fraction, tracecmd_error::no_offset, where + ": fraction bits " + std::to_string(s.fraction) + " above 63");
-    if (s.scaling == 0) return tc_fail(tracecmd_errc::zero_scaling, tracecmd_error::no_offset, where + ": scaling ratio is 0");
+      return tc_fail(detail::tc_kind::bad_fraction, byte_error::no_offset, where + ": fraction bits " + std::to_string(s.fraction) + " above 63");
+    if (s.scaling == 0) return tc_fail(detail::tc_kind::zero_scaling, byte_error::no_offset, where + ": scaling ratio is 0");
     sync_sample x;
     x.guest_time = at_ns<guest>(static_cast<std::int64_t>(s.time));
     x.offset = guest_to_host(s.offset);
@@ -628,28 +630,29 @@ inline expected<time_shift, tracecmd_error> tc_decode_time_shift_raw(std::span<c
 /// `mode_of(ts)`, with `outside`). Errors: those of `to_sync_samples`, and
 /// `scaled_interpolation` when the interpolate flag meets a scaled sample
 /// (tsync interpolates unscaled offsets only).
-[[nodiscard]] inline expected<correct::sync_table, tracecmd_error> to_sync_table(
+[[nodiscard]] inline expected<correct::sync_table, byte_error> to_sync_table(
     const time_shift& ts, std::size_t cpu, correct::outside_policy outside = correct::outside_policy::extrapolate) {
   auto samples = to_sync_samples(ts, cpu);
   if (!samples) return unexpected(samples.error());
   const auto mode = mode_of(ts);
-  if (auto bad = correct::check_samples(*samples, mode)) {
+  if (auto v = correct::validate(*samples, mode); !v) {
+    const index_error* bad = &v.error();
     const std::string where = "CPU " + std::to_string(cpu) + " sample " + std::to_string(bad->index);
     if (bad->code == errc::unsupported)
-      return detail::tc_fail(tracecmd_errc::scaled_interpolation, tracecmd_error::no_offset,
+      return detail::tc_fail(detail::tc_kind::scaled_interpolation, byte_error::no_offset,
                              where + ": scaled (ratio != 2^frac_bits) but the interpolate flag is set");
     if (bad->code == errc::unsorted_input)
-      return detail::tc_fail(tracecmd_errc::unsorted_times, tracecmd_error::no_offset, where + ": time below the previous sample's");
-    if (bad->code == errc::empty_input) return detail::tc_fail(tracecmd_errc::zero_samples, tracecmd_error::no_offset, where + ": no samples");
-    return detail::tc_fail(tracecmd_errc::bad_fraction, tracecmd_error::no_offset, where + ": " + to_string(bad->code));
+      return detail::tc_fail(detail::tc_kind::unsorted_times, byte_error::no_offset, where + ": time below the previous sample's");
+    if (bad->code == errc::empty_input) return detail::tc_fail(detail::tc_kind::zero_samples, byte_error::no_offset, where + ": no samples");
+    return detail::tc_fail(detail::tc_kind::bad_fraction, byte_error::no_offset, where + ": " + to_string(bad->code));
   }
   auto t = correct::sync_table::make(std::move(*samples), mode, outside);
-  if (!t) return detail::tc_fail(tracecmd_errc::bad_size, tracecmd_error::no_offset, std::string("sync table: ") + to_string(t.error()));
+  if (!t) return unexpected(byte_error{t.error(), byte_error::no_offset, std::string("sync table: ") + to_string(t.error())});
   return std::move(*t);
 }
 
 /// One table per CPU, index = CPU (the first error stops).
-[[nodiscard]] inline expected<std::vector<correct::sync_table>, tracecmd_error> to_sync_tables(
+[[nodiscard]] inline expected<std::vector<correct::sync_table>, byte_error> to_sync_tables(
     const time_shift& ts, correct::outside_policy outside = correct::outside_policy::extrapolate) {
   std::vector<correct::sync_table> out;
   out.reserve(ts.cpus.size());
@@ -716,29 +719,29 @@ class option_cursor {
   /// `missing_done` (the input ends where an option id is expected),
   /// `truncated` (an option header or payload cut short), `bad_size` (a v7
   /// DONE whose payload is not 8 bytes). After an error or the end, stays there.
-  [[nodiscard]] expected<std::optional<option_view>, tracecmd_error> next() {
+  [[nodiscard]] expected<std::optional<option_view>, byte_error> next() {
     using detail::tc_fail;
     if (done_) return std::optional<option_view>{};
     if (failed_) return unexpected(*failed_);
     const std::size_t at = pos_;
     const std::size_t left = in_.size() - pos_;
-    if (left < 2) return fail(tracecmd_errc::missing_done, at, "the options list ends without its end marker (id 0)");
+    if (left < 2) return fail(detail::tc_kind::missing_done, at, "the options list ends without its end marker (id 0)");
     const auto id = static_cast<std::uint16_t>(detail::tc_get(in_.data() + pos_, 2, o_));
     if (id == option_done && f_ == option_framing::v6) {
       pos_ += 2;
       done_ = true;
       return std::optional<option_view>{};
     }
-    if (left < 6) return fail(tracecmd_errc::truncated, at, "option " + std::to_string(id) + ": the size field is cut short");
+    if (left < 6) return fail(detail::tc_kind::truncated, at, "option " + std::to_string(id) + ": the size field is cut short");
     const std::uint64_t size = detail::tc_get(in_.data() + pos_ + 2, 4, o_);
     if (size > left - 6)
-      return fail(tracecmd_errc::truncated, at,
+      return fail(detail::tc_kind::truncated, at,
                   "option " + std::to_string(id) + " declares " + std::to_string(size) + " bytes, " +
                       std::to_string(left - 6) + " remain");
     option_view v{id, at, in_.subspan(pos_ + 6, static_cast<std::size_t>(size))};
     pos_ += 6 + static_cast<std::size_t>(size);
     if (id == option_done) {
-      if (size != 8) return fail(tracecmd_errc::bad_size, at, "the DONE option has " + std::to_string(size) + " bytes, not 8");
+      if (size != 8) return fail(detail::tc_kind::bad_size, at, "the DONE option has " + std::to_string(size) + " bytes, not 8");
       next_section_ = detail::tc_get(v.payload.data(), 8, o_);
       done_ = true;
       return std::optional<option_view>{};
@@ -753,8 +756,8 @@ class option_cursor {
   [[nodiscard]] std::uint64_t next_section() const noexcept { return next_section_; }
 
  private:
-  unexpected<tracecmd_error> fail(tracecmd_errc c, std::size_t at, std::string msg) {
-    failed_ = tracecmd_error{c, at, std::move(msg)};
+  unexpected<byte_error> fail(detail::tc_kind c, std::size_t at, std::string msg) {
+    failed_ = detail::tc_error(c, at, std::move(msg));
     return unexpected(*failed_);
   }
   std::span<const std::byte> in_;
@@ -763,7 +766,7 @@ class option_cursor {
   std::size_t pos_ = 0;
   bool done_ = false;
   std::uint64_t next_section_ = 0;
-  std::optional<tracecmd_error> failed_{};
+  std::optional<byte_error> failed_{};
 };
 
 /// Append one option (`<2> id, <4> size, payload`). Precondition: payload
@@ -806,27 +809,27 @@ struct dat_read_options {
 };
 
 namespace detail {
-inline std::optional<tracecmd_error> tc_take(sync_options& out, std::uint16_t id, std::span<const std::byte> payload,
+inline std::optional<byte_error> tc_take(sync_options& out, std::uint16_t id, std::span<const std::byte> payload,
                                              byte_order o, std::size_t at) {
   ++out.option_count;
   if (id == option_time_shift) {
     if (out.time_shift_option)
-      return tracecmd_error{tracecmd_errc::duplicate_option, at, "a second TIME_SHIFT option"};
+      return detail::tc_error(detail::tc_kind::duplicate_option, at, "a second TIME_SHIFT option");
     auto ts = decode_time_shift(payload, o);
     if (!ts) {
       auto e = ts.error();
       e.message = "TIME_SHIFT (payload at byte " + std::to_string(at + 6) + "): " + e.message;
-      if (e.offset != tracecmd_error::no_offset) e.offset += at + 6;
+      if (e.offset != byte_error::no_offset) e.offset += at + 6;
       return e;
     }
     out.time_shift_option = std::move(*ts);
   } else if (id == option_tsc2nsec) {
-    if (out.tsc2nsec_option) return tracecmd_error{tracecmd_errc::duplicate_option, at, "a second TSC2NSEC option"};
+    if (out.tsc2nsec_option) return detail::tc_error(detail::tc_kind::duplicate_option, at, "a second TSC2NSEC option");
     auto t = decode_tsc2nsec(payload, o);
     if (!t) {
       auto e = t.error();
       e.message = "TSC2NSEC (payload at byte " + std::to_string(at + 6) + "): " + e.message;
-      if (e.offset != tracecmd_error::no_offset) e.offset += at + 6;
+      if (e.offset != byte_error::no_offset) e.offset += at + 6;
       return e;
     }
     out.tsc2nsec_option = *t;
@@ -838,7 +841,7 @@ inline std::optional<tracecmd_error> tc_take(sync_options& out, std::uint16_t id
 /// Decode TIME_SHIFT and TSC2NSEC from an options list in memory (other
 /// options are skipped). Errors: the cursor's, the decoders' (offsets into
 /// `in`), and `duplicate_option`.
-[[nodiscard]] inline expected<sync_options, tracecmd_error> read_sync_options(std::span<const std::byte> in, byte_order o,
+[[nodiscard]] inline expected<sync_options, byte_error> read_sync_options(std::span<const std::byte> in, byte_order o,
                                                                               option_framing f) {
   option_cursor c(in, o, f);
   sync_options out;
@@ -910,31 +913,31 @@ template <class Source> class dat_parser {
  public:
   explicit dat_parser(const Source& s, dat_read_options ro = {}) : s_(s), ro_(ro) {}
 
-  expected<trace_dat_info, tracecmd_error> run() {
+  expected<trace_dat_info, byte_error> run() {
     trace_dat_info info;
     std::array<std::byte, 10> magic{};
-    if (!s_.read(0, magic)) return tc_fail(tracecmd_errc::truncated, 0, "the file is shorter than the 10-byte magic");
+    if (!s_.read(0, magic)) return tc_fail(detail::tc_kind::truncated, 0, "the file is shorter than the 10-byte magic");
     static constexpr unsigned char want[10] = {0x17, 0x08, 0x44, 't', 'r', 'a', 'c', 'i', 'n', 'g'};
     for (std::size_t i = 0; i < 10; ++i)
       if (std::to_integer<unsigned char>(magic[i]) != want[i])
-        return tc_fail(tracecmd_errc::bad_magic, i, "not a trace.dat file (magic 17 08 44 'tracing' expected)");
+        return tc_fail(detail::tc_kind::bad_magic, i, "magic 17 08 44 'tracing' expected");
     pos_ = 10;
     auto ver = cstr(16, "version string");
     if (!ver) return unexpected(ver.error());
     if (*ver == "6") info.version = 6;
     else if (*ver == "7") info.version = 7;
-    else return tc_fail(tracecmd_errc::unsupported_version, 10, "version '" + quote_input(*ver, 16) + "' (6 and 7 are supported)");
+    else return tc_fail(detail::tc_kind::unsupported_version, 10, "version '" + quote_input(*ver, 16) + "' (6 and 7 are supported)");
     auto endian = bytes(1, "endianness flag");
     if (!endian) return unexpected(endian.error());
     const auto e = std::to_integer<unsigned>((*endian)[0]);
-    if (e > 1) return tc_fail(tracecmd_errc::bad_magic, pos_ - 1, "endianness flag " + std::to_string(e) + " (0 or 1 expected)");
+    if (e > 1) return tc_fail(detail::tc_kind::bad_magic, pos_ - 1, "endianness flag " + std::to_string(e) + " (0 or 1 expected)");
     info.order = e == 0 ? byte_order::little : byte_order::big;
     o_ = info.order;
     auto ls = bytes(1, "long size");
     if (!ls) return unexpected(ls.error());
     info.long_size = std::to_integer<unsigned>((*ls)[0]);
     if (info.long_size != 4 && info.long_size != 8)
-      return tc_fail(tracecmd_errc::bad_magic, pos_ - 1, "long size " + std::to_string(info.long_size) + " (4 or 8 expected)");
+      return tc_fail(detail::tc_kind::bad_magic, pos_ - 1, "long size " + std::to_string(info.long_size) + " (4 or 8 expected)");
     auto ps = num(4, "page size");
     if (!ps) return unexpected(ps.error());
     info.page_size = static_cast<std::uint32_t>(*ps);
@@ -944,29 +947,29 @@ template <class Source> class dat_parser {
   }
 
  private:
-  expected<std::vector<std::byte>, tracecmd_error> bytes(std::uint64_t n, const char* what) {
+  expected<std::vector<std::byte>, byte_error> bytes(std::uint64_t n, const char* what) {
     if (pos_ > s_.size() || n > s_.size() - pos_)
-      return tc_fail(tracecmd_errc::truncated, static_cast<std::size_t>(pos_),
+      return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(pos_),
                      std::string("the file ends inside the ") + what + " (" + std::to_string(n) + " bytes)");
     std::vector<std::byte> v(static_cast<std::size_t>(n));
-    if (!s_.read(pos_, v)) return tc_fail(tracecmd_errc::io_error, static_cast<std::size_t>(pos_), std::string("reading the ") + what);
+    if (!s_.read(pos_, v)) return tc_fail(detail::tc_kind::io_error, static_cast<std::size_t>(pos_), std::string("reading the ") + what);
     pos_ += n;
     return v;
   }
-  expected<std::uint64_t, tracecmd_error> num(std::size_t n, const char* what) {
+  expected<std::uint64_t, byte_error> num(std::size_t n, const char* what) {
     auto b = bytes(n, what);
     if (!b) return unexpected(b.error());
     return tc_get(b->data(), n, o_);
   }
-  std::optional<tracecmd_error> skip(std::uint64_t n, const char* what) {
+  std::optional<byte_error> skip(std::uint64_t n, const char* what) {
     if (pos_ > s_.size() || n > s_.size() - pos_)
-      return tracecmd_error{tracecmd_errc::truncated, static_cast<std::size_t>(pos_),
+      return detail::tc_error(detail::tc_kind::truncated, static_cast<std::size_t>(pos_),
                             std::string("the ") + what + " declares " + std::to_string(n) + " bytes, " +
-                                std::to_string(s_.size() - std::min(pos_, s_.size())) + " remain"};
+                                std::to_string(s_.size() - std::min(pos_, s_.size())) + " remain");
     pos_ += n;
     return std::nullopt;
   }
-  expected<std::string, tracecmd_error> cstr(std::size_t max, const char* what) {
+  expected<std::string, byte_error> cstr(std::size_t max, const char* what) {
     std::string s;
     while (true) {
       auto b = bytes(1, what);
@@ -974,31 +977,31 @@ template <class Source> class dat_parser {
       const char c = static_cast<char>(std::to_integer<unsigned char>((*b)[0]));
       if (c == '\0') return s;
       if (s.size() >= max)
-        return tc_fail(tracecmd_errc::bad_magic, static_cast<std::size_t>(pos_), std::string("the ") + what + " is not terminated");
+        return tc_fail(detail::tc_kind::bad_magic, static_cast<std::size_t>(pos_), std::string("the ") + what + " is not terminated");
       s.push_back(c);
     }
   }
-  std::optional<tracecmd_error> label(std::string_view want, const char* what) {
+  std::optional<byte_error> label(std::string_view want, const char* what) {
     auto b = bytes(want.size(), what);
     if (!b) return b.error();
     for (std::size_t i = 0; i < want.size(); ++i)
       if (static_cast<char>(std::to_integer<unsigned char>((*b)[i])) != want[i])
-        return tracecmd_error{tracecmd_errc::bad_magic, static_cast<std::size_t>(pos_ - want.size()),
-                              std::string("expected the ") + what + " label"};
+        return detail::tc_error(detail::tc_kind::bad_magic, static_cast<std::size_t>(pos_ - want.size()),
+                              std::string("expected the ") + what + " label");
     return std::nullopt;
   }
-  template <class T> static std::optional<tracecmd_error> err(const expected<T, tracecmd_error>& x) {
+  template <class T> static std::optional<byte_error> err(const expected<T, byte_error>& x) {
     if (x) return std::nullopt;
     return x.error();
   }
-  std::optional<tracecmd_error> sized(std::size_t width, const char* what) {
+  std::optional<byte_error> sized(std::size_t width, const char* what) {
     auto n = num(width, what);
     if (!n) return n.error();
     return skip(*n, what);
   }
 
   // v6: fixed header sections, then "options  \0" (optional) and the list.
-  std::optional<tracecmd_error> v6(trace_dat_info& info) {
+  std::optional<byte_error> v6(trace_dat_info& info) {
     if (auto e = label(std::string_view("header_page\0", 12), "header_page")) return e;
     if (auto e = sized(8, "header_page data")) return e;
     if (auto e = label(std::string_view("header_event\0", 13), "header_event")) return e;
@@ -1026,14 +1029,14 @@ template <class Source> class dat_parser {
     const std::string k(reinterpret_cast<const char*>(kind->data()), kind->size());
     if (k == std::string("latency  \0", 10) || k == std::string("flyrecord\0", 10)) return std::nullopt;
     if (k != std::string("options  \0", 10))
-      return tracecmd_error{tracecmd_errc::bad_magic, static_cast<std::size_t>(pos_ - 10),
-                            "expected 'options', 'latency' or 'flyrecord' after the header"};
+      return detail::tc_error(detail::tc_kind::bad_magic, static_cast<std::size_t>(pos_ - 10),
+                            "expected 'options', 'latency' or 'flyrecord' after the header");
     return options(info, option_framing::v6);
   }
 
   // v7: compression header, the first options section's offset, then the
   // chain of options sections linked by DONE.
-  std::optional<tracecmd_error> v7(trace_dat_info& info) {
+  std::optional<byte_error> v7(trace_dat_info& info) {
     auto name = cstr(64, "compression name");
     if (!name) return name.error();
     info.compression = *name;
@@ -1046,14 +1049,14 @@ template <class Source> class dat_parser {
     while (next != 0) {
       for (auto s : seen)
         if (s == next)
-          return tracecmd_error{tracecmd_errc::bad_offset, static_cast<std::size_t>(next), "the options sections form a loop"};
+          return detail::tc_error(detail::tc_kind::bad_offset, static_cast<std::size_t>(next), "the options sections form a loop");
       if (seen.size() >= 4096)
-        return tracecmd_error{tracecmd_errc::bad_offset, static_cast<std::size_t>(next), "more than 4096 options sections"};
+        return detail::tc_error(detail::tc_kind::bad_offset, static_cast<std::size_t>(next), "more than 4096 options sections");
       seen.push_back(next);
       if (next >= s_.size())
-        return tracecmd_error{tracecmd_errc::bad_offset, static_cast<std::size_t>(pos_),
+        return detail::tc_error(detail::tc_kind::bad_offset, static_cast<std::size_t>(pos_),
                               "options section offset " + std::to_string(next) + " is outside the file (" +
-                                  std::to_string(s_.size()) + " bytes)"};
+                                  std::to_string(s_.size()) + " bytes)");
       pos_ = next;
       const std::uint64_t at = pos_;
       auto id = num(2, "section id");
@@ -1063,12 +1066,12 @@ template <class Source> class dat_parser {
       if (auto e = err(num(4, "section description"))) return e;
       if (auto e = err(num(8, "section size"))) return e;
       if (*id != 0)
-        return tracecmd_error{tracecmd_errc::bad_offset, static_cast<std::size_t>(at),
-                              "section id " + std::to_string(*id) + " where an options section (id 0) is expected"};
+        return detail::tc_error(detail::tc_kind::bad_offset, static_cast<std::size_t>(at),
+                              "section id " + std::to_string(*id) + " where an options section (id 0) is expected");
       if ((*flags & 1u) != 0)
-        return tracecmd_error{tracecmd_errc::compressed_section, static_cast<std::size_t>(at),
+        return detail::tc_error(detail::tc_kind::compressed_section, static_cast<std::size_t>(at),
                               "the options section is compressed (" + info.compression +
-                                  "); convert the file uncompressed first"};
+                                  "); convert the file uncompressed first");
       if (auto e = options(info, option_framing::v7)) return e;
       next = next_;
     }
@@ -1080,13 +1083,13 @@ template <class Source> class dat_parser {
     return std::nullopt;
   }
 
-  std::optional<tracecmd_error> options(trace_dat_info& info, option_framing f) {
+  std::optional<byte_error> options(trace_dat_info& info, option_framing f) {
     next_ = 0;
     while (true) {
       const std::uint64_t at = pos_;
       if (pos_ > s_.size() || s_.size() - pos_ < 2)
-        return tracecmd_error{tracecmd_errc::missing_done, static_cast<std::size_t>(at),
-                              "the file ends inside the options list (no end marker)"};
+        return detail::tc_error(detail::tc_kind::missing_done, static_cast<std::size_t>(at),
+                              "the file ends inside the options list (no end marker)");
       auto id = num(2, "option id");
       if (!id) return id.error();
       if (*id == option_done && f == option_framing::v6) return std::nullopt;
@@ -1094,8 +1097,8 @@ template <class Source> class dat_parser {
       if (!size) return size.error();
       if (*id == option_done) {
         if (*size != 8)
-          return tracecmd_error{tracecmd_errc::bad_size, static_cast<std::size_t>(at),
-                                "the DONE option has " + std::to_string(*size) + " bytes, not 8"};
+          return detail::tc_error(detail::tc_kind::bad_size, static_cast<std::size_t>(at),
+                                "the DONE option has " + std::to_string(*size) + " bytes, not 8");
         auto n = num(8, "next options offset");
         if (!n) return n.error();
         next_ = *n;
@@ -1173,7 +1176,7 @@ template <class Source> class dat_parser {
 /// A v7 file whose chain has no TIME_SHIFT is searched for an unlinked
 /// TIME_SHIFT section (`sync_options::unlinked_time_shift`), used only when
 /// `ro.use_unlinked_time_shift` is set.
-[[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat(std::span<const std::byte> file,
+[[nodiscard]] inline expected<trace_dat_info, byte_error> read_trace_dat(std::span<const std::byte> file,
                                                                              dat_read_options ro = {}) {
   const span_source src(file);
   return detail::dat_parser<span_source>(src, ro).run();
@@ -1182,12 +1185,12 @@ template <class Source> class dat_parser {
 /// The same from a file on disk, reading only the header and the options.
 /// `io_error` when it cannot be opened or read, or is a directory ("is a
 /// directory") or a device (the message of io/file.hpp names the file).
-[[nodiscard]] inline expected<trace_dat_info, tracecmd_error> read_trace_dat_file(const std::string& path,
+[[nodiscard]] inline expected<trace_dat_info, byte_error> read_trace_dat_file(const std::string& path,
                                                                                   dat_read_options ro = {}) {
   if (auto ok = check_input_file(path); !ok)
-    return detail::tc_fail(tracecmd_errc::io_error, tracecmd_error::no_offset, ok.error().message);
+    return detail::tc_fail(detail::tc_kind::io_error, byte_error::no_offset, ok.error().message);
   std::ifstream f(path, std::ios::binary);
-  if (!f) return detail::tc_fail(tracecmd_errc::io_error, tracecmd_error::no_offset, "cannot open '" + path + "'");
+  if (!f) return detail::tc_fail(detail::tc_kind::io_error, byte_error::no_offset, "cannot open '" + path + "'");
   const file_source src(f);
   return detail::dat_parser<file_source>(src, ro).run();
 }

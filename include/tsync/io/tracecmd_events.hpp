@@ -113,10 +113,11 @@ namespace tsync::inline TSYNC_ABI::io {
 /// trace-cmd 3.1's private flag "do not modify raw timestamps" (TRACECMD_FL_RAW_TS).
 inline constexpr int tracecmd_flag_raw_ts = 1 << 3;
 
-/// An error of the event reader: a code and a message that names the file.
-struct tracecmd_read_error {
-  errc code = errc::ok;
-  std::string message;
+/// An error of the event reader: a `text_error` (see docs/concepts.md,
+/// "Errors") whose message starts with the file's path; `line` is 0.
+struct tracecmd_read_error : text_error {
+  tracecmd_read_error() { code = errc::ok; }
+  tracecmd_read_error(errc c, std::string msg) : text_error(c, 0, std::move(msg)) {}
 };
 
 /// One event, as read from one CPU of one buffer. The string views and

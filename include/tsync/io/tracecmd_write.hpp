@@ -223,21 +223,21 @@ inline std::uint64_t tc_safe_step(tc_i128 rise, tc_i128 run) noexcept {
 /// interpolation table), `time_out_of_range` (an empty or negative range, or
 /// the table cannot correct a point of it), `count_exceeds_payload` (more than
 /// `max_samples`).
-[[nodiscard]] inline expected<std::vector<time_shift_sample>, tracecmd_error> plan_time_shift(
+[[nodiscard]] inline expected<std::vector<time_shift_sample>, byte_error> plan_time_shift(
     const correct::sync_table& table, time_shift_plan_options po = {}) {
   using detail::tc_fail;
   const auto smp = table.samples();
   if (table.options().mode != correct::correction_mode::interpolate || smp.empty())
-    return tc_fail(tracecmd_errc::scaled_interpolation, tracecmd_error::no_offset,
+    return tc_fail(detail::tc_kind::scaled_interpolation, byte_error::no_offset,
                    "only interpolation tables can be written as an interpolating TIME_SHIFT");
   for (const auto& s : smp)
     if (s.ratio != (std::uint64_t{1} << s.frac_bits))
-      return tc_fail(tracecmd_errc::scaled_interpolation, tracecmd_error::no_offset, "the table has scaled samples");
+      return tc_fail(detail::tc_kind::scaled_interpolation, byte_error::no_offset, "the table has scaled samples");
   const std::int64_t last = raw_ns(smp.back().guest_time);
   std::int64_t until = po.until;
   if (until < 0) until = last > std::numeric_limits<std::int64_t>::max() / 2 ? std::numeric_limits<std::int64_t>::max() : std::max(2 * last, last + 3'600'000'000'000);
   if (po.from < 0 || until <= po.from)
-    return tc_fail(tracecmd_errc::time_out_of_range, tracecmd_error::no_offset,
+    return tc_fail(detail::tc_kind::time_out_of_range, byte_error::no_offset,
                    "the range to cover [" + std::to_string(po.from) + ", " + std::to_string(until) + "] is empty or negative");
   // Knots: from, every table time strictly inside, until.
   std::vector<std::int64_t> knots{po.from};
@@ -245,14 +245,14 @@ inline std::uint64_t tc_safe_step(tc_i128 rise, tc_i128 run) noexcept {
     if (const std::int64_t g = raw_ns(s.guest_time); g > po.from && g < until && g != knots.back()) knots.push_back(g);
   knots.push_back(until);
   std::vector<time_shift_sample> out;
-  auto add = [&](std::int64_t t) -> std::optional<tracecmd_error> {
+  auto add = [&](std::int64_t t) -> std::optional<byte_error> {
     auto h = table.correct(at_ns<guest>(t));
     if (!h)
-      return tracecmd_error{tracecmd_errc::time_out_of_range, tracecmd_error::no_offset,
-                            "the table cannot correct guest time " + std::to_string(t) + ": " + to_string(h.error())};
+      return detail::tc_error(detail::tc_kind::time_out_of_range, byte_error::no_offset,
+                            "the table cannot correct guest time " + std::to_string(t) + ": " + to_string(h.error()));
     if (out.size() >= po.max_samples)
-      return tracecmd_error{tracecmd_errc::count_exceeds_payload, tracecmd_error::no_offset,
-                            "more than " + std::to_string(po.max_samples) + " samples would be needed"};
+      return detail::tc_error(detail::tc_kind::count_exceeds_payload, byte_error::no_offset,
+                            "more than " + std::to_string(po.max_samples) + " samples would be needed");
     out.push_back(time_shift_sample{static_cast<std::uint64_t>(t), raw_ns(*h) - t, 1, 0});
     return std::nullopt;
   };
@@ -261,7 +261,7 @@ inline std::uint64_t tc_safe_step(tc_i128 rise, tc_i128 run) noexcept {
     const std::int64_t a = knots[k - 1], b = knots[k];
     const auto oa = out.back().offset;
     auto hb = table.correct(at_ns<guest>(b));
-    if (!hb) return tc_fail(tracecmd_errc::time_out_of_range, tracecmd_error::no_offset,
+    if (!hb) return tc_fail(detail::tc_kind::time_out_of_range, byte_error::no_offset,
                             "the table cannot correct guest time " + std::to_string(b) + ": " + to_string(hb.error()));
     std::uint64_t step = detail::tc_safe_step(static_cast<detail::tc_i128>(raw_ns(*hb) - b) - oa, static_cast<detail::tc_i128>(b) - a);
     while (true) {
@@ -278,7 +278,7 @@ inline std::uint64_t tc_safe_step(tc_i128 rise, tc_i128 run) noexcept {
       }
       if (ok) break;
       out.resize(mark);
-      if (step <= 1024) return tc_fail(tracecmd_errc::count_exceeds_payload, tracecmd_error::no_offset,
+      if (step <= 1024) return tc_fail(detail::tc_kind::count_exceeds_payload, byte_error::no_offset,
                                        "no safe sample spacing near guest time " + std::to_string(a));
       step /= 2;
     }
@@ -311,12 +311,12 @@ struct tc_v7_section {
   std::uint64_t ts_option_at = 0;  // the TIME_SHIFT option's offset (0: none)
   std::size_t options = 0;         // options other than DONE
 };
-inline expected<std::uint64_t, tracecmd_error> tc_skip_cstr(std::span<const std::byte> f, std::uint64_t p) {
+inline expected<std::uint64_t, byte_error> tc_skip_cstr(std::span<const std::byte> f, std::uint64_t p) {
   while (p < f.size() && f[static_cast<std::size_t>(p)] != std::byte{0}) ++p;
-  if (p >= f.size()) return tc_fail(tracecmd_errc::truncated, static_cast<std::size_t>(p), "unterminated header string");
+  if (p >= f.size()) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), "unterminated header string");
   return p + 1;
 }
-inline expected<std::vector<tc_v7_section>, tracecmd_error> tc_v7_chain(std::span<const std::byte> f, byte_order o) {
+inline expected<std::vector<tc_v7_section>, byte_error> tc_v7_chain(std::span<const std::byte> f, byte_order o) {
   std::uint64_t p = 10;
   for (int i = 0; i < 1; ++i) {
     auto q = tc_skip_cstr(f, p);
@@ -328,24 +328,24 @@ inline expected<std::vector<tc_v7_section>, tracecmd_error> tc_v7_chain(std::spa
     if (!q) return unexpected(q.error());
     p = *q;
   }
-  if (p + 8 > f.size()) return tc_fail(tracecmd_errc::truncated, static_cast<std::size_t>(p), "no options offset");
+  if (p + 8 > f.size()) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), "no options offset");
   std::vector<tc_v7_section> out;
   std::uint64_t link = p, next = tc_get(f.data() + p, 8, o);
   while (next != 0) {
     if (out.size() > 4096 || next > f.size() || f.size() - next < 16)
-      return tc_fail(tracecmd_errc::bad_offset, static_cast<std::size_t>(link), "options chain leaves the file or loops");
+      return tc_fail(detail::tc_kind::bad_offset, static_cast<std::size_t>(link), "options chain leaves the file or loops");
     tc_v7_section s{next, link, 0, 0, 0};
     if (tc_get(f.data() + next + 2, 2, o) & 1u)
-      return tc_fail(tracecmd_errc::compressed_section, static_cast<std::size_t>(next),
+      return tc_fail(detail::tc_kind::compressed_section, static_cast<std::size_t>(next),
                      "a compressed options section (write the file uncompressed: trace-cmd convert)");
     std::uint64_t q = next + 16;
     while (true) {
-      if (q + 6 > f.size()) return tc_fail(tracecmd_errc::missing_done, static_cast<std::size_t>(q), "options list without DONE");
+      if (q + 6 > f.size()) return tc_fail(detail::tc_kind::missing_done, static_cast<std::size_t>(q), "options list without DONE");
       const auto id = tc_get(f.data() + q, 2, o);
       const auto size = tc_get(f.data() + q + 2, 4, o);
-      if (size > f.size() - q - 6) return tc_fail(tracecmd_errc::truncated, static_cast<std::size_t>(q), "option past the end");
+      if (size > f.size() - q - 6) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(q), "option past the end");
       if (id == option_done) {
-        if (size != 8) return tc_fail(tracecmd_errc::bad_size, static_cast<std::size_t>(q), "DONE is not 8 bytes");
+        if (size != 8) return tc_fail(detail::tc_kind::bad_size, static_cast<std::size_t>(q), "DONE is not 8 bytes");
         s.done_next_at = q + 6;
         break;
       }
@@ -357,7 +357,7 @@ inline expected<std::vector<tc_v7_section>, tracecmd_error> tc_v7_chain(std::spa
     link = s.done_next_at;
     next = tc_get(f.data() + link, 8, o);
   }
-  if (out.empty()) return tc_fail(tracecmd_errc::bad_offset, static_cast<std::size_t>(p), "the file has no options section");
+  if (out.empty()) return tc_fail(detail::tc_kind::bad_offset, static_cast<std::size_t>(p), "the file has no options section");
   return out;
 }
 inline void tc_set(std::vector<std::byte>& f, std::uint64_t at, std::uint64_t v, std::size_t n, byte_order o) {
@@ -374,12 +374,12 @@ inline void tc_set(std::vector<std::byte>& f, std::uint64_t at, std::uint64_t v,
 /// becomes `option_retired_time_shift`), or at the end of the chain.
 /// Errors: `unsupported_version` (format 6: convert with `trace-cmd convert`
 /// first), the file reader's errors, `compressed_section`, the encoder's.
-[[nodiscard]] inline expected<time_shift_rewrite, tracecmd_error> rewrite_time_shift(std::span<const std::byte> file,
+[[nodiscard]] inline expected<time_shift_rewrite, byte_error> rewrite_time_shift(std::span<const std::byte> file,
                                                                                       const time_shift& ts) {
   auto info = read_trace_dat(file);
   if (!info) return unexpected(info.error());
   if (info->version != 7)
-    return detail::tc_fail(tracecmd_errc::unsupported_version, tracecmd_error::no_offset,
+    return detail::tc_fail(detail::tc_kind::unsupported_version, byte_error::no_offset,
                            "only trace.dat format 7 can be rewritten; convert a format-6 file first "
                            "('trace-cmd convert --file-version 7 -i IN -o OUT')");
   const byte_order o = info->order;

@@ -45,7 +45,7 @@ inline void scale_add(const std::uint64_t* in, std::uint64_t* out, std::size_t n
 
 /// The batch inverse over [0, n) with the kernel copy `which` (see
 /// `tsync/detail/simd.hpp`; the CPU must run it); `in` and `out` may be equal.
-inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
+inline expected<void, index_error> to_host_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
                                                  const inverse_constants& k, tsync::detail::isa which) noexcept {
   if (k.unscaled) {
     add_offset(in, out, n, 0 - k.offset);
@@ -65,19 +65,19 @@ inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::u
       while (in[stop] - o <= smax) ++stop;
     }
     tsync::detail::inverse_range(which, in, out, base, stop, w);
-    if (stop != end) return unexpected(batch_error{errc::overflow, stop});
+    if (stop != end) return unexpected(index_error{errc::overflow, stop});
   }
   return {};
 }
 
 /// The batch kernel behind `to_host(span, span, plan)`, with the widest kernel copy the CPU runs.
-inline expected<void, batch_error> to_host_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
+inline expected<void, index_error> to_host_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
                                                  const inverse_plan& plan) noexcept {
   return to_host_batch(in, out, n, inverse_access::get(plan), tsync::detail::best_isa());
 }
 
 /// perf's TSC → ns over a range with the kernel copy `which`.
-/// Precondition: `validate(p) == errc::ok`.
+/// Precondition: `validate(p)` holds.
 inline void tsc_to_ns_batch(const std::uint64_t* in, std::uint64_t* out, std::size_t n, const perf_time_params& p,
                             tsync::detail::isa which) noexcept {
   if (p.time_shift <= 32) {
@@ -90,7 +90,7 @@ inline void tsc_to_ns_batch(const std::uint64_t* in, std::uint64_t* out, std::si
 /// The `inverse_plan` of perf's ns → TSC: the KVM inverse with offset =
 /// time_zero, ratio = mult, frac = shift (`ceil((ns − zero) * 2^shift / mult)`).
 inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) noexcept {
-  if (auto e = validate(p); e != errc::ok) return unexpected(e);
+  if (auto v = validate(p); !v) return unexpected(v.error());
   return inverse_plan::make(tsc_params{p.time_zero, p.time_mult, static_cast<std::uint8_t>(p.time_shift)});
 }
 }  // namespace detail
@@ -99,17 +99,17 @@ inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) no
 /// Errors: `errc::invalid_argument` (index 0) when `out.size() != in.size()`,
 /// or the `validate(p)` error. `in` and `out` may be the same range, but must
 /// not otherwise overlap.
-[[nodiscard]] inline expected<void, batch_error> to_guest(std::span<const std::uint64_t> in,
+[[nodiscard]] inline expected<void, index_error> to_guest(std::span<const std::uint64_t> in,
                                                          std::span<std::uint64_t> out,
                                                          const tsc_params& p) noexcept {
-  if (auto e = validate(p); e != errc::ok) return unexpected(batch_error{e, 0});
-  if (in.size() != out.size()) return unexpected(batch_error{errc::invalid_argument, 0});
+  if (auto v = validate(p); !v) return unexpected(index_error{v.error(), 0});
+  if (in.size() != out.size()) return unexpected(index_error{errc::invalid_argument, 0});
   if (p.is_unscaled()) detail::add_offset(in.data(), out.data(), in.size(), p.offset);
   else detail::scale_add(in.data(), out.data(), in.size(), p.ratio, p.frac_bits, p.offset);
   return {};
 }
 /// In-place host → guest.
-[[nodiscard]] inline expected<void, batch_error> to_guest(std::span<std::uint64_t> inout, const tsc_params& p) noexcept {
+[[nodiscard]] inline expected<void, index_error> to_guest(std::span<std::uint64_t> inout, const tsc_params& p) noexcept {
   return to_guest(std::span<const std::uint64_t>(inout.data(), inout.size()), inout, p);
 }
 
@@ -119,23 +119,23 @@ inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) no
 /// exact result does not fit 64 bits; `out` is then final before that index
 /// and unspecified from it on. `in` and `out` may be the same range, but must
 /// not otherwise overlap.
-[[nodiscard]] inline expected<void, batch_error> to_host(std::span<const std::uint64_t> in,
+[[nodiscard]] inline expected<void, index_error> to_host(std::span<const std::uint64_t> in,
                                                         std::span<std::uint64_t> out,
                                                         const inverse_plan& plan) noexcept {
-  if (in.size() != out.size()) return unexpected(batch_error{errc::invalid_argument, 0});
+  if (in.size() != out.size()) return unexpected(index_error{errc::invalid_argument, 0});
   return detail::to_host_batch(in.data(), out.data(), in.size(), plan);
 }
 
 /// Guest → host for a whole range (builds an `inverse_plan` once).
-[[nodiscard]] inline expected<void, batch_error> to_host(std::span<const std::uint64_t> in,
+[[nodiscard]] inline expected<void, index_error> to_host(std::span<const std::uint64_t> in,
                                                         std::span<std::uint64_t> out,
                                                         const tsc_params& p) noexcept {
   auto plan = inverse_plan::make(p);
-  if (!plan) return unexpected(batch_error{plan.error(), 0});
+  if (!plan) return unexpected(index_error{plan.error(), 0});
   return to_host(in, out, *plan);
 }
 /// In-place guest → host.
-[[nodiscard]] inline expected<void, batch_error> to_host(std::span<std::uint64_t> inout, const tsc_params& p) noexcept {
+[[nodiscard]] inline expected<void, index_error> to_host(std::span<std::uint64_t> inout, const tsc_params& p) noexcept {
   return to_host(std::span<const std::uint64_t>(inout.data(), inout.size()), inout, p);
 }
 
@@ -144,11 +144,11 @@ inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) no
 /// form otherwise). Errors (index 0): `validate(p)`, or `errc::invalid_argument`
 /// when the sizes differ. `in` and `out` may be the same range, but must not
 /// otherwise overlap.
-[[nodiscard]] inline expected<void, batch_error> tsc_to_ns(std::span<const std::uint64_t> in,
+[[nodiscard]] inline expected<void, index_error> tsc_to_ns(std::span<const std::uint64_t> in,
                                                           std::span<std::uint64_t> out,
                                                           const perf_time_params& p) noexcept {
-  if (auto e = validate(p); e != errc::ok) return unexpected(batch_error{e, 0});
-  if (in.size() != out.size()) return unexpected(batch_error{errc::invalid_argument, 0});
+  if (auto v = validate(p); !v) return unexpected(index_error{v.error(), 0});
+  if (in.size() != out.size()) return unexpected(index_error{errc::invalid_argument, 0});
   detail::tsc_to_ns_batch(in.data(), out.data(), in.size(), p, tsync::detail::best_isa());
   return {};
 }
@@ -159,11 +159,11 @@ inline expected<inverse_plan, errc> ns_to_tsc_plan(const perf_time_params& p) no
 /// `errc::overflow` at the first value whose result exceeds 2^64 − 1 (`out`
 /// is final before it). `in` and `out` may be the same range, but must not
 /// otherwise overlap.
-[[nodiscard]] inline expected<void, batch_error> ns_to_tsc_ceil(std::span<const std::uint64_t> in,
+[[nodiscard]] inline expected<void, index_error> ns_to_tsc_ceil(std::span<const std::uint64_t> in,
                                                                std::span<std::uint64_t> out,
                                                                const perf_time_params& p) noexcept {
   auto plan = detail::ns_to_tsc_plan(p);
-  if (!plan) return unexpected(batch_error{plan.error(), 0});
+  if (!plan) return unexpected(index_error{plan.error(), 0});
   return to_host(in, out, *plan);
 }
 

@@ -39,10 +39,10 @@ struct perf_time_params {
   friend constexpr bool operator==(const perf_time_params&, const perf_time_params&) = default;
 };
 
-/// `errc::invalid_argument` when `time_mult == 0` or `time_shift > 63`, else `errc::ok`.
-[[nodiscard]] constexpr errc validate(const perf_time_params& p) noexcept {
-  if (p.time_mult == 0 || p.time_shift > 63) return errc::invalid_argument;
-  return errc::ok;
+/// `errc::invalid_argument` when `time_mult == 0` or `time_shift > 63`.
+[[nodiscard]] constexpr expected<void, errc> validate(const perf_time_params& p) noexcept {
+  if (p.time_mult == 0 || p.time_shift > 63) return unexpected(errc::invalid_argument);
+  return {};
 }
 
 /// Extend a short counter value to the full cycle count
@@ -54,7 +54,7 @@ struct perf_time_params {
 
 /// Cycles → ns: `time_zero + floor(cyc * time_mult / 2^time_shift)` modulo
 /// 2^64 (identical to perf's quot/rem form and to `mul_u64_u32_shr`), after
-/// `extend_cycles`. Precondition: `validate(p) == errc::ok`.
+/// `extend_cycles`. Precondition: `validate(p)` holds.
 [[nodiscard]] constexpr std::uint64_t tsc_to_ns(std::uint64_t cyc, const perf_time_params& p) noexcept {
   return p.time_zero + mul_u64_u32_shr(extend_cycles(cyc, p), p.time_mult, p.time_shift & 63u);
 }
@@ -67,7 +67,7 @@ struct perf_time_params {
 /// Returns the full-width count (a short counter reads `result & time_mask`).
 /// Errors: `validate(p)`; `errc::overflow` when the result exceeds 2^64 − 1.
 [[nodiscard]] constexpr expected<std::uint64_t, errc> ns_to_tsc_ceil(std::uint64_t ns, const perf_time_params& p) noexcept {
-  if (auto e = validate(p); e != errc::ok) return unexpected(e);
+  if (auto v = validate(p); !v) return unexpected(v.error());
   const u128 n = static_cast<u128>(ns - p.time_zero) << p.time_shift;
   const u128 q = (n + (p.time_mult - 1u)) / p.time_mult;
   if (q >> 64) return unexpected(errc::overflow);
@@ -77,7 +77,7 @@ struct perf_time_params {
 /// Ns → cycles as perf documents it (`floor`); kept for comparison. Its
 /// result usually converts back to `ns − 1` (T17). Prefer `ns_to_tsc_ceil`.
 [[nodiscard]] constexpr expected<std::uint64_t, errc> ns_to_tsc_floor(std::uint64_t ns, const perf_time_params& p) noexcept {
-  if (auto e = validate(p); e != errc::ok) return unexpected(e);
+  if (auto v = validate(p); !v) return unexpected(v.error());
   const u128 q = (static_cast<u128>(ns - p.time_zero) << p.time_shift) / p.time_mult;
   if (q >> 64) return unexpected(errc::overflow);
   return static_cast<std::uint64_t>(q);

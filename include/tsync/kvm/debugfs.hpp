@@ -80,13 +80,9 @@ struct vm_info {
   }
 };
 
-/// An error with the path it concerns.
-struct debugfs_error {
-  std::error_code code;  ///< a `tsync::errc` for the documented cases, else a system error
-  std::string path;      ///< the file or directory concerned
-  /// "path: message".
-  [[nodiscard]] std::string message() const { return path.empty() ? code.message() : path + ": " + code.message(); }
-};
+/// Deprecated (one release): the readers return `tsync::text_error` with the
+/// file or directory in `field` and "path: reason" in `message` (`what()`).
+using debugfs_error [[deprecated("use tsync::text_error (field: the path)")]] = text_error;
 
 /// What to read.
 struct debugfs_query {
@@ -138,19 +134,27 @@ namespace detail {
   return s;
 }
 
-[[nodiscard]] inline std::error_code map_errno(int e) noexcept {
-  if (e == EACCES || e == EPERM) return make_error_code(errc::permission_denied);
-  if (e == ENOENT || e == ENOTDIR) return make_error_code(errc::not_found);
-  return {e, std::system_category()};
+/// The error of `path`: `code`, the path as `field`, "path: why" as message
+/// (`why` defaults to the code's description).
+[[nodiscard]] inline text_error fs_error(errc code, const std::string& path, std::string_view why = {}) {
+  return text_error{code, 0, path, quote_input(path, 4096) + ": " + (why.empty() ? std::string(to_string(code)) : std::string(why))};
+}
+
+/// An `errno` of `path`: `not_found`, `permission_denied`, else `io_error`
+/// with the system's text.
+[[nodiscard]] inline text_error errno_error(int e, const std::string& path) {
+  if (e == EACCES || e == EPERM) return fs_error(errc::permission_denied, path);
+  if (e == ENOENT || e == ENOTDIR) return fs_error(errc::not_found, path);
+  return fs_error(errc::io_error, path, std::generic_category().message(e));
 }
 
 inline constexpr std::size_t max_file_bytes = 64;
 
 /// Read a small file with at most `max_file_bytes` bytes; a longer file is an
 /// error (number_out_of_range when its first bytes are a number's, else malformed).
-[[nodiscard]] inline expected<std::string, debugfs_error> read_small_file(const std::string& path) {
+[[nodiscard]] inline expected<std::string, text_error> read_small_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) return unexpected(debugfs_error{map_errno(errno), path});
+  if (fd < 0) return unexpected(errno_error(errno, path));
   char buf[max_file_bytes + 1];
   std::size_t n = 0;
   while (n < sizeof buf) {
@@ -159,7 +163,7 @@ inline constexpr std::size_t max_file_bytes = 64;
       if (errno == EINTR) continue;
       const int e = errno;
       ::close(fd);
-      return unexpected(debugfs_error{map_errno(e), path});
+      return unexpected(errno_error(e, path));
     }
     if (r == 0) break;
     n += static_cast<std::size_t>(r);
@@ -169,7 +173,7 @@ inline constexpr std::size_t max_file_bytes = 64;
     std::string_view head(buf, max_file_bytes);
     if (!head.empty() && head[0] == '-') head.remove_prefix(1);
     const bool digits = !head.empty() && std::all_of(head.begin(), head.end(), [](char c) { return c >= '0' && c <= '9'; });
-    return unexpected(debugfs_error{make_error_code(digits ? errc::number_out_of_range : errc::malformed_number), path});
+    return unexpected(detail::fs_error(digits ? errc::number_out_of_range : errc::malformed_number, path));
   }
   return std::string(buf, n);
 }
@@ -177,20 +181,20 @@ inline constexpr std::size_t max_file_bytes = 64;
 /// Read and parse one number file. `present` is cleared (and success returned)
 /// when the file does not exist and `optional_file` is set.
 template <class T>
-[[nodiscard]] inline expected<std::optional<T>, debugfs_error> read_number(const std::string& path, bool optional_file) {
+[[nodiscard]] inline expected<std::optional<T>, text_error> read_number(const std::string& path, bool optional_file) {
   auto text = read_small_file(path);
   if (!text) {
-    if (optional_file && text.error().code == make_error_code(errc::not_found)) return std::optional<T>{};
+    if (optional_file && text.error().code == errc::not_found) return std::optional<T>{};
     return unexpected(text.error());
   }
   const std::string_view s = strip_newline(*text);
   if constexpr (std::is_signed_v<T>) {
     auto v = parse_decimal_i64(s);
-    if (!v) return unexpected(debugfs_error{make_error_code(v.error()), path});
+    if (!v) return unexpected(detail::fs_error(v.error(), path));
     return std::optional<T>(*v);
   } else {
     auto v = parse_decimal_u64(s);
-    if (!v) return unexpected(debugfs_error{make_error_code(v.error()), path});
+    if (!v) return unexpected(detail::fs_error(v.error(), path));
     return std::optional<T>(*v);
   }
 }
@@ -214,9 +218,9 @@ template <class T>
 }
 
 /// The names of the subdirectories of `dir` (no "." and "..").
-[[nodiscard]] inline expected<std::vector<std::string>, debugfs_error> list_subdirs(const std::string& dir) {
+[[nodiscard]] inline expected<std::vector<std::string>, text_error> list_subdirs(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return unexpected(debugfs_error{map_errno(errno), dir});
+  if (d == nullptr) return unexpected(errno_error(errno, dir));
   std::vector<std::string> out;
   errno = 0;
   while (const dirent* e = ::readdir(d)) {
@@ -227,7 +231,7 @@ template <class T>
   }
   const int err = errno;
   ::closedir(d);
-  if (err != 0) return unexpected(debugfs_error{map_errno(err), dir});
+  if (err != 0) return unexpected(errno_error(err, dir));
   return out;
 }
 
@@ -236,7 +240,7 @@ template <class T>
 /// Every VM directory under `root`, sorted by (pid, fd). Entries whose name is
 /// not `<pid>-<fd>` are ignored. Errors: `errc::not_found` when `root` does
 /// not exist (debugfs not mounted, or kvm not loaded); `errc::permission_denied`.
-[[nodiscard]] inline expected<std::vector<vm_ref>, debugfs_error> list_vms_detailed(
+[[nodiscard]] inline expected<std::vector<vm_ref>, text_error> list_vms_detailed(
     const std::string& root = std::string(default_debugfs_root)) {
   auto names = detail::list_subdirs(root);
   if (!names) return unexpected(names.error());
@@ -253,12 +257,12 @@ template <class T>
 [[nodiscard]] inline expected<std::vector<vm_ref>, std::error_code> list_vms(
     const std::string& root = std::string(default_debugfs_root)) {
   auto r = list_vms_detailed(root);
-  if (!r) return unexpected(r.error().code);
+  if (!r) return unexpected(make_error_code(r.error().code));
   return std::move(*r);
 }
 
 /// Read one vCPU directory (`<vm>/vcpu<id>`).
-[[nodiscard]] inline expected<vcpu_info, debugfs_error> read_vcpu_detailed(const std::string& vcpu_dir, std::uint32_t id) {
+[[nodiscard]] inline expected<vcpu_info, text_error> read_vcpu_detailed(const std::string& vcpu_dir, std::uint32_t id) {
   vcpu_info v;
   v.id = id;
   auto off = detail::read_number<std::int64_t>(vcpu_dir + "/tsc-offset", false);
@@ -270,18 +274,19 @@ template <class T>
   auto frac = detail::read_number<std::uint64_t>(frac_path, true);
   if (!frac) return unexpected(frac.error());
   if (ratio->has_value() != frac->has_value())
-    return unexpected(debugfs_error{make_error_code(errc::incomplete_scaling), ratio->has_value() ? frac_path : ratio_path});
+    return unexpected(detail::fs_error(errc::incomplete_scaling, ratio->has_value() ? frac_path : ratio_path));
   v.params.offset = static_cast<std::uint64_t>(**off);
   if (ratio->has_value()) {
     const std::uint64_t f = **frac;
-    if (f > 63) return unexpected(debugfs_error{make_error_code(errc::bad_frac_bits), frac_path});
+    if (f > 63) return unexpected(detail::fs_error(errc::bad_frac_bits, frac_path));
     v.params.frac_bits = static_cast<std::uint8_t>(f);
     v.params.ratio = **ratio;
     v.has_scaling_files = true;
-    errc e = validate(v.params);
-    if (e == errc::ok && f == intel.frac_bits) e = validate(v.params, intel);
-    if (e == errc::ok && f == amd.frac_bits) e = validate(v.params, amd);
-    if (e != errc::ok) return unexpected(debugfs_error{make_error_code(e), ratio_path});
+    auto ok = validate(v.params);
+    if (ok && f == intel.frac_bits) ok = validate(v.params, intel);
+    if (ok && f == amd.frac_bits) ok = validate(v.params, amd);
+    const errc e = ok ? errc::ok : ok.error();
+    if (e != errc::ok) return unexpected(detail::fs_error(e, ratio_path));
   } else {
     v.params.ratio = 1;
     v.params.frac_bits = 0;
@@ -296,7 +301,7 @@ template <class T>
 }
 
 /// Read all vCPUs of one VM directory.
-[[nodiscard]] inline expected<vm_info, debugfs_error> read_vm_detailed(const vm_ref& ref) {
+[[nodiscard]] inline expected<vm_info, text_error> read_vm_detailed(const vm_ref& ref) {
   vm_info vm;
   vm.ref = ref;
   auto names = detail::list_subdirs(ref.path);
@@ -313,13 +318,15 @@ template <class T>
 }
 
 /// Find and read the VM of `q.pid` (and `q.fd` when given).
-/// Errors (`code` is a `tsync::errc`, `path` names the file or directory):
+/// Errors (a `text_error`: `code`, the file or directory as `field`, and
+/// "path: reason" as `message`):
 /// `not_found` (no such VM, root missing, or a vCPU without `tsc-offset`),
 /// `ambiguous_vm` (several VMs for the pid and no fd), `permission_denied`
 /// (also when debugfs is locked down), `malformed_number`,
 /// `number_out_of_range`, `incomplete_scaling`, `bad_frac_bits`,
-/// `zero_ratio`, `ratio_above_max`; other I/O failures as system error codes.
-[[nodiscard]] inline expected<vm_info, debugfs_error> read_vm_detailed(const debugfs_query& q) {
+/// `zero_ratio`, `ratio_above_max`; other I/O failures as `io_error` with the
+/// system's text.
+[[nodiscard]] inline expected<vm_info, text_error> read_vm_detailed(const debugfs_query& q) {
   if (q.fd) {
     // Look the directory up directly: works even when the root is not listable.
     const std::string path = q.root + "/" + std::to_string(q.pid) + "-" + std::to_string(*q.fd);
@@ -330,17 +337,17 @@ template <class T>
   const vm_ref* found = nullptr;
   for (auto& r : *vms) {
     if (r.pid != q.pid) continue;
-    if (found != nullptr) return unexpected(debugfs_error{make_error_code(errc::ambiguous_vm), q.root + "/" + std::to_string(q.pid) + "-*"});
+    if (found != nullptr) return unexpected(detail::fs_error(errc::ambiguous_vm, q.root + "/" + std::to_string(q.pid) + "-*"));
     found = &r;
   }
-  if (found == nullptr) return unexpected(debugfs_error{make_error_code(errc::not_found), q.root + "/" + std::to_string(q.pid) + "-*"});
+  if (found == nullptr) return unexpected(detail::fs_error(errc::not_found, q.root + "/" + std::to_string(q.pid) + "-*"));
   return read_vm_detailed(*found);
 }
 
 /// `read_vm_detailed` with a plain `std::error_code`.
 [[nodiscard]] inline expected<vm_info, std::error_code> read_vm(const debugfs_query& q) {
   auto r = read_vm_detailed(q);
-  if (!r) return unexpected(r.error().code);
+  if (!r) return unexpected(make_error_code(r.error().code));
   return std::move(*r);
 }
 /// Convenience: `read_vm({pid, fd, root})`.

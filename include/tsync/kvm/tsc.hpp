@@ -66,22 +66,22 @@ struct tsc_params {
 /// `errc::bad_frac_bits`; ratio above `max_ratio` → `errc::ratio_above_max`.
 /// `max_ratio` defaults to no limit beyond 2^64−1; pass `intel.max_ratio` or
 /// `amd.max_ratio` to apply a vendor's.
-[[nodiscard]] constexpr errc validate(const tsc_params& p,
-                                      std::uint64_t max_ratio = 0xffffffffffffffffULL) noexcept {
-  if (p.frac_bits > 63) return errc::bad_frac_bits;
-  if (p.ratio == 0) return errc::zero_ratio;
-  if (p.ratio > max_ratio) return errc::ratio_above_max;
-  return errc::ok;
+[[nodiscard]] constexpr expected<void, errc> validate(const tsc_params& p,
+                                                     std::uint64_t max_ratio = 0xffffffffffffffffULL) noexcept {
+  if (p.frac_bits > 63) return unexpected(errc::bad_frac_bits);
+  if (p.ratio == 0) return unexpected(errc::zero_ratio);
+  if (p.ratio > max_ratio) return unexpected(errc::ratio_above_max);
+  return {};
 }
 /// Validate against a vendor format: frac_bits must match it, ratio within its maximum.
-[[nodiscard]] constexpr errc validate(const tsc_params& p, const vendor_format& v) noexcept {
-  if (p.frac_bits != v.frac_bits) return p.frac_bits > 63 ? errc::bad_frac_bits : errc::invalid_argument;
+[[nodiscard]] constexpr expected<void, errc> validate(const tsc_params& p, const vendor_format& v) noexcept {
+  if (p.frac_bits != v.frac_bits) return unexpected(p.frac_bits > 63 ? errc::bad_frac_bits : errc::invalid_argument);
   return validate(p, v.max_ratio);
 }
 
 /// Host TSC → guest TSC, exactly the kernel's `kvm_read_l1_tsc`:
 /// `((host * ratio) >> frac_bits) + offset`, all modulo 2^64.
-/// Precondition: `validate(p) == errc::ok`.
+/// Precondition: `validate(p)` holds.
 [[nodiscard]] constexpr std::uint64_t to_guest(std::uint64_t host_tsc, const tsc_params& p) noexcept {
   if (p.is_unscaled()) return host_tsc + p.offset;
   return mul_u64_u64_shr(host_tsc, p.ratio, p.frac_bits) + p.offset;
@@ -90,7 +90,7 @@ struct tsc_params {
 /// Guest TSC → host TSC: the exact inverse `ceil(((g − offset) mod 2^64) * 2^frac / ratio)`,
 /// computed with 128-bit intermediates. Returns `errc::overflow` when the result
 /// exceeds 2^64 − 1 (possible only when the guest is slower than the host and the
-/// offset belongs to another epoch). Precondition: `validate(p) == errc::ok`.
+/// offset belongs to another epoch). Precondition: `validate(p)` holds.
 [[nodiscard]] constexpr expected<std::uint64_t, errc> to_host(std::uint64_t guest_tsc, const tsc_params& p) noexcept {
   const std::uint64_t s = guest_tsc - p.offset;
   if (p.is_unscaled()) return s;
@@ -162,8 +162,8 @@ struct tsc_params {
 /// `errc::zero_ratio` when the combined multiplier truncates to 0 (no usable
 /// conversion exists).
 [[nodiscard]] constexpr expected<tsc_params, errc> compose_nested(const tsc_params& l1, const tsc_params& l2) noexcept {
-  if (auto e = validate(l1); e != errc::ok) return unexpected(e);
-  if (auto e = validate(l2); e != errc::ok) return unexpected(e);
+  if (auto v = validate(l1); !v) return unexpected(v.error());
+  if (auto v = validate(l2); !v) return unexpected(v.error());
   if (l1.frac_bits != l2.frac_bits) return unexpected(errc::invalid_argument);
   const unsigned f = l1.frac_bits;
   const std::uint64_t dflt = std::uint64_t{1} << f;
@@ -184,11 +184,10 @@ struct tsc_params {
 // Precomputed exact inverse (no 128-bit division per value).
 // ---------------------------------------------------------------------------
 
-/// Why a batch conversion stopped: `code` is `overflow`, `invalid_argument`
-/// (span sizes) or a `validate` error, `index` the first value that failed (0
-/// for argument errors). The library's one span error (core/error.hpp); the
-/// name is kept for one release.
-using batch_error = index_error;
+/// Deprecated (one release): the batch conversions return `tsync::index_error`
+/// (`code` is `overflow`, `invalid_argument` for span sizes or a `validate`
+/// error, `index` the first value that failed, 0 for argument errors).
+using batch_error [[deprecated("use tsync::index_error")]] = index_error;
 
 namespace detail {
 // The constants of an `inverse_plan`, as the batch kernels read them.
@@ -242,7 +241,7 @@ class inverse_plan {
  public:
   /// Build the plan; fails as `validate(p)` does.
   [[nodiscard]] static constexpr expected<inverse_plan, errc> make(const tsc_params& p) noexcept {
-    if (auto e = validate(p); e != errc::ok) return unexpected(e);
+    if (auto v = validate(p); !v) return unexpected(v.error());
     inverse_plan plan;
     detail::inverse_constants& k = plan.k_;
     k.offset = p.offset;

@@ -77,36 +77,48 @@ struct clock_model {
   /// The largest sum of the offset steps' magnitudes (2^62 ns).
   static constexpr std::int64_t max_offset_step_sum_ns = std::int64_t{1} << 62;
 
-  /// `errc::ok`, `out_of_range` (offset steps whose magnitudes sum above
-  /// `max_offset_step_sum_ns`), or `invalid_argument` (knot <= 0, quanta <= 0, period <= 0,
-  /// negative noise or random walk, glitch_prob outside [0, 1], |rates| >= 10%,
-  /// steps at negative times), `non_finite` (NaN / inf).
-  [[nodiscard]] errc validate() const noexcept {
-    for (double v : {drift_ppm, freq_rw_ppb, wander_ppm, wander_phase_rad, host_noise_ns, guest_noise_ns, glitch_prob})
+  /// Deprecated (one release): use the free `validate(x)`.
+  [[deprecated("use sim::validate(x)")]] [[nodiscard]] errc validate() const noexcept;
+};
+
+/// `errc::ok`, `out_of_range` (offset steps whose magnitudes sum above
+/// `max_offset_step_sum_ns`), or `invalid_argument` (knot <= 0, quanta <= 0, period <= 0,
+/// negative noise or random walk, glitch_prob outside [0, 1], |rates| >= 10%,
+/// steps at negative times), `non_finite` (NaN / inf).
+[[nodiscard]] inline expected<void, errc> validate(const clock_model& x) noexcept {
+  const errc e = [&x]() noexcept -> errc {
+    for (double v : {x.drift_ppm, x.freq_rw_ppb, x.wander_ppm, x.wander_phase_rad, x.host_noise_ns, x.guest_noise_ns, x.glitch_prob})
       if (!std::isfinite(v)) return errc::non_finite;
-    for (const auto& s : frequency_steps)
+    for (const auto& s : x.frequency_steps)
       if (!std::isfinite(s.delta_ppm)) return errc::non_finite;
-    if (knot_ns <= 0 || host_quantum_ns <= 0 || guest_quantum_ns <= 0 || wander_period_ns <= 0)
+    if (x.knot_ns <= 0 || x.host_quantum_ns <= 0 || x.guest_quantum_ns <= 0 || x.wander_period_ns <= 0)
       return errc::invalid_argument;
-    if (freq_rw_ppb < 0 || host_noise_ns < 0 || guest_noise_ns < 0 || glitch_prob < 0 || glitch_prob > 1)
+    if (x.freq_rw_ppb < 0 || x.host_noise_ns < 0 || x.guest_noise_ns < 0 || x.glitch_prob < 0 || x.glitch_prob > 1)
       return errc::invalid_argument;
-    double total_ppm = std::abs(drift_ppm) + std::abs(wander_ppm);
-    for (const auto& s : frequency_steps) {
+    double total_ppm = std::abs(x.drift_ppm) + std::abs(x.wander_ppm);
+    for (const auto& s : x.frequency_steps) {
       if (s.at_ns < 0) return errc::invalid_argument;
       total_ppm += std::abs(s.delta_ppm);
     }
     // Offset steps: their running sum must stay far from int64's limits (a
     // wrapped sum would silently move the truth).
     i128 step_sum = 0;
-    for (const auto& s : offset_steps) {
+    for (const auto& s : x.offset_steps) {
       if (s.at_ns < 0) return errc::invalid_argument;
       step_sum += s.delta_ns < 0 ? -static_cast<i128>(s.delta_ns) : static_cast<i128>(s.delta_ns);
-      if (step_sum > max_offset_step_sum_ns) return errc::out_of_range;
+      if (step_sum > x.max_offset_step_sum_ns) return errc::out_of_range;
     }
     if (total_ppm >= 1e5) return errc::invalid_argument;
     return errc::ok;
-  }
-};
+  }();
+  if (e != errc::ok) return unexpected(e);
+  return {};
+}
+
+inline errc clock_model::validate() const noexcept {
+  const auto v = sim::validate(*this);
+  return v ? errc::ok : v.error();
+}
 
 /// The exact guest clock of one simulated run: guest ns as a function of host
 /// ns, piecewise linear with integer knots, possibly discontinuous at offset
@@ -132,7 +144,7 @@ class truth_map {
   template <class = void>
   static expected<truth_map, errc> make(const clock_model& m, std::int64_t start_ns, std::int64_t span_ns,
                                         std::uint64_t seed) {
-    if (auto e = m.validate(); e != errc::ok) return unexpected(e);
+    if (auto v = validate(m); !v) return unexpected(v.error());
     if (span_ns < 0) return unexpected(errc::invalid_argument);
     if (span_ns / m.knot_ns >= static_cast<std::int64_t>(max_knots)) return unexpected(errc::oversized);
     const auto end = checked_add(start_ns, span_ns);

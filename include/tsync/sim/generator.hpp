@@ -262,7 +262,7 @@ class simulation {
 /// `errc::overflow` when a time leaves int64.
 template <class = void>
 [[nodiscard]] inline expected<trace, errc> simulate(const scenario& sc, std::uint64_t seed) {
-  if (auto e = sc.validate(); e != errc::ok) return unexpected(e);
+  if (auto v = validate(sc); !v) return unexpected(v.error());
   trace tr;
   tr.sc = sc;
   tr.seed = seed;

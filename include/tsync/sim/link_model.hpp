@@ -72,31 +72,8 @@ struct link_model {
 
   friend bool operator==(const link_model&, const link_model&) = default;
 
-  /// `errc::ok`, or the first problem: a distribution's own error,
-  /// `invalid_argument` for probabilities outside [0, 1], a negative minimum
-  /// delay (also after steps), a delay distribution that can be negative
-  /// (its `min_value() < 0`), or a step at a negative time; `out_of_range`
-  /// for steps that raise a minimum delay beyond int64.
-  [[nodiscard]] errc validate() const noexcept {
-    for (double p : {loss_prob, dup_prob, reorder_prob, spike_prob}) {
-      if (!std::isfinite(p)) return errc::non_finite;
-      if (p < 0 || p > 1) return errc::invalid_argument;
-    }
-    for (const distribution* d : {&fwd.queue, &back.queue, &dup_delay, &reorder_delay, &spike_delay}) {
-      if (auto e = d->validate(); e != errc::ok) return e;
-      if (d->min_value() < 0) return errc::invalid_argument;
-    }
-    std::int64_t mf = fwd.min_ns, mb = back.min_ns;
-    if (mf < 0 || mb < 0) return errc::invalid_argument;
-    for (const auto& s : asymmetry_steps) {
-      if (s.at_ns < 0) return errc::invalid_argument;
-      std::int64_t& m = s.dir == direction::forward ? mf : mb;  // >= 0 here: only a rise can overflow
-      if (s.delta_ns > 0 && m > std::numeric_limits<std::int64_t>::max() - s.delta_ns) return errc::out_of_range;
-      m += s.delta_ns;
-      if (mf < 0 || mb < 0) return errc::invalid_argument;
-    }
-    return errc::ok;
-  }
+  /// Deprecated (one release): use the free `validate(x)`.
+  [[deprecated("use sim::validate(x)")]] [[nodiscard]] errc validate() const noexcept;
 
   /// The minimum delay of `dir` for a message sent at `t_rel` (ns since the
   /// trace start), after every asymmetry step at or before `t_rel`.
@@ -122,6 +99,41 @@ struct link_model {
     return (floor_delay(direction::forward, t_rel) - floor_delay(direction::backward, t_rel)) / 2;
   }
 };
+
+/// `errc::ok`, or the first problem: a distribution's own error,
+/// `invalid_argument` for probabilities outside [0, 1], a negative minimum
+/// delay (also after steps), a delay distribution that can be negative
+/// (its `min_value() < 0`), or a step at a negative time; `out_of_range`
+/// for steps that raise a minimum delay beyond int64.
+[[nodiscard]] inline expected<void, errc> validate(const link_model& x) noexcept {
+  const errc e = [&x]() noexcept -> errc {
+    for (double p : {x.loss_prob, x.dup_prob, x.reorder_prob, x.spike_prob}) {
+      if (!std::isfinite(p)) return errc::non_finite;
+      if (p < 0 || p > 1) return errc::invalid_argument;
+    }
+    for (const distribution* d : {&x.fwd.queue, &x.back.queue, &x.dup_delay, &x.reorder_delay, &x.spike_delay}) {
+      if (auto v = validate(*d); !v) return v.error();
+      if (d->min_value() < 0) return errc::invalid_argument;
+    }
+    std::int64_t mf = x.fwd.min_ns, mb = x.back.min_ns;
+    if (mf < 0 || mb < 0) return errc::invalid_argument;
+    for (const auto& s : x.asymmetry_steps) {
+      if (s.at_ns < 0) return errc::invalid_argument;
+      std::int64_t& m = s.dir == direction::forward ? mf : mb;  // >= 0 here: only a rise can overflow
+      if (s.delta_ns > 0 && m > std::numeric_limits<std::int64_t>::max() - s.delta_ns) return errc::out_of_range;
+      m += s.delta_ns;
+      if (mf < 0 || mb < 0) return errc::invalid_argument;
+    }
+    return errc::ok;
+  }();
+  if (e != errc::ok) return unexpected(e);
+  return {};
+}
+
+inline errc link_model::validate() const noexcept {
+  const auto v = sim::validate(*this);
+  return v ? errc::ok : v.error();
+}
 
 /// The outcome of one message.
 struct delivery {

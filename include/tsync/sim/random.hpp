@@ -173,26 +173,38 @@ struct distribution {
     }
     return 0;
   }
-  /// `errc::non_finite` for NaN/inf parameters, `errc::invalid_argument` for
-  /// parameters outside the family's domain (negative mean or sd, hi < lo,
-  /// median <= 0, xm <= 0 or alpha <= 0, p2 outside [0, 1]).
-  [[nodiscard]] errc validate() const noexcept {
-    for (double v : {a, b, c, d})
-      if (!std::isfinite(v)) return errc::non_finite;
-    switch (kind) {
-      case dist_kind::constant: return errc::ok;
-      case dist_kind::uniform: return b >= a ? errc::ok : errc::invalid_argument;
-      case dist_kind::exponential: return a >= 0 ? errc::ok : errc::invalid_argument;
-      case dist_kind::normal: return b >= 0 ? errc::ok : errc::invalid_argument;
-      case dist_kind::lognormal: return a > 0 && b >= 0 ? errc::ok : errc::invalid_argument;
-      case dist_kind::pareto: return a > 0 && b > 0 ? errc::ok : errc::invalid_argument;
-      case dist_kind::bimodal:
-        return a >= 0 && c >= 0 && d >= 0 && d <= 1 ? errc::ok : errc::invalid_argument;
-    }
-    return errc::invalid_argument;
-  }
+  /// Deprecated (one release): use the free `validate(x)`.
+  [[deprecated("use sim::validate(x)")]] [[nodiscard]] errc validate() const noexcept;
   friend constexpr bool operator==(const distribution&, const distribution&) = default;
 };
+
+/// `errc::non_finite` for NaN/inf parameters, `errc::invalid_argument` for
+/// parameters outside the family's domain (negative mean or sd, hi < lo,
+/// median <= 0, xm <= 0 or alpha <= 0, p2 outside [0, 1]).
+[[nodiscard]] inline expected<void, errc> validate(const distribution& x) noexcept {
+  const errc e = [&x]() noexcept -> errc {
+    for (double v : {x.a, x.b, x.c, x.d})
+      if (!std::isfinite(v)) return errc::non_finite;
+    switch (x.kind) {
+      case dist_kind::constant: return errc::ok;
+      case dist_kind::uniform: return x.b >= x.a ? errc::ok : errc::invalid_argument;
+      case dist_kind::exponential: return x.a >= 0 ? errc::ok : errc::invalid_argument;
+      case dist_kind::normal: return x.b >= 0 ? errc::ok : errc::invalid_argument;
+      case dist_kind::lognormal: return x.a > 0 && x.b >= 0 ? errc::ok : errc::invalid_argument;
+      case dist_kind::pareto: return x.a > 0 && x.b > 0 ? errc::ok : errc::invalid_argument;
+      case dist_kind::bimodal:
+        return x.a >= 0 && x.c >= 0 && x.d >= 0 && x.d <= 1 ? errc::ok : errc::invalid_argument;
+    }
+    return errc::invalid_argument;
+  }();
+  if (e != errc::ok) return unexpected(e);
+  return {};
+}
+
+inline errc distribution::validate() const noexcept {
+  const auto v = sim::validate(*this);
+  return v ? errc::ok : v.error();
+}
 
 /// Factories (all values in the unit of the quantity, ns for delays).
 [[nodiscard]] constexpr distribution constant(double v) noexcept { return {dist_kind::constant, v, 0, 0, 0}; }
@@ -275,7 +287,7 @@ template <class = void>
   d.b = p[1];
   d.c = p[2];
   d.d = p[3];
-  if (auto e = d.validate(); e != errc::ok) return unexpected(e);
+  if (auto v = validate(d); !v) return unexpected(v.error());
   return d;
 }
 

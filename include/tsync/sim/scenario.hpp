@@ -70,23 +70,8 @@ struct scenario {
 
   friend bool operator==(const scenario&, const scenario&) = default;
 
-  /// `errc::ok` or the first problem (`invalid_argument` for non-positive
-  /// duration, interval, probe count, vCPU count or timeout; negative jitter or
-  /// gap; more than 1e6 probes per burst or 1e7 probes in all; otherwise the
-  /// clock's or link's own error).
-  [[nodiscard]] errc validate() const noexcept {
-    if (duration_ns <= 0 || burst_interval_ns <= 0 || probes_per_burst == 0 || vcpus == 0 || timeout_ns <= 0)
-      return errc::invalid_argument;
-    if (burst_jitter_ns < 0 || probe_gap_ns < 0) return errc::invalid_argument;
-    if (probes_per_burst > 1'000'000) return errc::oversized;
-    const u128 bursts = static_cast<u128>(duration_ns / burst_interval_ns) + 1;
-    if (bursts * probes_per_burst > 10'000'000) return errc::oversized;
-    if (start_ns < 0 || start_ns > (std::int64_t{1} << 62) || duration_ns > (std::int64_t{1} << 60))
-      return errc::out_of_range;
-    if (auto e = clock.validate(); e != errc::ok) return e;
-    if (duration_ns / clock.knot_ns >= static_cast<std::int64_t>(truth_map::max_knots)) return errc::oversized;
-    return link.validate();
-  }
+  /// Deprecated (one release): use the free `validate(x)`.
+  [[deprecated("use sim::validate(x)")]] [[nodiscard]] errc validate() const noexcept;
   /// Number of bursts: one at the start and one every interval up to the duration.
   [[nodiscard]] std::uint32_t burst_count() const noexcept {
     return static_cast<std::uint32_t>(duration_ns / burst_interval_ns + 1);
@@ -95,6 +80,34 @@ struct scenario {
   /// `link_model::asymmetry_floor`).
   [[nodiscard]] double floor_at(std::int64_t h) const noexcept { return link.asymmetry_floor(h - start_ns); }
 };
+
+/// `errc::ok` or the first problem (`invalid_argument` for non-positive
+/// duration, interval, probe count, vCPU count or timeout; negative jitter or
+/// gap; more than 1e6 probes per burst or 1e7 probes in all; otherwise the
+/// clock's or link's own error).
+[[nodiscard]] inline expected<void, errc> validate(const scenario& x) noexcept {
+  const errc e = [&x]() noexcept -> errc {
+    if (x.duration_ns <= 0 || x.burst_interval_ns <= 0 || x.probes_per_burst == 0 || x.vcpus == 0 || x.timeout_ns <= 0)
+      return errc::invalid_argument;
+    if (x.burst_jitter_ns < 0 || x.probe_gap_ns < 0) return errc::invalid_argument;
+    if (x.probes_per_burst > 1'000'000) return errc::oversized;
+    const u128 bursts = static_cast<u128>(x.duration_ns / x.burst_interval_ns) + 1;
+    if (bursts * x.probes_per_burst > 10'000'000) return errc::oversized;
+    if (x.start_ns < 0 || x.start_ns > (std::int64_t{1} << 62) || x.duration_ns > (std::int64_t{1} << 60))
+      return errc::out_of_range;
+    if (auto v = validate(x.clock); !v) return v.error();
+    if (x.duration_ns / x.clock.knot_ns >= static_cast<std::int64_t>(truth_map::max_knots)) return errc::oversized;
+    if (auto v = validate(x.link); !v) return v.error();
+    return errc::ok;
+  }();
+  if (e != errc::ok) return unexpected(e);
+  return {};
+}
+
+inline errc scenario::validate() const noexcept {
+  const auto v = sim::validate(*this);
+  return v ? errc::ok : v.error();
+}
 
 // ---------------------------------------------------------------------------
 // Presets
@@ -178,9 +191,9 @@ template <class = void>
   return sc;
 }
 
-/// A parse error of the text form: `tsync::text_error` (code, line, field =
-/// the key, message).
-using parse_error = tsync::text_error;
+/// Deprecated (one release): the text form's parser returns `tsync::text_error`
+/// (code, line, field = the key, message).
+using parse_error [[deprecated("use tsync::text_error")]] = tsync::text_error;
 
 }  // namespace tsync::sim
 

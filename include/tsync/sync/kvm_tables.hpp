@@ -25,23 +25,23 @@ struct kvm_vcpu_table {
   sync_sample sample{};         ///< host = ceil((guest + offset) * 2^frac_bits / ratio)
 };
 
-/// Why a VM's tables could not be made.
-struct kvm_tables_error {
-  std::uint32_t vcpu = 0;
-  errc code = errc::invalid_argument;
-  std::string message;
-};
+/// Deprecated (one release): `kvm_tables` returns a `tsync::text_error`
+/// naming the vCPU's debugfs file (`field`).
+using kvm_tables_error [[deprecated("use tsync::text_error")]] = text_error;
 
 /// The step table of every vCPU of `vm`. A tsc-offset of −2^63 has no negation
-/// in int64: `errc::number_out_of_range` naming the vCPU.
-[[nodiscard]] inline expected<std::vector<kvm_vcpu_table>, kvm_tables_error> kvm_tables(const kvm::vm_info& vm) {
+/// in int64: `errc::number_out_of_range` with the vCPU's `tsc-offset` file as
+/// `field` and a message naming the file and the vCPU.
+[[nodiscard]] inline expected<std::vector<kvm_vcpu_table>, text_error> kvm_tables(const kvm::vm_info& vm) {
   std::vector<kvm_vcpu_table> out;
   out.reserve(vm.vcpus.size());
   for (const auto& v : vm.vcpus) {
     const std::int64_t off = v.tsc_offset();
-    if (off == std::numeric_limits<std::int64_t>::min())
-      return unexpected(kvm_tables_error{v.id, errc::number_out_of_range,
-                                         "vCPU " + std::to_string(v.id) + ": tsc-offset -2^63 has no negation in int64"});
+    if (off == std::numeric_limits<std::int64_t>::min()) {
+      const std::string file = vm.ref.path + "/vcpu" + std::to_string(v.id) + "/tsc-offset";
+      return unexpected(text_error{errc::number_out_of_range, 0, file,
+                                   file + ": vCPU " + std::to_string(v.id) + ": tsc-offset -2^63 has no negation in int64"});
+    }
     out.push_back(kvm_vcpu_table{v.id, off, sync_sample{at_ns<guest>(0), guest_to_host(-off), v.params.ratio, v.params.frac_bits, std::nullopt}});
   }
   return out;

@@ -22,18 +22,24 @@
 #include <utility>
 
 #include "tsync/core/config.hpp"
+#include "tsync/core/error.hpp"
 
 namespace tsync::inline TSYNC_ABI::sync {
 
-/// A failed output operation: the file and the OS error.
-struct output_error {
-  std::string path;
-  std::error_code code;
-  /// "cannot write PATH: <errno text>".
-  [[nodiscard]] std::string what() const { return "cannot write " + path + ": " + code.message(); }
-};
+/// Deprecated (one release): a failed output is a `tsync::text_error` (code,
+/// the path as `field`, "cannot write PATH: <errno text>" as `message`).
+using output_error [[deprecated("use tsync::text_error")]] = text_error;
 
 namespace detail {
+/// The `text_error` of a failed write of `path`: `not_found`,
+/// `permission_denied`, else `io_error`; the message keeps the system's text.
+[[nodiscard]] inline text_error output_failure(const std::string& path, std::error_code ec) {
+  errc c = errc::io_error;
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) c = errc::not_found;
+  else if (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted) c = errc::permission_denied;
+  return text_error{c, 0, path, "cannot write " + path + ": " + ec.message()};
+}
+
 [[nodiscard]] inline std::error_code errno_code() noexcept { return {errno, std::generic_category()}; }
 
 /// Write all of `s` to `fd` (retrying short writes and EINTR).
@@ -128,10 +134,10 @@ class atomic_file {
     return err_;
   }
 
-  /// Commit and describe a failure (`output_error` naming the final path).
-  [[nodiscard]] bool commit(output_error& e) {
+  /// Commit and describe a failure (a `text_error` naming the final path).
+  [[nodiscard]] bool commit(text_error& e) {
     if (auto ec = commit()) {
-      e = output_error{path_, ec};
+      e = detail::output_failure(path_, ec);
       return false;
     }
     return true;

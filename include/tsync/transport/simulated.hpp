@@ -55,11 +55,11 @@ class simulated_endpoint;
 class simulated_link : public std::enable_shared_from_this<simulated_link> {
  public:
   /// A link following `model` with random draws from `seed`; virtual time starts at `start_ns`.
-  /// Errors: the model's own `validate()` error.
+  /// Errors: the model's `validate(model)` error.
   [[nodiscard]] static expected<std::shared_ptr<simulated_link>, std::error_code> make(sim::link_model model,
                                                                                         std::uint64_t seed,
                                                                                         std::int64_t start_ns = 0) {
-    if (auto e = model.validate(); e != errc::ok) return unexpected(make_error_code(e));
+    if (auto v = sim::validate(model); !v) return unexpected(make_error_code(v.error()));
     return std::shared_ptr<simulated_link>(new simulated_link(std::move(model), seed, start_ns));
   }
 
