@@ -30,22 +30,31 @@ inline constexpr std::size_t inverse_block = 512;
 
 /// The inverse over [begin, end) for r <= 2^63 (the remainder fits 64 bits),
 /// `W` lanes at a time, without overflow checks. MiKind: 0 when mi == 0, 1 when
-/// mi == 1, 2 otherwise (saves a multiply). Returns where it stopped (a
-/// multiple of W from begin); the caller finishes with W == 1.
-template <std::size_t W, int MiKind>
+/// mi == 1, 2 when mi < 2^32, 3 otherwise; SmallR: r < 2^32 (perf's ns → TSC,
+/// where r is `time_mult`). Both pick cheaper products (32×32→64 multiplies
+/// instead of a full 64×64 one). Returns where it stopped (a multiple of W
+/// from begin); the caller finishes with W == 1.
+template <std::size_t W, int MiKind, bool SmallR>
 [[gnu::always_inline]] inline std::size_t inverse_lanes(const std::uint64_t* in, std::uint64_t* out, std::size_t begin,
-                                                        std::size_t end, const inverse_words& k) noexcept {
+                                                        std::size_t end, const inverse_words& k, vu<W>& smax_seen) noexcept {
   const vu<W> o = vu<W>{} + k.offset, mi = vu<W>{} + k.mi, mf = vu<W>{} + k.mf, r = vu<W>{} + k.ratio;
   const unsigned f = k.frac;
   std::size_t i = begin;
   for (; i + W <= end; i += W) {
-    vu<W> s, e;
+    vu<W> s, e, t;
     vload<W>(s, in + i);
     s -= o;
+    smax_seen = s > smax_seen ? s : smax_seen;  // the largest S, lane-wise (the overflow check)
     mulhi<W>(e, s, mf);
     if constexpr (MiKind == 1) e += s;
-    if constexpr (MiKind == 2) e += s * mi;
-    const vu<W> rem = (s << f) - e * r;
+    if constexpr (MiKind == 2) {
+      mul_u32<W>(t, s, mi);
+      e += t;
+    }
+    if constexpr (MiKind == 3) e += s * mi;
+    if constexpr (SmallR) mul_u32<W>(t, e, r);
+    else t = e * r;
+    const vu<W> rem = (s << f) - t;
     add_if_nonzero<W>(e, rem);
     add_if_greater<W>(e, rem, r);
     vstore<W>(out + i, e);
@@ -80,25 +89,51 @@ template <std::size_t W>
   return stop;
 }
 
-template <std::size_t W, int MiKind>
+template <std::size_t W, int MiKind, bool SmallR>
 [[gnu::always_inline]] inline std::size_t inverse_checked(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
                                                           const inverse_words& k) noexcept {
   for (std::size_t base = 0; base < n; base += inverse_block) {
     const std::size_t end = n - base < inverse_block ? n : base + inverse_block;
-    // The check reads the untouched inputs, so the first failing index is exact even in place.
+    if (in != out) {
+      // Out of place: convert the block while tracking the largest S; only
+      // when it overflows, find the first failing input (they are untouched).
+      vu<W> seen{};
+      std::uint64_t seen1 = 0;
+      inverse_lanes<1, MiKind, SmallR>(in, out, inverse_lanes<W, MiKind, SmallR>(in, out, base, end, k, seen), end, k,
+                                       seen1);
+      if constexpr (W == 1) {
+        seen1 = seen > seen1 ? seen : seen1;
+      } else {
+        for (std::size_t j = 0; j < W; ++j) seen1 = seen[j] > seen1 ? seen[j] : seen1;
+      }
+      if (seen1 > k.smax) return inverse_first_overflow<1>(in, base, end, k);
+      continue;
+    }
+    // In place: the check reads the untouched inputs first, so the first failing index is exact.
     const std::size_t stop = inverse_first_overflow<W>(in, base, end, k);
-    inverse_lanes<1, MiKind>(in, out, inverse_lanes<W, MiKind>(in, out, base, stop, k), stop, k);
+    vu<W> seen{};
+    std::uint64_t seen1 = 0;
+    inverse_lanes<1, MiKind, SmallR>(in, out, inverse_lanes<W, MiKind, SmallR>(in, out, base, stop, k, seen), stop, k,
+                                     seen1);
     if (stop != end) return stop;
   }
   return n;
 }
 
+template <std::size_t W, bool SmallR>
+[[gnu::always_inline]] inline std::size_t inverse_checked_r(const std::uint64_t* in, std::uint64_t* out,
+                                                            std::size_t n, const inverse_words& k) noexcept {
+  if (k.mi == 0) return inverse_checked<W, 0, SmallR>(in, out, n, k);
+  if (k.mi == 1) return inverse_checked<W, 1, SmallR>(in, out, n, k);
+  if (k.mi < (std::uint64_t{1} << 32)) return inverse_checked<W, 2, SmallR>(in, out, n, k);
+  return inverse_checked<W, 3, SmallR>(in, out, n, k);
+}
+
 template <std::size_t W>
 [[gnu::always_inline]] inline std::size_t inverse_checked_w(const std::uint64_t* in, std::uint64_t* out,
                                                             std::size_t n, const inverse_words& k) noexcept {
-  if (k.mi == 0) return inverse_checked<W, 0>(in, out, n, k);
-  if (k.mi == 1) return inverse_checked<W, 1>(in, out, n, k);
-  return inverse_checked<W, 2>(in, out, n, k);
+  if (k.ratio < (std::uint64_t{1} << 32)) return inverse_checked_r<W, true>(in, out, n, k);
+  return inverse_checked_r<W, false>(in, out, n, k);
 }
 
 inline std::size_t inverse_baseline(const std::uint64_t* in, std::uint64_t* out, std::size_t n,
