@@ -100,8 +100,13 @@ batch_status run_batch(const sync_table& table, const std::int64_t* in, std::int
       i = end;
       continue;
     }
-    // Otherwise event by event while the events stay in this region's fast range.
-    i = region_events(k, in, out, i, end);
+    // Otherwise event by event to the end of the block, moving on to the next
+    // region's kernel inline while the events stay in the fast ranges (dense
+    // tables: a few events per region).
+    const region_kernel* kp = &k;
+    while ((i = region_events(*kp, in, out, i, end)) < end && reg + 1 < regions &&
+           table.kernel(reg + 1).contains(in[i]))
+      kp = &table.kernel(++reg);
   }
   return {errc::ok, n};
 }
