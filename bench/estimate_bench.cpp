@@ -6,10 +6,15 @@
 // Targets (issue 11, distro preset): 1 M probes <= 2 s and 10 M probes <= 20 s,
 // feasible or not, peak memory <= 100 bytes per probe.
 //
-// The regression and segmented estimators are benchmarked here once their
-// scalable versions exist (estimate/trace.hpp and estimate/regression_eigen.hpp).
+// Every whole-trace estimator: convex_hull, segmented and (with Eigen)
+// regression. Counters: `bytes_per_probe`, the peak heap of the fit (inputs
+// excluded; every operator new of this binary is counted), and
+// `rss_bytes_per_probe`, the growth of the process's maximum resident set
+// during the run (coarse: it only grows, so run one benchmark per process,
+// e.g. with --benchmark_filter, for a clean figure).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cstdint>
@@ -24,6 +29,9 @@
 
 #include "tsync/estimate.hpp"
 #include "tsync/io/probes_csv.hpp"
+#if defined(TSYNC_HAVE_EIGEN)
+#include "tsync/estimate/regression_eigen.hpp"
+#endif
 
 // Heap accounting for the peak-memory counter (this binary only).
 namespace {
@@ -76,6 +84,12 @@ std::vector<probe_sample> make_probes(std::size_t n, bool step) {
   return v;
 }
 
+long max_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss * 1024L;
+}
+
 void BM_memcpy_reference(benchmark::State& state) {
   const auto in = make_probes(static_cast<std::size_t>(state.range(0)), false);
   std::vector<probe_sample> out(in.size());
@@ -108,17 +122,29 @@ void BM_fit_hull(benchmark::State& state, bool step) {
 
 // The registered estimator (screening, bursts, the hull and its reports).
 void BM_estimator(benchmark::State& state, const char* name, bool step) {
+#if defined(TSYNC_HAVE_EIGEN)
+  (void)register_regression(default_registry());
+#endif
   const auto probes = make_probes(static_cast<std::size_t>(state.range(0)), step);
   const fit_options opt;
   std::size_t peak = 0;
+  std::size_t segments = 0;
+  bool ok = false;
+  const long rss_before = max_rss_bytes();
   for (auto _ : state) {
     const std::size_t before = heap_now.load();
     heap_peak = before;
     auto r = fit(name, probes, opt);
     peak = std::max(peak, heap_peak.load() - before);
+    ok = r.has_value();
+    segments = ok ? r->segments.size() : 0;
     benchmark::DoNotOptimize(r);
   }
+  state.counters["feasible"] = ok ? 1 : 0;
+  state.counters["segments"] = static_cast<double>(segments);
   state.counters["bytes_per_probe"] = static_cast<double>(peak) / static_cast<double>(probes.size());
+  state.counters["rss_bytes_per_probe"] =
+      static_cast<double>(max_rss_bytes() - rss_before) / static_cast<double>(probes.size());
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * probes.size()));
 }
 
@@ -147,5 +173,11 @@ BENCHMARK_CAPTURE(BM_fit_hull, feasible, false)->Arg(100'000)->Arg(1'000'000)->A
 BENCHMARK_CAPTURE(BM_fit_hull, infeasible, true)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(BM_estimator, convex_hull_feasible, "convex_hull", false)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(BM_estimator, convex_hull_infeasible, "convex_hull", true)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_estimator, segmented_feasible, "segmented", false)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_estimator, segmented_step, "segmented", true)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
+#if defined(TSYNC_HAVE_EIGEN)
+BENCHMARK_CAPTURE(BM_estimator, regression_feasible, "regression", false)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_estimator, regression_infeasible, "regression", true)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);
+#endif
 
 BENCHMARK_MAIN();

@@ -4,11 +4,6 @@
 // fits). Baseline beside them: a copy of the probes (BM_memcpy_reference).
 // Peak memory is reported as the counter `rss_bytes_per_probe` (the growth
 // of the maximum resident set over the run, per probe; coarse: it only grows).
-#if !defined(TSYNC_HAVE_EIGEN) && defined(__has_include)
-#if __has_include(<Eigen/Dense>)
-#define TSYNC_HAVE_EIGEN 1
-#endif
-#endif
 
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
@@ -21,6 +16,9 @@
 #include <vector>
 
 #include "tsync/estimate.hpp"
+#if defined(TSYNC_HAVE_EIGEN)
+#include "tsync/estimate/regression_eigen.hpp"
+#endif
 
 namespace {
 
@@ -55,6 +53,9 @@ long max_rss_bytes() {
 void run_fit(benchmark::State& st, std::string_view name, bool step) {
   const auto n = st.range(0);
   const auto v = make_probes(n, step);
+#if defined(TSYNC_HAVE_EIGEN)
+  (void)tsync::estimate::register_regression(tsync::estimate::default_registry());
+#endif
   const long before = max_rss_bytes();
   std::size_t segs = 0;
   bool ok = true;
@@ -72,7 +73,7 @@ void run_fit(benchmark::State& st, std::string_view name, bool step) {
 
 void BM_estimate_fit_segmented(benchmark::State& st) { run_fit(st, "segmented", false); }
 void BM_estimate_fit_segmented_step(benchmark::State& st) { run_fit(st, "segmented", true); }
-#if defined(TSYNC_ESTIMATE_HAS_REGRESSION)
+#if defined(TSYNC_HAVE_EIGEN)
 void BM_estimate_fit_regression(benchmark::State& st) { run_fit(st, "regression", false); }
 void BM_estimate_fit_regression_step(benchmark::State& st) { run_fit(st, "regression", true); }
 BENCHMARK(BM_estimate_fit_regression)->Arg(100'000)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->Iterations(1);

@@ -10,8 +10,9 @@
 /// it covers the block, else the region kernel's short or long form) in an
 /// AVX-512, AVX2 or baseline copy chosen once at run time
 /// (`tsync/detail/correct_kernels.hpp`), whatever the compiler flags. A block
-/// that spans several regions goes through the streaming cursor's kernels,
-/// inline, event by event.
+/// that spans several regions goes event by event through the cursor's
+/// kernels, inline, and moves to the next region inline too (no out-of-line
+/// call per region change, unlike the cursor's slow path).
 
 #include <algorithm>
 #include <cstddef>
@@ -47,21 +48,51 @@ inline tsync::detail::region_words block_words(const region_kernel& k) noexcept 
           k.len64, k.short_form};
 }
 
+/// Events [i, end) of region kernel `k`'s fast range, event by event with the
+/// cursor's kernels inline (its 64-bit kernel where it covers the event, else
+/// the region's exact formula); stops at the first event outside the fast
+/// range. Returns where it stopped.
+[[gnu::always_inline]] inline std::size_t region_events(const region_kernel& k, const std::int64_t* in,
+                                                        std::int64_t* out, std::size_t i, std::size_t end) noexcept {
+  const std::uint64_t anchor = k.anchor, len64 = k.len64, m64 = k.m64, hbase = k.hbase;
+  const unsigned sh = k.sh64;
+  for (; i < end; ++i) {
+    const std::int64_t t = in[i];
+    const std::uint64_t x = static_cast<std::uint64_t>(t) - anchor;
+    if (x < len64) [[likely]] {
+      out[i] = static_cast<std::int64_t>(hbase + x +
+                                         static_cast<std::uint64_t>(static_cast<std::int64_t>(m64 * x) >> sh));
+      continue;
+    }
+    if (!k.contains(t)) break;
+    out[i] = k.short_form ? k.apply_short(t) : k.apply(t);
+  }
+  return i;
+}
+
 // InPlace: in == out (the kernels load each vector before storing it).
 template <bool InPlace>
 expected<void, index_error> run_batch(const sync_table& table, const std::int64_t* in, std::int64_t* out, std::size_t n,
                        tsync::detail::isa which) noexcept {
-  cursor c(table);
+  if (n == 0) return {};
+  const std::size_t regions = table.regions();
+  std::size_t reg = table.region_of(in[0]);
   std::size_t i = 0;
   while (i < n) {
-    const region_kernel& k = c.kernel();
-    if (!k.contains(in[i])) {
-      auto r = c.correct(in[i]);
-      if (!r) return unexpected(index_error{r.error(), i});
-      out[i] = *r;
-      ++i;
-      continue;
+    const std::int64_t t = in[i];
+    if (!table.kernel(reg).contains(t)) {
+      // Another region: the next one inline (an in-order stream), else a search.
+      if (t > table.region_last(reg) && reg + 1 < regions && t <= table.region_last(reg + 1)) ++reg;
+      else reg = table.region_of(t);
+      if (!table.kernel(reg).contains(t)) {
+        // No fast range for t (extrapolation, scaled steps, int64 limits): the exact formula.
+        const auto r = table.correct_in_region(reg, t);
+        if (!r) return unexpected(index_error{r.error(), i});
+        out[i++] = *r;
+        continue;
+      }
     }
+    const region_kernel& k = table.kernel(reg);
     const std::size_t end = std::min(n, i + batch_block);
     // Whole block in this region (checked on its last event first, which is
     // what fails for an in-order stream leaving the region): a block kernel.
@@ -69,12 +100,13 @@ expected<void, index_error> run_batch(const sync_table& table, const std::int64_
       i = end;
       continue;
     }
-    // Otherwise the block goes event by event through the cursor's kernels, inline.
-    for (; i < end; ++i) {
-      const auto r = c.correct(in[i]);
-      if (!r) return unexpected(index_error{r.error(), i});
-      out[i] = *r;
-    }
+    // Otherwise event by event to the end of the block, moving on to the next
+    // region's kernel inline while the events stay in the fast ranges (dense
+    // tables: a few events per region).
+    const region_kernel* kp = &k;
+    while ((i = region_events(*kp, in, out, i, end)) < end && reg + 1 < regions &&
+           table.kernel(reg + 1).contains(in[i]))
+      kp = &table.kernel(++reg);
   }
   return {};
 }

@@ -158,23 +158,12 @@ class cursor {
   // Always inlined: the batch and the caller's loops keep the state in registers.
   [[nodiscard, gnu::always_inline]] expected<std::int64_t, errc> correct(std::int64_t guest_time) noexcept {
     const std::uint64_t x = static_cast<std::uint64_t>(guest_time) - st_.anchor;
-    if (x < st_.len64)
+    // The 64-bit kernel is the hot path of dense tables: laid out as the
+    // fall-through, so an event costs no taken branch besides the caller's loop.
+    if (x < st_.len64) [[likely]]
       return static_cast<std::int64_t>(st_.hbase + x +
                                        static_cast<std::uint64_t>(static_cast<std::int64_t>(st_.m64 * x) >> st_.sh));
-    if (x < st_.len128)
-      return static_cast<std::int64_t>(
-          st_.hbase + x + static_cast<std::uint64_t>(static_cast<std::int64_t>((static_cast<i128>(st_.s) * static_cast<std::int64_t>(x)) >> 64)));
-    if (x < st_.len_long) {
-      const i128 p = static_cast<i128>(st_.s_long) * static_cast<std::int64_t>(x);
-      std::uint64_t sum = 0;
-      if (!__builtin_add_overflow(static_cast<std::uint64_t>(p), x, &sum)) [[likely]]
-        return static_cast<std::int64_t>(st_.hbase + x + static_cast<std::uint64_t>(static_cast<std::int64_t>(p >> 64)));
-    }
-    // A carry on the long kernel, or a region without any of them (extrapolation
-    // past the last sample, slopes far from 1): the table's kernel, still inline.
-    if (st_.kp != nullptr && st_.kp->contains(guest_time))
-      return st_.kp->short_form ? st_.kp->apply_short(guest_time) : st_.kp->apply(guest_time);
-    return correct_slow(guest_time);
+    return correct_wide(guest_time, x);
   }
   /// Same as `correct`.
   [[nodiscard]] expected<std::int64_t, errc> operator()(std::int64_t guest_time) noexcept {
@@ -209,6 +198,24 @@ class cursor {
   }
 
  private:
+  // Every kernel but the 64-bit one (see `correct`).
+  [[gnu::always_inline]] expected<std::int64_t, errc> correct_wide(std::int64_t guest_time, std::uint64_t x) noexcept {
+    if (x < st_.len128)
+      return static_cast<std::int64_t>(
+          st_.hbase + x + static_cast<std::uint64_t>(static_cast<std::int64_t>((static_cast<i128>(st_.s) * static_cast<std::int64_t>(x)) >> 64)));
+    if (x < st_.len_long) {
+      const i128 p = static_cast<i128>(st_.s_long) * static_cast<std::int64_t>(x);
+      std::uint64_t sum = 0;
+      if (!__builtin_add_overflow(static_cast<std::uint64_t>(p), x, &sum)) [[likely]]
+        return static_cast<std::int64_t>(st_.hbase + x + static_cast<std::uint64_t>(static_cast<std::int64_t>(p >> 64)));
+    }
+    // A carry on the long kernel, or a region without any of them (extrapolation
+    // past the last sample, slopes far from 1): the table's kernel, still inline.
+    if (st_.kp != nullptr && st_.kp->contains(guest_time))
+      return st_.kp->short_form ? st_.kp->apply_short(guest_time) : st_.kp->apply(guest_time);
+    return correct_slow(guest_time);
+  }
+
   // The slow path works on a copy: the cursor's own address never escapes.
   expected<std::int64_t, errc> correct_slow(std::int64_t t) noexcept {
     detail::cursor_state next;

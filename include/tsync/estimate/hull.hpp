@@ -127,26 +127,33 @@ struct hull_probe {
   std::size_t idx;
 };
 
-/// The probes sorted by x, cut into blocks of `block` probes, each with its
-/// own upper hull of (x, a) and lower hull of (x, b). The hulls of all alive
-/// probes are the hulls of the blocks' hull vertices, so dropping a probe
-/// rebuilds one block (O(block)) and the merge reads only block vertices:
-/// O(n log n) to build, then O(block + vertices) per drop, with the same
-/// hulls as a rebuild from scratch. Chain entries carry the sorted position in
-/// `hpt::idx`. About 40 bytes per probe.
+/// The probes sorted by x, cut into blocks of `hull_blocks::block` probes,
+/// with a balanced tree over the blocks: each leaf holds its block's upper hull
+/// of (x, a) and lower hull of (x, b), each inner node the hulls of its two
+/// children's hull vertices (the children cover adjacent x ranges, so one
+/// monotone-chain pass over the left's then the right's vertices merges them),
+/// and the root the hulls of all alive probes. Dropping a probe rebuilds its
+/// block and the nodes on its path to the root: O(block + depth · vertices)
+/// per drop after an O(n log n) build, with the same hulls as a rebuild from
+/// scratch (a point that is no vertex of a part's hull is no vertex of the
+/// whole's; ties keep the first in sorted order either way). Chain entries
+/// carry the sorted position in `hpt::idx`. About 34 bytes per probe.
 class hull_blocks {
  public:
+  /// Probes per block (a leaf of the tree).
+  static constexpr std::size_t block = 256;
+
   template <class = void>
   explicit hull_blocks(std::vector<hull_probe> pts) : pts_(std::move(pts)), alive_(pts_.size(), 1) {
     std::sort(pts_.begin(), pts_.end(),
               [](const hull_probe& l, const hull_probe& r) { return l.x != r.x ? l.x < r.x : l.idx < r.idx; });
-    std::size_t b = 64;
-    while (b * b < pts_.size()) b *= 2;  // about sqrt(n): block rebuilds and merges cost alike
-    block_ = b;
-    const std::size_t nb = (pts_.size() + b - 1) / b;
-    up_.resize(nb);
-    lo_.resize(nb);
-    for (std::size_t k = 0; k < nb; ++k) rebuild(k);
+    const std::size_t nb = (pts_.size() + block - 1) / block;
+    leaves_ = 1;
+    while (leaves_ < nb) leaves_ *= 2;
+    up_.resize(2 * leaves_);
+    lo_.resize(2 * leaves_);
+    for (std::size_t k = 0; k < nb; ++k) rebuild_leaf(k);
+    for (std::size_t node = leaves_ - 1; node >= 1; --node) merge(node);
   }
   [[nodiscard]] const hull_probe& at(std::size_t pos) const noexcept { return pts_[pos]; }
   /// Drop the probe at sorted position `pos` (idempotent).
@@ -154,43 +161,53 @@ class hull_blocks {
   void drop(std::size_t pos) {
     if (alive_[pos] == 0) return;
     alive_[pos] = 0;
-    rebuild(pos / block_);
+    rebuild_leaf(pos / block);
+    for (std::size_t node = (leaves_ + pos / block) / 2; node >= 1; node /= 2) merge(node);
   }
   /// The upper hull of the alive (x, a) and the lower hull of the alive (x, b).
   template <class = void>
   void hulls(std::vector<hpt>& ua, std::vector<hpt>& lb) const {
     ua.clear();
     lb.clear();
-    for (std::size_t k = 0; k < up_.size(); ++k) {
-      for (const std::uint32_t r : up_[k]) chain_push(ua, upper_pt(k * block_ + r), true);
-      for (const std::uint32_t r : lo_[k]) chain_push(lb, lower_pt(k * block_ + r), false);
-    }
+    for (const std::size_t p : up_[1]) ua.push_back(upper_pt(p));
+    for (const std::size_t p : lo_[1]) lb.push_back(lower_pt(p));
   }
 
  private:
   [[nodiscard]] hpt upper_pt(std::size_t pos) const noexcept { return {pts_[pos].x, pts_[pos].a, pos}; }
   [[nodiscard]] hpt lower_pt(std::size_t pos) const noexcept { return {pts_[pos].x, pts_[pos].b, pos}; }
+  static void positions(const std::vector<hpt>& chain, std::vector<std::size_t>& out) {
+    out.clear();
+    for (const auto& h : chain) out.push_back(h.idx);
+    out.shrink_to_fit();
+  }
   template <class = void>
-  void rebuild(std::size_t k) {
-    const std::size_t begin = k * block_, end = std::min(pts_.size(), begin + block_);
+  void rebuild_leaf(std::size_t k) {
+    const std::size_t begin = k * block, end = std::min(pts_.size(), begin + block);
     scratch_.clear();
     for (std::size_t p = begin; p < end; ++p)
       if (alive_[p] != 0) chain_push(scratch_, upper_pt(p), true);
-    up_[k].clear();
-    for (const auto& h : scratch_) up_[k].push_back(static_cast<std::uint32_t>(h.idx - begin));
+    positions(scratch_, up_[leaves_ + k]);
     scratch_.clear();
     for (std::size_t p = begin; p < end; ++p)
       if (alive_[p] != 0) chain_push(scratch_, lower_pt(p), false);
-    lo_[k].clear();
-    for (const auto& h : scratch_) lo_[k].push_back(static_cast<std::uint32_t>(h.idx - begin));
-    up_[k].shrink_to_fit();
-    lo_[k].shrink_to_fit();
+    positions(scratch_, lo_[leaves_ + k]);
+  }
+  void merge(std::size_t node) {
+    scratch_.clear();
+    for (const std::size_t c : {2 * node, 2 * node + 1})
+      for (const std::size_t p : up_[c]) chain_push(scratch_, upper_pt(p), true);
+    positions(scratch_, up_[node]);
+    scratch_.clear();
+    for (const std::size_t c : {2 * node, 2 * node + 1})
+      for (const std::size_t p : lo_[c]) chain_push(scratch_, lower_pt(p), false);
+    positions(scratch_, lo_[node]);
   }
 
   std::vector<hull_probe> pts_;
   std::vector<unsigned char> alive_;
-  std::size_t block_ = 64;
-  std::vector<std::vector<std::uint32_t>> up_, lo_;  // block hull vertices, positions within the block
+  std::size_t leaves_ = 1;                      // leaf count of the tree (a power of two)
+  std::vector<std::vector<std::size_t>> up_, lo_;  // per tree node (1 = root, leaves_ + k = block k): hull positions
   std::vector<hpt> scratch_;
 };
 
@@ -227,25 +244,42 @@ struct band_solver {
   [[nodiscard]] i128 g_num(const rat& r) const { const auto& p = lb[arg_g(r, false)]; return p.y * r.d - r.n * p.x; }
 };
 
+/// A sequence of probes for the hull fit: `size()`, `at(i)` and
+/// `for_each(f)`, which calls `f(i, probe)` for i = 0, 1, ... in order. The
+/// fit reads its probes through a source so that callers holding them in
+/// pieces (bursts, with per-burst shifts) need not copy them into one array.
+struct span_probes {
+  std::span<const probe_sample> probes;
+  [[nodiscard]] std::size_t size() const noexcept { return probes.size(); }
+  [[nodiscard]] const probe_sample& at(std::size_t i) const noexcept { return probes[i]; }
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < probes.size(); ++i) f(i, probes[i]);
+  }
+};
+
 /// The probes in fit coordinates (see `hull_probe`); `errc::out_of_range` when
 /// a coordinate is beyond ±2^52 ns from the reference. Sets `out.x_first/x_last`.
-template <class = void>
-inline expected<std::vector<hull_probe>, errc> hull_coordinates(std::span<const probe_sample> probes, std::int64_t ref,
-                                                                hull_fit& out) {
+template <class Src>
+expected<std::vector<hull_probe>, errc> hull_coordinates(const Src& probes, std::int64_t ref, hull_fit& out) {
   constexpr i128 lim = static_cast<i128>(1) << 52;
   std::vector<hull_probe> pts;
   pts.reserve(probes.size());
   i128 xmin = lim, xmax = -lim;
-  for (std::size_t i = 0; i < probes.size(); ++i) {
-    const auto& p = probes[i];
+  bool bad = false;
+  probes.for_each([&](std::size_t i, const probe_sample& p) {
     const i128 x = static_cast<i128>(p.g) - ref;
     const i128 a = static_cast<i128>(lower_bound_of(p)) - out.base;
     const i128 b = static_cast<i128>(upper_bound_of(p)) - out.base;
-    if (x <= -lim || x >= lim || a <= -lim || a >= lim || b <= -lim || b >= lim) return unexpected(errc::out_of_range);
+    if (bad || x <= -lim || x >= lim || a <= -lim || a >= lim || b <= -lim || b >= lim) {
+      bad = true;
+      return;
+    }
     pts.push_back({static_cast<std::int64_t>(x), static_cast<std::int64_t>(a), static_cast<std::int64_t>(b), i});
     xmin = std::min(xmin, x);
     xmax = std::max(xmax, x);
-  }
+  });
+  if (bad) return unexpected(errc::out_of_range);
   out.x_first = static_cast<std::int64_t>(xmin);
   out.x_last = static_cast<std::int64_t>(xmax);
   return pts;
@@ -348,22 +382,22 @@ inline std::pair<rat, rat> hull_polygon(const band_solver& sv, const std::vector
 
 /// The envelope-tangent drift (see the file comment), unclamped, from the
 /// kept probes (`alive`, by input index) in input order.
-template <class = void>
-inline long double hull_tangent_drift(std::span<const probe_sample> probes, const std::vector<char>& alive,
-                                      const band_solver& sv, std::int64_t ref, std::int64_t base) {
-  auto xy = [&](std::size_t i, bool upper) {
-    const auto& p = probes[i];
+template <class Src>
+long double hull_tangent_drift(const Src& probes, const std::vector<char>& alive, const band_solver& sv,
+                               std::int64_t ref, std::int64_t base) {
+  auto xy = [&](const probe_sample& p, bool upper) {
     return std::pair<long double, long double>{
         static_cast<long double>(static_cast<i128>(p.g) - ref),
         static_cast<long double>(static_cast<i128>(upper ? upper_bound_of(p) : lower_bound_of(p)) - base)};
   };
   long double sum_x = 0;
   std::size_t n_alive = 0;
-  for (std::size_t i = 0; i < probes.size(); ++i)
+  probes.for_each([&](std::size_t i, const probe_sample& p) {
     if (alive[i]) {
-      sum_x += xy(i, false).first;
+      sum_x += xy(p, false).first;
       ++n_alive;
     }
+  });
   const long double xbar = sum_x / static_cast<long double>(n_alive);
   auto at_mean = [&](const std::vector<hpt>& hh) {
     std::size_t j = 0;
@@ -380,12 +414,12 @@ inline long double hull_tangent_drift(std::span<const probe_sample> probes, cons
     const std::size_t j = at_mean(hh);
     const long double y0 = static_cast<long double>(hh[j].y), x0 = static_cast<long double>(hh[j].x);
     long double sum = 0;
-    for (std::size_t i = 0; i < probes.size(); ++i) {
-      if (!alive[i]) continue;
-      const auto [x, y] = xy(i, b_side);
+    probes.for_each([&](std::size_t i, const probe_sample& p) {
+      if (!alive[i]) return;
+      const auto [x, y] = xy(p, b_side);
       const long double l = y0 + slope * (x - x0);
       sum += b_side ? y - l : l - y;
-    }
+    });
     return sum / static_cast<long double>(n_alive);
   };
   const auto ta = tangent(sv.ua);
@@ -401,23 +435,14 @@ inline long double hull_tangent_drift(std::span<const probe_sample> probes, cons
   return 0;
 }
 
-}  // namespace detail
-
-/// Fit the band to the probes (already screened; see `prepare`). `ref` is the
-/// reference guest time. Errors: `empty_input`, `out_of_range` (coordinates
-/// beyond ±2^52 ns from the reference), `infeasible` (no line satisfies the
-/// constraints even after dropping `max_soft_reject` of the probes).
-///
-/// Cost: O(n log n) for the sort and the block hulls, then per pair of dropped
-/// probes O(sqrt(n)) plus the block hull vertices (see `detail::hull_blocks`).
-template <class = void>
-[[nodiscard]] inline expected<hull_fit, errc> fit_hull(std::span<const probe_sample> probes, std::int64_t ref,
-                                                      const fit_options& opt) {
+/// `fit_hull` over a probe source (see `span_probes`).
+template <class Src>
+[[nodiscard]] expected<hull_fit, errc> fit_hull_of(const Src& probes, std::int64_t ref, const fit_options& opt) {
   using detail::rat;
-  if (probes.empty()) return unexpected(errc::empty_input);
+  if (probes.size() == 0) return unexpected(errc::empty_input);
   hull_fit out;
   out.ref = ref;
-  out.base = lower_bound_of(probes[probes.size() / 2]);
+  out.base = lower_bound_of(probes.at(probes.size() / 2));
   auto pts = detail::hull_coordinates(probes, ref, out);
   if (!pts) return unexpected(pts.error());
   const auto dq = slope_to_q48(opt.max_drift);
@@ -453,13 +478,28 @@ template <class = void>
   out.stats.probes_used = probes.size() - out.dropped.size();
   out.stats.probes_rejected = out.dropped.size();
   bool first = true;
-  for (std::size_t i = 0; i < probes.size(); ++i) {
-    if (!alive[i]) continue;
-    const auto r = rtt_of(probes[i]);
+  probes.for_each([&](std::size_t i, const probe_sample& p) {
+    if (!alive[i]) return;
+    const auto r = rtt_of(p);
     out.stats.min_rtt = first ? r : std::min(out.stats.min_rtt, r);
     first = false;
-  }
+  });
   return out;
+}
+
+}  // namespace detail
+
+/// Fit the band to the probes (already screened; see `prepare`). `ref` is the
+/// reference guest time. Errors: `empty_input`, `out_of_range` (coordinates
+/// beyond ±2^52 ns from the reference), `infeasible` (no line satisfies the
+/// constraints even after dropping `max_soft_reject` of the probes).
+///
+/// Cost: O(n log n) for the sort and the block hulls, then per pair of dropped
+/// probes O(block + log n · hull vertices) (see `detail::hull_blocks`).
+template <class = void>
+[[nodiscard]] inline expected<hull_fit, errc> fit_hull(std::span<const probe_sample> probes, std::int64_t ref,
+                                                      const fit_options& opt) {
+  return detail::fit_hull_of(detail::span_probes{probes}, ref, opt);
 }
 
 }  // namespace tsync::estimate

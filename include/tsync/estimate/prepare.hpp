@@ -268,9 +268,16 @@ template <class = void>
                                                             const fit_options& opt, bool gate) {
   if (auto v = validate(opt); !v) return unexpected(v.error());
   if (probes.empty()) return unexpected(errc::empty_input);
-  std::vector<probe_sample> sorted(probes.begin(), probes.end());
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const probe_sample& x, const probe_sample& y) { return x.burst < y.burst; });
+  // Ordered by burst number (stable); a copy only when the input is not already
+  // (recorded traces are), so a whole trace is not held twice.
+  const auto by_burst = [](const probe_sample& x, const probe_sample& y) { return x.burst < y.burst; };
+  std::vector<probe_sample> reordered;
+  std::span<const probe_sample> sorted = probes;
+  if (!std::is_sorted(probes.begin(), probes.end(), by_burst)) {
+    reordered.assign(probes.begin(), probes.end());
+    std::stable_sort(reordered.begin(), reordered.end(), by_burst);
+    sorted = reordered;
+  }
   // Guest time must not go backwards from burst to burst (a reboot or a
   // backward clock step: two timelines share guest times; see breaks.hpp).
   // A burst lying wholly before the one numbered before it is such a jump

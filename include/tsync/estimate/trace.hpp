@@ -69,42 +69,65 @@ inline bool clamp_into_bounds(segment& s) {
   return true;
 }
 
+/// The probes of bursts [first, last] as one sequence for `fit_hull_of`, with
+/// optional per-burst shifts (ns added to t1 and t2), without copying them.
+struct burst_range_probes {
+  const std::vector<burst_probes>* bursts;
+  std::size_t first, last;
+  const std::vector<std::pair<std::int64_t, std::int64_t>>* shifts = nullptr;
+  std::size_t count = 0;
+
+  burst_range_probes(const std::vector<burst_probes>& b, std::size_t f, std::size_t l,
+                     const std::vector<std::pair<std::int64_t, std::int64_t>>* s = nullptr)
+      : bursts(&b), first(f), last(l), shifts(s) {
+    for (std::size_t k = first; k <= last; ++k) count += b[k].probes.size();
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return count; }
+  [[nodiscard]] probe_sample shifted(std::size_t k, probe_sample p) const noexcept {
+    if (shifts != nullptr) {
+      p.t1 += (*shifts)[k].first;
+      p.t2 += (*shifts)[k].second;
+    }
+    return p;
+  }
+  [[nodiscard]] probe_sample at(std::size_t i) const noexcept {
+    std::size_t k = first;
+    while (i >= (*bursts)[k].probes.size()) i -= (*bursts)[k++].probes.size();
+    return shifted(k, (*bursts)[k].probes[i]);
+  }
+  template <class F>
+  void for_each(F&& f) const {
+    std::size_t i = 0;
+    for (std::size_t k = first; k <= last; ++k)
+      for (const auto& p : (*bursts)[k].probes) f(i++, shifted(k, p));
+  }
+};
+
 /// A hull fit over a range of bursts, as one model segment.
 /// With `shifts` (per burst: ns added to every lower bound t1 − g and to every
 /// upper bound t2 − g), the point estimate is the centroid of the shifted
 /// constraints (asymmetry changes undone) while the hard bounds stay those of
-/// the raw constraints.
+/// the raw constraints. The probes are read in place (no copy).
 template <class = void>
 [[nodiscard]] inline expected<segment, errc> hull_segment(
     const std::vector<burst_probes>& bursts, std::size_t first, std::size_t last, const fit_options& opt,
     const std::vector<std::pair<std::int64_t, std::int64_t>>* shifts = nullptr) {
-  std::vector<probe_sample> all;
   std::uint64_t rejected = 0;
-  for (std::size_t k = first; k <= last; ++k) {
-    all.insert(all.end(), bursts[k].probes.begin(), bursts[k].probes.end());
-    rejected += bursts[k].rejected;
-  }
-  if (all.empty()) return unexpected(errc::empty_input);
+  for (std::size_t k = first; k <= last; ++k) rejected += bursts[k].rejected;
+  const burst_range_probes all(bursts, first, last);
+  if (all.size() == 0) return unexpected(errc::empty_input);
   const std::int64_t g0 = bursts[first].probes.front().g;
   const std::int64_t g1 = bursts[last].probes.back().g;
   const std::int64_t ref = mid_time(g0, g1);
-  auto h = fit_hull(all, ref, opt);
+  auto h = fit_hull_of(all, ref, opt);
   if (!h) return unexpected(h.error());
   bool shifted = false;
   if (shifts)
     for (std::size_t k = first; k <= last; ++k) shifted = shifted || (*shifts)[k] != std::pair<std::int64_t, std::int64_t>{0, 0};
   if (shifted) {
-    std::vector<probe_sample> moved;
-    moved.reserve(all.size());
-    for (std::size_t k = first; k <= last; ++k)
-      for (auto p : bursts[k].probes) {
-        p.t1 += (*shifts)[k].first;
-        p.t2 += (*shifts)[k].second;
-        moved.push_back(p);
-      }
     fit_options o2 = opt;
     o2.max_soft_reject = 0;
-    if (auto hc = fit_hull(moved, ref, o2)) h->centre = hc->centre;
+    if (auto hc = fit_hull_of(burst_range_probes(bursts, first, last, shifts), ref, o2)) h->centre = hc->centre;
   }
   segment s;
   s.begin = g0;

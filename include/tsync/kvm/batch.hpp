@@ -7,7 +7,6 @@
 /// AVX-512, AVX2 and baseline copies chosen once at run time by CPU detection
 /// (`tsync/detail/kvm_batch_kernels.hpp`), whatever the compiler flags.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -28,8 +27,6 @@ namespace tsync::inline TSYNC_ABI::kvm {
 // ---------------------------------------------------------------------------
 
 namespace detail {
-inline constexpr std::size_t kvm_batch_block = 512;
-
 struct inverse_access {
   [[nodiscard]] static constexpr const inverse_constants& get(const inverse_plan& p) noexcept { return p.k_; }
 };
@@ -51,22 +48,11 @@ inline expected<void, index_error> to_host_batch(const std::uint64_t* in, std::u
     add_offset(in, out, n, 0 - k.offset);
     return {};
   }
-  const tsync::detail::inverse_words w{k.offset, k.mi, k.mf, k.ratio, k.frac};
-  const std::uint64_t o = k.offset, smax = k.s_max;
-  for (std::size_t base = 0; base < n; base += kvm_batch_block) {
-    const std::size_t end = std::min(n, base + kvm_batch_block);
-    // Overflow pre-check on the untouched inputs (vectorisable), so that the
-    // conversion loop has no checks and the first failing index is exact even in place.
-    std::uint64_t bad = 0;
-    for (std::size_t i = base; i < end; ++i) bad |= static_cast<std::uint64_t>(in[i] - o > smax);
-    std::size_t stop = end;
-    if (bad != 0) {
-      stop = base;
-      while (in[stop] - o <= smax) ++stop;
-    }
-    tsync::detail::inverse_range(which, in, out, base, stop, w);
-    if (stop != end) return unexpected(index_error{errc::overflow, stop});
-  }
+  const tsync::detail::inverse_words w{k.offset, k.mi, k.mf, k.ratio, k.frac, k.s_max};
+  // Overflow checks per block on the untouched inputs inside the kernel copy,
+  // so the first failing index is exact even in place.
+  const std::size_t stop = tsync::detail::inverse(which, in, out, n, w);
+  if (stop != n) return unexpected(index_error{errc::overflow, stop});
   return {};
 }
 
