@@ -279,4 +279,15 @@ const tsync::cli::command_registrar reg_set_timeshift{tsync::cli::command{
     "with 'trace-cmd convert --file-version 7'.",
     run_set_timeshift}};
 
+#ifndef TSYNC_CLI_HAVE_TRACECMD
+// Without libtracecmd (Debian: libtracecmd-dev) the event reader is not built.
+const tsync::cli::command_registrar reg_merge_missing{tsync::cli::command{
+    "tracecmd merge", "merge host and guest trace.dat files (needs libtracecmd at build time)",
+    "HOST.dat GUEST.dat... (this tsync was built without libtracecmd: see 'tsync tracecmd merge' in docs/interop.md)",
+    [](const std::vector<std::string>&) {
+      return tsync::cli::fail("tracecmd merge: this tsync was built without libtracecmd (Debian package libtracecmd-dev), "
+                              "which reads the events of trace.dat files");
+    }}};
+#endif
+
 }  // namespace
