@@ -521,6 +521,7 @@ inline void tracecmd_buffer::load(slot& s, std::uint32_t cpu) noexcept {
 }
 
 inline void tracecmd_buffer::note_pids(const tracecmd_event& e) noexcept {
+  if (st_->reopen_bytes == 0) return;  // only a reopen needs the comms printing taught libtraceevent
   tep_event* ev = tep_find_event_by_record(tep_, e.record);
   if (ev == nullptr) return;
   auto it = st_->pid_fields.find(ev);

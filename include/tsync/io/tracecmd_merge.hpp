@@ -141,40 +141,47 @@ class checked_out {
   int errno_ = 0;
 };
 
-inline void append_uint(std::string& o, std::uint64_t v) {
-  char b[24];
-  int n = 0;
+/// Decimal digits of `v` at the end of `b[0..24)`; returns where they start.
+inline char* format_uint(char* end, std::uint64_t v) noexcept {
+  char* p = end;
   do {
-    b[n++] = static_cast<char>('0' + v % 10);
+    *--p = static_cast<char>('0' + v % 10);
     v /= 10;
   } while (v != 0);
-  while (n > 0) o.push_back(b[--n]);
+  return p;
+}
+inline void append_uint(std::string& o, std::uint64_t v) {
+  char b[24];
+  char* const end = b + sizeof b;
+  const char* p = format_uint(end, v);
+  o.append(p, static_cast<std::size_t>(end - p));
 }
 inline void append_int(std::string& o, std::int64_t v) {
-  if (v < 0) {
-    o.push_back('-');
-    append_uint(o, 0 - static_cast<std::uint64_t>(v));
-  } else {
-    append_uint(o, static_cast<std::uint64_t>(v));
-  }
+  char b[24];
+  char* const end = b + sizeof b;
+  char* p = format_uint(end, v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v));
+  if (v < 0) *--p = '-';
+  o.append(p, static_cast<std::size_t>(end - p));
 }
 /// |v| / div and |v| % div with a sign, for "s.frac" printing of ns values.
 inline void append_fixed(std::string& o, std::int64_t v, std::uint64_t div, int frac_digits, std::size_t int_width) {
   const bool neg = v < 0;
   const std::uint64_t a = neg ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
-  std::string ip;
-  if (neg) ip.push_back('-');
-  append_uint(ip, a / div);
-  if (ip.size() < int_width) o.append(int_width - ip.size(), ' ');
-  o += ip;
-  o.push_back('.');
+  char b[48];
+  char* const end = b + sizeof b;
+  char* p = end;
   std::uint64_t f = a % div;
-  char b[24];
-  for (int i = frac_digits - 1; i >= 0; --i) {
-    b[i] = static_cast<char>('0' + f % 10);
+  for (int i = 0; i < frac_digits; ++i) {
+    *--p = static_cast<char>('0' + f % 10);
     f /= 10;
   }
-  o.append(b, static_cast<std::size_t>(frac_digits));
+  *--p = '.';
+  char* const dot = p;
+  p = format_uint(p, a / div);
+  if (neg) *--p = '-';
+  const auto int_len = static_cast<std::size_t>(dot - p);
+  if (int_len < int_width) o.append(int_width - int_len, ' ');
+  o.append(p, static_cast<std::size_t>(end - p));
 }
 inline void append_padded_left(std::string& o, std::string_view s, std::size_t width) {
   if (s.size() < width) o.append(width - s.size(), ' ');
@@ -196,6 +203,13 @@ inline void append_json_escaped(std::string& o, std::string_view s) {
     o.push_back(hex[c & 15]);
   };
   while (i < n) {
+    std::size_t run = i;  // the run of plain printable ASCII goes in one append
+    while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\') ++run;
+    if (run != i) {
+      o.append(s.data() + i, run - i);
+      i = run;
+      if (i == n) break;
+    }
     const unsigned char c = p[i];
     if (c < 0x80) {
       if (c == '"') o += "\\\"";
