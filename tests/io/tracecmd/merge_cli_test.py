@@ -150,7 +150,7 @@ def guest_events(inst):
     return [e for e in inst if e["pid"] == 2]
 
 
-def check_pair(tsync, host, guest, tmp, label):
+def check_pair(tsync, host, guest, tmp, label, full=True):
     have_tc = shutil.which("trace-cmd") is not None
     # ---- text: order, completeness, host differential
     p = merge(tsync, host, guest)
@@ -214,6 +214,8 @@ def check_pair(tsync, host, guest, tmp, label):
         got = [json_ns(e["ts"]) for e in evs]
         check(got == want, f"{label}: vCPU {v}: guest events at tsync correct of their raw times with the TIME_SHIFT table")
 
+    if not full:
+        return
     # ---- per-vCPU models with hard intervals, one with a break
     raws = sorted(e["args"]["raw_ts"] for e in ge)
     mid = raws[len(raws) // 2]
@@ -346,7 +348,8 @@ def main():
         for h, g in pairs:
             hp, gp = os.path.join(d, h), os.path.join(d, g)
             if os.path.exists(hp) and os.path.exists(gp):
-                check_pair(tsync, hp, gp, tmp, f"{h}+{g}")
+                # the other formats of a recording: the text and JSON checks only (each open parses kallsyms)
+                check_pair(tsync, hp, gp, tmp, f"{h}+{g}", full=(h, g) == pairs[0] or not recorded)
         check_errors(tsync, os.path.join(d, "host.dat"), os.path.join(d, "guest.dat"), tmp)
     if FAILS:
         print(f"{len(FAILS)} check(s) failed")
