@@ -141,6 +141,12 @@ class checked_out {
   int errno_ = 0;
 };
 
+/// Append a string literal (its length known at compile time: no strlen).
+template <std::size_t N>
+inline void lit(std::string& o, const char (&s)[N]) {
+  o.append(s, N - 1);
+}
+
 /// Decimal digits of `v` at the end of `b[0..24)`; returns where they start.
 inline char* format_uint(char* end, std::uint64_t v) noexcept {
   char* p = end;
@@ -198,7 +204,7 @@ inline void append_json_escaped(std::string& o, std::string_view s) {
   const std::size_t n = s.size();
   std::size_t i = 0;
   auto esc = [&](unsigned char c) {
-    o += "\\u00";
+    detail::lit(o, "\\u00");
     o.push_back(hex[c >> 4]);
     o.push_back(hex[c & 15]);
   };
@@ -212,10 +218,10 @@ inline void append_json_escaped(std::string& o, std::string_view s) {
     }
     const unsigned char c = p[i];
     if (c < 0x80) {
-      if (c == '"') o += "\\\"";
-      else if (c == '\\') o += "\\\\";
-      else if (c == '\n') o += "\\n";
-      else if (c == '\t') o += "\\t";
+      if (c == '"') detail::lit(o, "\\\"");
+      else if (c == '\\') detail::lit(o, "\\\\");
+      else if (c == '\n') detail::lit(o, "\\n");
+      else if (c == '\t') detail::lit(o, "\\t");
       else if (c < 0x20 || c == 0x7f) esc(c);
       else o.push_back(static_cast<char>(c));
       ++i;
@@ -314,7 +320,7 @@ inline void append_hex(std::string& o, std::uint64_t v) {
     b[n++] = hex[v & 15];
     v >>= 4;
   } while (v != 0);
-  o += "\"0x";
+  detail::lit(o, "\"0x");
   while (n > 0) o.push_back(b[--n]);
   o.push_back('"');
 }
@@ -411,33 +417,33 @@ class report_text_writer {
     std::string& o = out_.buf();
     if (e.missed_events != 0) {
       detail::append_padded_left(o, names_[m.input], width_);
-      o += ": CPU:";
+      detail::lit(o, ": CPU:");
       detail::append_uint(o, e.cpu);
       if (e.missed_events > 0) {
-        o += " [";
+        detail::lit(o, " [");
         detail::append_int(o, e.missed_events);
-        o += " EVENTS DROPPED]\n";
+        detail::lit(o, " EVENTS DROPPED]\n");
       } else {
-        o += " [EVENTS DROPPED]\n";
+        detail::lit(o, " [EVENTS DROPPED]\n");
       }
     }
     detail::append_padded_left(o, names_[m.input], width_);
-    o += ": ";
+    detail::lit(o, ": ");
     detail::append_padded_left(o, e.comm, 16);
     o.push_back('-');
     const std::size_t pid_at = o.size();
     detail::append_int(o, e.pid);
     if (o.size() - pid_at < 5) o.append(5 - (o.size() - pid_at), ' ');
-    o += " [";
+    detail::lit(o, " [");
     if (e.cpu < 100) o.push_back('0');
     if (e.cpu < 10) o.push_back('0');
     detail::append_uint(o, e.cpu);
-    o += "] ";
+    detail::lit(o, "] ");
     detail::append_fixed(o, m.at.host_ns, 1000000000U, 9, 5);
-    o += ": ";
+    detail::lit(o, ": ");
     const std::string_view name = e.name.empty() ? std::string_view("(NULL)") : e.name;
     o += name;
-    o += ": ";
+    detail::lit(o, ": ");
     if (name.size() < 20) o.append(20 - name.size(), ' ');
     o += m.info();
     o.push_back('\n');
@@ -493,43 +499,43 @@ class chrome_json_writer {
     const tracecmd_event& e = *m.ev;
     std::string& o = out_.buf();
     sep(o);
-    o += "{\"name\":\"";
+    detail::lit(o, "{\"name\":\"");
     detail::append_json_escaped(o, e.name.empty() ? std::string_view("(NULL)") : e.name);
-    o += "\",\"cat\":\"";
+    detail::lit(o, "\",\"cat\":\"");
     detail::append_json_escaped(o, e.system);
-    o += "\",\"ph\":\"i\",\"s\":\"t\",\"ts\":";
+    detail::lit(o, "\",\"ph\":\"i\",\"s\":\"t\",\"ts\":");
     detail::append_fixed(o, m.at.host_ns, 1000U, 3, 0);
-    o += ",\"pid\":";
+    detail::lit(o, ",\"pid\":");
     detail::append_uint(o, m.input + 1U);
-    o += ",\"tid\":";
+    detail::lit(o, ",\"tid\":");
     detail::append_uint(o, e.cpu);
-    o += ",\"args\":{\"comm\":\"";
+    detail::lit(o, ",\"args\":{\"comm\":\"");
     detail::append_json_escaped(o, e.comm);
-    o += "\",\"pid\":";
+    detail::lit(o, "\",\"pid\":");
     detail::append_int(o, e.pid);
-    o += ",\"raw_ts\":";
+    detail::lit(o, ",\"raw_ts\":");
     detail::append_uint(o, e.ts);
     if (e.missed_events != 0) {
-      o += ",\"missed_events\":";
+      detail::lit(o, ",\"missed_events\":");
       detail::append_int(o, e.missed_events);
     }
     if (info_) {
-      o += ",\"info\":\"";
+      detail::lit(o, ",\"info\":\"");
       detail::append_json_escaped(o, m.info());
-      o += "\"";
+      detail::lit(o, "\"");
     }
     if (e.format != nullptr && e.record != nullptr) {
-      o += ",\"fields\":{";
+      detail::lit(o, ",\"fields\":{");
       detail::append_json_fields(o, m.buffer->tep(), e.record, caches_[m.input].of(*files_[m.input], e.format));
       o.push_back('}');
     }
     if (m.at.has_hard) {
-      o += ",\"hard_lo_ns\":";
+      detail::lit(o, ",\"hard_lo_ns\":");
       detail::append_int(o, m.at.hard_lo);
-      o += ",\"hard_hi_ns\":";
+      detail::lit(o, ",\"hard_hi_ns\":");
       detail::append_int(o, m.at.hard_hi);
     }
-    o += "}}";
+    detail::lit(o, "}}");
     out_.done();
     return out_.ok();
   }
@@ -542,22 +548,22 @@ class chrome_json_writer {
 
  private:
   void sep(std::string& o) {
-    if (!first_) o += ",\n";
+    if (!first_) detail::lit(o, ",\n");
     first_ = false;
   }
   void meta(std::string& o, std::size_t input, std::int64_t tid, const char* what, std::string_view name) {
     sep(o);
-    o += "{\"name\":\"";
+    detail::lit(o, "{\"name\":\"");
     o += what;
-    o += "\",\"ph\":\"M\",\"pid\":";
+    detail::lit(o, "\",\"ph\":\"M\",\"pid\":");
     detail::append_uint(o, input + 1U);
     if (tid >= 0) {
-      o += ",\"tid\":";
+      detail::lit(o, ",\"tid\":");
       detail::append_int(o, tid);
     }
-    o += ",\"args\":{\"name\":\"";
+    detail::lit(o, ",\"args\":{\"name\":\"");
     detail::append_json_escaped(o, name);
-    o += "\"}}";
+    detail::lit(o, "\"}}");
   }
   detail::checked_out out_;
   std::string line_;
