@@ -113,9 +113,9 @@ struct merge_settings {
 /// Run-time state of one guest input: its vCPU maps, built when first needed.
 class guest_mapper {
  public:
-  guest_mapper(const merge_settings& s, std::uint32_t number, std::string path, io::tracecmd_file* file,
+  guest_mapper(const merge_settings& s, std::uint32_t number, std::string path,
                std::shared_ptr<const io::tsc_offset_records> writes)
-      : s_(s), number_(number), path_(std::move(path)), file_(file), writes_(std::move(writes)) {}
+      : s_(s), number_(number), path_(std::move(path)), writes_(std::move(writes)) {}
 
   /// The mapping; on an error, `message()` says why in full.
   tsync::expected<io::host_placement, tsync::errc> operator()(std::uint32_t vcpu, std::uint64_t ts) {
@@ -303,7 +303,6 @@ class guest_mapper {
   const merge_settings& s_;
   std::uint32_t number_;
   std::string path_;
-  io::tracecmd_file* file_;
   std::shared_ptr<const io::tsc_offset_records> writes_;
   std::vector<std::optional<vcpu_map>> maps_;
   bool time_shift_loaded_ = false;
@@ -395,7 +394,7 @@ int run_merge(const std::vector<std::string>& raw_args) {
   std::vector<io::merge_input> inputs;
   inputs.push_back({&files[0], "host", {}});
   for (std::size_t i = 1; i < files.size(); ++i) {
-    auto gm = std::make_unique<guest_mapper>(s, static_cast<std::uint32_t>(i), o.positional()[i], &files[i], writes);
+    auto gm = std::make_unique<guest_mapper>(s, static_cast<std::uint32_t>(i), o.positional()[i], writes);
     guest_mapper* raw = gm.get();
     mappers.push_back(std::move(gm));
     std::string name = base_name(o.positional()[i]);
