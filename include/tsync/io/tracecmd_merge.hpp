@@ -14,9 +14,14 @@
 /// seconds.nanoseconds, event name, info) and `chrome_json_writer` (Chrome
 /// trace-event JSON, opened by Perfetto and chrome://tracing: the host and each
 /// guest are processes, each CPU / vCPU a thread, every event an instant event
-/// whose args carry comm, pid, raw timestamp, info and, for guest events with
-/// one, the hard interval). Every write is checked; the first failure ends the
-/// merge with an io_error naming the output.
+/// whose args carry comm, pid, raw timestamp, the event's fields read straight
+/// from the record (libtraceevent's formatted info text on request: slower) and,
+/// for guest events with one, the hard interval). Both write to a FILE* or to an
+/// `output_sink` (e.g. an atomic file) in 256 KiB blocks. Every write is checked;
+/// the first failure ends the merge with an io_error naming the output.
+///
+/// Speed (bench/tracecmd, CPU time on a 100 MB trace): JSON about 100 MB/s,
+/// text about 45 MB/s, bound by libtraceevent's print-format evaluation.
 ///
 /// Order: the output is in host-time order when each stream's mapped times do
 /// not decrease (raw ring-buffer timestamps never do; a guest mapping with a
