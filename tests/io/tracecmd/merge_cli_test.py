@@ -214,6 +214,21 @@ def check_pair(tsync, host, guest, tmp, label, full=True):
         got = [json_ns(e["ts"]) for e in evs]
         check(got == want, f"{label}: vCPU {v}: guest events at tsync correct of their raw times with the TIME_SHIFT table")
 
+    # ---- the JSON fields are the record's: sched_switch's agree with libtraceevent's text (--info)
+    p = merge(tsync, host, guest, "--format", "json", "--info", "-o", out)
+    evs = load_json(out)["traceEvents"]
+    sw = [e for e in evs if e.get("name") == "sched_switch"]
+    fk = [e for e in evs if e.get("name") == "sched_process_fork"]
+    ok = len(sw) + len(fk) > 0
+    for e in sw:
+        f, info = e["args"]["fields"], e["args"]["info"]
+        ok = ok and info.startswith(f"{f['prev_comm']}:{f['prev_pid']} [{f['prev_prio']}]") and \
+            f"==> {f['next_comm']}:{f['next_pid']} [{f['next_prio']}]" in info
+    for e in fk:
+        f, info = e["args"]["fields"], e["args"]["info"]
+        ok = ok and info == f"comm={f['parent_comm']} pid={f['parent_pid']} child_comm={f['child_comm']} child_pid={f['child_pid']}"
+    check(ok, f"{label}: sched_switch / sched_process_fork fields in JSON agree with trace-cmd's text of the same event "
+              f"({len(sw)} + {len(fk)} events)")
     if not full:
         return
     # ---- per-vCPU models with hard intervals, one with a break
