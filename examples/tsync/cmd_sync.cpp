@@ -23,6 +23,7 @@
 #include "tsync/io/duration.hpp"
 #include "tsync/clock.hpp"
 #include "tsync/io/json.hpp"
+#include "tsync/io/session_model_json.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/probe.hpp"
 #include "tsync/transport.hpp"
@@ -32,6 +33,7 @@
 #include "tsync/sync/kvm_tables.hpp"
 #include "tsync/sync/output_file.hpp"
 #include "tsync/sync/to_model.hpp"
+#include "tsync/sync/whole_trace.hpp"
 
 namespace {
 
@@ -294,6 +296,8 @@ int write_kvm_tables(const tsync::kvm::debugfs_query& q, const std::string& pref
   for (const auto& v : *tables) {
     const std::string file = prefix + ".vcpu" + std::to_string(v.vcpu) + ".csv";
     std::ostringstream text;
+    tsync::io::write_output_header(text, "TSC cycles", "x86-tsc (host)", "x86-tsc (guest)",
+                                   std::vector<std::string>{"segments: 1 (id 0); exact, no bounds needed"});
     tsync::io::write_table_csv(text, std::span<const tsync::sync_sample>(&v.sample, 1),
                                "tsync sync table of vCPU " + std::to_string(v.vcpu) + " (KVM debugfs " + vm->ref.path +
                                    ", exact): host = ceil((guest + offset) * 2^frac_bits / ratio); use --mode step");
@@ -316,6 +320,7 @@ struct sync_args {
   std::optional<std::uint32_t> count;
   std::optional<std::chrono::nanoseconds> duration;
   std::string est_name, clock_name, prefix;
+  std::string model_est = sy::default_model_estimator;  ///< whole-trace estimator; empty: none
   std::optional<clk::any_clock> clock;
   std::chrono::nanoseconds connect_timeout = 10s;
   pr::series_config base;
@@ -383,14 +388,56 @@ std::optional<int> parse_sync_kvm(const tsync::cli::options& o, sync_args& a) {
   return std::nullopt;
 }
 
+/// The kind ("per-burst" or "whole-trace") of a registered estimator, or empty.
+std::string estimator_kind(const std::string& name) {
+  for (const auto& e : tsync::estimate::estimators())
+    if (e.name == name) return std::string(e.kind);
+  return {};
+}
+
+/// The registered estimators of one kind, comma-separated.
+std::string estimators_of_kind(std::string_view kind) {
+  std::string avail;
+  for (const auto& e : tsync::estimate::estimators())
+    if (e.kind == kind) avail += (avail.empty() ? "" : ", ") + std::string(e.name);
+  return avail;
+}
+
+/// --estimator (per series: per-burst estimators only), --model-estimator
+/// (whole trace: whole-trace estimators, or none) and --no-breaks.
+std::optional<int> parse_sync_estimators(const tsync::cli::options& o, sync_args& a) {
+  const std::string cmd = "sync";
+  a.est_name = o.get("estimator").value_or("split_envelope");
+  const std::string kind = estimator_kind(a.est_name);
+  if (kind.empty())
+    return tsync::cli::usage_error(cmd, "unknown --estimator '" + a.est_name + "' (per-series estimators: " +
+                                            estimators_of_kind("per-burst") + ")");
+  if (kind != "per-burst")
+    return tsync::cli::usage_error(cmd, "--estimator " + a.est_name + " is a whole-trace estimator: fitted on one series "
+                                        "alone it has no trace to fit; use --model-estimator " + a.est_name +
+                                        " (per-series estimators: " + estimators_of_kind("per-burst") + ")");
+  auto est = sy::named_estimator(a.est_name);
+  if (!est) return tsync::cli::usage_error(cmd, "bad --estimator '" + a.est_name + "'");
+  a.cfg.estimator = *est;
+  a.model_est = o.get("model-estimator").value_or(sy::default_model_estimator);
+  if (a.model_est == "none") a.model_est.clear();
+  if (!a.model_est.empty() && estimator_kind(a.model_est) != "whole-trace")
+    return tsync::cli::usage_error(cmd, "--model-estimator " + a.model_est +
+                                            (estimator_kind(a.model_est).empty() ? " is unknown" : " is a per-series estimator (use --estimator)") +
+                                            " (whole-trace estimators: " + estimators_of_kind("whole-trace") + ", or none)");
+  a.cfg.whole_trace.estimator = a.model_est;
+  a.cfg.track_segments = !o.has("no-breaks");
+  return std::nullopt;
+}
+
 /// Parse the options of `tsync sync`; a non-empty optional is the exit status of an error.
 std::optional<int> parse_sync_args(const std::vector<std::string>& args, sync_args& a) {
   const std::string cmd = "sync";
-  tsync::cli::options o(args, {"serial", "quiet"});
+  tsync::cli::options o(args, {"serial", "quiet", "no-breaks"});
   if (!o.error().empty()) return tsync::cli::usage_error(cmd, o.error());
   if (auto u = o.unknown({"transport", "vcpus", "probes", "interval", "count", "duration", "estimator", "clock",
                           "output", "role", "serial", "quiet", "connect-timeout", "probe-timeout", "kvm-pid",
-                          "kvm-fd", "kvm-root"}))
+                          "kvm-fd", "kvm-root", "model-estimator", "no-breaks"}))
     return tsync::cli::usage_error(cmd, "unknown option --" + *u);
   if (!o.positional().empty()) return tsync::cli::usage_error(cmd, "unexpected argument '" + o.positional()[0] + "'");
   auto spec_s = o.get("transport");
@@ -405,14 +452,7 @@ std::optional<int> parse_sync_args(const std::vector<std::string>& args, sync_ar
   if (!vcpus) return tsync::cli::usage_error(cmd, "bad --vcpus (a count, or a comma-separated list of distinct ids)");
   a.vcpus = *vcpus;
   if (auto rc = parse_sync_timing(o, a)) return rc;
-  a.est_name = o.get("estimator").value_or("split_envelope");
-  auto est = sy::named_estimator(a.est_name);
-  if (!est) {
-    std::string avail;
-    for (auto n : tsync::estimate::names()) avail += (avail.empty() ? "" : ", ") + std::string(n);
-    return tsync::cli::usage_error(cmd, "unknown --estimator '" + a.est_name + "' (available: " + avail + ")");
-  }
-  a.cfg.estimator = *est;
+  if (auto rc = parse_sync_estimators(o, a)) return rc;
   a.clock_name = o.get("clock").value_or("mono_raw");
   auto clock = clk::open_clock(a.clock_name, clk::kernel_clock_policy::trace_marker);
   if (!clock) return tsync::cli::fail("sync: cannot use clock '" + a.clock_name + "': " + clock.error().message());
@@ -446,99 +486,257 @@ sy::protocol choose_protocol(const sync_args& a) {
   return chosen;
 }
 
-/// One line of PREFIX.series.csv.
-std::string series_line(const sy::series_record& rec) {
+/// The labels every output file carries (docs/outputs.md).
+tsync::io::output_labels labels_of(const sync_args& a) {
+  tsync::io::output_labels l;
+  l.host_clock = a.clock_name;
+  l.guest_clock = a.clock_name;  // both sides read the clock named by --clock (the agent's --clock must match)
+  l.unit = "ns";
+  return l;
+}
+
+/// The `# ...` header lines of a CSV output (sign, unit, clocks, then `extra`).
+std::string csv_header(const sync_args& a, const std::vector<std::string>& extra) {
+  std::ostringstream h;
+  tsync::io::write_output_header(h, "ns", a.clock_name, a.clock_name, extra);
+  return h.str();
+}
+
+/// One line of PREFIX.series.csv: the series' estimate in the contract's
+/// terms (offset = host − guest at a guest time, absolute hard bounds).
+std::string series_line(const sy::series_record& rec, bool initiator_is_host) {
   std::ostringstream line;
-  line << rec.vcpu << ',' << rec.series_id << ',' << rec.round << ',' << (rec.final ? 1 : 0) << ','
-       << rec.probes_requested << ',' << rec.probes_received << ',' << '"' << (rec.error ? rec.error.message() : "")
-       << '"';
+  line << rec.vcpu << ',' << rec.series_id << ',' << rec.segment << ',' << rec.round << ',' << (rec.final ? 1 : 0)
+       << ',' << rec.probes_requested << ',' << rec.probes_received << ',' << '"'
+       << (rec.error ? rec.error.message() : "") << '"';
   if (rec.estimate) {
     const auto& e = *rec.estimate;
-    line << ',' << e.at << ',' << e.offset << ',' << e.lo << ',' << e.hi << ',' << e.min_rtt << ',' << e.median_rtt;
+    const auto smp = sy::to_sync_sample(e, initiator_is_host);
+    const std::int64_t off = smp.offset.count();
+    line << ',' << tsync::raw_ns(smp.guest_time) << ',' << off << ',' << off + smp.bounds->lo << ','
+         << off + smp.bounds->hi << ',' << e.min_rtt << ',' << e.median_rtt << ',' << e.estimator;
   } else {
-    line << ",,,,,,";
+    line << ",,,,,,,";
   }
   line << ',' << rec.duration.count() << '\n';
   return line.str();
 }
 
-const char* const series_header =
-    "vcpu,series_id,round,final,probes_requested,probes_received,error,at,offset,lo,hi,min_rtt,median_rtt,duration_ns\n";
+const char* const series_columns =
+    "vcpu,series_id,segment,round,final,probes_requested,probes_received,error,guest_time,offset,offset_lo,offset_hi,"
+    "min_rtt,median_rtt,estimator,duration_ns\n";
+
+/// Epoch of each segment id from a vCPU's breaks (a backward or reboot break starts a new epoch).
+std::vector<std::uint32_t> epochs_of(const std::vector<tsync::estimate::clock_break>& breaks, std::uint32_t segments) {
+  std::vector<std::uint32_t> ep(segments + 1, 0);
+  for (std::uint32_t s = 1; s <= segments; ++s) {
+    ep[s] = ep[s - 1];
+    for (const auto& b : breaks)
+      if (b.segment == s && (b.kind == tsync::estimate::break_kind::backward || b.kind == tsync::estimate::break_kind::reboot))
+        ++ep[s];
+  }
+  return ep;
+}
+
+/// The per-series model of a vCPU, one part per segment (the polyline through
+/// its series estimates); used when no whole-trace model is fitted.
+tsync::expected<tsync::estimate::session_model, tsync::errc> per_series_model(const sy::vcpu_result& r,
+                                                                              const std::string& est) {
+  tsync::estimate::session_model sm;
+  sm.estimator = est;
+  sm.breaks = r.breaks;
+  std::uint32_t max_seg = 0;
+  for (auto s : r.table_segments) max_seg = std::max(max_seg, s);
+  const auto ep = epochs_of(r.breaks, max_seg);
+  for (std::uint32_t seg = 0; seg <= max_seg; ++seg) {
+    sy::vcpu_result sub;
+    sub.vcpu = r.vcpu;
+    for (std::size_t i = 0; i < r.table.size(); ++i) {
+      if (r.table_segments.size() == r.table.size() && r.table_segments[i] != seg) continue;
+      for (const auto& rec : r.series) {
+        if (rec.table_index != i) continue;
+        auto c = rec;
+        c.table_index = sub.table.size();
+        sub.series.push_back(c);
+      }
+      sub.table.push_back(r.table[i]);
+    }
+    sub.table.resize(sy::sorted_prefix(sub.table));
+    if (sub.table.empty()) continue;
+    auto m = sy::to_model(sub, est);
+    if (!m) return tsync::unexpected(m.error());
+    sm.parts.push_back({seg, ep[seg], tsync::raw_ns(sub.table.front().guest_time), tsync::raw_ns(sub.table.back().guest_time),
+                        std::move(*m)});
+  }
+  if (sm.parts.empty()) return tsync::unexpected(tsync::errc::empty_input);
+  return sm;
+}
+
+/// What one vCPU's outputs are made of.
+struct vcpu_outputs {
+  std::vector<tsync::sync_sample> table;
+  std::vector<std::uint32_t> segments, epochs;
+  std::optional<tsync::estimate::session_model> model;
+  std::string table_estimator, model_estimator;
+  std::vector<std::pair<std::uint32_t, tsync::errc>> failures;  // segments whose whole-trace fit failed
+};
+
+/// The table and model of one vCPU: from the whole-trace model when it was
+/// fitted, else from the per-series estimates.
+vcpu_outputs outputs_of(const sync_args& a, const sy::vcpu_result& r, const sy::vcpu_model* wm) {
+  vcpu_outputs o;
+  if (wm != nullptr && wm->model) {
+    o.model = *wm->model;
+    o.failures = wm->failures;
+    o.model_estimator = o.table_estimator = a.model_est + " (whole trace, per segment)";
+    for (const auto& p : o.model->parts) {
+      for (const auto& smp : p.model.to_sync_table()) {
+        o.table.push_back(smp);
+        o.segments.push_back(p.segment);
+        o.epochs.push_back(p.epoch);
+      }
+    }
+    return o;
+  }
+  if (wm != nullptr) o.failures = wm->failures;
+  o.model_estimator = o.table_estimator = a.est_name + " (per series)";
+  auto m = per_series_model(r, a.est_name);
+  if (!m) return o;
+  o.model = std::move(*m);
+  std::uint32_t max_seg = 0;
+  for (auto s : r.table_segments) max_seg = std::max(max_seg, s);
+  const auto ep = epochs_of(r.breaks, max_seg);
+  for (const auto& p : o.model->parts) {
+    for (std::size_t i = 0; i < r.table.size(); ++i) {
+      const std::uint32_t seg = r.table_segments.size() == r.table.size() ? r.table_segments[i] : 0;
+      if (seg != p.segment) continue;
+      const auto t = tsync::raw_ns(r.table[i].guest_time);
+      if (t < p.first_guest || t > p.last_guest) continue;
+      if (!o.table.empty() && o.segments.back() == seg && !(tsync::raw_ns(o.table.back().guest_time) < t)) continue;
+      o.table.push_back(r.table[i]);
+      o.segments.push_back(seg);
+      o.epochs.push_back(ep[seg]);
+    }
+  }
+  return o;
+}
+
+/// Lines describing the breaks and segments, for CSV headers.
+std::vector<std::string> segment_lines(const std::vector<tsync::estimate::clock_break>& breaks) {
+  std::vector<std::string> out;
+  out.push_back("segments: " + std::to_string(breaks.size() + 1) + " (ids 0.." + std::to_string(breaks.size()) +
+                "; nothing is interpolated across a break)");
+  for (const auto& b : breaks)
+    out.push_back("break " + std::string(tsync::estimate::to_string(b.kind)) + " before segment " +
+                  std::to_string(b.segment) + ": guest " + std::to_string(b.guest_before) + " -> " +
+                  std::to_string(b.guest_after) + ", host " + std::to_string(b.host_before) + " -> " +
+                  std::to_string(b.host_after));
+  return out;
+}
 
 /// The per-vCPU outputs: the table, the model; appends the vCPU to the summary. False on a write error.
-bool write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, std::span<const tsync::sync_sample> table,
-                        std::ostringstream& summary) {
+bool write_vcpu_outputs(const sync_args& a, const sy::vcpu_result& r, const sy::vcpu_model* wm, std::ostringstream& summary) {
   const std::string file = a.prefix + ".vcpu" + std::to_string(r.vcpu) + ".csv";
-  std::ostringstream text;
-  tsync::io::write_table_csv(text, table,
-                             "tsync sync table of vCPU " + std::to_string(r.vcpu) + " (clock " + a.clock_name +
-                                 ", estimator " + a.est_name + "): host = guest + offset",
-                             /*with_scaling=*/false);
-  auto f = sy::atomic_file::create(file);
-  f << text.str();
-  bool ok = commit_or_report(f);
-  std::string quoted_file;
-  tsync::io::json::write_string(quoted_file, file);
-  summary << "    {\"vcpu\": " << r.vcpu << ", \"table\": " << quoted_file
-          << ", \"peer_lost\": " << (r.peer_lost ? "true" : "false") << ", \"samples\": [";
-  for (std::size_t i = 0; i < table.size(); ++i) {
-    const auto& t = table[i];
+  const std::string mfile = a.prefix + ".vcpu" + std::to_string(r.vcpu) + ".model.json";
+  const vcpu_outputs o = outputs_of(a, r, wm);
+  bool ok = true;
+  std::vector<std::string> hdr{"tsync sync table of vCPU " + std::to_string(r.vcpu) + ", estimator " + o.table_estimator,
+                               "sign: host = guest + offset", "unit: ns", "host_clock: " + a.clock_name,
+                               "guest_clock: " + a.clock_name,
+                               "offset_lo, offset_hi: hard bounds of host - guest (absolute, ns); outside a segment's "
+                               "samples they widen by max_drift (1000 ppm) of the distance"};
+  for (auto& l : segment_lines(r.breaks)) hdr.push_back(std::move(l));
+  if (!o.table.empty()) {
+    std::ostringstream text;
+    tsync::io::write_segmented_table_csv(text, o.table, o.segments, o.epochs, hdr);
+    auto f = sy::atomic_file::create(file);
+    f << text.str();
+    ok = commit_or_report(f);
+  }
+  if (o.model) {
+    auto mf = sy::atomic_file::create(mfile);
+    mf << tsync::io::session_model_to_json(*o.model, labels_of(a), r.vcpu);
+    ok = commit_or_report(mf) && ok;
+  } else if (!r.table.empty()) {
+    std::cerr << "tsync sync: cannot build the model of vCPU " << r.vcpu << '\n';
+    ok = false;
+  }
+  auto q = [](const std::string& v) {
+    std::string s;
+    tsync::io::json::write_string(s, v);
+    return s;
+  };
+  summary << "    {\"vcpu\": " << r.vcpu << ", \"table\": " << (o.table.empty() ? "null" : q(file))
+          << ", \"table_estimator\": " << q(o.table_estimator) << ", \"model\": " << (o.model ? q(mfile) : "null")
+          << ", \"model_estimator\": " << q(o.model_estimator) << ", \"peer_lost\": " << (r.peer_lost ? "true" : "false")
+          << ", \"dropped_probes\": " << r.dropped_probes << ",\n     \"breaks\": [";
+  for (std::size_t i = 0; i < r.breaks.size(); ++i) {
+    std::string b;
+    tsync::io::write_break_json(b, r.breaks[i]);
+    summary << (i ? ",\n       " : "\n       ") << b;
+  }
+  summary << "],\n     \"failures\": [";
+  bool first = true;
+  for (const auto& rec : r.series) {
+    if (rec.ok()) continue;
+    summary << (first ? "" : ", ") << "{\"series\": " << rec.series_id << ", \"error\": " << q(rec.error.message()) << '}';
+    first = false;
+  }
+  for (const auto& [seg, e] : o.failures) {
+    summary << (first ? "" : ", ") << "{\"segment\": " << seg << ", \"error\": "
+            << q("whole-trace fit failed: " + std::string(tsync::to_string(e))) << '}';
+    first = false;
+  }
+  summary << "],\n     \"samples\": [";
+  for (std::size_t i = 0; i < r.table.size(); ++i) {
+    const auto& t = r.table[i];
     summary << (i ? ", " : "") << "{\"time\": " << tsync::raw_ns(t.guest_time) << ", \"offset\": " << t.offset.count();
-    if (t.bounds) summary << ", \"lo\": " << t.bounds->lo << ", \"hi\": " << t.bounds->hi;
+    if (t.bounds) summary << ", \"lo\": " << t.offset.count() + t.bounds->lo << ", \"hi\": " << t.offset.count() + t.bounds->hi;
+    if (i < r.table_segments.size()) summary << ", \"segment\": " << r.table_segments[i];
     summary << '}';
   }
   summary << "]}";
-  if (!table.empty()) {
-    sy::vcpu_result sorted = r;
-    sorted.table.assign(table.begin(), table.end());
-    auto m = sy::to_model(sorted, a.est_name);
-    const std::string mfile = a.prefix + ".vcpu" + std::to_string(r.vcpu) + ".model.json";
-    if (!m) {
-      std::cerr << "tsync sync: cannot build the model of vCPU " << r.vcpu << '\n';
-      return false;
-    }
-    auto mf = sy::atomic_file::create(mfile);
-    mf << m->to_json();
-    ok = commit_or_report(mf) && ok;
-  }
   return ok;
 }
 
 /// Write every output of a finished session (temp name, fsync, rename); the exit status.
-int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>& results) {
+int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>& results,
+                          const std::vector<sy::vcpu_model>& models) {
   int rc = 0;
   std::ostringstream summary;
-  std::string clock, estimator;  // names from the command line, escaped as JSON strings
-  tsync::io::json::write_string(clock, a.clock_name);
-  tsync::io::json::write_string(estimator, a.est_name);
-  summary << "{\n  \"format\": \"tsync-sync-tables\",\n  \"version\": 1,\n  \"clock\": " << clock
-          << ",\n  \"estimator\": " << estimator
-          << ",\n  \"offset\": \"host - guest (ns) at guest time\",\n  \"vcpus\": [";
+  auto q = [](const std::string& v) {
+    std::string s;
+    tsync::io::json::write_string(s, v);
+    return s;
+  };
+  summary << "{\n  \"format\": \"tsync-sync-tables\",\n  \"version\": 2,\n  \"sign\": \"host = guest + offset\""
+          << ",\n  \"unit\": \"ns\",\n  \"host_clock\": " << q(a.clock_name) << ",\n  \"guest_clock\": " << q(a.clock_name)
+          << ",\n  \"clock\": " << q(a.clock_name) << ",\n  \"estimator\": " << q(a.est_name)
+          << ",\n  \"series_estimator\": " << q(a.est_name) << ",\n  \"model_estimator\": " << q(a.model_est)
+          << ",\n  \"files\": {\"series\": " << q(a.prefix + ".series.csv") << ", \"probes\": " << q(a.prefix + ".probes.csv")
+          << "},\n  \"offset\": \"host - guest (ns) at guest time\",\n  \"vcpus\": [";
   bool first_v = true;
   for (const auto& r : results) {
     summary << (first_v ? "\n" : ",\n");
     first_v = false;
-    // A responder clock that went backwards between series leaves the table unsorted:
-    // keep the sorted prefix and fail loudly (correct --table refuses unsorted tables).
-    const std::size_t good = sy::sorted_prefix(r.table);
-    if (good < r.table.size()) {
-      std::cerr << "tsync sync: vCPU " << r.vcpu << ": sample " << good << " (guest time " << tsync::raw_ns(r.table[good].guest_time)
-                << ") is not after the one before: the responder's clock went backwards between series; the table keeps "
-                << good << " of " << r.table.size() << " samples\n";
-      rc = 1;
-    }
-    const auto table = std::span<const tsync::sync_sample>(r.table).first(good);
-    if (!write_vcpu_outputs(a, r, table, summary)) rc = 1;
+    const sy::vcpu_model* wm = nullptr;
+    for (const auto& m : models)
+      if (m.vcpu == r.vcpu) wm = &m;
+    if (!write_vcpu_outputs(a, r, wm, summary)) rc = 1;
     std::size_t failed = 0;
     for (const auto& rec : r.series) failed += rec.ok() ? 0u : 1u;
     if (!a.quiet) {
-      std::cout << "vcpu " << r.vcpu << ": " << table.size() << " samples from " << r.series.size() << " series ("
+      std::cout << "vcpu " << r.vcpu << ": " << r.table.size() << " samples from " << r.series.size() << " series ("
                 << failed << " failed)";
-      if (!table.empty()) std::cout << ", last offset " << table.back().offset.count() << " ns";
+      if (!r.breaks.empty()) std::cout << ", " << r.breaks.size() << " break(s), " << r.breaks.size() + 1 << " segments";
+      if (!r.table.empty()) std::cout << ", last offset " << r.table.back().offset.count() << " ns";
       if (r.peer_lost) std::cout << ", peer lost: " << r.end_error.message();
       std::cout << " -> " << a.prefix << ".vcpu" << r.vcpu << ".csv\n";
     }
-    if (table.empty()) rc = 1;
+    if (wm != nullptr && !wm->model)
+      std::cerr << "tsync sync: vCPU " << r.vcpu << ": the whole-trace model (" << a.model_est
+                << ") could not be fitted: " << tsync::to_string(wm->model.error()) << "; the model is per series\n";
+    if (r.table.empty()) rc = 1;
     if (r.peer_lost) {
       std::cerr << "tsync sync: vCPU " << r.vcpu << ": the peer went away: " << r.end_error.message()
                 << " (samples so far kept)\n";
@@ -550,6 +748,28 @@ int write_session_outputs(const sync_args& a, const std::vector<sy::vcpu_result>
   f << summary.str();
   if (!commit_or_report(f)) rc = 1;
   return rc;
+}
+
+/// One line for people about a break, on stderr as it is found.
+std::string break_message(const tsync::estimate::clock_break& b) {
+  std::ostringstream m;
+  m << "tsync sync: vCPU " << b.vcpu << ": break (" << tsync::estimate::to_string(b.kind) << ") in series " << b.series
+    << ": " << b.reason;
+  if (b.step) m << "; the offset moved by " << *b.step << " ns";
+  m << "; segment " << b.segment << " starts at guest time " << b.guest_after << " (the last sample before: guest "
+    << b.guest_before << ")\n";
+  return m.str();
+}
+
+/// One probe line of PREFIX.probes.csv (t1,g,t2,burst,id,vcpu,segment).
+void append_probes(std::string& out, std::span<const tsync::probe_sample> probes, std::span<const std::uint32_t> seg) {
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const auto& p = probes[i];
+    if (i < seg.size() && seg[i] == sy::whole_trace_tracker::npos) continue;  // a glitch the detector dropped
+    out += std::to_string(p.t1) + ',' + std::to_string(p.g) + ',' + std::to_string(p.t2) + ',' +
+           std::to_string(p.burst) + ',' + std::to_string(p.id) + ',' + std::to_string(p.vcpu) + ',' +
+           std::to_string(i < seg.size() ? seg[i] : 0u) + '\n';
+  }
 }
 
 /// Connect one transport per channel and build the channels.
@@ -582,13 +802,36 @@ int run_probe_session(sync_args& a) {
   connections c;
   if (auto rc = connect_channels(a, c)) return *rc;
   const std::string series_path = a.prefix + ".series.csv";
+  const std::string probes_path = a.prefix + ".probes.csv";
   auto log = sy::append_log::create(series_path + ".partial");
   if (log.error()) return tsync::cli::fail("sync: cannot write " + log.path() + ": " + log.error().message());
-  (void)log.append(series_header);
+  auto plog = sy::append_log::create(probes_path + ".partial");
+  if (plog.error()) return tsync::cli::fail("sync: cannot write " + plog.path() + ": " + plog.error().message());
+  const std::string role = a.cfg.initiator_is_host ? "host" : "guest";
+  (void)log.append(csv_header(a, {"tsync sync series log: one line per series, appended as it completes",
+                                  "offset, offset_lo, offset_hi: host - guest at guest_time (absolute bounds); "
+                                  "estimator: the per-series estimator",
+                                  "segment: the segment of the series' estimate (see the session summary's breaks)"}) +
+                   series_columns);
+  (void)plog.append(csv_header(a, {"tsync sync probes: every probe, appended per series (tsync estimate reads it)",
+                                   "t1, t2: stamps of this side (" + role + "), g: the agent's stamp; segment: see breaks",
+                                   "glitched probes dropped by the break detector are not written"}) +
+                    "t1,g,t2,burst,id,vcpu,segment\n");
   std::mutex log_mu;
   a.cfg.on_series = [&](const sy::series_record& rec) {
     std::lock_guard lk(log_mu);
-    (void)log.append(series_line(rec));
+    (void)log.append(series_line(rec, a.cfg.initiator_is_host));
+  };
+  a.cfg.on_probes = [&](const sy::series_record&, std::span<const tsync::probe_sample> p,
+                        std::span<const std::uint32_t> seg) {
+    std::string text;
+    append_probes(text, p, seg);
+    std::lock_guard lk(log_mu);
+    (void)plog.append(text);
+  };
+  a.cfg.on_break = [&](const tsync::estimate::clock_break& b) {
+    std::lock_guard lk(log_mu);
+    std::cerr << break_message(b) << std::flush;
   };
   if (a.count) a.cfg.max_rounds = *a.count - 1;
   auto s = sy::make_session(std::move(c.channels), a.cfg);
@@ -609,10 +852,14 @@ int run_probe_session(sync_args& a) {
   }
   (*s)->stop();
   for (auto& t : c.conns) (void)pr::send_bye(*t, tr::after(500ms));
-  int rc = write_session_outputs(a, (*s)->results());
+  int rc = write_session_outputs(a, (*s)->results(), (*s)->models());
   std::lock_guard lk(log_mu);
   if (auto ec = log.finish(series_path)) {
     std::cerr << "tsync sync: cannot write " << series_path << ": " << ec.message() << '\n';
+    rc = 1;
+  }
+  if (auto ec = plog.finish(probes_path)) {
+    std::cerr << "tsync sync: cannot write " << probes_path << ": " << ec.message() << '\n';
     rc = 1;
   }
   return rc;
@@ -664,11 +911,16 @@ const tsync::cli::command_registrar sync_cmd{{
     "run a sync session against an agent and write per-vCPU sync tables",
     std::string("--transport SPEC [options]  |  --clock x86-tsc --kvm-pid PID [--kvm-fd FD] [options]\n\n"
                 "Runs probe series against `tsync agent`: a first one per vCPU, then one every\n"
-                "--interval, and a last one at the end. Writes PREFIX.vcpuN.csv (time,offset: the\n"
-                "table `tsync correct --table` reads; host = guest + offset), PREFIX.series.csv (every\n"
-                "series with its estimate, hard interval, round trips and error), PREFIX.vcpuN.model.json\n"
-                "(the estimators' model format, piecewise linear through the series estimates with\n"
-                "their hard intervals: 'tsync correct --model' reads it) and PREFIX.session.json (a summary).\n"
+                "--interval, and a last one at the end. Every probe is checked for breaks as it\n"
+                "arrives (a clock step or pause, time going backwards after a reboot, a frequency\n"
+                "step: reported on stderr), and the whole trace of each segment between breaks is\n"
+                "fitted by --model-estimator. Writes (docs/outputs.md; host = guest + offset, ns):\n"
+                "PREFIX.vcpuN.model.json (the model 'tsync correct --model' reads, per segment),\n"
+                "PREFIX.vcpuN.csv (time,offset,offset_lo,offset_hi,segment,epoch: the table\n"
+                "'tsync correct --table' reads, with hard bounds), PREFIX.probes.csv (every probe,\n"
+                "as 'tsync estimate' reads them), PREFIX.series.csv (every series with its estimate,\n"
+                "hard interval, round trips and error) and PREFIX.session.json (breaks, failures and\n"
+                "which estimator made each file). The two logs are appended as the session runs.\n"
                 "Exit status 1 when a vCPU got no sample or the peer went away (tables are still written).\n\n") +
         transport_help +
         "  --vcpus N|LIST       4 (vCPUs 0..3) or 0,2,5 (default 1)\n"
@@ -676,9 +928,14 @@ const tsync::cli::command_registrar sync_cmd{{
         "  --interval DUR       pause between series (default 1s; 0: first and last only)\n"
         "  --count N            series per vCPU, first and last included (default 2)\n"
         "  --duration DUR       or: keep sampling this long\n"
-        "  --estimator NAME     per-series estimator: split_envelope (default: per-direction minima,\n"
-        "                       error O(1/N)), fastest_response (trace-cmd's), histogram_peak,\n"
-        "                       median, or any name of 'tsync estimate --list'\n"
+        "  --estimator NAME     per-series estimator (the series log; the model with\n"
+        "                       --model-estimator none): split_envelope (default: per-direction\n"
+        "                       minima), fastest_response (trace-cmd's), histogram_peak, median.\n"
+        "                       A whole-trace estimator is refused here: use --model-estimator\n"
+        "  --model-estimator NAME  whole-trace estimator of the model and table, fitted per\n"
+        "                       segment: convex_hull (default), segmented, kalman (regression\n"
+        "                       with Eigen), or none (the model is the per-series polyline)\n"
+        "  --no-breaks          no break detection (one segment; not recommended)\n"
         "  --clock NAME         mono_raw (default), mono, boot, tai, realtime, x86-tsc; local, global,\n"
         "                       perf, counter, uptime through a tracefs instance (root)\n"
         "  --role host|guest    which side this command runs on (default host)\n"

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -57,10 +58,13 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
     REQUIRE(in);
     auto table = tsync::io::load_table_csv(in);
     REQUIRE(table.has_value());
-    REQUIRE(table->size() == 3);
+    REQUIRE(table->size() >= 2);  // the whole-trace model's samples: each piece's first and last time
     for (const auto& s : table->samples()) {
       CHECK(s.offset.count() < -1'000'000'000 + 1'000'000);
       CHECK(s.offset.count() > -1'000'000'000 - 1'000'000);
+      REQUIRE(s.bounds.has_value());  // the table carries its hard bounds
+      CHECK(s.bounds->lo <= 0);
+      CHECK(s.bounds->hi >= 0);
     }
   }
   const auto summary = slurp(dir / (out + ".session.json"));
@@ -82,9 +86,131 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
     CHECK(hb->lo <= *h);
     CHECK(*h <= hb->hi);
   }
+  auto data_lines = [](const std::string& text) {
+    std::size_t n = 0;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) n += !l.empty() && l[0] != '#' ? 1u : 0u;
+    return n;
+  };
   const auto series = slurp(dir / (out + ".series.csv"));
-  CHECK(std::count(series.begin(), series.end(), '\n') == 7);  // header + 2 vCPUs x 3 series
+  CHECK(data_lines(series) == 7);  // column names + 2 vCPUs x 3 series
+  CHECK(series.find("# sign: host = guest + offset") != std::string::npos);
+  // Every probe is kept, in the format tsync estimate reads.
+  const auto probes = slurp(dir / (out + ".probes.csv"));
+  CHECK(data_lines(probes) == 1 + 2 * 3 * 100);
+  CHECK(run("'" + cli + "' estimate --estimator convex_hull --vcpu 1 '" + (dir / (out + ".probes.csv")).string() +
+            "' > /dev/null") == 0);
+  CHECK(summary.find("\"model_estimator\": \"convex_hull\"") != std::string::npos);
+  CHECK(summary.find("\"breaks\": []") != std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("tsync sync: clock steps are breaks; nothing is interpolated across them; correct answers per segment") {
+  const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / ("sync_breaks." + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string sock = (dir / "agent.sock").string();
+  const std::string cli = TSYNC_CLI_PATH;
+  // The agent's clock jumps by +5 ms at every series: host - guest drops by 5 ms each time.
+  REQUIRE(run("('" + cli + "' agent --transport unix:" + sock +
+              " --connections 1 --no-pin --step-per-series 5000000 --idle-timeout 20s > /dev/null 2>&1) &") == 0);
+  const std::string p = (dir / "o").string();
+  const int rc = run("'" + cli + "' sync --transport unix:" + sock + " --probes 60 --count 3 --interval 50ms " +
+                     "--connect-timeout 10s --output '" + p + "' > '" + p + ".log' 2> '" + p + ".err'");
+  INFO(slurp(p + ".log") << slurp(p + ".err"));
+  REQUIRE(rc == 0);
+  const auto err = slurp(p + ".err");
+  CHECK(err.find("break (clock_step)") != std::string::npos);
+  const auto summary = slurp(p + ".session.json");
+  auto doc = tsync::io::json::parse(summary);
+  REQUIRE(doc.has_value());
+  CHECK(summary.find("\"kind\": \"clock_step\"") != std::string::npos);
+  // The model has one part per segment; a guest time between two segments gets
+  // an interval that covers both sides of the break, never a narrow one.
+  const auto model = slurp(p + ".vcpu0.model.json");
+  CHECK(model.find("\"version\": 2") != std::string::npos);
+  std::ifstream tin(p + ".vcpu0.csv");
+  auto parsed = tsync::io::parse_table_csv(tin);
+  REQUIRE(parsed.has_value());
+  REQUIRE(parsed->segments.size() == parsed->samples.size());
+  REQUIRE(parsed->segments.back() == 2);
+  std::int64_t last0 = 0, first1 = 0, off0 = 0, off1 = 0;
+  for (std::size_t i = 0; i < parsed->samples.size(); ++i) {
+    if (parsed->segments[i] == 0) {
+      last0 = tsync::raw_ns(parsed->samples[i].guest_time);
+      off0 = parsed->samples[i].offset.count();
+    }
+    if (parsed->segments[i] == 1 && first1 == 0) {
+      first1 = tsync::raw_ns(parsed->samples[i].guest_time);
+      off1 = parsed->samples[i].offset.count();
+    }
+  }
+  REQUIRE(first1 > last0);
+  const std::int64_t mid = last0 + (first1 - last0) / 2;
+  std::ofstream(dir / "g.txt") << mid << "\n";
+  for (const char* src : {"--model", "--table"}) {
+    const std::string file = std::string(src) == "--model" ? p + ".vcpu0.model.json" : p + ".vcpu0.csv";
+    REQUIRE(run("'" + cli + "' correct " + src + " '" + file + "' --bounds < '" + (dir / "g.txt").string() + "' > '" +
+                (dir / "h.txt").string() + "'") == 0);
+    const auto line = slurp(dir / "h.txt");
+    INFO(src << ": " << line);
+    std::int64_t h = 0, lo = 0, hi = 0;
+    char c1 = 0, c2 = 0;
+    std::istringstream(line) >> h >> c1 >> lo >> c2 >> hi;
+    CHECK(lo <= mid + off0);  // the guest time may lie before the break ...
+    CHECK(hi >= mid + off0);
+    CHECK(lo <= mid + off1);  // ... or after it
+    CHECK(hi >= mid + off1);
+    CHECK(std::abs(h - (mid + off0)) < 100'000);  // the point is the earlier segment's, not interpolated
+    // With --segment the answer is that segment's alone.
+    REQUIRE(run("'" + cli + "' correct " + src + " '" + file + "' --segment 1 < '" + (dir / "g.txt").string() + "' > '" +
+                (dir / "h1.txt").string() + "'") == 0);
+    CHECK(std::abs(std::stoll(slurp(dir / "h1.txt")) - (mid + off1)) < 100'000);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("tsync sync: a backward clock is a new epoch; correct says 'unknown' with status 3 where epochs meet") {
+  const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / ("sync_epochs." + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string sock = (dir / "agent.sock").string();
+  const std::string cli = TSYNC_CLI_PATH;
+  // The agent's clock goes back 10 s at every series: guest times repeat (like a reboot).
+  REQUIRE(run("('" + cli + "' agent --transport unix:" + sock +
+              " --connections 1 --no-pin --step-per-series -10000000000 --idle-timeout 20s > /dev/null 2>&1) &") == 0);
+  const std::string p = (dir / "o").string();
+  const int rc = run("'" + cli + "' sync --transport unix:" + sock + " --probes 60 --count 2 --interval 50ms " +
+                     "--connect-timeout 10s --output '" + p + "' > '" + p + ".log' 2> '" + p + ".err'");
+  INFO(slurp(p + ".log") << slurp(p + ".err"));
+  REQUIRE(rc == 0);
+  CHECK(slurp(p + ".err").find("backwards (a reboot") != std::string::npos);
+  std::ifstream tin(p + ".vcpu0.csv");
+  auto parsed = tsync::io::parse_table_csv(tin);
+  REQUIRE(parsed.has_value());
+  REQUIRE(parsed->epochs.back() == 1);
+  const std::int64_t g = tsync::raw_ns(parsed->samples.front().guest_time);
+  std::ofstream(dir / "g.txt") << g << "\n";
+  for (const char* src : {"--model", "--table"}) {
+    const std::string file = std::string(src) == "--model" ? p + ".vcpu0.model.json" : p + ".vcpu0.csv";
+    CHECK(run("'" + cli + "' correct " + src + " '" + file + "' --bounds < '" + (dir / "g.txt").string() + "' > '" +
+              (dir / "h.txt").string() + "' 2>/dev/null") == 3);
+    CHECK(slurp(dir / "h.txt") == "unknown\n");
+    CHECK(run("'" + cli + "' correct " + src + " '" + file + "' --segment 0 --bounds < '" + (dir / "g.txt").string() +
+              "' > /dev/null") == 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("tsync sync refuses a whole-trace estimator per series and names the option to use") {
+  const std::string cli = TSYNC_CLI_PATH;
+  const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR);
+  const auto err = (dir / ("sync_est." + std::to_string(::getpid()) + ".err")).string();
+  CHECK(run("'" + cli + "' sync --transport unix:/x --estimator convex_hull 2> '" + err + "'") == 2);
+  CHECK(slurp(err).find("use --model-estimator convex_hull") != std::string::npos);
+  CHECK(run("'" + cli + "' sync --transport unix:/x --model-estimator split_envelope 2> '" + err + "'") == 2);
+  CHECK(slurp(err).find("per-series estimator") != std::string::npos);
+  std::filesystem::remove(err);
 }
 
 TEST_CASE("tsync sync reports a missing agent and bad options clearly") {

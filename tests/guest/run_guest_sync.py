@@ -30,9 +30,10 @@ in --out keep everything):
            and a table; every mark taken before the pause, inside the span of the
            samples taken before it, lies inside its --bounds; `correct --table`
            corrects them; the agent answers again after the reset.
-  breaks - counted only with --expect-breaks, TSYNC_GUEST_EXPECT_BREAKS=1 or the
-           CMake option TSYNC_GUEST_EXPECT_BREAKS=ON; printed "FAIL (not
-           counted)" otherwise. The pause and the reboot are reported as breaks
+  breaks - counted by default (the CMake option TSYNC_GUEST_EXPECT_BREAKS=ON);
+           with --no-expect-breaks, TSYNC_GUEST_EXPECT_BREAKS=0 in the
+           environment or the CMake option OFF they print "FAIL (not counted)".
+           The pause and the reboot are reported as breaks
            in PREFIX.session.json (any list under a key "breaks", an entry
            holding a host or guest time near the event), none elsewhere, and on
            stderr; every mark of both sessions lies inside --model --bounds, or
@@ -474,8 +475,11 @@ def main():
     ap.add_argument("--mark-every", type=float, default=0.25, help="seconds between guest marks")
     ap.add_argument("--boot-timeout", type=float, default=120.0)
     ap.add_argument("--expect-breaks", action="store_true",
-                    default=os.environ.get("TSYNC_GUEST_EXPECT_BREAKS", "") not in ("", "0"),
-                    help="make the break checks count (also TSYNC_GUEST_EXPECT_BREAKS=1)")
+                    default=os.environ.get("TSYNC_GUEST_EXPECT_BREAKS", "1") != "0",
+                    help="make the break checks count (the default; TSYNC_GUEST_EXPECT_BREAKS=0 or "
+                         "--no-expect-breaks turns them into reports)")
+    ap.add_argument("--no-expect-breaks", dest="expect_breaks", action="store_false",
+                    help="print the break checks without counting them")
     ap.add_argument("--sync-arg", action="append", default=[], help="extra argument for tsync sync (repeatable)")
     a = ap.parse_args()
 
@@ -754,8 +758,8 @@ def main():
     failed_today = checks.failed("today")
     failed_breaks = checks.failed("breaks")
     if failed_breaks and not a.expect_breaks:
-        log(f"{len(failed_breaks)} break check(s) failed, not counted: set TSYNC_GUEST_EXPECT_BREAKS=1 "
-            "(or --expect-breaks) once break detection lands")
+        log(f"{len(failed_breaks)} break check(s) failed, not counted (--no-expect-breaks or "
+            "TSYNC_GUEST_EXPECT_BREAKS=0)")
     if failed_today or (a.expect_breaks and failed_breaks):
         log(f"FAILED: {len(failed_today)} of today's checks" +
             (f", {len(failed_breaks)} break checks" if a.expect_breaks else ""))

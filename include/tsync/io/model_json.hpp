@@ -9,6 +9,7 @@
 /// document the path of the field concerned in `field` (e.g.
 /// `segments[2].hard.lo[0]`) with a message naming it.
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -39,15 +40,12 @@ inline void write_model_lines(std::string& o, const std::vector<estimate::line>&
 }
 }  // namespace detail
 
-/// The model as JSON (see docs/estimators.md for the schema).
-[[nodiscard]] inline std::string model_to_json(const estimate::model& m) {
+namespace detail {
+/// The `"segments": [...]` array of a model (its pieces).
+inline void write_model_pieces(std::string& o, const estimate::model& m) {
   using namespace estimate;
-  const auto& estimator = m.estimator;
   const auto& segments = m.segments;
-  std::string o;
-  o += "{\n  \"format\": \"tsync-model\",\n  \"version\": 1,\n  \"estimator\": ";
-  json::write_string(o, estimator);
-  o += ",\n  \"segments\": [";
+  o += "[";
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const auto& s = segments[i];
     if (i) o += ',';
@@ -59,8 +57,8 @@ inline void write_model_lines(std::string& o, const std::vector<estimate::line>&
     o += ", \"slope_q48\": "; json::write_int(o, s.fit.slope_q48);
     o += ", \"drift_ppb\": "; json::write_double(o, q48_to_slope(s.fit.slope_q48) * 1e9);
     o += ", \"cause\": "; json::write_string(o, to_string(s.diag.cause));
-    o += ",\n     \"hard\": {\"lo\": "; detail::write_model_lines(o, s.lo);
-    o += ", \"hi\": "; detail::write_model_lines(o, s.hi);
+    o += ",\n     \"hard\": {\"lo\": "; write_model_lines(o, s.lo);
+    o += ", \"hi\": "; write_model_lines(o, s.hi);
     if (auto hb = m.hard_bounds(at_ns<guest>(s.ref))) {
       o += ", \"lo_at_ref\": "; json::write_int(o, raw_ns(hb->lo) - s.ref);
       o += ", \"hi_at_ref\": "; json::write_int(o, raw_ns(hb->hi) - s.ref);
@@ -82,10 +80,20 @@ inline void write_model_lines(std::string& o, const std::vector<estimate::line>&
     o += ", \"bursts\": "; json::write_uint(o, s.diag.stats.bursts);
     o += "}}";
   }
-  o += "\n  ]\n}\n";
+  o += "\n  ]";
+}
+}  // namespace detail
+
+/// The model as JSON (see docs/estimators.md for the schema).
+[[nodiscard]] inline std::string model_to_json(const estimate::model& m) {
+  std::string o;
+  o += "{\n  \"format\": \"tsync-model\",\n  \"version\": 1,\n  \"estimator\": ";
+  json::write_string(o, m.estimator);
+  o += ",\n  \"segments\": ";
+  detail::write_model_pieces(o, m);
+  o += "\n}\n";
   return o;
 }
-
 
 namespace detail {
 
@@ -201,6 +209,26 @@ inline std::size_t line_of(std::string_view text, std::size_t offset) {
 
 }  // namespace detail
 
+namespace detail {
+/// The model held by object `obj` (its `estimator` and `segments`), checked.
+inline expected<estimate::model, text_error> model_of(model_reader& r, const json::value& obj, const std::string& path) {
+  estimate::model m;
+  const json::value* est = r.error ? nullptr : r.member(obj, "estimator", json::value::kind::string, path);
+  if (est != nullptr) m.estimator = est->text;
+  const json::value* segs = r.error ? nullptr : r.member(obj, "segments", json::value::kind::array, path);
+  for (std::size_t i = 0; segs != nullptr && !r.error && i < segs->items.size(); ++i) {
+    estimate::segment s;
+    if (r.segment(segs->items[i], path + "segments[" + std::to_string(i) + "].", s)) m.segments.push_back(std::move(s));
+  }
+  if (r.error) return unexpected(*r.error);
+  if (auto c = m.check(); !c)
+    return unexpected(text_error{c.error(), 0, path + "segments",
+                                 c.error() == errc::empty_input ? "the model has no segments"
+                                                                : "segments violate the model invariants"});
+  return m;
+}
+}  // namespace detail
+
 /// Read a model written by `model_to_json`. Errors (`text_error`):
 /// `invalid_argument` for JSON syntax (with its line) or a missing / mistyped
 /// field (`field` is its path), `oversized` above `limits`, `malformed_number`
@@ -226,20 +254,9 @@ inline std::size_t line_of(std::string_view text, std::size_t offset) {
   std::int64_t ver = 0;
   if (!r.error && r.get_int(root, "version", "", ver) && ver != 1)
     r.fail(errc::unsupported_version, "version", "unsupported model version " + std::to_string(ver));
-  estimate::model m;
-  const json::value* est = r.error ? nullptr : r.member(root, "estimator", json::value::kind::string, "");
-  if (est != nullptr) m.estimator = est->text;
-  const json::value* segs = r.error ? nullptr : r.member(root, "segments", json::value::kind::array, "");
-  for (std::size_t i = 0; segs != nullptr && !r.error && i < segs->items.size(); ++i) {
-    estimate::segment s;
-    if (r.segment(segs->items[i], "segments[" + std::to_string(i) + "].", s)) m.segments.push_back(std::move(s));
-  }
-  if (r.error) return unexpected(*r.error);
-  if (auto c = m.check(); !c)
-    return unexpected(text_error{c.error(), 0, "segments",
-                                 c.error() == errc::empty_input ? "the model has no segments"
-                                                                : "segments violate the model invariants"});
-  return m;
+  auto m = detail::model_of(r, root, "");
+  if (!m) return unexpected(m.error());
+  return std::move(*m);
 }
 
 }  // namespace tsync::io

@@ -6,7 +6,8 @@
 /// Format: one probe per line, comma-separated decimal integers. Lines that
 /// are blank or start with `#` are comments. The first non-comment line may be
 /// a header naming the columns (any order; `t1`, `g` and `t2` required; also
-/// `id`, `burst`, `vcpu`). Without a header the columns are
+/// `id`, `burst`, `vcpu`, `segment`: the segment id `tsync sync` writes, see
+/// docs/outputs.md). Without a header the columns are
 /// `t1,g,t2[,burst[,id[,vcpu]]]`. A missing `id` column numbers the probes
 /// 0, 1, 2, ... in file order; a missing `burst` or `vcpu` column gives 0.
 /// Spaces and tabs around fields and a trailing `\r` are ignored.
@@ -40,7 +41,7 @@ namespace tsync::inline TSYNC_ABI::io {
 /// A CSV error: the code, the 1-based line (0: not tied to a line) and a message.
 
 namespace detail {
-enum class csv_col : std::uint8_t { t1, g, t2, id, burst, vcpu };
+enum class csv_col : std::uint8_t { t1, g, t2, id, burst, vcpu, segment };
 
 template <class T> errc csv_int(std::string_view s, T& out) {
   if (s.empty()) return errc::malformed_number;
@@ -96,6 +97,13 @@ class probe_csv_reader {
         case detail::csv_col::id: e = detail::csv_int(fields[i], p.id); name = "id"; have_id = true; break;
         case detail::csv_col::burst: e = detail::csv_int(fields[i], p.burst); name = "burst"; break;
         case detail::csv_col::vcpu: e = detail::csv_int(fields[i], p.vcpu); name = "vcpu"; break;
+        case detail::csv_col::segment: {
+          std::uint32_t seg = 0;
+          e = detail::csv_int(fields[i], seg);
+          name = "segment";
+          if (e == errc::ok) segments_.push_back(seg);
+          break;
+        }
       }
       if (e != errc::ok)
         return fail(e, std::string("field ") + std::to_string(i + 1) + " (" + name + "): '" +
@@ -107,6 +115,9 @@ class probe_csv_reader {
   }
   /// The probes read so far (in file order).
   [[nodiscard]] std::vector<probe_sample> finish() && { return std::move(probes_); }
+  /// The segment of each probe (the `segment` column written by `tsync
+  /// sync`); empty when the file has none.
+  [[nodiscard]] const std::vector<std::uint32_t>& segments() const noexcept { return segments_; }
   [[nodiscard]] std::size_t line_number() const noexcept { return line_no_; }
 
  private:
@@ -115,7 +126,7 @@ class probe_csv_reader {
   }
   expected<void, csv_error> header(const std::vector<std::string_view>& fields) {
     using detail::csv_col;
-    bool seen[6] = {};
+    bool seen[7] = {};
     for (auto f : fields) {
       csv_col c{};
       if (f == "t1") c = csv_col::t1;
@@ -124,6 +135,7 @@ class probe_csv_reader {
       else if (f == "id") c = csv_col::id;
       else if (f == "burst") c = csv_col::burst;
       else if (f == "vcpu") c = csv_col::vcpu;
+      else if (f == "segment") c = csv_col::segment;
       else return fail(errc::invalid_argument, "unknown column '" + quote_input(f, 40) + "' in the header");
       if (seen[static_cast<int>(c)])
         return fail(errc::invalid_argument, "column '" + quote_input(f, 40) + "' appears twice in the header");
@@ -137,6 +149,7 @@ class probe_csv_reader {
 
   std::vector<detail::csv_col> cols_{};
   std::vector<probe_sample> probes_{};
+  std::vector<std::uint32_t> segments_{};
   std::size_t line_no_ = 0;
   bool have_header_ = false;
   bool seen_data_ = false;

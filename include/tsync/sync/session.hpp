@@ -25,6 +25,17 @@
 /// vCPU's sync table; the series record keeps the statistics. A sample whose
 /// offset is exactly 0 is a valid sample and is kept.
 ///
+/// Breaks and whole-trace models (when the initiator is the host and
+/// `track_segments` is on): every series' probes go through a
+/// `whole_trace_tracker` (sync/whole_trace.hpp) that finds clock steps,
+/// backward time and frequency steps as the probes arrive, numbers the
+/// segments between breaks, and keeps a bounded reduction of each segment's
+/// probes. The per-series estimator sees only the probes of the series' last
+/// segment; table entries carry their segment (`vcpu_result::table_segments`),
+/// breaks are in `vcpu_result::breaks` and reported through `on_break`, and
+/// `models()` fits `whole_trace.estimator` to each segment after `stop()`.
+/// `add_break` records a break found by other means (a changed boot identity).
+///
 /// Failure behaviour: a failed series (timeout, protocol error, estimator
 /// error) is recorded with its error and the session goes on; its probes, if
 /// any arrived, still feed an estimate because every probe is causally valid on
@@ -64,6 +75,7 @@
 #include "tsync/clock/clock_source.hpp"
 #include "tsync/estimate/registry.hpp"
 #include "tsync/probe/exchange.hpp"
+#include "tsync/sync/whole_trace.hpp"
 #include "tsync/transport/transport.hpp"
 #include "tsync/core/config.hpp"
 
@@ -262,6 +274,7 @@ struct series_record {
   std::error_code error;                ///< transport/protocol error, else the estimator's error; empty if ok
   std::optional<series_estimate> estimate;
   std::optional<std::size_t> table_index; ///< index of its entry in the vCPU's sync table
+  std::uint32_t segment = 0;            ///< segment of its estimate (its last probes' segment)
   std::chrono::nanoseconds duration{0}; ///< wall time the series took (steady clock)
   [[nodiscard]] bool ok() const noexcept { return !error && estimate.has_value(); }
 };
@@ -271,6 +284,9 @@ struct vcpu_result {
   std::uint32_t vcpu = 0;
   std::vector<sync_sample> table;       ///< guest→host sync table, in series order
   std::vector<series_record> series;    ///< every series, failed ones included
+  std::vector<std::uint32_t> table_segments; ///< segment of each table entry (same length as `table`)
+  std::vector<estimate::clock_break> breaks; ///< breaks found, in order (segment ids start at 0)
+  std::size_t dropped_probes = 0;       ///< glitched probes the break detector dropped
   bool peer_lost = false;               ///< the channel ended because the peer went away
   std::error_code end_error;            ///< the error that ended the channel, if any
 };
@@ -295,6 +311,23 @@ struct session_config {
   bool use_partial_series = true;
   /// Called on a channel thread after each series is recorded.
   std::function<void(const series_record&)> on_series;
+  /// Break detection and the whole-trace model (sync/whole_trace.hpp); only
+  /// when the initiator is the host. `whole_trace.estimator` empty: detect
+  /// breaks and segment the table, but fit no whole-trace model.
+  bool track_segments = true;
+  whole_trace_options whole_trace{};
+  /// Called on a channel thread with every series' probes and the segment of
+  /// each (`whole_trace_tracker::npos` for a dropped glitch), before `on_series`.
+  std::function<void(const series_record&, std::span<const probe_sample>, std::span<const std::uint32_t>)> on_probes;
+  /// Called on a channel thread for every break, as it is found.
+  std::function<void(const estimate::clock_break&)> on_break;
+};
+
+/// The whole-trace model of one vCPU (see `session::models`).
+struct vcpu_model {
+  std::uint32_t vcpu = 0;
+  expected<session_model, errc> model = unexpected(errc::empty_input);
+  std::vector<std::pair<std::uint32_t, errc>> failures;  ///< segments whose fit failed
 };
 
 /// What `start()` reports once the first round is done.
@@ -426,6 +459,45 @@ class session {
 
   [[nodiscard]] const session_config& config() const noexcept { return cfg_; }
 
+  /// True when the session detects breaks and segments (the initiator is the host).
+  [[nodiscard]] bool tracking() const noexcept { return cfg_.track_segments && cfg_.initiator_is_host; }
+
+  /// Fit the whole-trace model of every vCPU (one fit per segment, from the
+  /// bounded probe reduction). Call after `stop()`; empty when not tracking or
+  /// no whole-trace estimator is configured.
+  [[nodiscard]] std::vector<vcpu_model> models() const {
+    std::vector<vcpu_model> out;
+    if (!tracking() || cfg_.whole_trace.estimator.empty()) return out;
+    for (std::size_t i = 0; i < results_.size(); ++i) {
+      std::lock_guard lk(trackers_[i]->mu);
+      vcpu_model m;
+      m.vcpu = results_[i].vcpu;
+      m.model = trackers_[i]->t.fit(&m.failures);
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  /// Record a break found outside the probes (e.g. the peer's boot identity
+  /// changed) for `vcpu`: its next probes start a new segment. The break's
+  /// `segment` is assigned here; it is reported through `on_break`.
+  void add_break(std::uint32_t vcpu, estimate::clock_break b) {
+    if (!tracking()) return;
+    for (std::size_t i = 0; i < results_.size(); ++i) {
+      if (results_[i].vcpu != vcpu) continue;
+      b.vcpu = vcpu;
+      {
+        std::lock_guard tl(trackers_[i]->mu);
+        b = trackers_[i]->t.add_break(std::move(b));
+      }
+      {
+        std::lock_guard lk(mu_);
+        results_[i].breaks.push_back(b);
+      }
+      if (cfg_.on_break) cfg_.on_break(b);
+    }
+  }
+
  private:
   friend expected<std::unique_ptr<session>, std::error_code> make_session(std::vector<channel>, session_config);
   enum class state : std::uint8_t { idle, running, stopping, stopped };
@@ -440,6 +512,7 @@ class session {
         vcpu_result r;
         r.vcpu = v;
         results_.push_back(std::move(r));
+        trackers_.push_back(std::make_unique<tracker_slot>(cfg_.whole_trace));
       }
     }
   }
@@ -459,6 +532,44 @@ class session {
     return results_.front();  // unreachable: vCPUs are validated by make_session
   }
 
+  [[nodiscard]] std::size_t index_of(std::uint32_t vcpu) const noexcept {
+    for (std::size_t i = 0; i < results_.size(); ++i)
+      if (results_[i].vcpu == vcpu) return i;
+    return 0;
+  }
+
+  /// Segment the series' probes (break detection); returns the probes of its
+  /// last segment (what the per-series estimator sees) and records breaks.
+  std::vector<probe_sample> track(std::uint32_t vcpu, series_record& rec, const std::vector<probe_sample>& probes) {
+    if (!tracking()) {
+      if (cfg_.on_probes) cfg_.on_probes(rec, probes, std::vector<std::uint32_t>(probes.size(), 0));
+      return probes;
+    }
+    auto& slot = *trackers_[index_of(vcpu)];
+    std::vector<std::uint32_t> seg;
+    std::vector<estimate::clock_break> found;
+    std::size_t dropped = 0;
+    {
+      std::lock_guard tl(slot.mu);
+      found = slot.t.add_series(probes, &seg);
+      rec.segment = slot.t.current_segment();
+      dropped = slot.t.dropped();
+    }
+    {
+      std::lock_guard lk(mu_);
+      auto& r = result_of_locked(vcpu);
+      r.breaks.insert(r.breaks.end(), found.begin(), found.end());
+      r.dropped_probes = dropped;
+    }
+    if (cfg_.on_break)
+      for (const auto& b : found) cfg_.on_break(b);
+    if (cfg_.on_probes) cfg_.on_probes(rec, probes, seg);
+    std::vector<probe_sample> last;
+    for (std::size_t i = 0; i < probes.size(); ++i)
+      if (seg[i] == rec.segment) last.push_back(probes[i]);
+    return last;
+  }
+
   /// Run one series; record it; return its error (for peer-loss detection).
   std::error_code run_one(channel& ch, std::uint32_t vcpu, std::uint32_t round, bool final) {
     series_record rec;
@@ -472,11 +583,12 @@ class session {
     rec.duration = std::chrono::steady_clock::now() - t0;
     rec.probes_received = out.probes.size();
     rec.error = out.error;
+    const std::vector<probe_sample> mine = track(vcpu, rec, out.probes);
     std::optional<sync_sample> sample;
-    if (!out.probes.empty() && (!out.error || cfg_.use_partial_series)) {
-      auto est = cfg_.estimator(std::span<const probe_sample>(out.probes));
+    if (!mine.empty() && (!out.error || cfg_.use_partial_series)) {
+      auto est = cfg_.estimator(std::span<const probe_sample>(mine));
       if (est) {
-        if (est->min_rtt == 0 && est->median_rtt == 0) fill_rtt_stats(out.probes, *est);
+        if (est->min_rtt == 0 && est->median_rtt == 0) fill_rtt_stats(mine, *est);
         sample = to_sync_sample(*est, cfg_.initiator_is_host);
         rec.estimate = std::move(*est);
       } else if (!rec.error) {
@@ -491,6 +603,7 @@ class session {
       if (sample) {
         rec.table_index = r.table.size();
         r.table.push_back(*sample);
+        r.table_segments.push_back(rec.segment);
       }
       r.series.push_back(rec);
     }
@@ -572,6 +685,12 @@ class session {
   std::vector<std::uint32_t> rounds_;
   std::vector<bool> ended_;
   std::vector<vcpu_result> results_;
+  struct tracker_slot {
+    explicit tracker_slot(const whole_trace_options& o) : t(o) {}
+    mutable std::mutex mu;
+    whole_trace_tracker t;
+  };
+  std::vector<std::unique_ptr<tracker_slot>> trackers_;  // parallel to results_
   std::atomic<std::uint32_t> next_series_id_{1};
   std::vector<std::thread> threads_;
 };
