@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -16,6 +17,7 @@
 #include "tsync/io/tracecmd.hpp"
 #include "tsync/io/tracecmd_write.hpp"
 #include "tsync/io/table_csv.hpp"
+#include "tsync/sync/output_file.hpp"
 
 namespace {
 
@@ -181,15 +183,13 @@ std::optional<std::string> slurp(const std::string& path, std::string& out) {
   return std::nullopt;
 }
 
-/// The sync table of --model or --table (interpolate mode), or a message.
-tsync::expected<tsync::correct::sync_table, std::string> load_source(const tsync::cli::options& opt) {
+/// The sync table of a model JSON or a table CSV (interpolate mode), or a message.
+tsync::expected<tsync::correct::sync_table, std::string> load_source(bool model, const std::string& path) {
   tsync::correct::table_options to;
   to.mode = tsync::correct::correction_mode::interpolate;
-  if (opt.has("model") == opt.has("table")) return tsync::unexpected(std::string("give one of --model FILE and --table FILE"));
-  const std::string path = *opt.get(opt.has("model") ? "model" : "table");
   std::string text;
   if (auto e = slurp(path, text)) return tsync::unexpected(*e);
-  if (opt.has("table")) {
+  if (!model) {
     std::istringstream in(text);
     auto t = load_table_csv(in, to);
     if (!t) return tsync::unexpected(path + ": " + t.error().what());
@@ -200,6 +200,70 @@ tsync::expected<tsync::correct::sync_table, std::string> load_source(const tsync
   auto t = tsync::correct::sync_table::make(m->to_sync_table(), to);
   if (!t) return tsync::unexpected(path + ": " + tsync::to_string(t.error()));
   return std::move(*t);
+}
+
+/// One --model / --table of set-timeshift: "[vN=]FILE", "%v" in FILE standing for the CPU.
+struct cpu_source {
+  bool model = false;
+  std::optional<std::uint32_t> cpu;
+  std::string path;
+};
+
+std::optional<cpu_source> parse_cpu_source(bool model, const std::string& v) {
+  cpu_source s{model, std::nullopt, v};
+  const auto eq = v.find('=');
+  if (eq != std::string::npos && eq > 1 && v[0] == 'v') {
+    auto n = tsync::cli::parse_int<std::uint32_t>(std::string_view(v).substr(1, eq - 1));
+    if (n) {
+      s.cpu = *n;
+      s.path = v.substr(eq + 1);
+    }
+  }
+  if (s.path.empty()) return std::nullopt;
+  return s;
+}
+
+std::string for_cpu(std::string p, std::size_t cpu) {
+  const std::string n = std::to_string(cpu);
+  for (auto at = p.find("%v"); at != std::string::npos; at = p.find("%v", at + n.size())) p.replace(at, 2, n);
+  return p;
+}
+
+/// The TIME_SHIFT samples of each CPU from its source (the source for "vN=" first,
+/// else the one without a CPU), planned so trace-cmd's arithmetic cannot overflow.
+tsync::expected<std::vector<std::vector<time_shift_sample>>, std::string> plan_cpus(const std::vector<cpu_source>& srcs,
+                                                                                      std::size_t cpus,
+                                                                                      const time_shift_plan_options& po) {
+  std::map<std::string, std::vector<time_shift_sample>> planned;  // by file: a shared source is planned once
+  std::vector<std::vector<time_shift_sample>> out;
+  for (std::size_t c = 0; c < cpus; ++c) {
+    const cpu_source* pick = nullptr;
+    for (const auto& s : srcs)
+      if ((s.cpu && *s.cpu == c) || (!s.cpu && pick == nullptr)) pick = &s;
+    if (pick == nullptr) return tsync::unexpected("no --model or --table for CPU " + std::to_string(c) + " (give vN=FILE for it, or a FILE for every CPU)");
+    const std::string path = for_cpu(pick->path, c);
+    auto it = planned.find(path);
+    if (it == planned.end()) {
+      auto table = load_source(pick->model, path);
+      if (!table) return tsync::unexpected("CPU " + std::to_string(c) + ": " + table.error());
+      auto plan = plan_time_shift(*table, po);
+      if (!plan) return tsync::unexpected("CPU " + std::to_string(c) + ": " + path + ": " + plan.error().what());
+      it = planned.emplace(path, std::move(*plan)).first;
+    }
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+/// Write `bytes` to `path` atomically (temporary file, fsync, rename), or a message.
+std::optional<std::string> write_atomically(const std::string& path, const std::vector<std::byte>& bytes) {
+  auto f = tsync::sync::atomic_file::create(path);
+  constexpr std::size_t block = std::size_t{1} << 20;
+  for (std::size_t at = 0; at < bytes.size() && !f.error(); at += block)
+    f << std::string_view(reinterpret_cast<const char*>(bytes.data()) + at, std::min(block, bytes.size() - at));
+  tsync::text_error e;
+  if (!f.commit(e)) return e.what();
+  return std::nullopt;
 }
 
 int run_set_timeshift(const std::vector<std::string>& raw_args) {
@@ -215,8 +279,14 @@ int run_set_timeshift(const std::vector<std::string>& raw_args) {
   const auto out_path = opt.get("output");
   if (!out_path) return tsync::cli::usage_error(cmd, "-o OUT.dat is required");
   const std::string& path = opt.positional()[0];
-  auto table = load_source(opt);
-  if (!table) return tsync::cli::fail(cmd + ": " + table.error());
+  std::vector<cpu_source> srcs;
+  for (const char* k : {"model", "table"})
+    for (const auto& v : opt.all(k)) {
+      auto s = parse_cpu_source(std::string(k) == "model", v);
+      if (!s) return tsync::cli::usage_error(cmd, std::string("--") + k + " '" + v + "': expected [vN=]FILE");
+      srcs.push_back(*s);
+    }
+  if (srcs.empty()) return tsync::cli::usage_error(cmd, "give --model FILE or --table FILE (vN=FILE for one CPU)");
   time_shift_plan_options po;
   for (const char* k : {"from", "until"})
     if (auto v = opt.get(k)) {
@@ -224,8 +294,6 @@ int run_set_timeshift(const std::vector<std::string>& raw_args) {
       if (!n || *n < 0) return tsync::cli::usage_error(cmd, std::string("--") + k + " needs a guest time in ns, not '" + *v + "'");
       (std::string(k) == "from" ? po.from : po.until) = *n;
     }
-  auto plan = plan_time_shift(*table, po);
-  if (!plan) return tsync::cli::fail(cmd + ": " + plan.error().what());
   std::string raw;
   if (auto e = slurp(path, raw)) return tsync::cli::fail(cmd + ": " + *e);
   std::vector<std::byte> bytes(raw.size());
@@ -246,35 +314,54 @@ int run_set_timeshift(const std::vector<std::string>& raw_args) {
     cpus = *n;
   }
   if (cpus == 0) return tsync::cli::fail(cmd + ": " + path + " has no TIME_SHIFT to take the CPU count from: give --cpus N");
-  ts.cpus.assign(cpus, *plan);
+  for (const auto& s : srcs)
+    if (s.cpu && *s.cpu >= cpus)
+      return tsync::cli::usage_error(cmd, "a source is for CPU " + std::to_string(*s.cpu) + " but the file has " + std::to_string(cpus) + " CPU(s)");
+  auto plans = plan_cpus(srcs, cpus, po);
+  if (!plans) return tsync::cli::fail(cmd + ": " + plans.error());
+  ts.cpus = std::move(*plans);
   auto r = rewrite_time_shift(bytes, ts);
   if (!r) return tsync::cli::fail(cmd + ": " + path + ": " + r.error().what());
-  std::ofstream out(*out_path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(r->file.data()), static_cast<std::streamsize>(r->file.size()));
-  out.close();
-  if (!out) return tsync::cli::fail(cmd + ": cannot write '" + *out_path + "'");
-  std::cerr << "tsync " << cmd << ": " << plan->size() << " sample(s) per CPU for " << cpus << " CPU(s), guest times "
-            << plan->front().time << ".." << plan->back().time << "; "
-            << (r->old_section_unlinked ? "the old TIME_SHIFT section is unlinked"
-                : r->old_option_renamed ? "the old TIME_SHIFT option is renamed (id 0x7fff)"
-                                        : "the file had no TIME_SHIFT in its chain")
+  if (auto e = write_atomically(*out_path, r->file)) return tsync::cli::fail(cmd + ": " + *e);
+  std::cerr << "tsync " << cmd << ": format " << info->version << ", " << cpus << " CPU(s), samples per CPU:";
+  for (const auto& c : ts.cpus) std::cerr << ' ' << c.size();
+  std::cerr << "; "
+            << (info->version == 6 ? (r->replaced ? "the old TIME_SHIFT is replaced in the options list" : "the options list gained a TIME_SHIFT")
+                : r->old_section_unlinked ? "the old TIME_SHIFT section is unlinked"
+                : r->old_option_renamed   ? "the old TIME_SHIFT option is renamed (id 0x7fff)"
+                                          : "the file had no TIME_SHIFT in its chain")
             << "\n";
   return 0;
 }
 
 const tsync::cli::command_registrar reg_set_timeshift{tsync::cli::command{
     "tracecmd set-timeshift", "write tsync's correction into a guest trace.dat as trace-cmd's TIME_SHIFT",
-    "(--model M.json | --table T.csv) (-o | --output) OUT.dat [--cpus N] [--from NS] [--until NS] GUEST.dat\n\n"
-    "Copies GUEST.dat (trace.dat format 7) to OUT.dat with a TIME_SHIFT option built from\n"
-    "tsync's model or interpolation table (the same for every CPU): its samples are tsync's\n"
-    "own corrections at the table's sample times and at points in between, spaced so that\n"
-    "trace-cmd's 64-bit interpolation cannot overflow on any guest time in [--from, --until]\n"
-    "(default: 0 to twice the last sample time, at least 1 h past it). 'trace-cmd report'\n"
-    "of OUT.dat then places every guest event within 2 ns of 'tsync correct'.\n"
-    "The new option lives in a new options section at the end of the file; the old\n"
-    "TIME_SHIFT (if any, including an unlinked one) leaves the options chain. The CPU count\n"
-    "is the old TIME_SHIFT's, or --cpus N. Format-6 files are refused: convert them first\n"
-    "with 'trace-cmd convert --file-version 7'.",
+    "(--model SPEC | --table SPEC)... (-o | --output) OUT.dat [--cpus N] [--from NS] [--until NS] GUEST.dat\n\n"
+    "Copies GUEST.dat (trace.dat format 6 or 7) to OUT.dat with a TIME_SHIFT option built from\n"
+    "tsync's models or interpolation tables, one per guest CPU: SPEC is [vN=]FILE, 'vN=' for\n"
+    "CPU N only (the source without 'vN=' serves every other CPU), and '%v' in FILE stands\n"
+    "for the CPU number ('--model run.vcpu%v.model.json' reads what 'tsync sync' writes).\n"
+    "Each CPU's samples are tsync's own corrections at its table's sample times and at\n"
+    "points in between, spaced so that trace-cmd's 64-bit interpolation cannot overflow on\n"
+    "any guest time in [--from, --until] (default: 0 to twice the last sample time, at least\n"
+    "1 h past it). 'trace-cmd report' of OUT.dat then places every guest event within 2 ns\n"
+    "of 'tsync correct' with the same table.\n"
+    "Format 7: the new option lives in a new options section at the end of the file; the old\n"
+    "TIME_SHIFT (if any, including an unlinked one) leaves the options chain. Format 6: the\n"
+    "options list is written again with the new TIME_SHIFT instead of the old one, and the\n"
+    "CPU data moves by whole pages. The CPU count is the old TIME_SHIFT's, or --cpus N.\n"
+    "OUT.dat is written atomically (a temporary file renamed when complete).",
     run_set_timeshift}};
+
+#ifndef TSYNC_CLI_HAVE_TRACECMD
+// Without libtracecmd (Debian: libtracecmd-dev) the event reader is not built.
+const tsync::cli::command_registrar reg_merge_missing{tsync::cli::command{
+    "tracecmd merge", "merge host and guest trace.dat files (needs libtracecmd at build time)",
+    "HOST.dat GUEST.dat... (this tsync was built without libtracecmd: see 'tsync tracecmd merge' in docs/interop.md)",
+    [](const std::vector<std::string>&) {
+      return tsync::cli::fail("tracecmd merge: this tsync was built without libtracecmd (Debian package libtracecmd-dev), "
+                              "which reads the events of trace.dat files");
+    }}};
+#endif
 
 }  // namespace

@@ -255,3 +255,97 @@ TEST_CASE("rewrite_time_shift links a new section in place of the old TIME_SHIFT
     }
   }
 }
+
+namespace {
+// A minimal v6 file: header sections, CPU count, an options list (when `options` is
+// set), then flyrecord with each CPU's data on its own page.
+bytes v6_file(const std::optional<std::vector<std::pair<std::uint16_t, bytes>>>& options,
+              const std::vector<bytes>& cpu_data) {
+  bytes f;
+  auto str = [&](const std::string& s) {
+    for (char c : s) f.push_back(static_cast<std::byte>(c));
+    f.push_back(std::byte{0});
+  };
+  for (int c : {0x17, 0x08, 0x44}) f.push_back(static_cast<std::byte>(c));
+  for (char c : std::string("tracing")) f.push_back(static_cast<std::byte>(c));
+  str("6");
+  f.push_back(std::byte{0});  // little endian
+  f.push_back(std::byte{8});  // long size
+  put(f, 4096, 4);
+  str("header_page");
+  put(f, 3, 8);
+  str("ab");
+  str("header_event");
+  put(f, 0, 8);
+  put(f, 0, 4);  // ftrace formats
+  put(f, 0, 4);  // event systems
+  put(f, 0, 4);  // kallsyms
+  put(f, 0, 4);  // printk
+  put(f, 0, 8);  // cmdlines
+  put(f, cpu_data.size(), 4);
+  if (options) {
+    for (char c : std::string("options  ")) f.push_back(static_cast<std::byte>(c));
+    f.push_back(std::byte{0});
+    for (const auto& [id, payload] : *options) append_option(f, id, payload, byte_order::little);
+    append_options_end(f, byte_order::little, option_framing::v6);
+  }
+  str("flyrecord");
+  const std::size_t table = f.size();
+  f.resize(table + 16 * cpu_data.size());
+  for (std::size_t c = 0; c < cpu_data.size(); ++c) {
+    f.resize((f.size() + 4095) / 4096 * 4096);
+    const auto at = f.size();
+    bytes entry;
+    put(entry, at, 8);
+    put(entry, cpu_data[c].size(), 8);
+    std::copy(entry.begin(), entry.end(), f.begin() + static_cast<std::ptrdiff_t>(table + 16 * c));
+    f.insert(f.end(), cpu_data[c].begin(), cpu_data[c].end());
+  }
+  return f;
+}
+std::uint64_t get(const bytes& f, std::size_t at) { return detail::tc_get(f.data() + at, 8, byte_order::little); }
+}  // namespace
+
+TEST_CASE("rewrite_time_shift rewrites a format-6 options list and moves the CPU data by whole pages") {
+  const auto old_payload = *encode_time_shift(shift_of(5), byte_order::little);
+  const bytes version{std::byte{'x'}, std::byte{0}};
+  const std::vector<bytes> data{bytes(5000, std::byte{0x11}), bytes(100, std::byte{0x22})};
+  for (const bool with_old : {true, false}) {
+    std::vector<std::pair<std::uint16_t, bytes>> opts{{9, version}};
+    if (with_old) opts.emplace_back(option_time_shift, old_payload);
+    for (const bool has_list : {true, false}) {
+      if (!has_list && with_old) continue;
+      const auto f = v6_file(has_list ? std::optional(opts) : std::nullopt, data);
+      REQUIRE(read_trace_dat(f));
+      time_shift big = shift_of(-42);
+      big.cpus.assign(2, std::vector<time_shift_sample>(300, time_shift_sample{100, -42, 1, 0}));
+      for (std::size_t i = 0; i < 300; ++i) big.cpus[1][i].time = 100 + i;
+      auto r = rewrite_time_shift(f, big);
+      REQUIRE(r);
+      CHECK(r->replaced == with_old);
+      auto info = read_trace_dat(r->file);
+      REQUIRE(info);
+      REQUIRE(info->options.time_shift_option);
+      CHECK(info->options.time_shift_option->cpus.size() == 2);
+      CHECK(info->options.time_shift_option->cpus[1].size() == 300);
+      CHECK(info->options.option_count == (has_list ? 1U : 0U));  // the version option stays, the old TIME_SHIFT goes
+      // the flyrecord table points at the same bytes, page-aligned
+      const std::string s(reinterpret_cast<const char*>(r->file.data()), r->file.size());
+      const auto table = s.find(std::string("flyrecord\0", 10)) + 10;
+      for (std::size_t c = 0; c < 2; ++c) {
+        const auto off = get(r->file, table + 16 * c), size = get(r->file, table + 16 * c + 8);
+        CHECK(off % 4096 == 0);
+        REQUIRE(size == data[c].size());
+        REQUIRE(off + size <= r->file.size());
+        CHECK(std::equal(data[c].begin(), data[c].end(), r->file.begin() + static_cast<std::ptrdiff_t>(off)));
+      }
+    }
+  }
+  SECTION("truncated format-6 files are errors, not crashes") {
+    const auto f = v6_file(std::vector<std::pair<std::uint16_t, bytes>>{{option_time_shift, old_payload}}, data);
+    for (std::size_t n = 0; n < 4200; n += 7) {
+      const bytes cut(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n));
+      CHECK_FALSE(rewrite_time_shift(cut, shift_of(1)));
+    }
+  }
+}

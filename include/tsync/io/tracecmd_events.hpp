@@ -134,6 +134,7 @@ struct tracecmd_event {
   std::string_view name;            ///< event name ("sched_switch"); empty if the event id is unknown
   std::string_view comm;            ///< command name of pid from the file's cmdlines ("<...>" if unknown)
   struct tep_record* record = nullptr;  ///< libtraceevent's record (for tep_* calls)
+  const struct tep_event* format = nullptr;  ///< the event's format (fields); nullptr if the id is unknown
 };
 
 /// A guest listed in a host file's GUEST option.
@@ -279,6 +280,8 @@ class tracecmd_buffer {
     return {seq_.buffer, n};
   }
 
+  /// The buffer's event parser (libtraceevent; it changes when the file is reopened).
+  [[nodiscard]] tep_handle* tep() const noexcept { return tep_; }
   /// libtracecmd's handle of this buffer (for calls this class does not wrap;
   /// it changes when the file is reopened).
   [[nodiscard]] tracecmd_input* handle() const noexcept { return h_; }
@@ -314,6 +317,7 @@ class tracecmd_buffer {
     e.missed_events = r->missed_events;
     e.pid = tep_data_pid(tep_, r);
     const tep_event* ev = tep_find_event_by_record(tep_, r);
+    e.format = ev;
     e.system = (ev != nullptr && ev->system != nullptr) ? std::string_view(ev->system) : std::string_view();
     e.name = (ev != nullptr && ev->name != nullptr) ? std::string_view(ev->name) : std::string_view();
     const char* comm = tep_data_comm_from_pid(tep_, e.pid);
@@ -518,6 +522,7 @@ inline void tracecmd_buffer::load(slot& s, std::uint32_t cpu) noexcept {
 }
 
 inline void tracecmd_buffer::note_pids(const tracecmd_event& e) noexcept {
+  if (st_->reopen_bytes == 0) return;  // only a reopen needs the comms printing taught libtraceevent
   tep_event* ev = tep_find_event_by_record(tep_, e.record);
   if (ev == nullptr) return;
   auto it = st_->pid_fields.find(ev);

@@ -365,24 +365,171 @@ inline void tc_set(std::vector<std::byte>& f, std::uint64_t at, std::uint64_t v,
   tc_put(b, v, n, o);
   std::copy(b.begin(), b.end(), f.begin() + static_cast<std::ptrdiff_t>(at));
 }
+
+/// Where the parts of a format-6 file are: the options list (if any), the
+/// section label after it, the CPU count and the flyrecord offset table.
+struct tc_v6_layout {
+  std::uint64_t cpus_at = 0;       // the u32 CPU count
+  std::uint64_t options_at = 0;    // the "options  \0" label, or the section label when there is no options list
+  bool has_options = false;
+  std::uint64_t list_at = 0;       // the first option (after the label)
+  std::uint64_t label_at = 0;      // "flyrecord\0" / "latency  \0"
+  bool flyrecord = false;
+  std::uint64_t table_end = 0;     // flyrecord: after the (offset, size) pairs; latency: after the label
+  std::uint32_t cpus = 0;
+};
+inline expected<std::uint64_t, byte_error> tc_v6_sized(std::span<const std::byte> f, std::uint64_t p, std::size_t width,
+                                                           byte_order o, const char* what) {
+  if (p + width > f.size()) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), std::string("no ") + what + " size");
+  const std::uint64_t n = tc_get(f.data() + p, width, o);
+  if (n > f.size() - p - width) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), std::string(what) + " past the end");
+  return p + width + n;
+}
+inline bool tc_label_at(std::span<const std::byte> f, std::uint64_t p, std::string_view l) {
+  if (p + l.size() > f.size()) return false;
+  for (std::size_t i = 0; i < l.size(); ++i)
+    if (static_cast<char>(std::to_integer<unsigned char>(f[static_cast<std::size_t>(p) + i])) != l[i]) return false;
+  return true;
+}
+/// The layout of a format-6 file that `read_trace_dat` accepted.
+inline expected<tc_v6_layout, byte_error> tc_v6_scan(std::span<const std::byte> f, byte_order o) {
+  std::uint64_t p = 10;
+  auto q = tc_skip_cstr(f, p);  // version
+  if (!q) return unexpected(q.error());
+  p = *q + 2 + 4;  // endianness, long size, page size
+  auto step = [&](std::size_t w, const char* what) -> std::optional<byte_error> {
+    auto r = tc_v6_sized(f, p, w, o, what);
+    if (!r) return r.error();
+    p = *r;
+    return std::nullopt;
+  };
+  p += 12;  // "header_page\0"
+  if (auto e = step(8, "header_page")) return unexpected(*e);
+  p += 13;  // "header_event\0"
+  if (auto e = step(8, "header_event")) return unexpected(*e);
+  if (p + 4 > f.size()) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), "no ftrace format count");
+  for (std::uint64_t n = tc_get(f.data() + p, 4, o), i = (p += 4, 0); i < n; ++i)
+    if (auto e = step(8, "ftrace format")) return unexpected(*e);
+  if (p + 4 > f.size()) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), "no system count");
+  for (std::uint64_t ns = tc_get(f.data() + p, 4, o), i = (p += 4, 0); i < ns; ++i) {
+    auto z = tc_skip_cstr(f, p);
+    if (!z) return unexpected(z.error());
+    p = *z;
+    if (p + 4 > f.size()) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), "no event count");
+    for (std::uint64_t ne = tc_get(f.data() + p, 4, o), j = (p += 4, 0); j < ne; ++j)
+      if (auto e = step(8, "event format")) return unexpected(*e);
+  }
+  if (auto e = step(4, "kallsyms")) return unexpected(*e);
+  if (auto e = step(4, "printk formats")) return unexpected(*e);
+  if (auto e = step(8, "saved command lines")) return unexpected(*e);
+  tc_v6_layout l;
+  if (p + 4 > f.size()) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), "no CPU count");
+  l.cpus_at = p;
+  l.cpus = static_cast<std::uint32_t>(tc_get(f.data() + p, 4, o));
+  p += 4;
+  l.options_at = p;
+  if (tc_label_at(f, p, std::string_view("options  \0", 10))) {
+    l.has_options = true;
+    p += 10;
+    l.list_at = p;
+    for (;;) {
+      if (p + 2 > f.size()) return tc_fail(detail::tc_kind::missing_done, static_cast<std::size_t>(p), "options list without its end");
+      if (tc_get(f.data() + p, 2, o) == option_done) {
+        p += 2;
+        break;
+      }
+      auto r = tc_v6_sized(f, p + 2, 4, o, "option");
+      if (!r) return unexpected(r.error());
+      p = *r;
+    }
+  }
+  l.label_at = p;
+  if (tc_label_at(f, p, std::string_view("flyrecord\0", 10))) {
+    l.flyrecord = true;
+    p += 10;
+    const std::uint64_t table = std::uint64_t{16} * l.cpus;
+    if (table > f.size() - p) return tc_fail(detail::tc_kind::truncated, static_cast<std::size_t>(p), "the CPU data table is cut");
+    l.table_end = p + table;
+  } else if (tc_label_at(f, p, std::string_view("latency  \0", 10))) {
+    l.table_end = p + 10;
+  } else {
+    return tc_fail(detail::tc_kind::bad_magic, static_cast<std::size_t>(p), "expected 'flyrecord' or 'latency' after the options");
+  }
+  return l;
+}
+
+/// The format-6 rewrite: the options list without its TIME_SHIFT plus `payload`,
+/// and the CPU data moved by whole pages (the flyrecord offsets follow it).
+inline expected<time_shift_rewrite, byte_error> tc_v6_rewrite(std::span<const std::byte> f, byte_order o,
+                                                                  std::uint32_t page_size, std::span<const std::byte> payload) {
+  auto lay = tc_v6_scan(f, o);
+  if (!lay) return unexpected(lay.error());
+  const tc_v6_layout& l = *lay;
+  if (page_size == 0 || (page_size & (page_size - 1)) != 0)
+    return tc_fail(detail::tc_kind::bad_size, 0, "page size " + std::to_string(page_size) + " is not a power of two");
+  time_shift_rewrite r;
+  r.file.assign(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(l.options_at));
+  const std::string_view opt_label("options  \0", 10);
+  for (const char c : opt_label) r.file.push_back(static_cast<std::byte>(c));
+  r.new_section_at = r.file.size();
+  for (std::uint64_t p = l.list_at; l.has_options;) {  // the old options, TIME_SHIFT left out
+    const auto id = tc_get(f.data() + p, 2, o);
+    if (id == option_done) break;
+    const auto size = tc_get(f.data() + p + 2, 4, o);
+    if (id == option_time_shift) {
+      r.replaced = true;
+    } else {
+      r.file.insert(r.file.end(), f.begin() + static_cast<std::ptrdiff_t>(p), f.begin() + static_cast<std::ptrdiff_t>(p + 6 + size));
+    }
+    p += 6 + size;
+  }
+  append_option(r.file, option_time_shift, payload, o);
+  append_options_end(r.file, o, option_framing::v6);
+  const std::uint64_t shift_from = r.file.size();
+  r.file.insert(r.file.end(), f.begin() + static_cast<std::ptrdiff_t>(l.label_at), f.begin() + static_cast<std::ptrdiff_t>(l.table_end));
+  if (!l.flyrecord) {  // latency: text follows, no offsets
+    r.file.insert(r.file.end(), f.begin() + static_cast<std::ptrdiff_t>(l.table_end), f.end());
+    return r;
+  }
+  const auto align = [&](std::uint64_t v) { return (v + page_size - 1) & ~std::uint64_t{page_size - 1}; };
+  const std::uint64_t old_data = align(l.table_end), new_data = align(r.file.size());
+  const std::uint64_t table_at = l.label_at + 10, new_table_at = shift_from + 10;
+  for (std::uint32_t c = 0; c < l.cpus; ++c) {
+    const std::uint64_t off = tc_get(f.data() + table_at + 16 * c, 8, o);
+    const std::uint64_t size = tc_get(f.data() + table_at + 16 * c + 8, 8, o);
+    if (size == 0) continue;
+    if (off < old_data || off > f.size() || size > f.size() - off)
+      return tc_fail(detail::tc_kind::bad_offset, static_cast<std::size_t>(table_at + 16 * c),
+                     "CPU " + std::to_string(c) + "'s data (offset " + std::to_string(off) + ", " + std::to_string(size) +
+                         " bytes) is not after the header or leaves the file");
+    tc_set(r.file, new_table_at + 16 * c, off - old_data + new_data, 8, o);
+  }
+  r.file.resize(static_cast<std::size_t>(new_data), std::byte{0});
+  if (old_data < f.size()) r.file.insert(r.file.end(), f.begin() + static_cast<std::ptrdiff_t>(old_data), f.end());
+  return r;
+}
 }  // namespace detail
 
-/// A copy of trace.dat `file` whose options chain holds `ts` as its only
-/// TIME_SHIFT. Format 7 only: a new uncompressed options section (TIME_SHIFT,
+/// A copy of trace.dat `file` whose options hold `ts` as the only TIME_SHIFT.
+/// Format 6: the options list is written again without the old TIME_SHIFT and
+/// with the new one (an options list is added when the file has none), and the
+/// CPU data after it moves by whole pages, its flyrecord offsets with it.
+/// Format 7: a new uncompressed options section (TIME_SHIFT,
 /// DONE) is appended and linked where the old TIME_SHIFT's section was (that
 /// section is unlinked when it held nothing else, otherwise the old option's id
 /// becomes `option_retired_time_shift`), or at the end of the chain.
-/// Errors: `unsupported_version` (format 6: convert with `trace-cmd convert`
-/// first), the file reader's errors, `compressed_section`, the encoder's.
+/// Errors: the file reader's errors, `compressed_section`, `bad_offset` (v6 CPU
+/// data before the header's end), the encoder's.
 [[nodiscard]] inline expected<time_shift_rewrite, byte_error> rewrite_time_shift(std::span<const std::byte> file,
                                                                                       const time_shift& ts) {
   auto info = read_trace_dat(file);
   if (!info) return unexpected(info.error());
-  if (info->version != 7)
-    return detail::tc_fail(detail::tc_kind::unsupported_version, byte_error::no_offset,
-                           "only trace.dat format 7 can be rewritten; convert a format-6 file first "
-                           "('trace-cmd convert --file-version 7 -i IN -o OUT')");
   const byte_order o = info->order;
+  if (info->version == 6) {
+    auto payload = encode_time_shift(ts, o);
+    if (!payload) return unexpected(payload.error());
+    return detail::tc_v6_rewrite(file, o, info->page_size, *payload);
+  }
   auto chain = detail::tc_v7_chain(file, o);
   if (!chain) return unexpected(chain.error());
   auto payload = encode_time_shift(ts, o);

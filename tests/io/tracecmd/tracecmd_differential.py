@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Differential tests against the real trace-cmd (Debian 3.1.6).
 
-set-timeshift: `tsync tracecmd set-timeshift` writes tsync's table into a guest
-trace.dat; `trace-cmd report -t` of the written file must place every guest
+set-timeshift: `tsync tracecmd set-timeshift` writes tsync's tables (one for
+every CPU, and one per CPU) into a guest trace.dat, format 7 and format 6 (the
+guest converted with `trace-cmd convert --file-version 6`); `trace-cmd report -t` of the written file must place every guest
 event within 2 ns of `tsync correct` on the raw times (`trace-cmd report
 --raw-ts`), for several tables (small and large drift, long extrapolation).
 
@@ -55,12 +56,28 @@ def check_set_timeshift(tsync, guest, tmp, raw):
         "3 segments": [(first, 7), (first + 50_000_000, 12345), (first + 90_000_000, -777), (first + 200_000_000, 3)],
         "1ppm-1day-span": [(1_000_000_000, 0), (1_000_000_000 + 86_400_000_000_000, 86_400_000)],
     }
-    for name, samples in tables.items():
-        csv = os.path.join(tmp, "t.csv")
-        with open(csv, "w") as f:
-            f.write("time,offset\n" + "".join(f"{t},{o}\n" for t, o in samples))
+    cpus = sorted(raw)
+    # one table per CPU: CPU c gets table c of the list (by vN= and by %v)
+    names = list(tables)
+    mix = {c: tables[names[c % len(names)]] for c in cpus}
+    mix2 = {c: tables[names[(c + 2) % len(names)]] for c in cpus}
+    per_cpu = {f"per-CPU (vN=) {'/'.join(names[c % len(names)] for c in cpus)}": mix,
+               f"per-CPU (%v) {'/'.join(names[(c + 2) % len(names)] for c in cpus)}": mix2}
+    cases = [(n, {c: t for c in cpus}) for n, t in tables.items()] + list(per_cpu.items())
+    for name, by_cpu in cases:
+        csvs = {}
+        for c, samples in by_cpu.items():
+            csvs[c] = os.path.join(tmp, f"t{c}.csv")
+            with open(csvs[c], "w") as f:
+                f.write("time,offset\n" + "".join(f"{t},{o}\n" for t, o in samples))
         out = os.path.join(tmp, "out.dat")
-        p = subprocess.run([tsync, "tracecmd", "set-timeshift", "--table", csv, "-o", out, guest],
+        if name.startswith("per-CPU (vN=)"):
+            src = [a for c in cpus for a in ("--table", f"v{c}={csvs[c]}")]
+        elif name.startswith("per-CPU"):
+            src = ["--table", os.path.join(tmp, "t%v.csv")]
+        else:
+            src = ["--table", csvs[cpus[0]]]
+        p = subprocess.run([tsync, "tracecmd", "set-timeshift", *src, "-o", out, guest],
                            capture_output=True, text=True)
         if p.returncode != 0:
             raise SystemExit(f"FAIL: set-timeshift {name}: {p.stderr}")
@@ -70,7 +87,7 @@ def check_set_timeshift(tsync, guest, tmp, raw):
         worst = 0
         n = 0
         for cpu, times in raw.items():
-            want, _ = correct(tsync, ["--table", csv], times)
+            want, _ = correct(tsync, ["--table", csvs[cpu]], times)
             got = corr.get(cpu, [])
             if len(got) != len(times):
                 raise SystemExit(f"FAIL: {name}: CPU {cpu}: {len(got)} corrected events, {len(times)} raw")
@@ -128,6 +145,17 @@ def main():
             check_set_timeshift(tsync, guest, tmp, raw)
             check_rounding(tsync, guest, tmp, raw)
             ran += 1
+            # the same guest as trace.dat format 6 (trace-cmd convert), rewritten in place of format 6
+            v6 = os.path.join(tmp, "v6_" + os.path.basename(guest))
+            p = subprocess.run(["trace-cmd", "convert", "--file-version", "6", "-i", guest, "-o", v6],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"SKIP v6: trace-cmd convert --file-version 6 {guest}: {p.stderr.strip()}")
+                continue
+            raw6, err = report(v6, raw=True)
+            if raw6 != raw:
+                raise SystemExit(f"FAIL: the format-6 copy of {guest} reads differently ({err})")
+            check_set_timeshift(tsync, v6, tmp, raw6)
     return 0 if ran else SKIP
 
 
