@@ -25,6 +25,7 @@
 
 #include "cli_util.hpp"
 #include "tsync/io/table_csv.hpp"
+#include "tsync/probe/identity.hpp"
 #include "tsync/probe/message.hpp"
 #include "tsync/transport/unix_socket.hpp"
 
@@ -389,7 +390,10 @@ TEST_CASE("agent: garbage and oversized or half frames and protocol abuse and sl
   auto dup = start;
   dup.insert(dup.end(), probe.begin(), probe.end());
   dup.insert(dup.end(), probe.begin(), probe.end());
-  auto lie = dup;
+  // Protocol 2: a start before a hello is refused without ending the
+  // connection (the client may still say hello); the lie comes after one.
+  auto lie = encoded(message{hello_msg{hello_role::initiator, tsync::probe::local_identity("mono_raw", false, 1)}});
+  lie.insert(lie.end(), dup.begin(), dup.end());
   auto end_lie = encoded(message{end_msg{7, 1000}});  // more probes than the start announced
   lie.insert(lie.end(), end_lie.begin(), end_lie.end());
   modes.emplace_back("end claiming more probes than announced", lie);

@@ -148,7 +148,7 @@ bdir="$cache/tsync-static"
 # No -march=native: the guest CPU is qemu64 under TCG.
 "${CMAKE:-cmake}" -S "$source_dir" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-O2 \
       -DCMAKE_EXE_LINKER_FLAGS=-static -DTSYNC_BUILD_TESTS=OFF -DTSYNC_BUILD_BENCHMARKS=OFF \
-      -DTSYNC_BUILD_EXAMPLES=ON >"$cache/tsync-static.configure.log" 2>&1 ||
+      -DTSYNC_BUILD_EXAMPLES=ON -DTSYNC_WITH_TRACECMD=OFF >"$cache/tsync-static.configure.log" 2>&1 ||
   { tail -n 20 "$cache/tsync-static.configure.log" >&2; exit 1; }
 if [ -z "$tsync_bin" ]; then
   say "building a static, portable tsync in $bdir"

@@ -328,7 +328,8 @@ TEST_CASE("rewrite_time_shift rewrites a format-6 options list and moves the CPU
       REQUIRE(info->options.time_shift_option);
       CHECK(info->options.time_shift_option->cpus.size() == 2);
       CHECK(info->options.time_shift_option->cpus[1].size() == 300);
-      CHECK(info->options.option_count == (has_list ? 1U : 0U));  // the version option stays, the old TIME_SHIFT goes
+      // the version option stays, the old TIME_SHIFT goes, the new one is counted
+      CHECK(info->options.option_count == (has_list ? 2U : 1U));
       // the flyrecord table points at the same bytes, page-aligned
       const std::string s(reinterpret_cast<const char*>(r->file.data()), r->file.size());
       const auto table = s.find(std::string("flyrecord\0", 10)) + 10;
