@@ -306,3 +306,43 @@ TEST_CASE("a frequency step is detected as one step boundary with tight bounds t
     CHECK(widest < 60'000);  // in the gap: both lines' bounds, 5 ppm · 5 s apart
   }
 }
+
+TEST_CASE("a burst that straddles a clock step and is emptied by the outlier gates leaves no empty burst behind") {
+  // Dense bursts of 339 probes, a 1 ms host step in the middle of burst 147:
+  // the gates drop all of that burst. An empty burst used to reach the fits,
+  // which read its first and last probe (undefined behaviour; `segmented`
+  // then answered "input is not sorted").
+  std::mt19937_64 rng(7);
+  std::exponential_distribution<double> q(1.0 / 1000.0);
+  const std::size_t n = 100'000;
+  std::vector<probe_sample> v(n);
+  const std::int64_t g0 = 1'000'000'000'000;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t g = g0 + static_cast<std::int64_t>(i) * 10'000;
+    std::int64_t off = -1'234'000'000 + static_cast<std::int64_t>(12e-6 * static_cast<double>(g - g0));
+    if (i >= n / 2) off += 1'000'000;
+    const auto d1 = 2000 + static_cast<std::int64_t>(q(rng));
+    const auto d2 = 2000 + static_cast<std::int64_t>(q(rng));
+    v[i] = probe_sample{g + off - d1, g, g + off + d2, i % 339, static_cast<std::uint32_t>(i / 339), 0};
+  }
+  const auto prep = tsync::estimate::prepare(v, {}, true);
+  REQUIRE(prep);
+  for (const auto& b : prep->bursts) CHECK_FALSE(b.probes.empty());
+  const auto m = tsync::estimate::fit("segmented", v);
+  REQUIRE(m);
+  REQUIRE(m->segments.size() >= 2);
+  // Before the step the first half's offset, after it 1 ms more: inside the
+  // hard interval and within a few µs of the point estimate on both sides.
+  for (const std::int64_t dt : {std::int64_t{100'000'000}, std::int64_t{900'000'000}}) {
+    const std::int64_t g = g0 + dt;
+    std::int64_t truth = g - 1'234'000'000 + static_cast<std::int64_t>(12e-6 * static_cast<double>(dt));
+    if (dt > 500'000'000) truth += 1'000'000;
+    const auto gt = tsync::at_ns<tsync::guest>(g);
+    const auto hb = m->hard_bounds(gt);
+    const auto h = m->to_host(gt);
+    REQUIRE(hb);
+    REQUIRE(h);
+    CHECK(hb->contains(tsync::at_ns<tsync::host>(truth)));
+    CHECK(std::abs(tsync::raw_ns(*h) - truth) < 5'000);
+  }
+}

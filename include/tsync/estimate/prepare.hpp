@@ -321,6 +321,10 @@ template <class = void>
       if (opt.extreme_gate > 0) gate_extremes(b, slope, opt.extreme_gate);
       out.rejected += b.rejected;
     }
+    // The gates can empty a burst (one that straddles a clock step: its two
+    // halves contradict each other); every fit reads a burst's first, middle
+    // and last probe, so an empty one goes (its probes are counted above).
+    std::erase_if(out.bursts, [](const burst_probes& b) { return b.probes.empty(); });
   }
   if (out.bursts.empty()) return unexpected(errc::all_rejected);
   return out;
