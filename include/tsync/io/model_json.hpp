@@ -227,6 +227,32 @@ inline expected<estimate::model, text_error> model_of(model_reader<>& r, const j
 }
 }  // namespace detail
 
+namespace detail {
+
+/// Parse a model document and check its header: a JSON object whose
+/// `format`, when present, is "tsync-model" and whose `version` is 1 to
+/// `max_version` (left in `version`). The first error is also kept in `r`.
+template <class = void>
+inline expected<json::value, text_error> model_document(std::string_view text, json::parse_limits limits,
+                                                        std::int64_t max_version, model_reader<>& r,
+                                                        std::int64_t& version) {
+  auto doc = json::parse(text, limits);
+  if (!doc) return unexpected(doc.error());
+  const json::value& root = *doc;
+  if (root.k != json::value::kind::object) {
+    r.fail(errc::invalid_argument, "", "the model must be a JSON object");
+    return unexpected(*r.error);
+  }
+  const json::value* fmt = r.member(root, "format", json::value::kind::string, "");
+  if (fmt != nullptr && fmt->text != "tsync-model") r.fail(errc::invalid_argument, "format", "must be \"tsync-model\"");
+  if (!r.error && r.get_int(root, "version", "", version) && (version < 1 || version > max_version))
+    r.fail(errc::unsupported_version, "version", "unsupported model version " + std::to_string(version));
+  if (r.error) return unexpected(*r.error);
+  return std::move(*doc);
+}
+
+}  // namespace detail
+
 /// Read a model written by `model_to_json`. Errors (`text_error`):
 /// `invalid_argument` for JSON syntax (with its line) or a missing / mistyped
 /// field (`field` is its path), `oversized` above `limits`, `malformed_number`
@@ -236,20 +262,11 @@ inline expected<estimate::model, text_error> model_of(model_reader<>& r, const j
 template <class = void>
 [[nodiscard]] inline expected<estimate::model, text_error> read_model_json(std::string_view text,
                                                                           json::parse_limits limits = {}) {
-  auto doc = json::parse(text, limits);
-  if (!doc) return unexpected(doc.error());
   detail::model_reader r;
-  const json::value& root = *doc;
-  if (root.k != json::value::kind::object) {
-    r.fail(errc::invalid_argument, "", "the model must be a JSON object");
-    return unexpected(*r.error);
-  }
-  const json::value* fmt = r.member(root, "format", json::value::kind::string, "");
-  if (fmt != nullptr && fmt->text != "tsync-model") r.fail(errc::invalid_argument, "format", "must be \"tsync-model\"");
   std::int64_t ver = 0;
-  if (!r.error && r.get_int(root, "version", "", ver) && ver != 1)
-    r.fail(errc::unsupported_version, "version", "unsupported model version " + std::to_string(ver));
-  auto m = detail::model_of(r, root, "");
+  auto doc = detail::model_document(text, limits, 1, r, ver);
+  if (!doc) return unexpected(doc.error());
+  auto m = detail::model_of(r, *doc, "");
   if (!m) return unexpected(m.error());
   return std::move(*m);
 }

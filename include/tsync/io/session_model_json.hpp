@@ -138,20 +138,11 @@ inline void read_breaks(const json::value& root, std::vector<estimate::clock_bre
 /// `read_model_json`, with the field path (`parts[1].segments[0].hard`).
 [[nodiscard]] inline expected<estimate::session_model, text_error> read_session_model_json(
     std::string_view text, json::parse_limits limits = {}) {
-  auto doc = json::parse(text, limits);
-  if (!doc) return unexpected(doc.error());
   detail::model_reader r;
-  const json::value& root = *doc;
-  if (root.k != json::value::kind::object) {
-    r.fail(errc::invalid_argument, "", "the model must be a JSON object");
-    return unexpected(*r.error);
-  }
-  const json::value* fmt = r.member(root, "format", json::value::kind::string, "");
-  if (fmt != nullptr && fmt->text != "tsync-model") r.fail(errc::invalid_argument, "format", "must be \"tsync-model\"");
   std::int64_t ver = 0;
-  if (!r.error && r.get_int(root, "version", "", ver) && ver != 1 && ver != 2)
-    r.fail(errc::unsupported_version, "version", "unsupported model version " + std::to_string(ver));
-  if (r.error) return unexpected(*r.error);
+  auto doc = detail::model_document(text, limits, 2, r, ver);
+  if (!doc) return unexpected(doc.error());
+  const json::value& root = *doc;
   estimate::session_model sm;
   if (const json::value* e = root.find("estimator"); e != nullptr && e->k == json::value::kind::string)
     sm.estimator = e->text;
