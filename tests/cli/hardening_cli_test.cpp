@@ -104,6 +104,17 @@ bool wait_for_file(const std::string& p, std::chrono::milliseconds within) {
   return false;
 }
 
+/// Wait until a unix socket accepts a connection (the file exists from bind(), before
+/// listen()); the probing connection is closed at once.
+bool wait_for_listener(const std::string& p, std::chrono::milliseconds within) {
+  const auto end = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < end) {
+    if (fs::exists(p) && tsync::transport::connect_unix(p, tsync::transport::after(200ms))) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
 /// Write all of `bytes` to a connected socket (blocking), false on an error.
 bool write_all(int fd, const std::vector<unsigned char>& bytes) {
   std::size_t done = 0;
@@ -156,7 +167,7 @@ TEST_CASE("agent: memory and threads stay flat over 40,000 connections (it died 
   work_dir d("churn_cli");
   const std::string sock = d / "agent.sock";
   const pid_t agent = spawn("agent --no-pin --transport unix:" + sock, d / "agent.log");
-  REQUIRE(wait_for_file(sock, 5000ms));
+  REQUIRE(wait_for_listener(sock, 10000ms));
   auto churn = [&](int n) {
     for (int i = 0; i < n; ++i) {
       auto c = tsync::transport::connect_unix(sock, tsync::transport::after(2s));
@@ -191,14 +202,31 @@ TEST_CASE("agent: fd exhaustion (prlimit) backs off with one log line per state 
   }();
   REQUIRE(wait_for_file(sock, 5000ms));
   // Silent clients hold their connections (idle timeout 120 s) until accept runs out of fds.
+  // The socket file appears at bind(), before listen(): the first client retries until the
+  // agent listens (a loaded machine can preempt it between the two).
   std::vector<tsync::transport::stream_transport> held;
-  for (int i = 0; i < 40; ++i) {
+  const auto listen_by = std::chrono::steady_clock::now() + 10s;
+  while (held.empty() && std::chrono::steady_clock::now() < listen_by) {
+    auto c = tsync::transport::connect_unix(sock, tsync::transport::after(200ms));
+    if (c) held.push_back(std::move(*c));
+    else std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(held.size() == 1);
+  for (int i = 1; i < 40; ++i) {
     auto c = tsync::transport::connect_unix(sock, tsync::transport::after(200ms));
     if (c) held.push_back(std::move(*c));
   }
-  std::this_thread::sleep_for(1500ms);
+  INFO(held.size() << " clients connected");
+  // Wait (up to 20 s on a loaded machine) for the agent to meet the limit, then give a
+  // looping accept time to log again before counting.
+  std::string text;
+  const auto logged_by = std::chrono::steady_clock::now() + 20s;
+  while ((text = slurp(log)).find("accept failed") == std::string::npos &&
+         std::chrono::steady_clock::now() < logged_by)
+    std::this_thread::sleep_for(50ms);
+  std::this_thread::sleep_for(1000ms);
   REQUIRE(alive(agent));
-  std::string text = slurp(log);
+  text = slurp(log);
   INFO(text);
   std::size_t failing = 0, pos = 0;
   while ((pos = text.find("accept failed", pos)) != std::string::npos) ++failing, ++pos;
@@ -217,7 +245,7 @@ TEST_CASE("agent: silent hybrid-vsock clients do not keep a sync from connecting
   work_dir d("hybrid_cli");
   const std::string sock = d / "vmm.sock";
   const pid_t agent = spawn("agent --no-pin --transport hybrid:" + sock + ":52", d / "agent.log");
-  REQUIRE(wait_for_file(sock, 5000ms));
+  REQUIRE(wait_for_listener(sock, 10000ms));
   std::vector<tsync::transport::stream_transport> silent;
   for (int i = 0; i < 30; ++i) {
     auto c = tsync::transport::connect_unix(sock, tsync::transport::after(1s));
