@@ -393,10 +393,12 @@ TEST_CASE("agent: garbage and oversized or half frames and protocol abuse and sl
   const pid_t agent = spawn("agent --no-pin --transport unix:" + sock, d / "agent.log");
   REQUIRE(wait_for_file(sock, 5000ms));
   std::uint64_t x = 0x9E3779B97F4A7C15ULL;  // xorshift64: reproducible garbage
-  auto next_byte = [&x] {
-    x ^= x << 13;
+  // Its left shifts drop the high bits by design: mask them off first (no unsigned-shift-base wrap).
+  auto shl = [](std::uint64_t v, unsigned k) { return (v & (~std::uint64_t{0} >> k)) << k; };
+  auto next_byte = [&x, &shl] {
+    x ^= shl(x, 13);
     x ^= x >> 7;
-    x ^= x << 17;
+    x ^= shl(x, 17);
     return static_cast<unsigned char>(x >> 56);
   };
   auto garbage = [&](std::size_t n) {

@@ -1,8 +1,11 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <random>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -72,6 +75,31 @@ TEST_CASE("the TSC clock is monotonic on x86-64 and unsupported elsewhere") {
 #else
   REQUIRE_FALSE(c.has_value());
   CHECK(c.error() == make_error_code(errc::unsupported));
+#endif
+}
+
+TEST_CASE("query_tsc_features reads the rdtscp bit that the kernel reports in /proc/cpuinfo") {
+#if TSYNC_HAVE_TSC
+  // Reads CPUID leaf 0x80000000 (a maximum above INT_MAX) and 0x80000001: under the ubsan-int
+  // preset this is the case that caught clang's __get_cpuid_max converting that leaf to int.
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  bool found = false, kernel_rdtscp = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    for (std::string w; words >> w;) kernel_rdtscp = kernel_rdtscp || w == "rdtscp";
+    found = true;
+    break;
+  }
+  if (!found) {
+    SUCCEED("no flags line in /proc/cpuinfo");
+    return;
+  }
+  CHECK(query_tsc_features().rdtscp == kernel_rdtscp);
+#else
+  CHECK_FALSE(query_tsc_features().rdtscp);
+  CHECK_FALSE(query_tsc_features().invariant);
 #endif
 }
 

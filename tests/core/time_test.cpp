@@ -76,6 +76,21 @@ TEST_CASE("checked arithmetic reports overflow instead of wrapping") {
   CHECK_FALSE(narrow_u64(static_cast<u128>(1) << 64).has_value());
 }
 
+TEST_CASE("wrapping arithmetic is modulo 2^64 and matches 128-bit arithmetic truncated") {
+  constexpr auto umax = std::numeric_limits<std::uint64_t>::max();
+  static_assert(wrapping_add(umax, 2) == 1);
+  static_assert(wrapping_sub(50, 100) == umax - 49);
+  static_assert(wrapping_mul(std::uint64_t{1} << 63, 2) == 0);
+  std::mt19937_64 rng(777);
+  INFO("seed 777");
+  for (int i = 0; i < 10000; ++i) {
+    const std::uint64_t a = rng(), b = rng();
+    CHECK(wrapping_add(a, b) == static_cast<std::uint64_t>(static_cast<u128>(a) + b));
+    CHECK(wrapping_sub(a, b) == static_cast<std::uint64_t>((static_cast<u128>(a) | (static_cast<u128>(1) << 64)) - b));
+    CHECK(wrapping_mul(a, b) == static_cast<std::uint64_t>(static_cast<u128>(a) * b));
+  }
+}
+
 TEST_CASE("floor_div and ceil_div round as named for every sign combination") {
   std::mt19937_64 rng(12345);
   INFO("seed 12345");

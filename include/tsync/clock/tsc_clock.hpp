@@ -60,10 +60,19 @@ struct tsc_features {
 [[nodiscard]] inline tsc_features query_tsc_features() noexcept {
   tsc_features f;
   unsigned a = 0, b = 0, c = 0, d = 0;
-  // GCC's <cpuid.h> returns unsigned int, clang's int: convert explicitly.
-  const auto max_ext = static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr));
-  if (max_ext >= 0x80000001u && __get_cpuid(0x80000001u, &a, &b, &c, &d) != 0) f.rdtscp = (d >> 27) & 1u;
-  if (max_ext >= 0x80000007u && __get_cpuid(0x80000007u, &a, &b, &c, &d) != 0) f.invariant = (d >> 8) & 1u;
+  // The `__cpuid` instruction macro (unsigned outputs), not __get_cpuid_max/__get_cpuid: clang 14's
+  // __get_cpuid_max returns the highest extended leaf (0x8000'00xx) as `int`, a conversion that
+  // changes the value inside the header. CPUID exists on every x86-64 CPU.
+  __cpuid(0x80000000u, a, b, c, d);
+  const unsigned max_ext = a;
+  if (max_ext >= 0x80000001u) {
+    __cpuid(0x80000001u, a, b, c, d);
+    f.rdtscp = ((d >> 27) & 1u) != 0;
+  }
+  if (max_ext >= 0x80000007u) {
+    __cpuid(0x80000007u, a, b, c, d);
+    f.invariant = ((d >> 8) & 1u) != 0;
+  }
   return f;
 }
 #else

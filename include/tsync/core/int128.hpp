@@ -88,6 +88,27 @@ __extension__ using i128 = __int128;           ///< signed 128-bit integer
   return static_cast<std::uint64_t>(v);
 }
 
+/// `a + b` modulo 2^64, for code whose wrap is the specification (reproducing
+/// another program's 64-bit arithmetic bit for bit). The builtin states the
+/// wrap, so `-fsanitize=unsigned-integer-overflow` does not report it.
+[[nodiscard]] constexpr std::uint64_t wrapping_add(std::uint64_t a, std::uint64_t b) noexcept {
+  std::uint64_t r{};
+  static_cast<void>(__builtin_add_overflow(a, b, &r));
+  return r;
+}
+/// `a - b` modulo 2^64 (see `wrapping_add`).
+[[nodiscard]] constexpr std::uint64_t wrapping_sub(std::uint64_t a, std::uint64_t b) noexcept {
+  std::uint64_t r{};
+  static_cast<void>(__builtin_sub_overflow(a, b, &r));
+  return r;
+}
+/// `a * b` modulo 2^64 (see `wrapping_add`).
+[[nodiscard]] constexpr std::uint64_t wrapping_mul(std::uint64_t a, std::uint64_t b) noexcept {
+  std::uint64_t r{};
+  static_cast<void>(__builtin_mul_overflow(a, b, &r));
+  return r;
+}
+
 /// Floor division of signed 128-bit values (rounds toward minus infinity). `d != 0`.
 [[nodiscard]] constexpr i128 floor_div(i128 n, i128 d) noexcept {
   i128 q = n / d;

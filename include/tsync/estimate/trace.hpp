@@ -191,9 +191,12 @@ inline std::vector<change_point> detect_changes(const std::vector<burst_summary>
       local[k] = dx > 0 ? (get(s[k]) - get(s[k - 1])) / dx : 0.0;
     }
     for (std::size_t k = 1; k < n; ++k) {
+      // The slopes of up to two neighbours on each side (local[0] is not a slope).
       std::vector<double> nb;
-      for (std::size_t m : {k - 1, k + 1, k - 2, k + 2})
-        if (m >= 1 && m < n && m != k) nb.push_back(local[m]);
+      if (k >= 2) nb.push_back(local[k - 1]);
+      if (k + 1 < n) nb.push_back(local[k + 1]);
+      if (k >= 3) nb.push_back(local[k - 2]);
+      if (k + 2 < n) nb.push_back(local[k + 2]);
       const double sref = nb.empty() ? 0.0 : median_of(nb);
       j[k] = get(s[k]) - get(s[k - 1]) - (s[k].x - s[k - 1].x) * sref;
     }

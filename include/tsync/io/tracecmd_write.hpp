@@ -62,17 +62,20 @@ namespace detail {
 using tc_i128 = tsync::i128;
 inline std::uint64_t tc_wrap_calc(std::uint64_t ts, const time_shift_sample& lo, const time_shift_sample& hi,
                                   bool interpolate) noexcept {
+  // trace-cmd's signed 64-bit intermediates, computed modulo 2^64 on purpose (wrapping_*): the
+  // wrap is what this function reproduces; tc_calc flags it.
   std::uint64_t cor = static_cast<std::uint64_t>(lo.offset);
   if (interpolate) {
-    const std::uint64_t delta = hi.time - lo.time;
-    const std::uint64_t prod = (ts - lo.time) * (static_cast<std::uint64_t>(hi.offset) - static_cast<std::uint64_t>(lo.offset));
+    const std::uint64_t delta = wrapping_sub(hi.time, lo.time);
+    const std::uint64_t prod = wrapping_mul(
+        wrapping_sub(ts, lo.time), wrapping_sub(static_cast<std::uint64_t>(hi.offset), static_cast<std::uint64_t>(lo.offset)));
     const auto d = static_cast<std::int64_t>(delta);
-    const auto num = static_cast<std::int64_t>(prod + static_cast<std::uint64_t>(d / 2));
+    const auto num = static_cast<std::int64_t>(wrapping_add(prod, static_cast<std::uint64_t>(d / 2)));
     // INT64_MIN / -1 cannot happen: delta > 0 here (sorted times, zero checked by the caller).
-    cor += static_cast<std::uint64_t>(num / d);
+    cor = wrapping_add(cor, static_cast<std::uint64_t>(num / d));
   }
-  const std::uint64_t scaled = lo.fraction >= 64 ? 0 : (ts * lo.scaling) >> lo.fraction;
-  return scaled + cor;
+  const std::uint64_t scaled = lo.fraction >= 64 ? 0 : wrapping_mul(ts, lo.scaling) >> lo.fraction;
+  return wrapping_add(scaled, cor);
 }
 inline tracecmd_value tc_calc(std::uint64_t ts, const time_shift_sample& lo, const time_shift_sample& hi,
                               bool interpolate) noexcept {
@@ -80,7 +83,7 @@ inline tracecmd_value tc_calc(std::uint64_t ts, const time_shift_sample& lo, con
   constexpr tc_i128 lmin = std::numeric_limits<std::int64_t>::min(), lmax = std::numeric_limits<std::int64_t>::max();
   if (interpolate && hi.time == lo.time) {
     v.zero_delta = true;
-    v.wrapped = v.exact = ts + static_cast<std::uint64_t>(lo.offset);
+    v.wrapped = v.exact = wrapping_add(ts, static_cast<std::uint64_t>(lo.offset));
     return v;
   }
   v.wrapped = tc_wrap_calc(ts, lo, hi, interpolate);
@@ -117,7 +120,7 @@ inline tracecmd_value tc_calc(std::uint64_t ts, const time_shift_sample& lo, con
   const std::size_t n = s.size();
   if (n == 0) return tracecmd_value{ts, ts, false, false};
   if (n == 1) {
-    const std::uint64_t r = ts + static_cast<std::uint64_t>(s[0].offset);
+    const std::uint64_t r = wrapping_add(ts, static_cast<std::uint64_t>(s[0].offset));
     const detail::tc_i128 e = static_cast<detail::tc_i128>(ts) + s[0].offset;
     return tracecmd_value{r, r, e < 0 || e > static_cast<detail::tc_i128>(std::numeric_limits<std::uint64_t>::max()), false};
   }
