@@ -350,16 +350,17 @@ TEST_CASE("a burst that straddles a clock step and is emptied by the outlier gat
 TEST_CASE("a step at the first boundary is classified from the neighbours after it") {
   // Boundary k = 1 has no neighbour slopes before it: the jump is measured against local[2] and
   // local[3] only (ubsan-int found `k - 2` wrapping below zero in the neighbour list here).
-  std::vector<detail::burst_summary> s(6);
+  namespace ed = tsync::estimate::detail;
+  std::vector<ed::burst_summary> s(6);
   for (std::size_t k = 0; k < s.size(); ++k) {
     s[k].x = static_cast<double>(k);
     s[k].alpha = k == 0 ? 0.0 : 100.0;
     s[k].beta = k == 0 ? 50.0 : 150.0;
   }
-  const auto c = detail::detect_changes(s, 10.0, 5.0);
+  const auto c = ed::detect_changes(s, 10.0, 5.0);
   REQUIRE(c.size() == s.size());
-  CHECK(c[1].kind == detail::change::step);
+  CHECK(c[1].kind == ed::change::step);
   CHECK(c[1].ja == Approx(100.0));
   CHECK(c[1].jb == Approx(100.0));
-  for (std::size_t k = 2; k < s.size(); ++k) CHECK(c[k].kind == detail::change::none);
+  for (std::size_t k = 2; k < s.size(); ++k) CHECK(c[k].kind == ed::change::none);
 }

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "tsync/core/int128.hpp"
 #include "tsync/io/tracecmd.hpp"
 #include "tsync/io/tracecmd_write.hpp"
 
@@ -70,7 +71,9 @@ TEST_CASE("tracecmd_correct equals the 128-bit formula wherever it does not over
     const std::int64_t o0 = static_cast<std::int64_t>(rng() >> 34) - (1ll << 29);
     const std::int64_t o1 = o0 + static_cast<std::int64_t>(rng() % (1u << (rng() % 32))) - (1ll << 20);
     const std::vector<time_shift_sample> s{{t0, o0, 1, 0}, {t0 + span, o1, 1, 0}};
-    const std::uint64_t ts = t0 - span + rng() % (3 * span);
+    // ts from t0 - span to t0 + 2 span; below 0 it wraps on purpose to a time that trace-cmd
+    // reads as a negative long long (wrapping_*: the modular step is explicit).
+    const std::uint64_t ts = tsync::wrapping_add(tsync::wrapping_sub(t0, span), rng() % (3 * span));
     const auto v = tracecmd_correct(ts, s, true);
     const tsync::i128 dt = static_cast<tsync::i128>(static_cast<std::int64_t>(ts)) - static_cast<std::int64_t>(t0);
     const tsync::i128 prod = dt * (static_cast<tsync::i128>(o1) - o0) + span / 2;
