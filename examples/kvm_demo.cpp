@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tsync/core/int128.hpp"
 #include "tsync/kvm.hpp"
 #include "tsync/kvm/debugfs.hpp"
 
@@ -91,9 +92,10 @@ int main(int argc, char** argv) {
   check(back[1] == 27951088470225859ULL, "to_host: T10 exact host tick 27951088470225859");
 
   // What trace-cmd computes for the same stamp (forward map on guest time, 64-bit product).
-  const std::uint64_t tc = ((guest[1] * p.ratio) >> 48) - p.offset;
+  // Its 64-bit arithmetic wraps; wrapping_* reproduces that on purpose.
+  const std::uint64_t tc = tsync::wrapping_sub(tsync::wrapping_mul(guest[1], p.ratio) >> 48, p.offset);
   std::printf("trace-cmd's scaled formula would give %llu (off by %lld ticks)\n", static_cast<unsigned long long>(tc),
-              static_cast<long long>(tc - truth[1]));
+              static_cast<long long>(tsync::wrapping_sub(tc, truth[1])));
   check(tc != truth[1], "trace-cmd's formula is wrong with scaling (T12)");
 
   // Host TSC -> host ns with the kernel's cyc2ns for 2,999,999 kHz.

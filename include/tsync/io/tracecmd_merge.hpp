@@ -167,17 +167,22 @@ inline void append_uint(std::string& o, std::uint64_t v) {
   const char* p = format_uint(end, v);
   o.append(p, static_cast<std::size_t>(end - p));
 }
+/// |v| as uint64, INT64_MIN included, without an unsigned wrap (`~u + 1` of a
+/// negative value's two's complement, never applied to 0).
+[[nodiscard]] constexpr std::uint64_t magnitude(std::int64_t v) noexcept {
+  return v < 0 ? ~static_cast<std::uint64_t>(v) + 1u : static_cast<std::uint64_t>(v);
+}
 inline void append_int(std::string& o, std::int64_t v) {
   char b[24];
   char* const end = b + sizeof b;
-  char* p = format_uint(end, v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v));
+  char* p = format_uint(end, magnitude(v));
   if (v < 0) *--p = '-';
   o.append(p, static_cast<std::size_t>(end - p));
 }
 /// |v| / div and |v| % div with a sign, for "s.frac" printing of ns values.
 inline void append_fixed(std::string& o, std::int64_t v, std::uint64_t div, int frac_digits, std::size_t int_width) {
   const bool neg = v < 0;
-  const std::uint64_t a = neg ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+  const std::uint64_t a = magnitude(v);
   char b[48];
   char* const end = b + sizeof b;
   char* p = end;

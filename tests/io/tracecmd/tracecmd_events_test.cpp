@@ -322,6 +322,24 @@ TEST_CASE("fixed-point times print the sign and every fraction digit") {
   CHECK(o == "-9223372036854775.808");
 }
 
+TEST_CASE("signed integers print with their sign and INT64_MIN keeps its magnitude") {
+  // ubsan-int found the magnitude computed as `0 - u`, an unsigned wrap, for every negative value.
+  std::string o;
+  tsync::io::detail::append_int(o, -1);
+  CHECK(o == "-1");
+  o.clear();
+  tsync::io::detail::append_int(o, std::numeric_limits<std::int64_t>::min());
+  CHECK(o == "-9223372036854775808");
+  o.clear();
+  tsync::io::detail::append_int(o, std::numeric_limits<std::int64_t>::max());
+  CHECK(o == "9223372036854775807");
+  o.clear();
+  tsync::io::detail::append_int(o, 0);
+  CHECK(o == "0");
+  CHECK(tsync::io::detail::magnitude(-1500) == 1500u);
+  CHECK(tsync::io::detail::magnitude(std::numeric_limits<std::int64_t>::min()) == std::uint64_t{1} << 63);
+}
+
 // ---------------------------------------------------------------- committed fixture pair
 
 TEST_CASE("the committed host and guest files read like trace-cmd report --raw-ts shows them") {
