@@ -34,27 +34,12 @@
 #include "tsync/probe/identity.hpp"
 #include "tsync/probe/message.hpp"
 #include "tsync/transport/transport.hpp"
+#include "wire_checks.hpp"
 
 namespace {
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-void check_decoded(std::span<const std::byte> in) {
-  auto m = tsync::probe::decode(in);
-  if (!m) return;
-  using namespace tsync::probe;
-  auto again = encode_to_vector(*m);
-  check(again.has_value());
-  check(again->size() == in.size() && std::equal(again->begin(), again->end(), in.begin()));
-  if (const auto* d = std::get_if<deferred_msg>(&*m)) {
-    check(d->entries.size() <= max_batch_entries);
-    for (const auto& e : d->entries) check(e.probe_id < max_probes_per_series);
-  }
-  if (const auto* s = std::get_if<start_msg>(&*m)) check(s->probe_count >= 1 && s->probe_count <= max_probes_per_series);
-  if (const auto* e = std::get_if<error_msg>(&*m)) check(e->reason.size() <= max_reason_length);
-}
+using tsync_fuzz::check;
+using tsync_fuzz::check_decoded;
 
 // A message transport over the fuzz input: each receive() returns the next frame.
 class fake_transport {

@@ -7,7 +7,7 @@
 // - receive() yields only whole frames within max_message_size, each exactly the
 //   bytes that followed its length in the input, then a clean error (end of
 //   stream, or an oversized length);
-// - whatever a frame decodes to re-encodes to the same bytes.
+// - whatever a frame decodes to re-encodes to the same bytes and fits the limits.
 //
 // Each input costs a socketpair and a handful of system calls, so this target
 // runs slower than the in-memory `message` target; -max_len up to the default
@@ -25,22 +25,10 @@
 
 #include "tsync/probe/message.hpp"
 #include "tsync/transport/fd_stream.hpp"
+#include "wire_checks.hpp"
 
-namespace {
-
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-void check_decoded(std::span<const std::byte> in) {
-  auto m = tsync::probe::decode(in);
-  if (!m) return;
-  auto again = tsync::probe::encode_to_vector(*m);
-  check(again.has_value());
-  check(again->size() == in.size() && std::equal(again->begin(), again->end(), in.begin()));
-}
-
-}  // namespace
+using tsync_fuzz::check;
+using tsync_fuzz::check_decoded;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::span<const std::byte> in(reinterpret_cast<const std::byte*>(data), size);

@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_util.hpp"
+#include "cli_process.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/probe/identity.hpp"
 #include "tsync/probe/message.hpp"
@@ -31,89 +31,9 @@
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-using tsync_cli_test::run_tool;
-using tsync_cli_test::shell;
+using namespace tsync_cli_test;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-/// A fresh directory in the test binary dir, removed afterwards.
-struct work_dir {
-  fs::path path;
-  explicit work_dir(const std::string& name)
-      : path(fs::path(TSYNC_TEST_BINARY_DIR) / (name + "." + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~work_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string operator/(const std::string& n) const { return (path / n).string(); }
-};
-
-/// Start `tsync <args>` in the background (stdout+stderr to `log`); its pid.
-pid_t spawn(const std::string& args, const std::string& log) {
-  auto r = shell("( '" + std::string(TSYNC_CLI_PATH) + "' " + args + " > '" + log + "' 2>&1 & echo $! )");
-  return static_cast<pid_t>(std::stol(r.out));
-}
-
-bool alive(pid_t pid) { return ::kill(pid, 0) == 0 && fs::exists("/proc/" + std::to_string(pid)); }
-
-/// Wait for a background process (not our child: poll /proc).
-bool wait_gone(pid_t pid, std::chrono::milliseconds within) {
-  const auto end = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < end) {
-    std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
-    std::string all;
-    std::getline(st, all);
-    if (all.empty() || all.find(") Z") != std::string::npos) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
-
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
-long threads_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("Threads:", 0) == 0) return std::stol(line.substr(8));
-  return -1;
-}
-
-bool wait_for_file(const std::string& p, std::chrono::milliseconds within) {
-  const auto end = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < end) {
-    if (fs::exists(p)) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
-}
-
-/// Wait until a unix socket accepts a connection (the file exists from bind(), before
-/// listen()); the probing connection is closed at once.
-bool wait_for_listener(const std::string& p, std::chrono::milliseconds within) {
-  const auto end = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < end) {
-    if (fs::exists(p) && tsync::transport::connect_unix(p, tsync::transport::after(200ms))) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
-}
 
 /// Write all of `bytes` to a connected socket (blocking), false on an error.
 bool write_all(int fd, const std::vector<unsigned char>& bytes) {
@@ -155,11 +75,6 @@ std::vector<unsigned char> encoded(const tsync::probe::message& m) {
   return framed(out, static_cast<std::uint32_t>(out.size()));
 }
 
-void stop(pid_t pid) {
-  ::kill(pid, SIGTERM);
-  if (!wait_gone(pid, 5000ms)) ::kill(pid, SIGKILL);
-  (void)wait_gone(pid, 2000ms);
-}
 
 }  // namespace
 
@@ -176,14 +91,14 @@ TEST_CASE("agent: memory and threads stay flat over 40,000 connections (it died 
   };
   churn(2000);
   std::this_thread::sleep_for(200ms);
-  const long before = rss_kib(agent);
+  const long before = proc_status_field(agent, "VmRSS:");
   churn(38000);
   std::this_thread::sleep_for(300ms);
-  const long after = rss_kib(agent);
+  const long after = proc_status_field(agent, "VmRSS:");
   INFO("agent RSS " << before << " KiB -> " << after << " KiB, log: " << slurp(d.path / "agent.log"));
   REQUIRE(alive(agent));
   CHECK(after - before < 8192);
-  CHECK(threads_of(agent) <= 64 + 3);
+  CHECK(proc_status_field(agent, "Threads:") <= 64 + 3);
   // Still serves a real sync afterwards.
   auto s = run_tool("sync --transport unix:" + sock + " --count 2 --interval 10ms --probes 20 --quiet --output " +
                     (d / "after"));
@@ -472,7 +387,7 @@ TEST_CASE("agent: garbage and oversized or half frames and protocol abuse and sl
   CHECK(s.status == 0);
   drips.clear();
   CHECK(alive(agent));
-  CHECK(threads_of(agent) <= 64 + 3);
+  CHECK(proc_status_field(agent, "Threads:") <= 64 + 3);
   stop(agent);
 }
 #endif

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_util.hpp"
+#include "cli_process.hpp"
 #include "tsync/io/json.hpp"
 #include "tsync/io/table_csv.hpp"
 #include "tsync/probe/message.hpp"
@@ -28,70 +28,9 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 namespace pr = tsync::probe;
 namespace tr = tsync::transport;
-using tsync_cli_test::run_tool;
-using tsync_cli_test::shell;
+using namespace tsync_cli_test;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct work_dir {
-  fs::path path;
-  explicit work_dir(const std::string& name)
-      : path(fs::path(TSYNC_TEST_BINARY_DIR) / (name + "." + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~work_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string operator/(const std::string& n) const { return (path / n).string(); }
-};
-
-/// Start `tsync <args>` in the background (stdout+stderr to `log`); its pid.
-pid_t spawn(const std::string& args, const std::string& log) {
-  auto r = shell("( '" + std::string(TSYNC_CLI_PATH) + "' " + args + " > '" + log + "' 2>&1 & echo $! )");
-  return static_cast<pid_t>(std::stol(r.out));
-}
-
-bool wait_gone(pid_t pid, std::chrono::milliseconds within) {
-  const auto end = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < end) {
-    std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
-    std::string all;
-    std::getline(st, all);
-    if (all.empty() || all.find(") Z") != std::string::npos) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
-
-void stop(pid_t pid) {
-  ::kill(pid, SIGTERM);
-  if (!wait_gone(pid, 5000ms)) ::kill(pid, SIGKILL);
-  (void)wait_gone(pid, 2000ms);
-}
-
-bool wait_for_file(const std::string& p, std::chrono::milliseconds within) {
-  const auto end = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < end) {
-    if (fs::exists(p)) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
-}
-
-std::size_t count(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-  return n;
-}
 
 /// A background command's exit status, written by the shell when it ends.
 int wait_status(const std::string& rc_file, std::chrono::milliseconds within) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tsync/io/table_csv.hpp"
+#include "error_kind.hpp"
 #include "tsync/io/tracecmd.hpp"
 
 namespace {
@@ -20,12 +21,8 @@ namespace {
 using namespace tsync::io;
 using bytes = std::vector<std::byte>;
 
-// What a codec error carries: a tsync::errc and, at the start of its message
-// (after any field context), the finer kind.
-struct kind {
-  tsync::errc code;
-  const char* text;
-};
+using tsync_interop_test::is;
+using tsync_interop_test::kind;
 namespace k {
 constexpr kind truncated{tsync::errc::truncated, "truncated"};
 constexpr kind count_exceeds_payload{tsync::errc::oversized, "count exceeds the payload"};
@@ -50,12 +47,6 @@ constexpr kind duplicate_option{tsync::errc::duplicate_id, "option present twice
 constexpr kind missing_done{tsync::errc::truncated, "options list without its end marker"};
 constexpr kind io_error{tsync::errc::io_error, "I/O error"};
 }  // namespace k
-bool is(const tsync::byte_error& e, kind want) {
-  INFO(e.what());
-  CHECK(e.code == want.code);
-  CHECK(e.message.find(std::string(want.text) + ": ") != std::string::npos);
-  return e.code == want.code && e.message.find(std::string(want.text) + ": ") != std::string::npos;
-}
 
 // A little writer for hand-made inputs (independent of the encoder).
 struct writer {

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "error_kind.hpp"
 #include "tsync/core/int128.hpp"
 #include "tsync/io/tracecmd.hpp"
 #include "tsync/io/tracecmd_write.hpp"
@@ -28,22 +29,12 @@ tsync::i128 reference(std::uint64_t ts, const time_shift_sample& a, const time_s
 
 bool fits_i64(tsync::i128 v) { return v >= INT64_MIN && v <= INT64_MAX; }
 
-// What a codec error carries: a tsync::errc and, at the start of its message
-// (after any field context), the finer kind.
-struct kind {
-  tsync::errc code;
-  const char* text;
-};
+using tsync_interop_test::is;
+using tsync_interop_test::kind;
 namespace k {
 constexpr kind time_out_of_range{tsync::errc::out_of_range, "sample time above 2^63 - 1"};
 constexpr kind scaled_interpolation{tsync::errc::unsupported, "scaled sample with the interpolate flag"};
 }  // namespace k
-bool is(const tsync::byte_error& e, kind want) {
-  INFO(e.what());
-  CHECK(e.code == want.code);
-  CHECK(e.message.find(std::string(want.text) + ": ") != std::string::npos);
-  return e.code == want.code && e.message.find(std::string(want.text) + ": ") != std::string::npos;
-}
 
 }  // namespace
 

@@ -16,22 +16,12 @@
 using namespace std::chrono_literals;
 using namespace tsync::probe;
 using tsync::errc;
+using tsync::test::pair_fixture;
 using tsync::test::raw_clock;
 using tsync::transport::after;
 using tsync::transport::stream_transport;
 
 namespace {
-
-struct pair_fixture {
-  stream_transport a;  // initiator
-  stream_transport b;  // responder
-  pair_fixture() {
-    auto p = tsync::transport::make_socketpair();
-    REQUIRE(p.has_value());
-    a = std::move(p->first);
-    b = std::move(p->second);
-  }
-};
 
 using serve_result = tsync::expected<serve_stats, std::error_code>;
 serve_result no_result() { return tsync::unexpected(make_error_code(errc::not_found)); }

@@ -12,11 +12,14 @@
 #include <limits>
 #include <span>
 #include <string_view>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 #include "tsync/core/int128.hpp"
 #include "tsync/core/sync_sample.hpp"
 #include "tsync/probe/message.hpp"
+#include "tsync/transport/socketpair.hpp"
 #include "tsync/transport/transport.hpp"
 
 namespace tsync::test {
@@ -26,6 +29,20 @@ inline std::int64_t mono_raw_ns() noexcept {
   ::clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
+
+/// Two connected stream transports (a socketpair): `a` initiates, `b` responds.
+/// Construct inside a test case (a failure to create the pair throws, which Catch
+/// reports as the test's failure).
+struct pair_fixture {
+  tsync::transport::stream_transport a;
+  tsync::transport::stream_transport b;
+  pair_fixture() {
+    auto p = tsync::transport::make_socketpair();
+    if (!p) throw std::system_error(p.error(), "socketpair");
+    a = std::move(p->first);
+    b = std::move(p->second);
+  }
+};
 
 /// CLOCK_MONOTONIC_RAW in nanoseconds.
 struct raw_clock {
