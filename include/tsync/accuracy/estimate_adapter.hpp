@@ -3,6 +3,7 @@
 // (when it is present in this tree): one entry per name in
 // tsync::estimate::names(), fitted with tsync::estimate::fit().
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
