@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
       in.push_back(std::move(m));
     }
     std::FILE* out = std::fopen("/dev/null", "w");
-    tsync::expected<tsync::io::merge_stats, tsync::io::tracecmd_read_error> st = tsync::io::merge_stats{};
+    tsync::expected<tsync::io::merge_stats, tsync::text_error> st = tsync::io::merge_stats{};
     if (json) {
       tsync::io::chrome_json_writer w(out, "/dev/null");
       w.set_info(mode == 2);

@@ -1,4 +1,5 @@
 // `tsync estimate`: fit a guest->host model to a probes CSV and write it as JSON.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -11,6 +12,9 @@
 #include "tsync/io/text.hpp"
 #include "tsync/estimate.hpp"
 #include "tsync/io/probes_csv.hpp"
+#include "tsync/io/session_model_json.hpp"
+#include "tsync/sync/output_file.hpp"
+#include "tsync/sync/whole_trace.hpp"
 
 namespace {
 
@@ -25,11 +29,21 @@ constexpr const char* help_text =
     "  --estimator NAME  one of --list (default: segmented)\n"
     "  --out FILE        write the model to FILE and print a summary instead\n"
     "  --vcpu N          use only the probes of vCPU N (default: all probes)\n"
+    "  --segment N       use only the probes of segment N (the segment column\n"
+    "                    of PREFIX.probes.csv from `tsync sync`)\n"
+    "  --breaks          find clock breaks offline (steps, backward time, frequency\n"
+    "                    steps; as `tsync sync` does while it runs, one burst = one\n"
+    "                    series) and fit each segment between them\n"
     "  --strict          fail on the first bad probe (t2 < t1, duplicate id)\n"
     "                    instead of rejecting and counting it\n"
     "  --max-drift PPM   largest plausible |drift| (default 1000)\n"
     "  --no-filter       keep probes the outlier gate would drop\n"
     "  --list            list the estimators and exit\n\n"
+    "A file with a segment column and several segments (from `tsync sync`, where\n"
+    "breaks were found) is fitted segment by segment unless --segment picks one.\n"
+    "With segments, the model is a session model (format version 2, with `parts` and\n"
+    "`breaks`, as `tsync sync` writes PREFIX.vcpuN.model.json); this needs the\n"
+    "probes of one vCPU (--vcpu N). Breaks found are reported on stderr.\n\n"
     "PROBES.csv is read as a stream (up to 4 GiB); only the probes are kept.";
 
 int list_estimators() {
@@ -39,10 +53,76 @@ int list_estimators() {
   return 0;
 }
 
+/// Keep the probes (and their segments) for which `keep(i)` holds, in place.
+template <class Keep>
+void keep_if(std::vector<tsync::probe_sample>& probes, std::vector<std::uint32_t>& segments, Keep keep) {
+  std::size_t out = 0;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    if (!keep(i)) continue;
+    probes[out] = probes[i];
+    if (!segments.empty()) segments[out] = segments[i];
+    ++out;
+  }
+  probes.resize(out);
+  if (!segments.empty()) segments.resize(out);
+}
+
+/// Offline break detection: each run of probes with the same burst is one series.
+tsync::expected<tsync::estimate::session_model, tsync::errc> fit_with_breaks(
+    const std::string& name, const std::vector<tsync::probe_sample>& use, const tsync::estimate::fit_options& fo) {
+  tsync::sync::whole_trace_options wo;
+  wo.estimator = name;
+  wo.fit = fo;
+  tsync::sync::whole_trace_tracker tracker(wo);
+  for (std::size_t i = 0; i < use.size();) {
+    std::size_t j = i + 1;
+    while (j < use.size() && use[j].burst == use[i].burst) ++j;
+    for (const auto& b : tracker.add_series(std::span(use).subspan(i, j - i)))
+      std::cerr << "tsync estimate: break (" << tsync::estimate::to_string(b.kind) << ") in burst " << b.series << ": "
+                << b.reason << (b.step ? "; the offset moved by " + std::to_string(*b.step) + " ns" : std::string())
+                << "; segment " << b.segment << " starts at guest time " << b.guest_after << '\n';
+    i = j;
+  }
+  if (tracker.dropped() != 0)
+    std::cerr << "tsync estimate: " << tracker.dropped() << " probe(s) dropped as glitches (not confirmed by the next)\n";
+  return tracker.fit();
+}
+
+/// The segments of a `tsync sync` probes file, each fitted alone. A segment whose
+/// first guest time is not after the previous one's last starts a new epoch (the
+/// guest clock went back there).
+tsync::expected<tsync::estimate::session_model, tsync::errc> fit_by_segment(
+    const std::string& name, const std::vector<tsync::probe_sample>& use, const std::vector<std::uint32_t>& seg,
+    const tsync::estimate::fit_options& fo) {
+  tsync::estimate::session_model sm;
+  sm.estimator = name;
+  std::vector<std::uint32_t> ids(seg);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::uint32_t epoch = 0;
+  for (auto id : ids) {
+    std::vector<tsync::probe_sample> part;
+    for (std::size_t i = 0; i < use.size(); ++i)
+      if (seg[i] == id) part.push_back(use[i]);
+    std::int64_t first = part.front().g, last = part.front().g;
+    for (const auto& p : part) first = std::min(first, p.g), last = std::max(last, p.g);
+    if (!sm.parts.empty() && first <= sm.parts.back().last_guest) ++epoch;
+    auto m = tsync::estimate::fit(name, part, fo);
+    if (!m) {
+      std::cerr << "tsync estimate: segment " << id << " (" << part.size()
+                << " probes): " << to_string(m.error()) << "; left out\n";
+      continue;
+    }
+    sm.parts.push_back(tsync::estimate::model_part{id, epoch, first, last, std::move(*m)});
+  }
+  if (sm.parts.empty()) return tsync::unexpected(tsync::errc::empty_input);
+  return sm;
+}
+
 int run(const std::vector<std::string>& args) {
-  tsync::cli::options o(args, {"list", "strict", "no-filter"});
+  tsync::cli::options o(args, {"list", "strict", "no-filter", "breaks"});
   if (!o.error().empty()) return tsync::cli::usage_error("estimate", o.error());
-  if (auto u = o.unknown({"estimator", "out", "vcpu", "strict", "max-drift", "no-filter", "list"}))
+  if (auto u = o.unknown({"estimator", "out", "vcpu", "segment", "breaks", "strict", "max-drift", "no-filter", "list"}))
     return tsync::cli::usage_error("estimate", "unknown option --" + *u);
   if (o.has("list")) return list_estimators();
   if (o.positional().size() != 1) return tsync::cli::usage_error("estimate", "expected one probes CSV file");
@@ -60,11 +140,17 @@ int run(const std::vector<std::string>& args) {
       return tsync::cli::usage_error("estimate", "--max-drift needs a positive number of ppm (at most 500000)");
     fo.max_drift = ppm * 1e-6;
   }
-  std::optional<std::uint32_t> vcpu;
+  std::optional<std::uint32_t> vcpu, segment;
   if (auto v = o.get("vcpu")) {
     vcpu = tsync::cli::parse_int<std::uint32_t>(*v);
     if (!vcpu) return tsync::cli::usage_error("estimate", "--vcpu needs an unsigned 32-bit number");
   }
+  if (auto v = o.get("segment")) {
+    segment = tsync::cli::parse_int<std::uint32_t>(*v);
+    if (!segment) return tsync::cli::usage_error("estimate", "--segment needs an unsigned 32-bit number");
+  }
+  const bool breaks = o.has("breaks");
+  if (breaks && segment) return tsync::cli::usage_error("estimate", "--breaks finds the segments itself: drop --segment");
 
   const std::string& path = o.positional().front();
   std::ifstream file;
@@ -79,24 +165,47 @@ int run(const std::vector<std::string>& args) {
   // each): inputs up to 4 GiB (some 70 M probes) instead of the 64 MiB default.
   tsync::io::text_limits limits;
   limits.max_bytes = std::size_t{4} << 30;
-  auto probes = tsync::io::read_probes_csv(*in, limits);
-  if (!probes) return tsync::cli::fail("estimate: " + path + ": " + probes.error().what());
-  std::vector<tsync::probe_sample>& use = *probes;  // filtered in place: a trace is not held twice
-  if (vcpu) std::erase_if(use, [&](const tsync::probe_sample& p) { return p.vcpu != *vcpu; });
-  if (use.empty()) return tsync::cli::fail("estimate: " + path + ": no probes" + (vcpu ? " for that vCPU" : ""));
+  auto read = tsync::io::read_probes_csv_segments(*in, limits);
+  if (!read) return tsync::cli::fail("estimate: " + path + ": " + read.error().what());
+  std::vector<tsync::probe_sample>& use = read->probes;  // filtered in place: a trace is not held twice
+  std::vector<std::uint32_t>& seg = read->segments;
+  if (segment && seg.empty())
+    return tsync::cli::fail("estimate: " + path + ": --segment needs a segment column (PREFIX.probes.csv of `tsync sync` has one)");
+  if (vcpu || segment)
+    keep_if(use, seg, [&](std::size_t i) { return (!vcpu || use[i].vcpu == *vcpu) && (!segment || seg[i] == *segment); });
+  if (use.empty())
+    return tsync::cli::fail("estimate: " + path + ": no probes" + (vcpu ? " for that vCPU" : "") +
+                            (segment ? " in that segment" : ""));
 
-  auto m = tsync::estimate::fit(name, use, fo);
-  if (!m) return tsync::cli::fail("estimate: " + name + ": " + to_string(m.error()));
-  const std::string json = m->to_json();
+  const bool by_segment =
+      !breaks && !segment && !seg.empty() && std::any_of(seg.begin(), seg.end(), [&](auto s) { return s != seg.front(); });
+  if (breaks || by_segment) {
+    if (std::any_of(use.begin(), use.end(), [&](const auto& p) { return p.vcpu != use.front().vcpu; }))
+      return tsync::cli::usage_error("estimate", std::string(breaks ? "--breaks" : "a file with several segments") +
+                                                     " needs the probes of one vCPU: add --vcpu N");
+  }
+  std::string json;
+  std::string summary;
+  if (breaks || by_segment) {
+    auto sm = breaks ? fit_with_breaks(name, use, fo) : fit_by_segment(name, use, seg, fo);
+    if (!sm) return tsync::cli::fail("estimate: " + name + ": " + to_string(sm.error()));
+    json = tsync::io::session_model_to_json(*sm, tsync::io::output_labels{}, use.front().vcpu);
+    summary = std::to_string(sm->parts.size()) + " segment(s) fitted, " + std::to_string(sm->breaks.size()) + " break(s)";
+  } else {
+    auto m = tsync::estimate::fit(name, use, fo);
+    if (!m) return tsync::cli::fail("estimate: " + name + ": " + to_string(m.error()));
+    json = m->to_json();
+    summary = std::to_string(m->segments.size()) + " segment(s)";
+  }
   if (auto out = o.get("out")) {
-    std::ofstream f(*out);
+    auto f = tsync::sync::atomic_file::create(*out);
     f << json;
-    f.flush();
-    if (!f) return tsync::cli::fail("estimate: cannot write '" + *out + "'");
-    std::cout << name << ": " << m->segments.size() << " segment(s), " << use.size() << " probes read -> " << *out
-              << '\n';
+    if (auto r = f.commit(); !r) return tsync::cli::fail("estimate: " + r.error().what());
+    std::cout << name << ": " << summary << ", " << use.size() << " probes read -> " << *out << '\n';
   } else {
     std::cout << json;
+    std::cout.flush();
+    if (!std::cout) return tsync::cli::fail("estimate: cannot write the model to stdout");
   }
   return 0;
 }

@@ -329,9 +329,9 @@ int run_agent(const std::vector<std::string>& args) {
 
 /// Commit `f`; on failure say so naming the file and the errno text.
 bool commit_or_report(sy::atomic_file& f) {
-  tsync::text_error e;
-  if (f.commit(e)) return true;
-  std::cerr << "tsync sync: " << e.what() << '\n';
+  auto r = f.commit();
+  if (r) return true;
+  std::cerr << "tsync sync: " << r.error().what() << '\n';
   return false;
 }
 
@@ -988,14 +988,11 @@ int run_probe_session(sync_args& a) {
   for (auto& t : c.conns) (void)pr::send_bye(*t, tr::after(500ms));
   int rc = write_session_outputs(a, (*s)->results(), (*s)->models(), c.peer);
   std::lock_guard lk(log_mu);
-  if (auto ec = log.finish(series_path)) {
-    std::cerr << "tsync sync: cannot write " << series_path << ": " << ec.message() << '\n';
-    rc = 1;
-  }
-  if (auto ec = plog.finish(probes_path)) {
-    std::cerr << "tsync sync: cannot write " << probes_path << ": " << ec.message() << '\n';
-    rc = 1;
-  }
+  for (auto [l, path] : {std::pair{&log, &series_path}, std::pair{&plog, &probes_path}})
+    if (auto r = l->finish(*path); !r) {
+      std::cerr << "tsync sync: " << r.error().what() << '\n';
+      rc = 1;
+    }
   return rc;
 }
 

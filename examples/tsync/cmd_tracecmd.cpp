@@ -261,8 +261,7 @@ std::optional<std::string> write_atomically(const std::string& path, const std::
   constexpr std::size_t block = std::size_t{1} << 20;
   for (std::size_t at = 0; at < bytes.size() && !f.error(); at += block)
     f << std::string_view(reinterpret_cast<const char*>(bytes.data()) + at, std::min(block, bytes.size() - at));
-  tsync::text_error e;
-  if (!f.commit(e)) return e.what();
+  if (auto r = f.commit(); !r) return r.error().what();
   return std::nullopt;
 }
 

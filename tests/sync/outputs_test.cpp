@@ -42,7 +42,7 @@ TEST_CASE("atomic_file: nothing at the final path until commit, then the whole t
   std::string big(200000, 'x');
   f << "head\n" << big;
   CHECK(slurp(final_path) == "old");
-  REQUIRE_FALSE(f.commit());
+  REQUIRE(f.commit());
   CHECK(slurp(final_path) == "head\n" + big);
   // No temporary left behind.
   std::size_t n = 0;
@@ -66,8 +66,9 @@ TEST_CASE("atomic_file: a write error names the file and the errno text") {
   // A directory that does not exist: the create fails, and commit reports it.
   auto f = atomic_file::create("/nonexistent-dir-for-tsync/out.csv");
   f << "data";
-  tsync::text_error e;
-  REQUIRE_FALSE(f.commit(e));
+  const auto r = f.commit();
+  REQUIRE_FALSE(r);
+  const tsync::text_error& e = r.error();
   CHECK(e == tsync::text_error{tsync::errc::not_found, 0, "/nonexistent-dir-for-tsync/out.csv",
                                "cannot write /nonexistent-dir-for-tsync/out.csv: No such file or directory"});
   CHECK(e.what() == "cannot write /nonexistent-dir-for-tsync/out.csv: No such file or directory");
@@ -75,18 +76,22 @@ TEST_CASE("atomic_file: a write error names the file and the errno text") {
   if (fs::exists("/dev/full")) {
     append_log l = append_log::create("/dev/full");
     REQUIRE_FALSE(l.error());
-    CHECK(l.append("x") == std::errc::no_space_on_device);
-    CHECK(l.append("y") == std::errc::no_space_on_device);  // the first error is kept
+    const auto x = l.append("x");
+    REQUIRE_FALSE(x);
+    CHECK(x.error().code == tsync::errc::io_error);
+    CHECK(x.error().what() == "cannot write /dev/full: No space left on device");
+    CHECK_FALSE(l.append("y"));  // the first error is kept
+    CHECK(l.error() == std::errc::no_space_on_device);
   }
 }
 
 TEST_CASE("append_log: every append is on disk at once, finish renames") {
   temp_dir d;
   auto l = append_log::create((d.path / "s.csv.partial").string());
-  REQUIRE_FALSE(l.append("a\n"));
+  REQUIRE(l.append("a\n"));
   CHECK(slurp(d.path / "s.csv.partial") == "a\n");  // visible before any flush or close
-  REQUIRE_FALSE(l.append("b\n"));
-  REQUIRE_FALSE(l.finish((d.path / "s.csv").string()));
+  REQUIRE(l.append("b\n"));
+  REQUIRE(l.finish((d.path / "s.csv").string()));
   CHECK(slurp(d.path / "s.csv") == "a\nb\n");
   CHECK_FALSE(fs::exists(d.path / "s.csv.partial"));
 }

@@ -418,7 +418,7 @@ int run_merge(const std::vector<std::string>& raw_args) {
     what = *out_path;
   }
   auto run = [&](auto& writer) { return io::merge_events(inputs, writer); };
-  tsync::expected<io::merge_stats, io::tracecmd_read_error> st = tsync::unexpected(io::tracecmd_read_error{});
+  tsync::expected<io::merge_stats, tsync::text_error> st = tsync::unexpected(tsync::text_error{});
   if (format == "text") {
     io::report_text_writer w = out_path ? io::report_text_writer(sink, what) : io::report_text_writer(stdout, what);
     st = run(w);
@@ -435,8 +435,7 @@ int run_merge(const std::vector<std::string>& raw_args) {
   for (const auto& f : files)
     if (f.error()) return tsync::cli::fail(std::string(cmd) + ": " + f.error()->message);
   if (out_path) {
-    tsync::text_error oe;
-    if (!af.commit(oe)) return tsync::cli::fail(std::string(cmd) + ": " + oe.what());
+    if (auto r = af.commit(); !r) return tsync::cli::fail(std::string(cmd) + ": " + r.error().what());
   }
   std::uint64_t overflows = 0, ambiguous = 0;
   for (const auto& m : mappers) {

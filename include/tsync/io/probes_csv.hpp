@@ -167,11 +167,15 @@ class probe_csv_reader {
   return std::move(r).finish();
 }
 
-/// Read probes from a stream (an I/O failure other than end of file is
-/// `errc::io_error` at line 0).
-/// The input is read within `limits` (see io/text.hpp).
-[[nodiscard]] inline expected<std::vector<probe_sample>, text_error> read_probes_csv(std::istream& in,
-                                                                                   text_limits limits = {}) {
+/// Probes and, when the file has a `segment` column, the segment of each.
+struct probes_and_segments {
+  std::vector<probe_sample> probes;
+  std::vector<std::uint32_t> segments;  ///< empty, or one per probe
+};
+
+/// Read probes and their segment column from a stream (errors as `read_probes_csv`).
+[[nodiscard]] inline expected<probes_and_segments, text_error> read_probes_csv_segments(std::istream& in,
+                                                                                       text_limits limits = {}) {
   probe_csv_reader r;
   std::string line;
   line_reader lines(in, limits);
@@ -180,7 +184,20 @@ class probe_csv_reader {
   if (lines.error() != errc::ok)
     return unexpected(text_error{lines.error(), lines.line(), lines.message()});
   if (in.bad()) return unexpected(text_error{errc::io_error, 0, "read error"});
-  return std::move(r).finish();
+  probes_and_segments out;
+  out.segments = r.segments();
+  out.probes = std::move(r).finish();
+  return out;
+}
+
+/// Read probes from a stream (an I/O failure other than end of file is
+/// `errc::io_error` at line 0).
+/// The input is read within `limits` (see io/text.hpp).
+[[nodiscard]] inline expected<std::vector<probe_sample>, text_error> read_probes_csv(std::istream& in,
+                                                                                   text_limits limits = {}) {
+  auto r = read_probes_csv_segments(in, limits);
+  if (!r) return unexpected(std::move(r.error()));
+  return std::move(r->probes);
 }
 
 /// Write probes as CSV with a comment, a header line and the columns

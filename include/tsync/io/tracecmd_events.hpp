@@ -48,7 +48,7 @@
 /// libtracecmd has no public accessor for the TIME_SHIFT samples (and with raw
 /// timestamps it does not parse them): read them with the option reader.
 ///
-/// Errors: every failure is a `tracecmd_read_error` value naming the file; nothing
+/// Errors: every failure is a `text_error` naming the file; nothing
 /// throws. libtracecmd itself prints warnings to stderr for damaged files
 /// (`tracecmd_set_loglevel` silences them). A read error inside a CPU's data is
 /// indistinguishable, through libtracecmd, from the end of that CPU's data.
@@ -113,12 +113,9 @@ namespace tsync::inline TSYNC_ABI::io {
 /// trace-cmd 3.1's private flag "do not modify raw timestamps" (TRACECMD_FL_RAW_TS).
 inline constexpr int tracecmd_flag_raw_ts = 1 << 3;
 
-/// An error of the event reader: a `text_error` (see docs/concepts.md,
-/// "Errors") whose message starts with the file's path; `line` is 0.
-struct tracecmd_read_error : text_error {
-  tracecmd_read_error() { code = errc::ok; }
-  tracecmd_read_error(errc c, std::string msg) : text_error(c, 0, std::move(msg)) {}
-};
+/// Deprecated (one release): the event reader's errors are plain `text_error`s
+/// (see docs/concepts.md, "Errors") whose message starts with the file's path.
+using tracecmd_read_error [[deprecated("use tsync::text_error")]] = text_error;
 
 /// One event, as read from one CPU of one buffer. The string views and
 /// `record` stay valid until the next advance (`pop`, `next`) of any CPU of
@@ -368,7 +365,7 @@ struct tracecmd_state {
   std::uint64_t reopen_bytes = 0;  // set on the first open: 64 MiB for compressed files, else 0
   std::uint64_t since_reopen = 0;  // record bytes read since the last (re)open
   std::uint64_t reopens = 0;
-  std::optional<tracecmd_read_error> error;  // a failed reopen: every CPU ends early
+  std::optional<text_error> error;  // a failed reopen: every CPU ends early
   // libtraceevent's plugins learn comms while they print (sched_switch's next_comm):
   // the pids of the *pid fields of printed events, whose comms a reopen carries over.
   std::unordered_set<int> printed_pids;
@@ -383,11 +380,11 @@ struct tracecmd_state {
     if (fd >= 0) ::close(fd);
   }
 
-  [[nodiscard]] tracecmd_read_error fail(errc c, const std::string& what) const { return {c, path + ": " + what}; }
+  [[nodiscard]] text_error fail(errc c, const std::string& what) const { return text_error{c, 0, path + ": " + what}; }
 
   /// Open libtracecmd's handles on a dup of `fd` (raw timestamps), and attach them to the
   /// buffers (created on the first open; on a reopen the layout must be the same).
-  [[nodiscard]] expected<void, tracecmd_read_error> open_handles() {
+  [[nodiscard]] expected<void, text_error> open_handles() {
     if (::lseek(fd, 0, SEEK_SET) != 0) return unexpected(fail(errc::io_error, std::string("cannot seek: ") + std::strerror(errno)));
     const int hfd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (hfd < 0) return unexpected(fail(errc::io_error, std::string("cannot dup the descriptor: ") + std::strerror(errno)));
@@ -493,7 +490,7 @@ struct tracecmd_state {
       }
   }
 
-  void stop(tracecmd_read_error e) noexcept {
+  void stop(text_error e) noexcept {
     error = std::move(e);
     for (auto& b : buffers) {
       b->release_all();
@@ -550,18 +547,18 @@ class tracecmd_file {
   /// io_error (open), invalid_argument (not a trace-cmd file, or a format
   /// libtracecmd cannot read: its message says which step failed),
   /// unsupported_version (a file version other than 6 or 7).
-  [[nodiscard]] static expected<tracecmd_file, tracecmd_read_error> open(const std::string& path) {
+  [[nodiscard]] static expected<tracecmd_file, text_error> open(const std::string& path) {
     auto st = std::make_unique<detail::tracecmd_state>();
     st->path = path;
     st->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (st->fd < 0) {
       const int e = errno;
       const errc c = e == ENOENT ? errc::not_found : e == EACCES || e == EPERM ? errc::permission_denied : errc::io_error;
-      return unexpected(tracecmd_read_error{c, path + ": cannot open: " + std::strerror(e)});
+      return unexpected(text_error{c, 0, path + ": cannot open: " + std::strerror(e)});
     }
     struct stat sb{};
     if (::fstat(st->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-      return unexpected(tracecmd_read_error{errc::invalid_argument, path + ": not a regular file"});
+      return unexpected(text_error{errc::invalid_argument, 0, path + ": not a regular file"});
     auto r = st->open_handles();
     if (!r) return unexpected(std::move(r.error()));
     return tracecmd_file(std::move(st));
@@ -604,7 +601,7 @@ class tracecmd_file {
   [[nodiscard]] std::uint64_t reopens() const noexcept { return st_->reopens; }
   /// The error that ended the reading early (a failed reopen), if any. Check it
   /// after the last event: without it, the end was the end of the data.
-  [[nodiscard]] const std::optional<tracecmd_read_error>& error() const noexcept { return st_->error; }
+  [[nodiscard]] const std::optional<text_error>& error() const noexcept { return st_->error; }
 
   /// The guest with trace id `id` from this (host) file's GUEST options, if listed.
   [[nodiscard]] std::optional<tracecmd_guest_info> guest(std::uint64_t id) const {

@@ -119,8 +119,8 @@ class checked_out {
     if (std::fflush(f_) != 0 || std::ferror(f_) != 0) fail(errno);
   }
   [[nodiscard]] bool ok() const noexcept { return !failed_; }
-  [[nodiscard]] tracecmd_read_error error() const {
-    return {errc::io_error, what_ + ": write failed: " + std::strerror(errno_ != 0 ? errno_ : EIO)};
+  [[nodiscard]] text_error error() const {
+    return text_error{errc::io_error, 0, what_ + ": write failed: " + std::strerror(errno_ != 0 ? errno_ : EIO)};
   }
 
  private:
@@ -464,7 +464,7 @@ class report_text_writer {
     out_.flush();
     return out_.ok();
   }
-  [[nodiscard]] tracecmd_read_error error() const { return out_.error(); }
+  [[nodiscard]] text_error error() const { return out_.error(); }
 
  private:
   detail::checked_out out_;
@@ -554,7 +554,7 @@ class chrome_json_writer {
     out_.flush();
     return out_.ok();
   }
-  [[nodiscard]] tracecmd_read_error error() const { return out_.error(); }
+  [[nodiscard]] text_error error() const { return out_.error(); }
 
  private:
   void sep(std::string& o) {
@@ -589,7 +589,7 @@ class chrome_json_writer {
 /// mapping's error (message names input, vCPU and raw timestamp),
 /// out_of_range (a host raw timestamp above INT64_MAX), io_error (a write).
 template <class Writer>
-[[nodiscard]] expected<merge_stats, tracecmd_read_error> merge_events(std::span<const merge_input> inputs, Writer& writer) {
+[[nodiscard]] expected<merge_stats, text_error> merge_events(std::span<const merge_input> inputs, Writer& writer) {
   merge_stats st;
   st.per_input.assign(inputs.size(), 0);
   struct stream {
@@ -602,12 +602,12 @@ template <class Writer>
   detail::stream_heap heap;
 
   // Place the head event of stream s; false with `err` set on a mapping error.
-  tracecmd_read_error err;
+  text_error err;
   auto place = [&](stream& s, const tracecmd_event& e) -> bool {
     const merge_input& in = inputs[s.input];
     if (!in.map) {
       if (e.ts > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        err = {errc::out_of_range, in.file->path() + ": raw timestamp " + std::to_string(e.ts) + " above INT64_MAX"};
+        err = text_error{errc::out_of_range, 0, in.file->path() + ": raw timestamp " + std::to_string(e.ts) + " above INT64_MAX"};
         return false;
       }
       s.at = host_placement{static_cast<std::int64_t>(e.ts), false, 0, 0};
@@ -615,7 +615,7 @@ template <class Writer>
     }
     auto r = in.map(e.cpu, e.ts);
     if (!r) {
-      err = {r.error(), in.file->path() + ": vCPU " + std::to_string(e.cpu) + ", raw timestamp " + std::to_string(e.ts) +
+      err = text_error{r.error(), 0, in.file->path() + ": vCPU " + std::to_string(e.cpu) + ", raw timestamp " + std::to_string(e.ts) +
                             ": cannot map to host time: " + to_string(r.error())};
       return false;
     }
@@ -625,7 +625,7 @@ template <class Writer>
 
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].file == nullptr)
-      return unexpected(tracecmd_read_error{errc::invalid_argument, "merge input " + std::to_string(i) + " has no file"});
+      return unexpected(text_error{errc::invalid_argument, 0, "merge input " + std::to_string(i) + " has no file"});
     tracecmd_file& f = *inputs[i].file;
     for (std::size_t b = 0; b < f.buffer_count(); ++b) {
       tracecmd_buffer& buf = f.buffer(b);

@@ -23,6 +23,7 @@
 
 #include "tsync/core/config.hpp"
 #include "tsync/core/error.hpp"
+#include "tsync/core/expected.hpp"
 
 namespace tsync::inline TSYNC_ABI::sync {
 
@@ -117,8 +118,11 @@ class atomic_file {
   [[nodiscard]] std::error_code error() const noexcept { return err_; }
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
-  /// Write the rest, fsync, close and rename over the final path.
-  [[nodiscard]] std::error_code commit() {
+  /// Write the rest, fsync, close and rename over the final path (and fsync its
+  /// directory). Errors: a `text_error` naming the final path and the errno text
+  /// (`errc::io_error`, `not_found` or `permission_denied`; `error()` keeps the
+  /// `std::error_code`); the temporary file is removed then.
+  [[nodiscard]] expected<void, text_error> commit() {
     if (!err_) flush_buffer();
     if (!err_ && ::fsync(fd_) < 0) err_ = detail::errno_code();
     if (fd_ >= 0) {
@@ -131,16 +135,15 @@ class atomic_file {
       ::unlink(tmp_.c_str());
     }
     tmp_.clear();
-    return err_;
+    if (err_) return unexpected(detail::output_failure(path_, err_));
+    return {};
   }
 
-  /// Commit and describe a failure (a `text_error` naming the final path).
-  [[nodiscard]] bool commit(text_error& e) {
-    if (auto ec = commit()) {
-      e = detail::output_failure(path_, ec);
-      return false;
-    }
-    return true;
+  /// Deprecated (one release): use `commit()`, which returns `expected<void, text_error>`.
+  [[deprecated("use commit(), which returns expected<void, text_error>")]] [[nodiscard]] bool commit(text_error& e) {
+    auto r = commit();
+    if (!r) e = r.error();
+    return r.has_value();
   }
 
  private:
@@ -182,20 +185,22 @@ class append_log {
     return l;
   }
 
-  /// Append `s` (one write; the first error is kept).
-  std::error_code append(std::string_view s) {
+  /// Append `s` (one write). Errors: the first failure so far (it is kept: later
+  /// calls write nothing and return it), as a `text_error` naming the file.
+  expected<void, text_error> append(std::string_view s) {
     if (!err_) err_ = detail::write_all_fd(fd_, s);
-    return err_;
+    return result(path_);
   }
 
-  /// fsync (the first error is kept).
-  std::error_code sync() {
+  /// fsync. Errors: as `append`.
+  expected<void, text_error> sync() {
     if (!err_ && ::fsync(fd_) < 0) err_ = detail::errno_code();
-    return err_;
+    return result(path_);
   }
 
-  /// fsync, close, and rename to `final_path` (empty: keep the name).
-  [[nodiscard]] std::error_code finish(const std::string& final_path = {}) {
+  /// fsync, close, and rename to `final_path` (empty: keep the name), then fsync
+  /// the directory. Errors: as `append`, naming `final_path` when one is given.
+  [[nodiscard]] expected<void, text_error> finish(const std::string& final_path = {}) {
     (void)sync();
     if (fd_ >= 0) {
       if (::close(fd_) < 0 && !err_) err_ = detail::errno_code();
@@ -205,13 +210,19 @@ class append_log {
       if (::rename(path_.c_str(), final_path.c_str()) < 0) err_ = detail::errno_code();
       else err_ = detail::sync_parent_dir(final_path);
     }
-    return err_;
+    return result(final_path.empty() ? path_ : final_path);
   }
 
+  /// The first error so far as an errno code (empty if none).
   [[nodiscard]] std::error_code error() const noexcept { return err_; }
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
  private:
+  [[nodiscard]] expected<void, text_error> result(const std::string& named) const {
+    if (err_) return unexpected(detail::output_failure(named, err_));
+    return {};
+  }
+
   std::string path_;
   int fd_ = -1;
   std::error_code err_;

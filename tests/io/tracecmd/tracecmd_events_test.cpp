@@ -203,7 +203,7 @@ void check_merge(const std::string& host_path, const std::string& guest_path) {
     const std::string out_path = tmp_path("tracecmd_merge", json ? "out.json" : "out.txt");
     std::FILE* out = std::fopen(out_path.c_str(), "w");
     REQUIRE(out != nullptr);
-    tsync::expected<tsync::io::merge_stats, tsync::io::tracecmd_read_error> st = tsync::expected<tsync::io::merge_stats, tsync::io::tracecmd_read_error>(tsync::io::merge_stats{});
+    tsync::expected<tsync::io::merge_stats, tsync::text_error> st = tsync::expected<tsync::io::merge_stats, tsync::text_error>(tsync::io::merge_stats{});
     if (json) {
       tsync::io::chrome_json_writer w(out, out_path);
       st = tsync::io::merge_events(std::span<const tsync::io::merge_input>(in), w);
