@@ -4,8 +4,9 @@
 Compiles one translation unit per header (and a baseline TU that includes only
 <chrono> and <vector>) with the given compiler at -O2, interleaved, several
 rounds, and takes each TU's minimum CPU time (user + system of the compiler
-process: less sensitive to other load on the machine than wall time). Fails
-when a header's ratio to the baseline exceeds its limit.
+process: less sensitive to other load on the machine than wall time). A header
+above its limit gets up to twice as many extra rounds (with the baseline); it
+fails when its ratio to the baseline still exceeds the limit.
 
 Usage: compile_cost.py CXX ROUNDS OUTDIR -I... -- NAME=LIMIT=INCLUDE[;INCLUDE...] ...
 """
@@ -49,10 +50,26 @@ def main():
             f.write("int compile_cost_tu_%d() { return 0; }\n" % i)
         paths.append(p)
     best = [float("inf")] * len(tus)
-    for _ in range(rounds):
-        for i, p in enumerate(paths):
-            t, _ = cpu_time_of([cxx, "-std=c++20", "-O2", *flags, "-c", p, "-o", p + ".o"])
+
+    def measure(indices):
+        for i in indices:
+            t, _ = cpu_time_of([cxx, "-std=c++20", "-O2", *flags, "-c", paths[i], "-o", paths[i] + ".o"])
             best[i] = min(best[i], t)
+
+    def above():
+        return [i for i in range(1, len(tus)) if best[i] / best[0] > tus[i][1]]
+
+    for _ in range(rounds):
+        measure(range(len(tus)))
+    # Other load only ever adds CPU time (cache and core sharing), so the minimum
+    # converges on the true cost: a header above its limit gets up to 2 x ROUNDS
+    # more rounds (with the baseline) before it counts as a failure.
+    extra = 0
+    while above() and extra < 2 * rounds:
+        measure([0] + above())
+        extra += 1
+    if extra:
+        print("%d extra round(s) for a ratio above its limit" % extra)
     base = best[0]
     failed = []
     print("%-40s %9s %7s %7s" % ("translation unit", "cpu s", "ratio", "limit"))

@@ -311,7 +311,13 @@ def check_pair(tsync, host, guest, tmp, label, full=True):
         for tag, commpid, cpu, ns, rest in parse_text(p.stdout):
             if tag == guest_tag:
                 mine.setdefault(cpu, []).append(ns)
-        if rep is not None:
+        if rep is not None and "trace-cmd bug B7" in p.stderr:
+            # trace-cmd wrote every per-CPU count as the last CPU's: trace-cmd itself
+            # then reads other samples than were recorded (tsync recovers the real
+            # ones), so its -t times are not the reference here.
+            print(f"{label}: --rounding tracecmd not compared: the guest file has trace-cmd bug B7 "
+                  "(trace-cmd report -t reads misaligned TIME_SHIFT samples)")
+        elif rep is not None:
             check({c: sorted(v) for c, v in mine.items()} == {c: sorted(v) for c, v in rep.items()},
                   f"{label}: --rounding tracecmd equals trace-cmd report -t on every guest event")
 
