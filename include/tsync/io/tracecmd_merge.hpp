@@ -264,6 +264,16 @@ inline void append_json_escaped(std::string& o, std::string_view s) {
   }
 }
 
+/// Append a C string of at most `max` bytes (it ends at its first NUL) as a
+/// quoted JSON string.
+inline void append_c_string(std::string& o, const char* p, std::size_t max) {
+  std::size_t n = 0;
+  while (n < max && p[n] != '\0') ++n;
+  o.push_back('"');
+  append_json_escaped(o, std::string_view(p, n));
+  o.push_back('"');
+}
+
 /// How one field of an event format is written as JSON (prepared once per format).
 struct json_field {
   enum class kind : std::uint8_t { unsigned_int, signed_int, pointer, fixed_string, dynamic_string, array, other };
@@ -361,16 +371,10 @@ inline void append_json_fields(std::string& o, tep_handle* tep, const tep_record
         key(f);
         append_hex(o, tep_read_number(tep, data + f.offset, static_cast<int>(f.size)));
         break;
-      case json_field::kind::fixed_string: {
-        const char* p = data + f.offset;
-        std::size_t n = 0;
-        while (n < f.size && p[n] != '\0') ++n;
+      case json_field::kind::fixed_string:
         key(f);
-        o.push_back('"');
-        append_json_escaped(o, std::string_view(p, n));
-        o.push_back('"');
+        append_c_string(o, data + f.offset, f.size);
         break;
-      }
       case json_field::kind::dynamic_string: {
         if (f.offset > size || size - f.offset < 4) continue;
         const auto loc = static_cast<std::uint32_t>(tep_read_number(tep, data + f.offset, 4));
@@ -378,13 +382,8 @@ inline void append_json_fields(std::string& o, tep_handle* tep, const tep_record
         const std::uint32_t len = loc >> 16;
         if (f.relative) at += f.offset + 4;
         if (at > size || len > size - at) continue;
-        const char* p = data + at;
-        std::size_t n = 0;
-        while (n < len && p[n] != '\0') ++n;
         key(f);
-        o.push_back('"');
-        append_json_escaped(o, std::string_view(p, n));
-        o.push_back('"');
+        append_c_string(o, data + at, len);
         break;
       }
       case json_field::kind::array: {

@@ -54,6 +54,12 @@ def run(args, **kw):
 UNLINKED = []
 
 
+def unlinked_args(tsync, host, guest):
+    """["--use-unlinked"] when tsync refuses the pair for an unlinked TIME_SHIFT, else []."""
+    p = run([tsync, "tracecmd", "merge", host, guest])
+    return ["--use-unlinked"] if p.returncode != 0 and "--use-unlinked uses it" in p.stderr else []
+
+
 def merge(tsync, *args):
     p = run([tsync, "tracecmd", "merge", *args, *UNLINKED])
     if p.returncode != 0:
@@ -159,12 +165,10 @@ def guest_events(inst):
 
 def check_pair(tsync, host, guest, tmp, label, full=True):
     have_tc = shutil.which("trace-cmd") is not None
-    UNLINKED.clear()
-    probe = run([tsync, "tracecmd", "merge", host, guest])
-    if probe.returncode != 0 and "--use-unlinked uses it" in probe.stderr:
+    UNLINKED[:] = unlinked_args(tsync, host, guest)
+    if UNLINKED:
         print(f"{label}: the guest's TIME_SHIFT is not linked into its options chain (a trace-cmd bug): "
               "merged with --use-unlinked")
-        UNLINKED.append("--use-unlinked")
     # ---- text: order, completeness, host differential
     p = merge(tsync, host, guest)
     text = parse_text(p.stdout)
@@ -338,8 +342,7 @@ def check_pair(tsync, host, guest, tmp, label, full=True):
 
 
 def check_errors(tsync, host, guest, tmp):
-    probe = run([tsync, "tracecmd", "merge", host, guest])
-    extra = ["--use-unlinked"] if probe.returncode != 0 and "--use-unlinked uses it" in probe.stderr else []
+    extra = unlinked_args(tsync, host, guest)
     p = run([tsync, "tracecmd", "merge", host, os.path.join(tmp, "missing.dat")])
     check(p.returncode == 1 and "missing.dat" in p.stderr, f"a missing guest file is named: {p.stderr!r}")
     p = run([tsync, "tracecmd", "merge", host, host])
