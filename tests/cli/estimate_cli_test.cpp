@@ -140,12 +140,12 @@ TEST_CASE("tsync estimate fits a sync probes file segment by segment, or one seg
   REQUIRE(h.has_value());
   CHECK(std::llabs(tsync::raw_ns(*h) - 8'000'000'000LL) <= 2);
 
-  CHECK(run_estimate("estimate --segment 7 " + dir + "/est_seg.csv", dir + "/est_err.txt") == 1);
-  CHECK(read_all(dir + "/est_err.txt").find("no probes in that segment") != std::string::npos);
+  CHECK(run_estimate("estimate --segment 7 " + dir + "/est_seg.csv", dir + "/est_seg_err.txt") == 1);
+  CHECK(read_all(dir + "/est_seg_err.txt").find("no probes in that segment") != std::string::npos);
   write_all(dir + "/est_noseg.csv", stepped_probes(false));
-  CHECK(run_estimate("estimate --segment 0 " + dir + "/est_noseg.csv", dir + "/est_err.txt") == 1);
-  CHECK(read_all(dir + "/est_err.txt").find("--segment needs a segment column") != std::string::npos);
-  CHECK(run_estimate("estimate --segment x " + dir + "/est_seg.csv", dir + "/est_err.txt") == 2);
-  CHECK(run_estimate("estimate --breaks --segment 0 " + dir + "/est_seg.csv", dir + "/est_err.txt") == 2);
+  CHECK(run_estimate("estimate --segment 0 " + dir + "/est_noseg.csv", dir + "/est_seg_err.txt") == 1);
+  CHECK(read_all(dir + "/est_seg_err.txt").find("--segment needs a segment column") != std::string::npos);
+  CHECK(run_estimate("estimate --segment x " + dir + "/est_seg.csv", dir + "/est_seg_err.txt") == 2);
+  CHECK(run_estimate("estimate --breaks --segment 0 " + dir + "/est_seg.csv", dir + "/est_seg_err.txt") == 2);
 }
 #endif
