@@ -245,7 +245,8 @@ int serve_channel(const agent_args& a, std::mutex& out_mu, std::atomic<int>& fai
   const std::string in = a.spec.path + ".in", out = a.spec.path + ".out";
   if (fifo) {
     for (const auto& p : {in, out}) {
-      if (auto ec = tr::make_fifo(p)) return tsync::cli::fail("agent: cannot create FIFO " + p + ": " + ec.message());
+      if (auto made = tr::make_fifo(p); !made)
+        return tsync::cli::fail("agent: cannot create FIFO " + p + ": " + made.error().message());
     }
   }
   std::stop_source stop;
