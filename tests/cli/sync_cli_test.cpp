@@ -170,6 +170,41 @@ TEST_CASE("tsync sync: clock steps are breaks; nothing is interpolated across th
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("tsync sync --role guest: steps of the host's clock are breaks and each segment holds its offset") {
+  const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / ("sync_guest_role." + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string sock = (dir / "agent.sock").string();
+  const std::string cli = TSYNC_CLI_PATH;
+  // The sync runs as the guest; the agent plays the host, whose clock jumps by +5 ms
+  // at every series: host - guest is 5, 10, 15 ms in the three segments.
+  REQUIRE(run("('" + cli + "' agent --transport unix:" + sock +
+              " --connections 1 --no-pin --step-per-series 5000000 --idle-timeout 20s > /dev/null 2>&1) &") == 0);
+  const std::string p = (dir / "o").string();
+  const int rc = run("'" + cli + "' sync --role guest --transport unix:" + sock + " --probes 60 --count 3 " +
+                     "--interval 50ms --connect-timeout 10s --output '" + p + "' > '" + p + ".log' 2> '" + p + ".err'");
+  INFO(slurp(p + ".log") << slurp(p + ".err"));
+  REQUIRE(rc == 0);
+  CHECK(slurp(p + ".err").find("break (clock_step)") != std::string::npos);
+  CHECK(slurp(p + ".vcpu0.model.json").find("\"version\": 2") != std::string::npos);
+  std::ifstream tin(p + ".vcpu0.csv");
+  auto parsed = tsync::io::parse_table_csv(tin);
+  REQUIRE(parsed.has_value());
+  REQUIRE(parsed->segments.size() == parsed->samples.size());
+  REQUIRE(parsed->segments.back() == 2);
+  for (std::size_t i = 0; i < parsed->samples.size(); ++i) {
+    const auto& smp = parsed->samples[i];
+    const std::int64_t truth = 5'000'000 * static_cast<std::int64_t>(parsed->segments[i] + 1);
+    INFO("sample " << i << " segment " << parsed->segments[i] << " offset " << smp.offset.count());
+    CHECK(std::abs(smp.offset.count() - truth) < 100'000);
+    REQUIRE(smp.bounds.has_value());
+    // The same clock on both sides, so the truth is the step alone: a hard interval holds it.
+    CHECK(smp.offset.count() + smp.bounds->lo <= truth);
+    CHECK(smp.offset.count() + smp.bounds->hi >= truth);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("tsync sync: a backward clock is a new epoch; correct says 'unknown' with status 3 where epochs meet") {
   const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / ("sync_epochs." + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
