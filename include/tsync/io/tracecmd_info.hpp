@@ -23,7 +23,9 @@
 ///   the length modifiers (`hh` char, `h` short, none int, `l`/`z` long,
 ///   `ll`/`L` long long) and printed with that conversion;
 /// - `%[#0-9.-]*s` over a fixed char array field (bytes up to the first NUL
-///   within the field) or a `__get_str` dynamic string (`__data_loc`, 4 bytes:
+///   within the field), a `__print_symbolic` of a field whose values are all
+///   numbers (the first matching entry's text, else `0x` and the value in
+///   hex), or a `__get_str` dynamic string (`__data_loc`, 4 bytes:
 ///   offset in the low half, length in the high half; nothing is printed when
 ///   the length is 0 or runs past the record).
 ///
@@ -31,8 +33,8 @@
 /// binary-printk or raw-print event, `*` widths, `%p`, `%c` and the `+` flag
 /// (which libtraceevent 1.7 does not parse: it prints `>c<` and shifts the
 /// arguments; later versions print them), casts,
-/// operators other than a constant index, `__print_symbolic` and every other
-/// helper, pointer-sized non-array `%s` fields (printk-format lookups),
+/// operators other than a constant index, `__print_flags` and every other
+/// helper, `__print_symbolic` with a named value, pointer-sized non-array `%s` fields (printk-format lookups),
 /// relative or 2-byte `__data_loc` fields. At print time, a record too short
 /// for a field it reads, or a dynamic string without a NUL before the record's
 /// end, also falls back (libtraceevent prints 0 or reads on there). The
@@ -83,6 +85,7 @@ class info_program {
         case kind::number: done = print_number(x, bytes, n, out); break;
         case kind::fixed_string: done = print_fixed(x, bytes, n, out); break;
         case kind::dynamic_string: done = print_dynamic(x, bytes, n, out); break;
+        case kind::symbol: done = print_symbol(x, bytes, n, out); break;
       }
       if (!done) return false;
     }
@@ -90,7 +93,11 @@ class info_program {
   }
 
  private:
-  enum class kind : std::uint8_t { literal, number, fixed_string, dynamic_string };
+  enum class kind : std::uint8_t { literal, number, fixed_string, dynamic_string, symbol };
+  struct symbol_entry {
+    std::uint64_t value = 0;
+    std::string text;
+  };
   struct piece {
     kind what = kind::literal;
     std::string text;          // literal text, or the printf conversion spec
@@ -99,6 +106,7 @@ class info_program {
     int ls = 0;                // libtraceevent's length count: -2 hh, -1 h, 0, 1 l, 2 ll
     char conv = 'd';           // d i u x X o s
     bool plain = false;        // the spec is exactly %d %u %x with an optional l or ll
+    std::vector<symbol_entry> symbols;  // __print_symbolic's table, in its order
   };
 
   bool ok_ = false;
@@ -147,7 +155,11 @@ class info_program {
       if (!pieces_.empty() && pieces_.back().what == kind::literal)
         pieces_.back().text += s;
       else
-        pieces_.push_back(piece{kind::literal, std::move(s)});
+      {
+        piece lit;
+        lit.text = std::move(s);
+        pieces_.push_back(std::move(lit));
+      }
     }
     return f;
   }
@@ -236,6 +248,7 @@ class info_program {
       x.size = static_cast<std::uint32_t>(fld->size);
       return true;
     }
+    if (a->type == TEP_PRINT_SYMBOL) return symbol_arg(ev, a, x);
     if (a->type != TEP_PRINT_STRING) return false;
     const tep_format_field* fld = a->string.field;
     if (fld == nullptr && a->string.string != nullptr)
@@ -244,6 +257,19 @@ class info_program {
     x.what = kind::dynamic_string;
     x.offset = static_cast<std::uint32_t>(fld->offset);
     x.size = 4;
+    return true;
+  }
+
+  // __print_symbolic(REC->f, { 0, "A" }, ...): every value a plain number
+  // (libtraceevent's eval_flag: strtoull with base 0 when it starts with a digit;
+  // names it knows otherwise, which are left to it here).
+  static bool symbol_arg(const tep_event* ev, const tep_print_arg* a, piece& x) {
+    if (a->symbol.field == nullptr || !number_arg(ev, a->symbol.field, x)) return false;
+    for (const tep_print_flag_sym* f = a->symbol.symbols; f != nullptr; f = f->next) {
+      if (f->value == nullptr || f->str == nullptr || !(f->value[0] >= '0' && f->value[0] <= '9')) return false;
+      x.symbols.push_back(symbol_entry{std::strtoull(f->value, nullptr, 0), f->str});
+    }
+    x.what = kind::symbol;
     return true;
   }
 
@@ -305,6 +331,19 @@ class info_program {
     const int w = std::snprintf(buf, sizeof buf, x.text.c_str(), z.c_str());
     if (w < 0 || static_cast<std::size_t>(w) >= sizeof buf) return false;
     out.append(buf, static_cast<std::size_t>(w));
+    return true;
+  }
+
+  // print_str_arg, TEP_PRINT_SYMBOL: the first entry whose value matches, else 0x%llx.
+  [[nodiscard]] bool print_symbol(const piece& x, const unsigned char* d, std::uint32_t n, std::string& out) const {
+    if (x.offset > n || n - x.offset < x.size) return false;
+    const std::uint64_t val = read(d + x.offset, x.size);
+    for (const auto& e : x.symbols)
+      if (e.value == val) return print_string(x, e.text.data(), e.text.size(), out);
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, val, 16);
+    out += "0x";
+    append_chars(out, buf, r.ptr);
     return true;
   }
 

@@ -196,18 +196,42 @@ TEST_CASE("a record too short for a field, or a dynamic string without NUL, goes
   CHECK_FALSE(prog.print(d.data(), static_cast<int>(d.size()), out));
 }
 
+TEST_CASE("__print_symbolic with numeric values prints the matching entry, or the value in hex", "[tracecmd]") {
+  parser p(false);
+  tep_event* ev = p.parse(702, "sym",
+                          "\"vec=%u [action=%s] w=%-6s|\", REC->b, __print_symbolic(REC->b, { 0, \"HI\" }, "
+                          "{ 1, \"TIMER\" }, { 0x10, \"SIXTEEN\" }, { 010, \"EIGHT\" }, "
+                          "{ 1, \"SHADOWED\" }), __print_symbolic(REC->c, { 255, \"FF\" })");
+  REQUIRE(ev != nullptr);
+  const info_program prog = info_program::compile(p.tep, ev);
+  REQUIRE(prog.ok());
+  std::uint64_t seed = 99;
+  int named = 0;
+  for (int i = 0; i < 2000; ++i) {
+    auto d = record(702, seed, false, "x");
+    d[12] = static_cast<unsigned char>(i % 20);  // b: 0..19, some with names
+    if (i % 3 == 0) put(d, 14, 255, 2, false);
+    std::string mine;
+    REQUIRE(prog.print(d.data(), static_cast<int>(d.size()), mine));
+    INFO("record " << i);
+    REQUIRE(mine == reference(p.tep, d, static_cast<int>(d.size())));
+    named += mine.find("action=EIGHT") != std::string::npos ? 1 : 0;
+  }
+  CHECK(named == 100);  // 010 is octal (eight), as libtraceevent reads it
+}
+
 TEST_CASE("formats the compiled path does not reproduce are left to libtraceevent", "[tracecmd]") {
   parser p(false);
   int id = 710;
   for (const char* fmt : {"\"p=%p\", REC->d", "\"ps=%pS\", REC->d", "\"c=%c\", REC->a", "\"plus=%+d\", REC->a", "\"w=%*d\", REC->a, REC->a",
-                          "\"s=%s\", __print_symbolic(REC->a, { 0, \\\"zero\\\" }, { 1, \\\"one\\\" })",
-                          "\"f=%s\", __print_flags(REC->a, \\\"|\\\", { 1, \\\"A\\\" })", "\"cast=%d\", (int)REC->d",
+                          "\"s=%s\", __print_symbolic(REC->a, { NOT_A_NUMBER, \"zero\" }, { 1, \"one\" })",
+                          "\"f=%s\", __print_flags(REC->a, \"|\", { 1, \"A\" })", "\"cast=%d\", (int)REC->d",
                           "\"sum=%d\", REC->a + 1", "\"ptr=%s\", REC->d", "\"idx=%lx\", REC->args[REC->a]",
                           "\"few=%d %d\", REC->a", "\"nofield=%d\", REC->nosuch"}) {
     INFO(fmt);
     tep_event* ev = p.parse(id, "ev" + std::to_string(id), fmt);
     ++id;
-    if (ev == nullptr) continue;  // libtraceevent refused it: nothing to print either way
+    REQUIRE(ev != nullptr);  // libtraceevent reads every one of them
     CHECK_FALSE(info_program::compile(p.tep, ev).ok());
   }
   // and a plain format compiles
