@@ -28,8 +28,10 @@ struct clock_fn {
 constexpr double t_break = 10.25e9;
 
 // Series of 64 probes every 0.5 s from 5 s to 20 s (host), 10 µs one-way
-// minimum, 2 µs exponential queueing; series while the guest is stopped give nothing.
-std::vector<std::vector<probe_sample>> series_of(const clock_fn& c, unsigned seed = 1) {
+// minimum, 2 µs exponential queueing; series while the guest is stopped give
+// nothing. With `guest_initiates`, t1 and t2 are guest stamps and g the host's
+// (the probes of `tsync sync --role guest`).
+std::vector<std::vector<probe_sample>> series_of(const clock_fn& c, unsigned seed = 1, bool guest_initiates = false) {
   std::mt19937_64 rng(seed);
   std::exponential_distribution<double> q(1.0 / 2000.0);
   std::vector<std::vector<probe_sample>> out;
@@ -37,11 +39,14 @@ std::vector<std::vector<probe_sample>> series_of(const clock_fn& c, unsigned see
   for (double h0 = 5e9; h0 < 20e9; h0 += 0.5e9) {
     std::vector<probe_sample> s;
     for (int i = 0; i < 64; ++i) {
-      const double t1 = h0 + i * 50e3;
-      const double at = t1 + 10e3 + q(rng);
-      if (!c.running(at)) continue;
-      const double t2 = at + 10e3 + q(rng);
-      s.push_back({std::llround(t1), std::llround(c.guest(at)), std::llround(t2), static_cast<std::uint64_t>(i), burst, 0});
+      const double a1 = h0 + i * 50e3;
+      const double at = a1 + 10e3 + q(rng);
+      const double a2 = at + 10e3 + q(rng);
+      const auto id = static_cast<std::uint64_t>(i);
+      if (!guest_initiates && c.running(at))
+        s.push_back({std::llround(a1), std::llround(c.guest(at)), std::llround(a2), id, burst, 0});
+      if (guest_initiates && c.running(a1) && c.running(a2))
+        s.push_back({std::llround(c.guest(a1)), std::llround(at), std::llround(c.guest(a2)), id, burst, 0});
     }
     ++burst;
     if (!s.empty()) out.push_back(std::move(s));
@@ -237,29 +242,6 @@ TEST_CASE("whole_trace: no false break on the real-link fixtures") {
 }
 
 namespace {
-// Series like series_of, but initiated by the guest: t1, t2 are guest stamps
-// and g is the host's (the probes of `tsync sync --role guest`).
-std::vector<std::vector<probe_sample>> guest_initiated(const clock_fn& c, unsigned seed = 3) {
-  std::mt19937_64 rng(seed);
-  std::exponential_distribution<double> q(1.0 / 2000.0);
-  std::vector<std::vector<probe_sample>> out;
-  std::uint32_t burst = 0;
-  for (double h0 = 5e9; h0 < 20e9; h0 += 0.5e9) {
-    std::vector<probe_sample> s;
-    for (int i = 0; i < 64; ++i) {
-      const double a1 = h0 + i * 50e3;
-      const double at = a1 + 10e3 + q(rng);
-      const double a2 = at + 10e3 + q(rng);
-      if (!c.running(a1) || !c.running(a2)) continue;
-      s.push_back({std::llround(c.guest(a1)), std::llround(at), std::llround(c.guest(a2)), static_cast<std::uint64_t>(i),
-                   burst, 0});
-    }
-    ++burst;
-    if (!s.empty()) out.push_back(std::move(s));
-  }
-  return out;
-}
-
 std::vector<std::vector<probe_sample>> mirrored(const std::vector<std::vector<probe_sample>>& ss, double max_drift) {
   std::vector<std::vector<probe_sample>> out;
   for (const auto& s : ss) {
@@ -303,7 +285,7 @@ TEST_CASE("whole_trace: guest-initiated probes find a pause, and the hard bounds
   const double pause = 3e9;
   clock_fn c{[&](double h) { return h < t_break ? h : (h < t_break + pause ? t_break : h - pause); },
              [&](double h) { return h < t_break || h >= t_break + pause; }};
-  const auto ss = mirrored(guest_initiated(c), 1e-3);
+  const auto ss = mirrored(series_of(c, 3, true), 1e-3);
   auto t = run(ss);
   REQUIRE(t.breaks().size() == 1);
   const auto& b = t.breaks()[0];
