@@ -138,7 +138,7 @@ BENCHMARK(BM_transport_series_tcp_loopback)->Unit(benchmark::kMillisecond)->UseR
 
 void BM_transport_series_fifo_pair(benchmark::State& state) {
   const auto dir = temp_dir();
-  if (make_fifo(dir + "/x") || make_fifo(dir + "/y")) return state.SkipWithError("mkfifo");
+  if (!make_fifo(dir + "/x") || !make_fifo(dir + "/y")) return state.SkipWithError("mkfifo");
   tsync::expected<stream_transport, std::error_code> b = tsync::unexpected(std::error_code{});
   std::thread opener([&] { b = open_fifo_pair(dir + "/x", dir + "/y", after(5s)); });
   auto a = open_fifo_pair(dir + "/y", dir + "/x", after(5s));

@@ -3,8 +3,10 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli.hpp"
@@ -34,6 +36,10 @@ constexpr const char* help_text =
     "  --breaks          find clock breaks offline (steps, backward time, frequency\n"
     "                    steps; as `tsync sync` does while it runs, one burst = one\n"
     "                    series) and fit each segment between them\n"
+    "  --initiator host|guest  the side that took t1 and t2 (default: the file's\n"
+    "                    '# initiator:' line, else host). guest: t1, t2 are the\n"
+    "                    guest's stamps and g the host's (`tsync sync --role guest`);\n"
+    "                    each probe is turned around before the fit\n"
     "  --strict          fail on the first bad probe (t2 < t1, duplicate id)\n"
     "                    instead of rejecting and counting it\n"
     "  --max-drift PPM   largest plausible |drift| (default 1000)\n"
@@ -51,6 +57,18 @@ int list_estimators() {
     std::cout << e.name << std::string(e.name.size() < 18 ? 18 - e.name.size() : 1, ' ') << e.kind << "  " << e.summary
               << '\n';
   return 0;
+}
+
+/// The `# initiator: host|guest` line among the leading comments of a probes
+/// file (`tsync sync` writes one), or nothing.
+std::optional<std::string> initiator_of(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  for (int n = 0; n < 64 && std::getline(in, line) && (line.empty() || line.front() == '#'); ++n) {
+    constexpr std::string_view key = "# initiator: ";
+    if (line.size() > key.size() && std::string_view(line).substr(0, key.size()) == key) return line.substr(key.size());
+  }
+  return std::nullopt;
 }
 
 /// Keep the probes (and their segments) for which `keep(i)` holds, in place.
@@ -122,7 +140,8 @@ tsync::expected<tsync::estimate::session_model, tsync::errc> fit_by_segment(
 int run(const std::vector<std::string>& args) {
   tsync::cli::options o(args, {"list", "strict", "no-filter", "breaks"});
   if (!o.error().empty()) return tsync::cli::usage_error("estimate", o.error());
-  if (auto u = o.unknown({"estimator", "out", "vcpu", "segment", "breaks", "strict", "max-drift", "no-filter", "list"}))
+  if (auto u = o.unknown({"estimator", "out", "vcpu", "segment", "breaks", "initiator", "strict", "max-drift",
+                          "no-filter", "list"}))
     return tsync::cli::usage_error("estimate", "unknown option --" + *u);
   if (o.has("list")) return list_estimators();
   if (o.positional().size() != 1) return tsync::cli::usage_error("estimate", "expected one probes CSV file");
@@ -153,6 +172,12 @@ int run(const std::vector<std::string>& args) {
   if (breaks && segment) return tsync::cli::usage_error("estimate", "--breaks finds the segments itself: drop --segment");
 
   const std::string& path = o.positional().front();
+  std::string initiator = o.get("initiator").value_or("");
+  if (!initiator.empty() && initiator != "host" && initiator != "guest")
+    return tsync::cli::usage_error("estimate", "bad --initiator '" + initiator + "' (host or guest)");
+  if (initiator.empty()) initiator = path != "-" ? initiator_of(path).value_or("host") : "host";
+  if (initiator != "host" && initiator != "guest")
+    return tsync::cli::fail("estimate: " + path + ": unknown '# initiator: " + initiator + "' line (host or guest)");
   std::ifstream file;
   std::istream* in = &std::cin;
   if (path != "-") {
@@ -176,6 +201,9 @@ int run(const std::vector<std::string>& args) {
   if (use.empty())
     return tsync::cli::fail("estimate: " + path + ": no probes" + (vcpu ? " for that vCPU" : "") +
                             (segment ? " in that segment" : ""));
+
+  if (initiator == "guest")  // into the registry's convention: t1, t2 on the host, g on the guest
+    for (auto& p : use) p = tsync::sync::from_guest_initiator(p, fo.max_drift);
 
   const bool by_segment =
       !breaks && !segment && !seg.empty() && std::any_of(seg.begin(), seg.end(), [&](auto s) { return s != seg.front(); });

@@ -245,7 +245,8 @@ int serve_channel(const agent_args& a, std::mutex& out_mu, std::atomic<int>& fai
   const std::string in = a.spec.path + ".in", out = a.spec.path + ".out";
   if (fifo) {
     for (const auto& p : {in, out}) {
-      if (auto ec = tr::make_fifo(p)) return tsync::cli::fail("agent: cannot create FIFO " + p + ": " + ec.message());
+      if (auto made = tr::make_fifo(p); !made)
+        return tsync::cli::fail("agent: cannot create FIFO " + p + ": " + made.error().message());
     }
   }
   std::stop_source stop;
@@ -948,6 +949,7 @@ int run_probe_session(sync_args& a) {
                                   "segment: the segment of the series' estimate (see the session summary's breaks)"}) +
                    series_columns);
   (void)plog.append(csv_header(a, {"tsync sync probes: every probe, appended per series (tsync estimate reads it)",
+                                   "initiator: " + role,
                                    "t1, t2: stamps of this side (" + role + "), g: the agent's stamp; segment: see breaks",
                                    "glitched probes dropped by the break detector are not written"}) +
                     "t1,g,t2,burst,id,vcpu,segment\n");

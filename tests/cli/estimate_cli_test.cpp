@@ -27,18 +27,23 @@ void write_all(const std::string& path, const std::string& text) {
   std::ofstream out(path);
   out << text;
 }
-}  // namespace
-
-TEST_CASE("tsync estimate turns a probes CSV into a model JSON that reads back", "[cli]") {
-  const std::string dir = TSYNC_TEST_BINARY_DIR;
+/// Five bursts of 20 probes, 1 s apart: t1, t2 of the initiator, g = t1 + 10 µs + `g_shift`
+/// (so with the host as initiator, host - guest = -g_shift).
+std::string probes_csv(long long g_shift) {
   std::string csv = "t1,g,t2,burst,id\n";
   for (int b = 0; b < 5; ++b)
     for (int i = 0; i < 20; ++i) {
       const long long t1 = 1'000'000'000LL * (b + 1) + 50'000LL * i;
-      csv += std::to_string(t1) + "," + std::to_string(t1 + 10'000 - 777) + "," + std::to_string(t1 + 20'000 + i % 3) +
-             "," + std::to_string(b) + "," + std::to_string(i) + "\n";
+      csv += std::to_string(t1) + "," + std::to_string(t1 + 10'000 + g_shift) + "," +
+             std::to_string(t1 + 20'000 + i % 3) + "," + std::to_string(b) + "," + std::to_string(i) + "\n";
     }
-  write_all(dir + "/est_probes.csv", csv);
+  return csv;
+}
+}  // namespace
+
+TEST_CASE("tsync estimate turns a probes CSV into a model JSON that reads back", "[cli]") {
+  const std::string dir = TSYNC_TEST_BINARY_DIR;
+  write_all(dir + "/est_probes.csv", probes_csv(-777));  // host - guest = +777 ns
   for (const char* name : {"fastest_response", "split_envelope", "convex_hull", "segmented"}) {
     INFO(name);
     REQUIRE(run_estimate(std::string("estimate --estimator ") + name + " " + dir + "/est_probes.csv",
@@ -147,5 +152,33 @@ TEST_CASE("tsync estimate fits a sync probes file segment by segment, or one seg
   CHECK(read_all(dir + "/est_seg_err.txt").find("--segment needs a segment column") != std::string::npos);
   CHECK(run_estimate("estimate --segment x " + dir + "/est_seg.csv", dir + "/est_seg_err.txt") == 2);
   CHECK(run_estimate("estimate --breaks --segment 0 " + dir + "/est_seg.csv", dir + "/est_seg_err.txt") == 2);
+}
+
+TEST_CASE("tsync estimate turns guest-initiated probes around (the file's initiator line or --initiator guest)", "[cli]") {
+  const std::string dir = TSYNC_TEST_BINARY_DIR;
+  // t1, t2 on the guest clock, g the host's stamp; host = guest + 777 ns.
+  const std::string rows = probes_csv(777);
+  write_all(dir + "/est_guest_hdr.csv", "# initiator: guest\n" + rows);
+  write_all(dir + "/est_guest_plain.csv", rows);
+  const auto offset_of = [&](const std::string& args) {
+    REQUIRE(run_estimate("estimate --estimator convex_hull " + args, dir + "/est_guest.json") == 0);
+    auto m = tsync::estimate::model::from_json(read_all(dir + "/est_guest.json"));
+    REQUIRE(m.has_value());
+    auto h = m->to_host(tsync::at_ns<tsync::guest>(3'000'000'000LL));
+    auto hb = m->hard_bounds(tsync::at_ns<tsync::guest>(3'000'000'000LL));
+    REQUIRE(h.has_value());
+    REQUIRE(hb.has_value());
+    CHECK(tsync::raw_ns(hb->lo) <= 3'000'000'777LL);
+    CHECK(tsync::raw_ns(hb->hi) >= 3'000'000'777LL);
+    return tsync::raw_ns(*h) - 3'000'000'000LL;
+  };
+  CHECK(std::llabs(offset_of(dir + "/est_guest_hdr.csv") - 777) <= 2);
+  CHECK(std::llabs(offset_of("--initiator guest " + dir + "/est_guest_plain.csv") - 777) <= 2);
+  // read as if the host had initiated, the sign is the other way round
+  CHECK(std::llabs(offset_of("--initiator host " + dir + "/est_guest_hdr.csv") + 777) <= 2);
+  CHECK(run_estimate("estimate --initiator nobody " + dir + "/est_guest_plain.csv", dir + "/est_guest_err.txt") == 2);
+  write_all(dir + "/est_guest_bad.csv", "# initiator: martian\n" + rows);
+  CHECK(run_estimate("estimate " + dir + "/est_guest_bad.csv", dir + "/est_guest_err.txt") == 1);
+  CHECK(read_all(dir + "/est_guest_err.txt").find("initiator") != std::string::npos);
 }
 #endif

@@ -29,6 +29,28 @@ int run(const std::string& cmd) {
   const int st = std::system(cmd.c_str());
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+/// One `tsync sync` (with `sync_args`) against an agent whose clock steps by
+/// `step_ns` at every series, in a fresh work dir; the outputs are at `prefix`.
+struct stepped_run {
+  std::filesystem::path dir;
+  std::string prefix;
+  int rc = -1;
+};
+stepped_run run_stepped(const std::string& name, const std::string& step_ns, const std::string& sync_args) {
+  stepped_run r;
+  r.dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / (name + "." + std::to_string(::getpid()));
+  std::filesystem::remove_all(r.dir);
+  std::filesystem::create_directories(r.dir);
+  const std::string sock = (r.dir / "agent.sock").string();
+  const std::string cli = TSYNC_CLI_PATH;
+  if (run("('" + cli + "' agent --transport unix:" + sock + " --connections 1 --no-pin --step-per-series " + step_ns +
+          " --idle-timeout 20s > /dev/null 2>&1) &") != 0)
+    return r;
+  r.prefix = (r.dir / "o").string();
+  r.rc = run("'" + cli + "' sync " + sync_args + " --transport unix:" + sock + " --probes 60 --interval 50ms " +
+             "--connect-timeout 10s --output '" + r.prefix + "' > '" + r.prefix + ".log' 2> '" + r.prefix + ".err'");
+  return r;
+}
 }  // namespace
 
 TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct can load") {
@@ -106,19 +128,13 @@ TEST_CASE("tsync agent and tsync sync produce per-vCPU tables that tsync correct
 }
 
 TEST_CASE("tsync sync: clock steps are breaks; nothing is interpolated across them; correct answers per segment") {
-  const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / ("sync_breaks." + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string sock = (dir / "agent.sock").string();
   const std::string cli = TSYNC_CLI_PATH;
   // The agent's clock jumps by +5 ms at every series: host - guest drops by 5 ms each time.
-  REQUIRE(run("('" + cli + "' agent --transport unix:" + sock +
-              " --connections 1 --no-pin --step-per-series 5000000 --idle-timeout 20s > /dev/null 2>&1) &") == 0);
-  const std::string p = (dir / "o").string();
-  const int rc = run("'" + cli + "' sync --transport unix:" + sock + " --probes 60 --count 3 --interval 50ms " +
-                     "--connect-timeout 10s --output '" + p + "' > '" + p + ".log' 2> '" + p + ".err'");
+  const auto r = run_stepped("sync_breaks", "5000000", "--count 3");
+  const auto& dir = r.dir;
+  const std::string& p = r.prefix;
   INFO(slurp(p + ".log") << slurp(p + ".err"));
-  REQUIRE(rc == 0);
+  REQUIRE(r.rc == 0);
   const auto err = slurp(p + ".err");
   CHECK(err.find("break (clock_step)") != std::string::npos);
   const auto summary = slurp(p + ".session.json");
@@ -170,20 +186,41 @@ TEST_CASE("tsync sync: clock steps are breaks; nothing is interpolated across th
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("tsync sync --role guest: steps of the host's clock are breaks and each segment holds its offset") {
+  // The sync runs as the guest; the agent plays the host, whose clock jumps by +5 ms
+  // at every series: host - guest is 5, 10, 15 ms in the three segments.
+  const auto r = run_stepped("sync_guest_role", "5000000", "--role guest --count 3");
+  const std::string& p = r.prefix;
+  INFO(slurp(p + ".log") << slurp(p + ".err"));
+  REQUIRE(r.rc == 0);
+  CHECK(slurp(p + ".err").find("break (clock_step)") != std::string::npos);
+  CHECK(slurp(p + ".vcpu0.model.json").find("\"version\": 2") != std::string::npos);
+  std::ifstream tin(p + ".vcpu0.csv");
+  auto parsed = tsync::io::parse_table_csv(tin);
+  REQUIRE(parsed.has_value());
+  REQUIRE(parsed->segments.size() == parsed->samples.size());
+  REQUIRE(parsed->segments.back() == 2);
+  for (std::size_t i = 0; i < parsed->samples.size(); ++i) {
+    const auto& smp = parsed->samples[i];
+    const std::int64_t truth = 5'000'000 * static_cast<std::int64_t>(parsed->segments[i] + 1);
+    INFO("sample " << i << " segment " << parsed->segments[i] << " offset " << smp.offset.count());
+    CHECK(std::abs(smp.offset.count() - truth) < 100'000);
+    REQUIRE(smp.bounds.has_value());
+    // The same clock on both sides, so the truth is the step alone: a hard interval holds it.
+    CHECK(smp.offset.count() + smp.bounds->lo <= truth);
+    CHECK(smp.offset.count() + smp.bounds->hi >= truth);
+  }
+  std::filesystem::remove_all(r.dir);
+}
+
 TEST_CASE("tsync sync: a backward clock is a new epoch; correct says 'unknown' with status 3 where epochs meet") {
-  const auto dir = std::filesystem::path(TSYNC_TEST_BINARY_DIR) / ("sync_epochs." + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string sock = (dir / "agent.sock").string();
   const std::string cli = TSYNC_CLI_PATH;
   // The agent's clock goes back 10 s at every series: guest times repeat (like a reboot).
-  REQUIRE(run("('" + cli + "' agent --transport unix:" + sock +
-              " --connections 1 --no-pin --step-per-series -10000000000 --idle-timeout 20s > /dev/null 2>&1) &") == 0);
-  const std::string p = (dir / "o").string();
-  const int rc = run("'" + cli + "' sync --transport unix:" + sock + " --probes 60 --count 2 --interval 50ms " +
-                     "--connect-timeout 10s --output '" + p + "' > '" + p + ".log' 2> '" + p + ".err'");
+  const auto r = run_stepped("sync_epochs", "-10000000000", "--count 2");
+  const auto& dir = r.dir;
+  const std::string& p = r.prefix;
   INFO(slurp(p + ".log") << slurp(p + ".err"));
-  REQUIRE(rc == 0);
+  REQUIRE(r.rc == 0);
   CHECK(slurp(p + ".err").find("backwards (a reboot") != std::string::npos);
   std::ifstream tin(p + ".vcpu0.csv");
   auto parsed = tsync::io::parse_table_csv(tin);

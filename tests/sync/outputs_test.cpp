@@ -164,8 +164,9 @@ TEST_CASE("kvm_tables: offset is the negated tsc-offset with the scaling, -2^63 
 
 TEST_CASE("sync_parent_dir syncs the directory of a path and reports one that does not exist") {
   temp_dir d;
-  CHECK_FALSE(tsync::sync::detail::sync_parent_dir((d.path / "x.csv").string()));
-  CHECK_FALSE(tsync::sync::detail::sync_parent_dir("relative-name.csv"));  // the current directory
-  CHECK(tsync::sync::detail::sync_parent_dir("/nonexistent-dir-for-tsync/x.csv") ==
-        std::error_code(ENOENT, std::generic_category()));
+  CHECK(tsync::sync::detail::sync_parent_dir((d.path / "x.csv").string()).has_value());
+  CHECK(tsync::sync::detail::sync_parent_dir("relative-name.csv").has_value());  // the current directory
+  const auto missing = tsync::sync::detail::sync_parent_dir("/nonexistent-dir-for-tsync/x.csv");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error() == std::error_code(ENOENT, std::generic_category()));
 }

@@ -28,8 +28,10 @@ struct clock_fn {
 constexpr double t_break = 10.25e9;
 
 // Series of 64 probes every 0.5 s from 5 s to 20 s (host), 10 µs one-way
-// minimum, 2 µs exponential queueing; series while the guest is stopped give nothing.
-std::vector<std::vector<probe_sample>> series_of(const clock_fn& c, unsigned seed = 1) {
+// minimum, 2 µs exponential queueing; series while the guest is stopped give
+// nothing. With `guest_initiates`, t1 and t2 are guest stamps and g the host's
+// (the probes of `tsync sync --role guest`).
+std::vector<std::vector<probe_sample>> series_of(const clock_fn& c, unsigned seed = 1, bool guest_initiates = false) {
   std::mt19937_64 rng(seed);
   std::exponential_distribution<double> q(1.0 / 2000.0);
   std::vector<std::vector<probe_sample>> out;
@@ -37,11 +39,14 @@ std::vector<std::vector<probe_sample>> series_of(const clock_fn& c, unsigned see
   for (double h0 = 5e9; h0 < 20e9; h0 += 0.5e9) {
     std::vector<probe_sample> s;
     for (int i = 0; i < 64; ++i) {
-      const double t1 = h0 + i * 50e3;
-      const double at = t1 + 10e3 + q(rng);
-      if (!c.running(at)) continue;
-      const double t2 = at + 10e3 + q(rng);
-      s.push_back({std::llround(t1), std::llround(c.guest(at)), std::llround(t2), static_cast<std::uint64_t>(i), burst, 0});
+      const double a1 = h0 + i * 50e3;
+      const double at = a1 + 10e3 + q(rng);
+      const double a2 = at + 10e3 + q(rng);
+      const auto id = static_cast<std::uint64_t>(i);
+      if (!guest_initiates && c.running(at))
+        s.push_back({std::llround(a1), std::llround(c.guest(at)), std::llround(a2), id, burst, 0});
+      if (guest_initiates && c.running(a1) && c.running(a2))
+        s.push_back({std::llround(c.guest(a1)), std::llround(at), std::llround(c.guest(a2)), id, burst, 0});
     }
     ++burst;
     if (!s.empty()) out.push_back(std::move(s));
@@ -234,4 +239,77 @@ TEST_CASE("whole_trace: no false break on the real-link fixtures") {
       CHECK(raw_ns(hb->hi) >= x.g);
     }
   }
+}
+
+namespace {
+std::vector<std::vector<probe_sample>> mirrored(const std::vector<std::vector<probe_sample>>& ss, double max_drift) {
+  std::vector<std::vector<probe_sample>> out;
+  for (const auto& s : ss) {
+    out.emplace_back();
+    for (const auto& p : s) out.back().push_back(from_guest_initiator(p, max_drift));
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("from_guest_initiator: the host time of the guest midpoint lies in the mirrored probe's interval") {
+  // guest = host·(1 + 400 ppm) − 3 s: the offset changes by 400 ppm of the distance.
+  const double rate = 1 + 400e-6;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> start(1e9, 1e12), trip(1e3, 5e6);
+  for (int i = 0; i < 2000; ++i) {
+    const double a1 = start(rng);
+    const double at = a1 + trip(rng);
+    const double a2 = at + trip(rng);
+    const probe_sample p{std::llround(a1 * rate - 3e9), std::llround(at), std::llround(a2 * rate - 3e9), 0, 0, 0};
+    const probe_sample m = from_guest_initiator(p, 1e-3);
+    const double host_of_m = (static_cast<double>(m.g) + 3e9) / rate;  // the truth
+    INFO(i);
+    CHECK(static_cast<double>(m.t1) <= host_of_m + 1);  // +1: the rounding of the stamps
+    CHECK(static_cast<double>(m.t2) >= host_of_m - 1);
+    CHECK(m.g >= p.t1);
+    CHECK(m.g <= p.t2);
+    // no wider than the round trip plus max_drift of it (and the rounding)
+    CHECK(m.t2 - m.t1 <= (p.t2 - p.t1) + static_cast<std::int64_t>(1e-3 * static_cast<double>(p.t2 - p.t1)) + 2);
+  }
+  // impossible probes stay impossible; results beyond 64 bits are refused the same way
+  const probe_sample bad{10, 5, 0, 0, 0, 0};
+  CHECK(from_guest_initiator(bad, 1e-3).t2 < from_guest_initiator(bad, 1e-3).t1);
+  const probe_sample far{std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(),
+                         std::numeric_limits<std::int64_t>::min() + 10, 0, 0, 0};
+  const probe_sample r = from_guest_initiator(far, 1e-3);
+  CHECK(r.t2 < r.t1);
+}
+
+TEST_CASE("whole_trace: guest-initiated probes find a pause, and the hard bounds hold the truth") {
+  const double pause = 3e9;
+  clock_fn c{[&](double h) { return h < t_break ? h : (h < t_break + pause ? t_break : h - pause); },
+             [&](double h) { return h < t_break || h >= t_break + pause; }};
+  const auto ss = mirrored(series_of(c, 3, true), 1e-3);
+  auto t = run(ss);
+  REQUIRE(t.breaks().size() == 1);
+  const auto& b = t.breaks()[0];
+  CHECK(b.kind == estimate::break_kind::clock_step);
+  CHECK(static_cast<double>(b.host_before) < t_break);
+  CHECK(static_cast<double>(b.host_after) > t_break + pause);
+  REQUIRE(b.step);
+  CHECK(std::abs(static_cast<double>(*b.step) - pause) < 1e5);
+  auto m = t.fit();
+  REQUIRE(m);
+  REQUIRE(m->parts.size() == 2);
+  // host = guest before the pause, guest + pause after it
+  for (const auto& part : m->parts) {
+    const double truth = part.segment == 0 ? 0.0 : pause;
+    for (std::int64_t g = part.first_guest; g <= part.last_guest; g += (part.last_guest - part.first_guest) / 16 + 1) {
+      auto hb = part.model.hard_bounds(at_ns<guest>(g));
+      auto h = part.model.to_host(at_ns<guest>(g));
+      REQUIRE(hb);
+      REQUIRE(h);
+      INFO("segment " << part.segment << " guest " << g);
+      CHECK(static_cast<double>(raw_ns(hb->lo)) <= static_cast<double>(g) + truth);
+      CHECK(static_cast<double>(raw_ns(hb->hi)) >= static_cast<double>(g) + truth);
+      CHECK(std::abs(static_cast<double>(raw_ns(*h) - g) - truth) < 5000);
+    }
+  }
+  check_hard_bounds(t, ss, c);
 }

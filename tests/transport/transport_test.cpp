@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,8 +129,8 @@ TEST_CASE("a probe exchange over a pair of named pipes between two processes bra
   temp_dir dir;
   const auto to_resp = dir / "to_responder";
   const auto to_init = dir / "to_initiator";
-  REQUIRE_FALSE(make_fifo(to_resp));
-  REQUIRE_FALSE(make_fifo(to_init));
+  REQUIRE(make_fifo(to_resp).has_value());
+  REQUIRE(make_fifo(to_init).has_value());
   const pid_t child = tsync::test::fork_child([&] {
     auto t = open_fifo_pair(to_resp, to_init, after(5s));
     if (!t) return 2;
@@ -226,8 +227,8 @@ TEST_CASE("the largest message crosses every stream transport intact", "[transpo
   REQUIRE(p.has_value());
   message_roundtrip(p->first, p->second);
   temp_dir dir;
-  REQUIRE_FALSE(make_fifo(dir / "a"));
-  REQUIRE_FALSE(make_fifo(dir / "b"));
+  REQUIRE(make_fifo(dir / "a").has_value());
+  REQUIRE(make_fifo(dir / "b").has_value());
   auto fa = open_fifo_pair(dir / "a", dir / "b", after(1s));  // the peer is not there yet
   REQUIRE_FALSE(fa.has_value());
   CHECK(fa.error() == make_error_code(errc::timed_out));
@@ -291,8 +292,8 @@ TEST_CASE("a peer that closes gives peer_closed on receive and on send without S
   }
   {
     temp_dir dir;
-    REQUIRE_FALSE(make_fifo(dir / "a"));
-    REQUIRE_FALSE(make_fifo(dir / "b"));
+    REQUIRE(make_fifo(dir / "a").has_value());
+    REQUIRE(make_fifo(dir / "b").has_value());
     tsync::expected<stream_transport, std::error_code> x = tsync::unexpected(std::error_code{});
     std::thread opener([&] { x = open_fifo_pair(dir / "b", dir / "a", after(5s)); });
     auto y = open_fifo_pair(dir / "a", dir / "b", after(5s));
@@ -396,6 +397,61 @@ TEST_CASE("connecting to nothing fails with the operating system's error", "[tra
   CHECK(longpath.error() == make_error_code(errc::invalid_argument));
 }
 
+TEST_CASE("the fd helpers return an empty expected or the operating system's error", "[transport]") {
+  temp_dir dir;
+  // make_fifo: a new FIFO, the same FIFO again, a regular file in the way.
+  REQUIRE(make_fifo(dir / "f").has_value());
+  CHECK(make_fifo(dir / "f").has_value());
+  const int plain = ::open((dir / "plain").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(plain >= 0);
+  ::close(plain);
+  auto clash = make_fifo(dir / "plain");
+  REQUIRE_FALSE(clash.has_value());
+  CHECK(clash.error() == std::errc::file_exists);
+
+  // set_nonblocking, set_nodelay and make_raw on a pipe.
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  const unique_fd r(p[0]), w(p[1]);
+  REQUIRE(detail::set_nonblocking(r.get()).has_value());
+  CHECK((::fcntl(r.get(), F_GETFL) & O_NONBLOCK) != 0);
+  CHECK(detail::set_nonblocking(r.get()).has_value());  // already non-blocking
+  auto badfd = detail::set_nonblocking(-1);
+  REQUIRE_FALSE(badfd.has_value());
+  CHECK(badfd.error() == std::errc::bad_file_descriptor);
+  auto nodelay = detail::set_nodelay(w.get());
+  REQUIRE_FALSE(nodelay.has_value());
+  CHECK(nodelay.error() == std::errc::not_a_socket);
+  CHECK(make_raw(r.get()).has_value());  // not a terminal: nothing to do
+
+  // remove_stale_socket: nothing there, a regular file, a socket with a listener.
+  CHECK(detail::remove_stale_socket(dir / "none.sock").has_value());
+  auto notsock = detail::remove_stale_socket(dir / "plain");
+  REQUIRE_FALSE(notsock.has_value());
+  CHECK(notsock.error() == std::errc::address_in_use);
+  CHECK(std::filesystem::exists(dir / "plain"));
+  auto l = unix_listener::listen(dir / "live.sock");
+  REQUIRE(l.has_value());
+  auto live = detail::remove_stale_socket(dir / "live.sock");
+  REQUIRE_FALSE(live.has_value());
+  CHECK(live.error() == std::errc::address_in_use);
+  CHECK(std::filesystem::exists(dir / "live.sock"));
+
+  // write_all: the whole text to a connected peer, then peer_closed once it is gone.
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  const unique_fd a(sv[0]);
+  unique_fd b(sv[1]);
+  REQUIRE(detail::write_all(a.get(), "hello\n", after(1s)).has_value());
+  auto line = detail::read_line(b.get(), 64, after(1s));
+  REQUIRE(line.has_value());
+  CHECK(*line == "hello");
+  b = unique_fd{};
+  auto gone = detail::write_all(a.get(), std::string(1 << 20, 'x'), after(2s));
+  REQUIRE_FALSE(gone.has_value());
+  CHECK(gone.error() == make_error_code(errc::peer_closed));
+}
+
 TEST_CASE("a Unix listener removes its socket file and abstract names work", "[transport]") {
   temp_dir dir;
   const auto path = dir / "x.sock";
@@ -461,7 +517,7 @@ TEST_CASE("the hybrid vsock handshake rejects bad answers and bad requests", "[t
   std::thread client([&] {
     auto t = connect_unix(dir / "acc.sock", after(2s));
     if (!t) return;
-    client_wrote = !tsync::transport::detail::write_all(t->write_fd(), "CONNECT -1\n", after(1s));
+    client_wrote = tsync::transport::detail::write_all(t->write_fd(), "CONNECT -1\n", after(1s)).has_value();
     std::this_thread::sleep_for(50ms);
   });
   auto a = acc->accept(after(2s));

@@ -92,6 +92,7 @@
 #include "tsync/core/config.hpp"
 #include "tsync/core/error.hpp"
 #include "tsync/core/expected.hpp"
+#include "tsync/io/tracecmd_info.hpp"
 
 // libtracecmd 1.3 (trace-cmd 3.1) exports these but declares them only in its
 // private header; the prototypes are those of that header (an enum parameter is
@@ -266,7 +267,35 @@ class tracecmd_buffer {
   /// TEP_PRINT_INFO, plugins included), without a trailing newline. The view
   /// stays valid until the next call on this buffer. Empty if libtraceevent
   /// could not allocate.
+  ///
+  /// Events whose print format is plain (fields and fixed-index array
+  /// elements through `%d %u %x %s`... and literal text; see
+  /// io/tracecmd_info.hpp) are printed by a compiled form of the format, with
+  /// libtraceevent's rules and the same text; every other event through
+  /// libtraceevent.
   [[nodiscard]] std::string_view info(const tracecmd_event& e) noexcept {
+    if (e.record == nullptr) return {};
+    if (e.format != nullptr) {
+      try {
+        const detail::info_program& p = info_cache_.get(tep_, e.format);
+        if (p.ok()) {
+          text_.clear();
+          if (p.print(e.record->data, e.record->size, text_)) {
+            ++compiled_infos_;
+            note_pids(e);
+            std::size_t n = text_.size();
+            while (n > 0 && (text_[n - 1] == '\n' || text_[n - 1] == '\0')) --n;
+            return {text_.data(), n};
+          }
+        }
+      } catch (...) {  // out of memory: libtraceevent's path below
+      }
+    }
+    return info_libtraceevent(e);
+  }
+  /// The same text, always through libtraceevent's `tep_print_event` (the
+  /// reference the compiled formats are tested against).
+  [[nodiscard]] std::string_view info_libtraceevent(const tracecmd_event& e) noexcept {
     trace_seq_reset(&seq_);
     if (e.record == nullptr) return {};
     tep_print_event(tep_, &seq_, e.record, "%s", TEP_PRINT_INFO);
@@ -276,6 +305,8 @@ class tracecmd_buffer {
     while (n > 0 && (seq_.buffer[n - 1] == '\n' || seq_.buffer[n - 1] == '\0')) --n;
     return {seq_.buffer, n};
   }
+  /// How many `info` texts the compiled formats printed (the rest went through libtraceevent).
+  [[nodiscard]] std::uint64_t compiled_infos() const noexcept { return compiled_infos_; }
 
   /// The buffer's event parser (libtraceevent; it changes when the file is reopened).
   [[nodiscard]] tep_handle* tep() const noexcept { return tep_; }
@@ -351,6 +382,9 @@ class tracecmd_buffer {
   std::uint32_t index_;
   std::vector<slot> slots_;
   trace_seq seq_{};
+  detail::info_cache info_cache_;
+  std::string text_;
+  std::uint64_t compiled_infos_ = 0;
 };
 
 namespace detail {

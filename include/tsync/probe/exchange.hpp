@@ -170,14 +170,15 @@ namespace detail {
   return make_error_code(static_cast<errc>(code));
 }
 
+/// Encode `m` into `scratch` and send it before `d`. Returns success once sent;
+/// errors: those of `encode` (a message that breaks a field limit) and of `t.send`.
 template <transport::message_transport T>
-std::error_code send_message(T& t, const message& m, std::vector<std::byte>& scratch, transport::deadline d) {
+[[nodiscard]] expected<void, std::error_code> send_message(T& t, const message& m, std::vector<std::byte>& scratch,
+                                                           transport::deadline d) {
   scratch.resize(encoded_size(m));
   auto n = encode(m, scratch);
-  if (!n) return n.error();
-  auto r = t.send(std::span<const std::byte>(scratch.data(), *n), d);
-  if (!r) return r.error();
-  return {};
+  if (!n) return unexpected(n.error());
+  return t.send(std::span<const std::byte>(scratch.data(), *n), d);
 }
 
 /// Best-effort `error` message to the peer (its own failure is ignored).
@@ -223,7 +224,7 @@ class initiator_series {
     const message start = start_msg{cfg_.series_id, cfg_.flags, cfg_.probes, cfg_.vcpu};
     for (std::uint32_t attempt = 0; attempt <= cfg_.handshake_retries; ++attempt) {
       if (expired()) break;
-      if (auto ec = detail::send_message(t_, start, out_, cfg_.deadline)) return fail(ec);
+      if (auto r = detail::send_message(t_, start, out_, cfg_.deadline); !r) return fail(r.error());
       auto acked = await_start_ack(detail::earliest(cfg_.deadline, cfg_.per_probe_timeout));
       if (res_.error) return false;
       if (acked) {
@@ -242,8 +243,8 @@ class initiator_series {
     if (expired()) return fail(make_error_code(errc::timed_out));
     const std::uint32_t id = next_++;
     const std::int64_t t1 = clock_.now_raw();
-    if (auto ec = detail::send_message(t_, message{probe_msg{cfg_.series_id, id}}, out_, cfg_.deadline))
-      return fail(ec);
+    if (auto r = detail::send_message(t_, message{probe_msg{cfg_.series_id, id}}, out_, cfg_.deadline); !r)
+      return fail(r.error());
     ++res_.stats.sent;
     pend_[id].t1 = t1;
     await_reply(id, detail::earliest(cfg_.deadline, cfg_.per_probe_timeout));
@@ -257,8 +258,8 @@ class initiator_series {
     const message end = end_msg{cfg_.series_id, res_.stats.sent};
     for (std::uint32_t attempt = 0; attempt <= cfg_.handshake_retries && !acked && !res_.error; ++attempt) {
       if (expired()) break;
-      if (auto ec = detail::send_message(t_, end, out_, cfg_.deadline)) {
-        res_.error = ec;
+      if (auto r = detail::send_message(t_, end, out_, cfg_.deadline); !r) {
+        res_.error = r.error();
         break;
       }
       acked = await_end_ack(attempt, detail::earliest(cfg_.deadline, cfg_.end_timeout));
@@ -486,16 +487,14 @@ template <transport::message_transport T, clock::clock_source C>
 template <transport::message_transport T>
 [[nodiscard]] expected<void, std::error_code> send_result(T& t, const result_msg& r, transport::deadline d) {
   std::vector<std::byte> scratch;
-  if (auto ec = detail::send_message(t, message{r}, scratch, d)) return unexpected(ec);
-  return {};
+  return detail::send_message(t, message{r}, scratch, d);
 }
 
 /// Tell the responder that the session is over (`serve()` then returns `serve_end::bye`).
 template <transport::message_transport T>
 [[nodiscard]] expected<void, std::error_code> send_bye(T& t, transport::deadline d) {
   std::vector<std::byte> scratch;
-  if (auto ec = detail::send_message(t, message{bye_msg{}}, scratch, d)) return unexpected(ec);
-  return {};
+  return detail::send_message(t, message{bye_msg{}}, scratch, d);
 }
 
 /// What `exchange_hello` learned.
@@ -549,9 +548,9 @@ template <transport::message_transport T>
   in.reserve(max_encoded_size);
   const message hello = hello_msg{hello_role::initiator, mine};
   while (std::chrono::steady_clock::now() < until) {
-    if (auto ec = detail::send_message(t, hello, out, until)) {
-      res.error = ec;
-      res.message = "cannot send hello: " + ec.message();
+    if (auto sent = detail::send_message(t, hello, out, until); !sent) {
+      res.error = sent.error();
+      res.message = "cannot send hello: " + sent.error().message();
       return res;
     }
     const auto round_end = detail::earliest(until, resend);
@@ -673,7 +672,7 @@ class responder {
       ++st_.series_abandoned;
     }
     ++st_.hellos;
-    if (auto ec = send(message{hello_msg{hello_role::responder, opt_.identity}})) return send_failed(ec);
+    if (auto r = send(message{hello_msg{hello_role::responder, opt_.identity}}); !r) return send_failed(r.error());
     refusal_.clear();
     if (opt_.on_hello) {
       if (auto why = opt_.on_hello(h.id)) refusal_ = why->empty() ? std::string("session refused") : *why;
@@ -734,7 +733,7 @@ class responder {
       stamps_.push_back(stamp_entry{p.probe_id, g});
       stamp = 0;
     }
-    if (auto ec = send(message{reply_msg{p.series_id, p.probe_id, stamp}})) return send_failed(ec);
+    if (auto r = send(message{reply_msg{p.series_id, p.probe_id, stamp}}); !r) return send_failed(r.error());
     ++st_.probes_answered;
     return std::nullopt;
   }
@@ -768,14 +767,14 @@ class responder {
     last_stamps_ = std::move(stamps_);
     stamps_.clear();
     ++st_.series_completed;
-    if (auto ec = send_end_answer()) return send_failed(ec);
+    if (auto r = send_end_answer(); !r) return send_failed(r.error());
     if (opt_.max_series > 0 && st_.series_completed >= opt_.max_series) return ended(serve_end::max_series);
     return std::nullopt;
   }
 
   /// The answer to `end` of the last completed series: deferred stamps (in
   /// batches) and `end_ack`; also re-sent for a repeated `end` whose answer was lost.
-  std::error_code send_end_answer() {
+  expected<void, std::error_code> send_end_answer() {
     if (opt_.mode == stamp_mode::deferred) {
       const auto& s = last_stamps_;
       std::size_t i = 0;
@@ -786,21 +785,21 @@ class responder {
         d.entries.assign(s.begin() + static_cast<std::ptrdiff_t>(i), s.begin() + static_cast<std::ptrdiff_t>(i + k));
         i += k;
         d.last = i >= s.size();
-        if (auto ec = send(message{std::move(d)})) return ec;
+        if (auto r = send(message{std::move(d)}); !r) return r;
       } while (i < s.size());
     }
     return send(message{end_ack_msg{last_id_, last_received_}});
   }
 
-  std::error_code send(const message& m) {
+  expected<void, std::error_code> send(const message& m) {
     return detail::send_message(t_, m, out_, detail::earliest(until_, opt_.send_timeout));
   }
   void abort_peer(std::uint32_t series, const std::error_code& ec, std::string_view why) {
     detail::send_abort(t_, series, ec, why, out_, detail::earliest(until_, opt_.send_timeout));
   }
-  std::optional<outcome> sent(const std::error_code& ec) {
-    if (!ec) return std::nullopt;
-    return send_failed(ec);
+  std::optional<outcome> sent(const expected<void, std::error_code>& r) {
+    if (r) return std::nullopt;
+    return send_failed(r.error());
   }
   /// A failed send: the peer is gone (fine between series) or the transport broke.
   outcome send_failed(const std::error_code& ec) {

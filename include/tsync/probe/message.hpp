@@ -287,40 +287,44 @@ inline void put_i64(std::byte* p, std::int64_t v) noexcept { put_u64(p, static_c
   return std::visit(visitor{}, m);
 }
 
-[[nodiscard]] inline std::error_code check_fields(const message& m) noexcept {
+/// The field checks shared by `encode` and `decode`. Returns success for a
+/// message within every limit; errors: `errc::oversized`, `errc::out_of_range` or
+/// `errc::protocol_error` as listed at `decode`.
+[[nodiscard]] inline expected<void, std::error_code> check_fields(const message& m) noexcept {
+  const auto bad = [](errc e) noexcept { return unexpected(make_error_code(e)); };
   if (const auto* s = std::get_if<start_msg>(&m)) {
-    if (s->probe_count == 0 || s->probe_count > max_probes_per_series) return errc::oversized;
-    if (s->vcpu > max_vcpu_id) return errc::out_of_range;
-    if ((s->flags & ~series_flag::all) != 0) return errc::protocol_error;
+    if (s->probe_count == 0 || s->probe_count > max_probes_per_series) return bad(errc::oversized);
+    if (s->vcpu > max_vcpu_id) return bad(errc::out_of_range);
+    if ((s->flags & ~series_flag::all) != 0) return bad(errc::protocol_error);
   } else if (const auto* a = std::get_if<start_ack_msg>(&m)) {
-    if (a->mode != stamp_mode::immediate && a->mode != stamp_mode::deferred) return errc::protocol_error;
+    if (a->mode != stamp_mode::immediate && a->mode != stamp_mode::deferred) return bad(errc::protocol_error);
   } else if (const auto* p = std::get_if<probe_msg>(&m)) {
-    if (p->probe_id >= max_probes_per_series) return errc::out_of_range;
+    if (p->probe_id >= max_probes_per_series) return bad(errc::out_of_range);
   } else if (const auto* r = std::get_if<reply_msg>(&m)) {
-    if (r->probe_id >= max_probes_per_series) return errc::out_of_range;
+    if (r->probe_id >= max_probes_per_series) return bad(errc::out_of_range);
   } else if (const auto* e = std::get_if<end_msg>(&m)) {
-    if (e->probes_sent > max_probes_per_series) return errc::oversized;
+    if (e->probes_sent > max_probes_per_series) return bad(errc::oversized);
   } else if (const auto* k = std::get_if<end_ack_msg>(&m)) {
-    if (k->probes_received > max_probes_per_series) return errc::oversized;
+    if (k->probes_received > max_probes_per_series) return bad(errc::oversized);
   } else if (const auto* d = std::get_if<deferred_msg>(&m)) {
-    if (d->entries.size() > max_batch_entries) return errc::oversized;
+    if (d->entries.size() > max_batch_entries) return bad(errc::oversized);
     for (const auto& en : d->entries) {
-      if (en.probe_id >= max_probes_per_series) return errc::out_of_range;
+      if (en.probe_id >= max_probes_per_series) return bad(errc::out_of_range);
     }
   } else if (const auto* res = std::get_if<result_msg>(&m)) {
-    if (res->lo > res->hi || res->min_rtt < 0) return errc::protocol_error;
+    if (res->lo > res->hi || res->min_rtt < 0) return bad(errc::protocol_error);
     if (res->probes_used > max_probes_per_series || res->probes_rejected > max_probes_per_series ||
         res->probes_used + res->probes_rejected > max_probes_per_series)
-      return errc::oversized;
+      return bad(errc::oversized);
   } else if (const auto* er = std::get_if<error_msg>(&m)) {
-    if (er->reason.size() > max_reason_length) return errc::oversized;
-    if (!printable(er->reason)) return errc::protocol_error;
+    if (er->reason.size() > max_reason_length) return bad(errc::oversized);
+    if (!printable(er->reason)) return bad(errc::protocol_error);
   } else if (const auto* he = std::get_if<hello_msg>(&m)) {
-    if (he->id.clock.size() > max_clock_name_length) return errc::oversized;
-    if (!printable(he->id.clock)) return errc::protocol_error;
-    if (he->role != hello_role::initiator && he->role != hello_role::responder) return errc::protocol_error;
-    if (he->id.unit != time_unit::ns && he->id.unit != time_unit::cycles) return errc::protocol_error;
-    if (he->id.unit == time_unit::ns && he->id.tsc_hz != 0) return errc::protocol_error;
+    if (he->id.clock.size() > max_clock_name_length) return bad(errc::oversized);
+    if (!printable(he->id.clock)) return bad(errc::protocol_error);
+    if (he->role != hello_role::initiator && he->role != hello_role::responder) return bad(errc::protocol_error);
+    if (he->id.unit != time_unit::ns && he->id.unit != time_unit::cycles) return bad(errc::protocol_error);
+    if (he->id.unit == time_unit::ns && he->id.tsc_hz != 0) return bad(errc::protocol_error);
   }
   return {};
 }
@@ -419,7 +423,7 @@ struct payload_writer {
   if (version < oldest_wire_version || version > wire_version ||
       (version == 1 && type_of(m) == message_type::hello))
     return unexpected(make_error_code(errc::unsupported_version));
-  if (auto ec = detail::check_fields(m)) return unexpected(ec);
+  if (auto f = detail::check_fields(m); !f) return unexpected(f.error());
   const std::size_t payload = detail::payload_size(m);
   if (payload > max_payload_size) return unexpected(make_error_code(errc::oversized));
   const std::size_t total = header_size + payload;
@@ -573,7 +577,7 @@ struct wire_header {
            : h->type == message_type::hello  ? detail::decode_hello(h->payload)
                                              : detail::decode_fixed(h->type, h->payload);
   if (!m) return unexpected(make_error_code(m.error()));
-  if (auto ec = detail::check_fields(*m)) return unexpected(ec);
+  if (auto f = detail::check_fields(*m); !f) return unexpected(f.error());
   return std::move(*m);
 }
 

@@ -43,15 +43,17 @@ namespace detail {
 
 [[nodiscard]] inline std::error_code errno_code() noexcept { return {errno, std::generic_category()}; }
 
-/// Write all of `s` to `fd` (retrying short writes and EINTR).
-[[nodiscard]] inline std::error_code write_all_fd(int fd, std::string_view s) noexcept {
+/// Write all of `s` to `fd` (retrying short writes and EINTR). Returns success
+/// once every byte is written; errors: the `write` errno (generic category),
+/// `std::errc::io_error` for a write of zero bytes.
+[[nodiscard]] inline expected<void, std::error_code> write_all_fd(int fd, std::string_view s) noexcept {
   while (!s.empty()) {
     const ssize_t w = ::write(fd, s.data(), s.size());
     if (w < 0) {
       if (errno == EINTR) continue;
-      return errno_code();
+      return unexpected(errno_code());
     }
-    if (w == 0) return std::make_error_code(std::errc::io_error);
+    if (w == 0) return unexpected(std::make_error_code(std::errc::io_error));
     s.remove_prefix(static_cast<std::size_t>(w));
   }
   return {};
@@ -59,15 +61,18 @@ namespace detail {
 
 /// fsync the directory holding `path`, so that a rename into it is durable.
 /// File systems that cannot fsync a directory (EINVAL) are not an error.
-[[nodiscard]] inline std::error_code sync_parent_dir(const std::string& path) noexcept {
+/// Returns success; errors: the `open`/`fsync`/`close` errno (generic category),
+/// the first one when several fail.
+[[nodiscard]] inline expected<void, std::error_code> sync_parent_dir(const std::string& path) noexcept {
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno_code();
+  if (fd < 0) return unexpected(errno_code());
   std::error_code ec;
   if (::fsync(fd) < 0 && errno != EINVAL) ec = errno_code();
   if (::close(fd) < 0 && !ec) ec = errno_code();
-  return ec;
+  if (ec) return unexpected(ec);
+  return {};
 }
 }  // namespace detail
 
@@ -130,7 +135,9 @@ class atomic_file {
       fd_ = -1;
     }
     if (!err_ && ::rename(tmp_.c_str(), path_.c_str()) < 0) err_ = detail::errno_code();
-    if (!err_) err_ = detail::sync_parent_dir(path_);  // the rename itself must reach the disk
+    if (!err_) {
+      if (auto d = detail::sync_parent_dir(path_); !d) err_ = d.error();  // the rename itself must reach the disk
+    }
     if (err_) {
       ::unlink(tmp_.c_str());
     }
@@ -149,7 +156,7 @@ class atomic_file {
  private:
   void flush_buffer() {
     if (err_ || fd_ < 0) return;
-    err_ = detail::write_all_fd(fd_, buf_);
+    if (auto w = detail::write_all_fd(fd_, buf_); !w) err_ = w.error();
     buf_.clear();
   }
   void abandon() noexcept {
@@ -188,7 +195,9 @@ class append_log {
   /// Append `s` (one write). Errors: the first failure so far (it is kept: later
   /// calls write nothing and return it), as a `text_error` naming the file.
   expected<void, text_error> append(std::string_view s) {
-    if (!err_) err_ = detail::write_all_fd(fd_, s);
+    if (!err_) {
+      if (auto w = detail::write_all_fd(fd_, s); !w) err_ = w.error();
+    }
     return result(path_);
   }
 
@@ -208,7 +217,7 @@ class append_log {
     }
     if (!err_ && !final_path.empty()) {
       if (::rename(path_.c_str(), final_path.c_str()) < 0) err_ = detail::errno_code();
-      else err_ = detail::sync_parent_dir(final_path);
+      else if (auto d = detail::sync_parent_dir(final_path); !d) err_ = d.error();
     }
     return result(final_path.empty() ? path_ : final_path);
   }

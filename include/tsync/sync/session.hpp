@@ -25,8 +25,9 @@
 /// vCPU's sync table; the series record keeps the statistics. A sample whose
 /// offset is exactly 0 is a valid sample and is kept.
 ///
-/// Breaks and whole-trace models (when the initiator is the host and
-/// `track_segments` is on): every series' probes go through a
+/// Breaks and whole-trace models (when `track_segments` is on; with a guest
+/// initiator the probes are first put in the registry's convention,
+/// `from_guest_initiator`): every series' probes go through a
 /// `whole_trace_tracker` (sync/whole_trace.hpp) that finds clock steps,
 /// backward time and frequency steps as the probes arrive, numbers the
 /// segments between breaks, and keeps a bounded reduction of each segment's
@@ -395,8 +396,8 @@ struct session_config {
   bool use_partial_series = true;
   /// Called on a channel thread after each series is recorded.
   std::function<void(const series_record&)> on_series;
-  /// Break detection and the whole-trace model (sync/whole_trace.hpp); only
-  /// when the initiator is the host. `whole_trace.estimator` empty: detect
+  /// Break detection and the whole-trace model (sync/whole_trace.hpp), with
+  /// either side as the initiator. `whole_trace.estimator` empty: detect
   /// breaks and segment the table, but fit no whole-trace model.
   bool track_segments = true;
   whole_trace_options whole_trace{};
@@ -543,8 +544,10 @@ class session {
 
   [[nodiscard]] const session_config& config() const noexcept { return cfg_; }
 
-  /// True when the session detects breaks and segments (the initiator is the host).
-  [[nodiscard]] bool tracking() const noexcept { return cfg_.track_segments && cfg_.initiator_is_host; }
+  /// True when the session detects breaks and segments (either side may
+  /// initiate: a guest initiator's probes are turned into the registry's
+  /// convention with `from_guest_initiator`).
+  [[nodiscard]] bool tracking() const noexcept { return cfg_.track_segments; }
 
   /// Fit the whole-trace model of every vCPU (one fit per segment, from the
   /// bounded probe reduction). Call after `stop()`; empty when not tracking or
@@ -623,6 +626,11 @@ class session {
     return 0;
   }
 
+  /// `p` in the registry's convention (t1, t2 host; g guest).
+  [[nodiscard]] probe_sample registry_probe(const probe_sample& p) const noexcept {
+    return cfg_.initiator_is_host ? p : from_guest_initiator(p, cfg_.whole_trace.fit.max_drift);
+  }
+
   /// Segment the series' probes (break detection); returns the probes of its
   /// last segment (what the per-series estimator sees) and records breaks.
   std::vector<probe_sample> track(std::uint32_t vcpu, series_record& rec, const std::vector<probe_sample>& probes) {
@@ -636,7 +644,14 @@ class session {
     std::size_t dropped = 0;
     {
       std::lock_guard tl(slot.mu);
-      found = slot.t.add_series(probes, &seg);
+      if (cfg_.initiator_is_host) {
+        found = slot.t.add_series(probes, &seg);
+      } else {
+        std::vector<probe_sample> mirrored;
+        mirrored.reserve(probes.size());
+        for (const auto& p : probes) mirrored.push_back(registry_probe(p));
+        found = slot.t.add_series(mirrored, &seg);
+      }
       rec.segment = slot.t.current_segment();
       dropped = slot.t.dropped();
     }
@@ -677,12 +692,14 @@ class session {
     b.series = rec.series_id;
     b.reason = *why;
     if (last) {
-      b.guest_before = last->g;
-      b.host_before = last->t2;
+      const probe_sample l = registry_probe(*last);
+      b.guest_before = l.g;
+      b.host_before = l.t2;
     }
     if (!out.probes.empty()) {
-      b.guest_after = out.probes.front().g;
-      b.host_after = out.probes.front().t1;
+      const probe_sample f = registry_probe(out.probes.front());
+      b.guest_after = f.g;
+      b.host_after = f.t1;
     }
     add_break(vcpu, std::move(b));
   }

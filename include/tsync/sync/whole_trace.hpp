@@ -25,9 +25,11 @@
 /// are dropped and counted.
 ///
 /// Probes are in the registry's convention: t1, t2 on the host, g on the
-/// guest (the session's initiator must be the host).
+/// guest. A session whose initiator is the guest (`tsync sync --role guest`)
+/// turns its probes into that convention first with `from_guest_initiator`.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -78,6 +80,44 @@ struct segment_data {
 
 using estimate::model_part;
 using estimate::session_model;
+
+/// A probe the guest initiated (t1, t2 on the guest clock, g the host's
+/// stamp) in the registry's convention (t1, t2 on the host, g on the guest),
+/// for break detection and whole-trace fits.
+///
+/// The host read g while the guest clock read somewhere in [t1, t2], so with
+/// host = guest + o(guest): o(t1) <= g − t1 and o(t2) >= g − t2. The result
+/// is placed at the guest midpoint m = t1 + (t2 − t1)/2 and moves each bound
+/// to m by the largest change of the offset over that distance that
+/// `max_drift` allows: m + g − t2 − ceil(max_drift·(t2 − m)) <= host(m) <=
+/// m + g − t1 + ceil(max_drift·(m − t1)). The interval is therefore sound for
+/// every |drift| <= max_drift, and wider than the round trip by
+/// max_drift·(t2 − t1) (10 ns for a 10 µs round trip at 1000 ppm). A probe
+/// with t2 < t1, or whose result does not fit in 64 bits, comes back with
+/// t2 < t1 (causally impossible: every consumer drops it).
+[[nodiscard]] inline probe_sample from_guest_initiator(const probe_sample& p, double max_drift) noexcept {
+  probe_sample out = p;
+  if (p.t2 < p.t1) return out;
+  const i128 t1 = p.t1, t2 = p.t2, g = p.g;
+  const i128 m = t1 + (t2 - t1) / 2;
+  const double d = max_drift > 0 && max_drift < 1 ? max_drift : 0.0;
+  const auto slack = [d](i128 span) {
+    return static_cast<i128>(std::ceil(d * static_cast<double>(span)));
+  };
+  const i128 lo = m + (g - t2) - slack(t2 - m);
+  const i128 hi = m + (g - t1) + slack(m - t1);
+  constexpr i128 top = std::numeric_limits<std::int64_t>::max();
+  constexpr i128 bottom = std::numeric_limits<std::int64_t>::min();
+  if (lo < bottom || hi > top) {
+    out.t1 = 1;
+    out.t2 = 0;
+    return out;
+  }
+  out.t1 = static_cast<std::int64_t>(lo);
+  out.g = static_cast<std::int64_t>(m);
+  out.t2 = static_cast<std::int64_t>(hi);
+  return out;
+}
 
 namespace detail {
 /// Indices of the probes of `v` on the upper hull of (g, t1 − g) and the

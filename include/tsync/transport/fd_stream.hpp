@@ -104,10 +104,12 @@ namespace detail {
   }
 }
 
-[[nodiscard]] inline std::error_code set_nonblocking(int fd) noexcept {
+/// Set `O_NONBLOCK` on `fd` (kept if already set). Returns success; errors: the
+/// `fcntl` error (e.g. `EBADF`).
+[[nodiscard]] inline expected<void, std::error_code> set_nonblocking(int fd) noexcept {
   const int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0) return last_error();
-  if ((fl & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return last_error();
+  if (fl < 0) return unexpected(last_error());
+  if ((fl & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return unexpected(last_error());
   return {};
 }
 
@@ -154,7 +156,7 @@ class stream_transport {
   /// a pseudo-terminal). The fd is made non-blocking.
   [[nodiscard]] static expected<stream_transport, std::error_code> adopt(unique_fd fd) {
     if (!fd) return unexpected(make_error_code(errc::invalid_argument));
-    if (auto ec = detail::set_nonblocking(fd.get())) return unexpected(ec);
+    if (auto nb = detail::set_nonblocking(fd.get()); !nb) return unexpected(nb.error());
     stream_transport t;
     t.socket_ = detail::is_socket(fd.get());
     t.rfd_ = std::move(fd);
@@ -164,8 +166,8 @@ class stream_transport {
   /// Adopt a read fd and a separate write fd (a pair of FIFOs or pipes).
   [[nodiscard]] static expected<stream_transport, std::error_code> adopt(unique_fd read_fd, unique_fd write_fd) {
     if (!read_fd || !write_fd) return unexpected(make_error_code(errc::invalid_argument));
-    if (auto ec = detail::set_nonblocking(read_fd.get())) return unexpected(ec);
-    if (auto ec = detail::set_nonblocking(write_fd.get())) return unexpected(ec);
+    if (auto nb = detail::set_nonblocking(read_fd.get()); !nb) return unexpected(nb.error());
+    if (auto nb = detail::set_nonblocking(write_fd.get()); !nb) return unexpected(nb.error());
     stream_transport t;
     t.socket_ = detail::is_socket(write_fd.get());
     t.rfd_ = std::move(read_fd);

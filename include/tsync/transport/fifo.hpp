@@ -36,17 +36,18 @@
 
 namespace tsync::inline TSYNC_ABI::transport {
 
-/// Create a named pipe at `path` (an existing FIFO there is fine; an existing
-/// file of another kind is `EEXIST`).
-[[nodiscard]] inline std::error_code make_fifo(std::string_view path, mode_t mode = 0600) {
+/// Create a named pipe at `path` (an existing FIFO there is fine). Returns
+/// success once a FIFO is there; errors: `EEXIST` for an existing file of another
+/// kind, the `mkfifo` error otherwise.
+[[nodiscard]] inline expected<void, std::error_code> make_fifo(std::string_view path, mode_t mode = 0600) {
   const std::string p(path);
   if (::mkfifo(p.c_str(), mode) == 0) return {};
   if (errno == EEXIST) {
     struct stat st {};
     if (::stat(p.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) return {};
-    return {EEXIST, std::system_category()};
+    return unexpected(std::error_code(EEXIST, std::system_category()));
   }
-  return last_error();
+  return unexpected(last_error());
 }
 
 /// Open a transport over two FIFOs: this side reads `read_path` and writes
@@ -71,14 +72,15 @@ namespace tsync::inline TSYNC_ABI::transport {
 
 /// Put a terminal fd into raw mode (no echo, no line editing, no CR/LF
 /// translation, 8-bit clean). A no-op for an fd that is not a terminal.
-[[nodiscard]] inline std::error_code make_raw(int fd) noexcept {
+/// Returns success; errors: the `tcgetattr`/`tcsetattr` error.
+[[nodiscard]] inline expected<void, std::error_code> make_raw(int fd) noexcept {
   if (::isatty(fd) == 0) return {};
   termios t{};
-  if (::tcgetattr(fd, &t) < 0) return last_error();
+  if (::tcgetattr(fd, &t) < 0) return unexpected(last_error());
   ::cfmakeraw(&t);
   t.c_cc[VMIN] = 1;
   t.c_cc[VTIME] = 0;
-  if (::tcsetattr(fd, TCSANOW, &t) < 0) return last_error();
+  if (::tcsetattr(fd, TCSANOW, &t) < 0) return unexpected(last_error());
   return {};
 }
 
@@ -88,14 +90,14 @@ namespace tsync::inline TSYNC_ABI::transport {
   const std::string p(path);
   unique_fd fd(::open(p.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
   if (!fd) return unexpected(last_error());
-  if (auto ec = make_raw(fd.get())) return unexpected(ec);
+  if (auto raw = make_raw(fd.get()); !raw) return unexpected(raw.error());
   return stream_transport::adopt(std::move(fd));
 }
 
 /// Adopt an already open bidirectional device fd (a terminal is put into raw mode).
 [[nodiscard]] inline expected<stream_transport, std::error_code> adopt_chardev(unique_fd fd) {
   if (!fd) return unexpected(make_error_code(errc::invalid_argument));
-  if (auto ec = make_raw(fd.get())) return unexpected(ec);
+  if (auto raw = make_raw(fd.get()); !raw) return unexpected(raw.error());
   return stream_transport::adopt(std::move(fd));
 }
 

@@ -35,25 +35,28 @@ namespace detail {
 }
 
 /// Connect a non-blocking socket before `d`. A listener whose backlog is full
-/// (`EAGAIN` on Unix sockets) is retried until the deadline.
-[[nodiscard]] inline std::error_code connect_before(int fd, const sockaddr* addr, socklen_t len, deadline d) noexcept {
+/// (`EAGAIN` on Unix sockets) is retried until the deadline. Returns success once
+/// connected; errors: `errc::timed_out` at `d`, the `connect`/`poll`/`SO_ERROR`
+/// error otherwise (e.g. `ECONNREFUSED`).
+[[nodiscard]] inline expected<void, std::error_code> connect_before(int fd, const sockaddr* addr, socklen_t len,
+                                                                    deadline d) noexcept {
   for (;;) {
     if (::connect(fd, addr, len) == 0) return {};
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
-      if (std::chrono::steady_clock::now() >= d) return make_error_code(errc::timed_out);
+      if (std::chrono::steady_clock::now() >= d) return unexpected(make_error_code(errc::timed_out));
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-    if (errno != EINPROGRESS) return last_error();
+    if (errno != EINPROGRESS) return unexpected(last_error());
     break;
   }
   auto rev = wait_fd(fd, POLLOUT, d);
-  if (!rev) return rev.error();
+  if (!rev) return unexpected(rev.error());
   int err = 0;
   socklen_t elen = sizeof err;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return last_error();
-  if (err != 0) return {err, std::system_category()};
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return unexpected(last_error());
+  if (err != 0) return unexpected(std::error_code(err, std::system_category()));
   return {};
 }
 

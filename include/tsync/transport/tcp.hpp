@@ -60,9 +60,10 @@ struct inet_addr {
   return unexpected(make_error_code(errc::invalid_argument));
 }
 
-[[nodiscard]] inline std::error_code set_nodelay(int fd) noexcept {
+/// Set `TCP_NODELAY` on `fd`. Returns success; errors: the `setsockopt` error.
+[[nodiscard]] inline expected<void, std::error_code> set_nodelay(int fd) noexcept {
   int one = 1;
-  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) return last_error();
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) return unexpected(last_error());
   return {};
 }
 
@@ -75,9 +76,9 @@ struct inet_addr {
   if (!a) return unexpected(a.error());
   auto fd = detail::make_socket(a->family, SOCK_STREAM);
   if (!fd) return unexpected(fd.error());
-  if (auto ec = detail::set_nodelay(fd->get())) return unexpected(ec);
-  if (auto ec = detail::connect_before(fd->get(), reinterpret_cast<const sockaddr*>(&a->storage), a->len, d))
-    return unexpected(ec);
+  if (auto nd = detail::set_nodelay(fd->get()); !nd) return unexpected(nd.error());
+  if (auto c = detail::connect_before(fd->get(), reinterpret_cast<const sockaddr*>(&a->storage), a->len, d); !c)
+    return unexpected(c.error());
   return stream_transport::adopt(std::move(*fd));
 }
 
@@ -113,7 +114,7 @@ class tcp_listener {
   [[nodiscard]] expected<stream_transport, std::error_code> accept(deadline d) const {
     auto fd = listener_.accept_fd(d);
     if (!fd) return unexpected(fd.error());
-    if (auto ec = detail::set_nodelay(fd->get())) return unexpected(ec);
+    if (auto nd = detail::set_nodelay(fd->get()); !nd) return unexpected(nd.error());
     return stream_transport::adopt(std::move(*fd));
   }
 
@@ -122,7 +123,7 @@ class tcp_listener {
   [[nodiscard]] expected<unique_fd, std::error_code> accept_fd(deadline d) const {
     auto fd = listener_.accept_fd(d);
     if (!fd) return unexpected(fd.error());
-    if (auto ec = detail::set_nodelay(fd->get())) return unexpected(ec);
+    if (auto nd = detail::set_nodelay(fd->get()); !nd) return unexpected(nd.error());
     return fd;
   }
 

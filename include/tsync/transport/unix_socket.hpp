@@ -69,8 +69,11 @@ namespace detail {
   }
 }
 
-/// Write all of `s` before `d` (no SIGPIPE).
-[[nodiscard]] inline std::error_code write_all(int fd, std::string_view s, deadline d) noexcept {
+/// Write all of `s` before `d` (no SIGPIPE). Returns success once every byte is
+/// sent; errors: `errc::timed_out` at `d`, `errc::peer_closed` when the peer is
+/// gone (`EPIPE`, `ECONNRESET`), `errc::io_error` for a zero-byte send, the
+/// `send`/`poll` error otherwise.
+[[nodiscard]] inline expected<void, std::error_code> write_all(int fd, std::string_view s, deadline d) noexcept {
   std::size_t done = 0;
   while (done < s.size()) {
     const ssize_t w = ::send(fd, s.data() + done, s.size() - done, MSG_NOSIGNAL);
@@ -81,11 +84,11 @@ namespace detail {
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       auto rev = wait_fd(fd, POLLOUT, d);
-      if (!rev) return rev.error();
+      if (!rev) return unexpected(rev.error());
       continue;
     }
-    if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) return make_error_code(errc::peer_closed);
-    return w < 0 ? last_error() : make_error_code(errc::io_error);
+    if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) return unexpected(make_error_code(errc::peer_closed));
+    return unexpected(w < 0 ? last_error() : make_error_code(errc::io_error));
   }
   return {};
 }
@@ -107,22 +110,27 @@ namespace detail {
 }
 
 /// Remove the socket file at `path` when nobody listens on it (a connect is
-/// refused). Returns `EADDRINUSE` when the file is not a socket or a listener
-/// answers, the error of `lstat`/`unlink` otherwise, and success once removed.
-[[nodiscard]] inline std::error_code remove_stale_socket(std::string_view path) {
+/// refused). Returns success once removed (or when there is no file); errors:
+/// `EADDRINUSE` when the file is not a socket or a listener answers, the error of
+/// `lstat`/`unlink`/`socket` otherwise, `errc::invalid_argument` for a path that
+/// does not fit a `sockaddr_un`.
+[[nodiscard]] inline expected<void, std::error_code> remove_stale_socket(std::string_view path) {
   const std::string p(path);
   struct stat st {};
-  if (::lstat(p.c_str(), &st) < 0) return errno == ENOENT ? std::error_code{} : last_error();
-  if (!S_ISSOCK(st.st_mode)) return std::make_error_code(std::errc::address_in_use);
+  if (::lstat(p.c_str(), &st) < 0) {
+    if (errno == ENOENT) return {};
+    return unexpected(last_error());
+  }
+  if (!S_ISSOCK(st.st_mode)) return unexpected(std::make_error_code(std::errc::address_in_use));
   sockaddr_un a{};
   auto len = make_unix_addr(path, a);
-  if (!len) return len.error();
+  if (!len) return unexpected(len.error());
   auto fd = make_socket(AF_UNIX, SOCK_STREAM);
-  if (!fd) return fd.error();
+  if (!fd) return unexpected(fd.error());
   const int r = ::connect(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len);
   // EAGAIN: a listener with a full backlog is alive; EINPROGRESS does not happen on AF_UNIX.
-  if (r == 0 || errno != ECONNREFUSED) return std::make_error_code(std::errc::address_in_use);
-  if (::unlink(p.c_str()) < 0 && errno != ENOENT) return last_error();
+  if (r == 0 || errno != ECONNREFUSED) return unexpected(std::make_error_code(std::errc::address_in_use));
+  if (::unlink(p.c_str()) < 0 && errno != ENOENT) return unexpected(last_error());
   return {};
 }
 
@@ -135,8 +143,8 @@ namespace detail {
   if (!len) return unexpected(len.error());
   auto fd = detail::make_socket(AF_UNIX, SOCK_STREAM);
   if (!fd) return unexpected(fd.error());
-  if (auto ec = detail::connect_before(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len, d))
-    return unexpected(ec);
+  if (auto c = detail::connect_before(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len, d); !c)
+    return unexpected(c.error());
   return stream_transport::adopt(std::move(*fd));
 }
 
@@ -172,7 +180,7 @@ class unix_listener : public socket_listener {
     if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len) < 0) {
       const std::error_code ec = last_error();
       if (!replace_stale || ec != std::errc::address_in_use || path[0] == '@') return unexpected(ec);
-      if (auto sec = detail::remove_stale_socket(path)) return unexpected(sec);
+      if (auto rm = detail::remove_stale_socket(path); !rm) return unexpected(rm.error());
       if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len) < 0) return unexpected(last_error());
     }
     unix_listener l;
@@ -215,10 +223,10 @@ struct hybrid_vsock_connection {
   if (!len) return unexpected(len.error());
   auto fd = detail::make_socket(AF_UNIX, SOCK_STREAM);
   if (!fd) return unexpected(fd.error());
-  if (auto ec = detail::connect_before(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len, d))
-    return unexpected(ec);
+  if (auto c = detail::connect_before(fd->get(), reinterpret_cast<const sockaddr*>(&a), *len, d); !c)
+    return unexpected(c.error());
   const std::string req = "CONNECT " + std::to_string(port) + "\n";
-  if (auto ec = detail::write_all(fd->get(), req, d)) return unexpected(ec);
+  if (auto w = detail::write_all(fd->get(), req, d); !w) return unexpected(w.error());
   auto line = detail::read_line(fd->get(), hybrid_vsock_max_line, d);
   if (!line) return unexpected(line.error());
   auto assigned = detail::parse_word_port(*line, "OK");
@@ -275,7 +283,8 @@ class hybrid_vsock_acceptor {
     if (!line) return unexpected(line.error());
     auto port = detail::parse_word_port(*line, "CONNECT");
     if (!port) return unexpected(port.error());
-    if (auto ec = detail::write_all(fd.get(), "OK " + std::to_string(assigned) + "\n", d)) return unexpected(ec);
+    if (auto w = detail::write_all(fd.get(), "OK " + std::to_string(assigned) + "\n", d); !w)
+      return unexpected(w.error());
     auto t = stream_transport::adopt(std::move(fd));
     if (!t) return unexpected(t.error());
     return accepted{std::move(*t), *port, assigned};

@@ -48,8 +48,8 @@ namespace detail {
   auto fd = detail::make_socket(AF_VSOCK, SOCK_STREAM);
   if (!fd) return unexpected(fd.error());
   const sockaddr_vm a = detail::make_vsock_addr(cid, port);
-  if (auto ec = detail::connect_before(fd->get(), reinterpret_cast<const sockaddr*>(&a), sizeof a, d))
-    return unexpected(ec);
+  if (auto c = detail::connect_before(fd->get(), reinterpret_cast<const sockaddr*>(&a), sizeof a, d); !c)
+    return unexpected(c.error());
   return stream_transport::adopt(std::move(*fd));
 }
 
