@@ -26,9 +26,9 @@ import tempfile
 import time
 
 
-def load_probes(path):
-    gs = []
-    hdr = None
+def load_probe_rows(path):
+    """(t1, g, t2, burst) of every probe of a probes CSV."""
+    rows, hdr = [], None
     for line in open(path):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -36,9 +36,13 @@ def load_probes(path):
         if hdr is None:
             hdr = line.split(",")
             continue
-        row = dict(zip(hdr, line.split(",")))
-        gs.append(int(row["g"]))
-    return gs
+        r = dict(zip(hdr, line.split(",")))
+        rows.append((int(r["t1"]), int(r["g"]), int(r["t2"]), int(r["burst"])))
+    return rows
+
+
+def load_probes(path):
+    return [g for _, g, _, _ in load_probe_rows(path)]
 
 
 def score(tsync, model, gs):
