@@ -283,9 +283,7 @@ class tracecmd_buffer {
           if (p.print(e.record->data, e.record->size, text_)) {
             ++compiled_infos_;
             note_pids(e);
-            std::size_t n = text_.size();
-            while (n > 0 && (text_[n - 1] == '\n' || text_[n - 1] == '\0')) --n;
-            return {text_.data(), n};
+            return without_line_end(text_.data(), text_.size());
           }
         }
       } catch (...) {  // out of memory: libtraceevent's path below
@@ -301,9 +299,12 @@ class tracecmd_buffer {
     tep_print_event(tep_, &seq_, e.record, "%s", TEP_PRINT_INFO);
     note_pids(e);
     if (seq_.state != TRACE_SEQ__GOOD || seq_.buffer == nullptr) return {};
-    std::size_t n = seq_.len;
-    while (n > 0 && (seq_.buffer[n - 1] == '\n' || seq_.buffer[n - 1] == '\0')) --n;
-    return {seq_.buffer, n};
+    return without_line_end(seq_.buffer, seq_.len);
+  }
+  /// `p[0, n)` without the trailing newlines and NULs libtraceevent may leave.
+  [[nodiscard]] static std::string_view without_line_end(const char* p, std::size_t n) noexcept {
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\0')) --n;
+    return {p, n};
   }
   /// How many `info` texts the compiled formats printed (the rest went through libtraceevent).
   [[nodiscard]] std::uint64_t compiled_infos() const noexcept { return compiled_infos_; }

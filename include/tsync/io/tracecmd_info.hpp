@@ -287,11 +287,14 @@ class info_program {
     return v;
   }
 
+  // The bytes `x` reads lie inside a record of `n` bytes.
+  static bool inside(const piece& x, std::uint32_t n) noexcept { return x.offset <= n && n - x.offset >= x.size; }
+
   static void append_chars(std::string& out, const char* b, const char* e) { out.append(b, static_cast<std::size_t>(e - b)); }
 
   // print_arg_number: the value cast to the length modifiers' type, printed with the spec.
   [[nodiscard]] bool print_number(const piece& x, const unsigned char* d, std::uint32_t n, std::string& out) const {
-    if (x.offset > n || n - x.offset < x.size) return false;
+    if (!inside(x, n)) return false;
     const std::uint64_t val = read(d + x.offset, x.size);
     if (x.plain) {
       char buf[24];
@@ -336,7 +339,7 @@ class info_program {
 
   // print_str_arg, TEP_PRINT_SYMBOL: the first entry whose value matches, else 0x%llx.
   [[nodiscard]] bool print_symbol(const piece& x, const unsigned char* d, std::uint32_t n, std::string& out) const {
-    if (x.offset > n || n - x.offset < x.size) return false;
+    if (!inside(x, n)) return false;
     const std::uint64_t val = read(d + x.offset, x.size);
     for (const auto& e : x.symbols)
       if (e.value == val) return print_string(x, e.text.data(), e.text.size(), out);
@@ -349,7 +352,7 @@ class info_program {
 
   // print_str_arg, TEP_PRINT_FIELD: the array's bytes up to its first NUL.
   static bool print_fixed(const piece& x, const unsigned char* d, std::uint32_t n, std::string& out) {
-    if (x.offset > n || n - x.offset < x.size) return false;
+    if (!inside(x, n)) return false;
     const char* s = reinterpret_cast<const char*>(d + x.offset);
     const void* z = std::memchr(s, 0, x.size);
     const std::size_t len = z != nullptr ? static_cast<std::size_t>(static_cast<const char*>(z) - s) : x.size;
@@ -358,7 +361,7 @@ class info_program {
 
   // print_str_arg, TEP_PRINT_STRING: __data_loc, printed up to the NUL.
   [[nodiscard]] bool print_dynamic(const piece& x, const unsigned char* d, std::uint32_t n, std::string& out) const {
-    if (x.offset > n || n - x.offset < 4) return false;
+    if (!inside(x, n)) return false;  // the 4-byte __data_loc
     const auto loc = static_cast<std::uint32_t>(read(d + x.offset, 4));
     const std::uint32_t o = loc & 0xffffu;
     const std::uint32_t l = loc >> 16;

@@ -135,7 +135,6 @@ void check_random_records(bool big) {
   const info_program prog = info_program::compile(p.tep, ev);
   REQUIRE(prog.ok());
   std::uint64_t seed = big ? 0x9e3779b97f4a7c15u : 0x2545f4914f6cdd1du;
-  int compared = 0;
   for (int i = 0; i < 3000; ++i) {
     std::string dyn;
     const std::size_t n = next(seed) % 24;
@@ -146,9 +145,7 @@ void check_random_records(bool big) {
     const std::string ref = reference(p.tep, d, static_cast<int>(d.size()));
     INFO("record " << i);
     REQUIRE(mine == ref);
-    ++compared;
   }
-  CHECK(compared == 3000);
 }
 
 }  // namespace
